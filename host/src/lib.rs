@@ -1,0 +1,23 @@
+//! infra: an MCP server for infrastructure work in which every tool is a sandboxed WASI component.
+//!
+//! The map of this crate follows `DESIGN.md`: the fronts ([`mcp`], [`cli`]) talk to a
+//! [`router::Router`], which validates arguments, runs a plugin in the [`runtime`] or a
+//! [`host_tools`] tool, spills large output to [`artifacts`] and appends to the [`audit`] log.
+//! Plugins reach the outside world only through [`caps`], each gated by the [`policy`].
+
+pub mod artifacts;
+pub mod audit;
+pub mod caps;
+pub mod cli;
+pub mod demo;
+pub mod flags;
+pub mod host_tools;
+pub mod mcp;
+pub mod policy;
+pub mod profiles;
+pub mod redact;
+pub mod router;
+pub mod runtime;
+pub mod state;
+pub mod tool;
+pub mod validate;

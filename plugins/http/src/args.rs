@@ -1,0 +1,177 @@
+//! The arguments of the `http` tool: one flat object, fields apply per `action` as documented.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use infra_sdk::prelude::*;
+
+/// Default cap on an inline response body.
+pub const INLINE_MAX: u64 = 1024 * 1024;
+/// Default cap on a download.
+pub const DOWNLOAD_MAX: u64 = 8 * 1024 * 1024 * 1024;
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// One request; returns status, headers and the body.
+    Request,
+    /// A health check: healthy when the status is expected and the body contains `contains`.
+    Check,
+    /// Follows pages and collects items.
+    Paginate,
+    /// Streams the body into an artifact.
+    Download,
+}
+
+/// How to return the response body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseType {
+    /// JSON when the content type says so or it parses, else text, else base64.
+    #[default]
+    Auto,
+    /// Parse as JSON (error if it is not).
+    Json,
+    /// UTF-8 text (invalid bytes replaced).
+    Text,
+    /// Raw bytes as base64.
+    Base64,
+}
+
+/// How `paginate` finds the next page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PageMode {
+    /// Follow `Link: <…>; rel="next"` headers.
+    #[default]
+    Link,
+    /// Increment a page-number query parameter.
+    Page,
+    /// Increment an offset query parameter by the number of items received.
+    Offset,
+    /// Pass the cursor found at `cursor_path` of each response as a query parameter.
+    Cursor,
+}
+
+/// Arguments of the `http` tool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpArgs {
+    /// `request`, `check`, `paginate` or `download`.
+    pub action: Action,
+    /// Absolute URL, or a path relative to the profile's base URL when `profile` is set.
+    pub url: Option<String>,
+    /// A `profiles.json` entry of type http: base URL and auth, injected by the host.
+    pub profile: Option<String>,
+    /// HTTP method (default GET).
+    pub method: Option<String>,
+    /// Query parameters added to the URL.
+    pub query: Option<BTreeMap<String, Value>>,
+    /// Request headers.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// JSON body (sets content-type application/json).
+    pub json: Option<Value>,
+    /// Text body.
+    pub body: Option<String>,
+    /// Binary body as base64.
+    pub body_base64: Option<String>,
+    /// Form body (application/x-www-form-urlencoded).
+    pub form: Option<BTreeMap<String, String>>,
+    /// How to return the body (default auto).
+    pub response_type: Option<ResponseType>,
+    /// Cap on the body kept (default 1 MiB inline; for download, the cap on the stored size).
+    pub max_bytes: Option<u64>,
+    /// Redirects to follow (default 5; 0 = none). Each hop is re-checked by the policy.
+    pub follow_redirects: Option<u32>,
+    /// Retries on 408/429/5xx for idempotent methods (default 2).
+    pub retries: Option<u32>,
+    /// `check`: statuses that count as healthy (default 200–399).
+    pub expect_status: Option<Vec<u16>>,
+    /// `check`: text the body must contain.
+    pub contains: Option<String>,
+    /// `paginate`: how to find the next page (default link).
+    pub page_mode: Option<PageMode>,
+    /// `paginate`: the query parameter carrying the page number, offset or cursor.
+    pub page_param: Option<String>,
+    /// `paginate`: dot path of the item array in each page (default: the body itself, or `items`/`data`/`results`).
+    pub items_path: Option<String>,
+    /// `paginate` cursor mode: dot path of the next cursor in each page.
+    pub cursor_path: Option<String>,
+    /// `paginate`: first page number or offset (default 1 for page, 0 for offset).
+    pub start: Option<u64>,
+    /// `paginate`: pages fetched at most (default 10, at most 100).
+    pub max_pages: Option<u32>,
+    /// `paginate`: items collected at most (default 1000).
+    pub max_items: Option<u32>,
+}
+
+impl HttpArgs {
+    /// The URL with `query` appended.
+    pub fn full_url(&self) -> Result<String, ToolError> {
+        let url = match (&self.url, &self.profile) {
+            (Some(u), _) => u.clone(),
+            (None, Some(_)) => String::new(),
+            (None, None) => {
+                return Err(ToolError::invalid(
+                    "url",
+                    "missing: give an absolute `url`, or a `profile` and a path in `url`",
+                ));
+            }
+        };
+        if self.profile.is_none() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ToolError::invalid(
+                "url",
+                format!("'{url}' is not an absolute http(s) URL; write it as https://host/path or name a `profile`"),
+            ));
+        }
+        Ok(with_query(&url, self.query.iter().flatten()))
+    }
+
+    /// The body bytes and the content type they imply; at most one body field may be set.
+    pub fn body(&self) -> Result<(Option<Vec<u8>>, Option<&'static str>), ToolError> {
+        let set = [self.json.is_some(), self.body.is_some(), self.body_base64.is_some(), self.form.is_some()];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err(ToolError::invalid(
+                "body",
+                "give only one of `json`, `body`, `body_base64`, `form`",
+            ));
+        }
+        if let Some(j) = &self.json {
+            return Ok((Some(j.to_string().into_bytes()), Some("application/json")));
+        }
+        if let Some(t) = &self.body {
+            return Ok((Some(t.clone().into_bytes()), Some("text/plain; charset=utf-8")));
+        }
+        if let Some(b) = &self.body_base64 {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| ToolError::invalid("body_base64", format!("not valid base64: {e}")))?;
+            return Ok((Some(bytes), Some("application/octet-stream")));
+        }
+        if let Some(f) = &self.form {
+            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(f).finish();
+            return Ok((Some(encoded.into_bytes()), Some("application/x-www-form-urlencoded")));
+        }
+        Ok((None, None))
+    }
+}
+
+/// Appends query parameters to a URL (strings as-is, other JSON values as their text).
+pub fn with_query<'a>(url: &str, query: impl IntoIterator<Item = (&'a String, &'a Value)>) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (k, v) in query {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        ser.append_pair(k, &text);
+        any = true;
+    }
+    if !any {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", ser.finish())
+}
