@@ -1,1 +1,5 @@
-fn main() {}
+//! The `infra` binary: parse the command line and hand over to the library.
+
+fn main() -> std::process::ExitCode {
+    infra::cli::main()
+}

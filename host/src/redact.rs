@@ -1,1 +1,532 @@
-//! TODO
+//! Scrubbing secrets from everything that leaves the host: results, artifacts, the audit log.
+//!
+//! Two nets, because either alone misses things. Known values: every credential the host
+//! resolves is registered with the [`Redactor`] and replaced wherever it appears, even inside a
+//! longer string or a JSON key. Secret-looking keys: a value under a key such as `password` or
+//! `Authorization` is replaced even when the host never saw that value (a plugin that echoes a
+//! header, a config file read from a server).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+/// What a scrubbed secret is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Values shorter than this many characters are not registered: replacing every `a` or `42`
+/// in a result would destroy it without protecting anything worth the name.
+pub const MIN_SECRET_CHARS: usize = 4;
+
+/// Words that mark a key's value as secret; compared against the key's words and its ending.
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passphrase",
+    "passwd",
+    "token",
+    "secret",
+    "authorization",
+    "cookie",
+    "cookies",
+];
+
+/// Runs that mark a key as secret wherever they appear in its letters (`x-api-key`, `privateKey`).
+const SECRET_RUNS: &[&str] = &["apikey", "privatekey"];
+
+/// The set of known secret values, shared by every clone and growing at runtime.
+#[derive(Clone, Default)]
+pub struct Redactor {
+    inner: Arc<RwLock<Vec<String>>>,
+}
+
+// A derived Debug would print the secrets themselves into logs.
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("secrets", &self.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// An empty redactor (key-based scrubbing still applies).
+    pub fn new() -> Redactor {
+        Redactor::default()
+    }
+
+    /// Registers a secret value. Surrounding whitespace is dropped, because values read from
+    /// files usually end in a newline that the secret's other appearances lack; values shorter
+    /// than [`MIN_SECRET_CHARS`] are ignored.
+    pub fn add(&self, secret: &str) {
+        let secret = secret.trim();
+        if secret.chars().count() < MIN_SECRET_CHARS {
+            return;
+        }
+        let mut values = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if !values.iter().any(|v| v == secret) {
+            values.push(secret.to_string());
+        }
+    }
+
+    /// How many secret values are registered.
+    pub fn len(&self) -> usize {
+        self.snapshot_len()
+    }
+
+    /// Whether no secret value is registered.
+    pub fn is_empty(&self) -> bool {
+        self.snapshot_len() == 0
+    }
+
+    fn snapshot_len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn needles(&self) -> Vec<Vec<u8>> {
+        let values = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        values.iter().map(|v| v.as_bytes().to_vec()).collect()
+    }
+
+    /// Replaces every occurrence of every known secret with [`REDACTED`]; borrows when clean.
+    pub fn scrub_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let values = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let needles: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        let spans = find_spans(text.as_bytes(), &needles);
+        if spans.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        // Both the text and the secrets are UTF-8, so every match starts and ends on a char
+        // boundary and the result is UTF-8 too.
+        let bytes = replace_spans(text.as_bytes(), &spans);
+        Cow::Owned(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    }
+
+    /// Like [`Redactor::scrub_str`] for bytes that may not be UTF-8.
+    pub fn scrub_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
+        let values = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        let needles: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+        let spans = find_spans(bytes, &needles);
+        if spans.is_empty() {
+            Cow::Borrowed(bytes)
+        } else {
+            Cow::Owned(replace_spans(bytes, &spans))
+        }
+    }
+
+    /// Scrubs a JSON value in place: known secrets in every string and key, and the whole
+    /// value of any key that [`is_secret_key`] (booleans, nulls and `env:`/`file:` references
+    /// are kept, since they reveal nothing).
+    pub fn scrub_value(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(clean) = self.scrub_str(s) {
+                    *s = clean;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.scrub_value(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut v) in entries {
+                    if is_secret_key(&key) && reveals_something(&v) {
+                        v = Value::String(REDACTED.to_string());
+                    } else {
+                        self.scrub_value(&mut v);
+                    }
+                    map.insert(self.scrub_str(&key).into_owned(), v);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// A scrubber for a byte stream, using the secrets known now.
+    pub fn stream(&self) -> StreamScrubber {
+        StreamScrubber::new(self)
+    }
+}
+
+/// Whether a key's value should be hidden whatever it is: `password`, `db_password`,
+/// `PGPASSWORD`, `access_token`, `authToken`, `Authorization`, `x-api-key`, `private_key`,
+/// `Set-Cookie`, ... but not `max_tokens` or `include_secrets`, whose values are not secrets.
+pub fn is_secret_key(key: &str) -> bool {
+    let words = key_words(key);
+    let compact: String = words.concat();
+    words.iter().any(|w| SECRET_WORDS.contains(&w.as_str()))
+        || SECRET_RUNS.iter().any(|r| compact.contains(r))
+        || SECRET_WORDS.iter().any(|w| compact.ends_with(w))
+}
+
+/// Splits `db_password`, `x-api-key`, `authToken`, `APIKey` into lowercase words.
+fn key_words(key: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in key.chars() {
+        if !c.is_alphanumeric() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_lowercase() || c.is_numeric();
+        current.extend(c.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+}
+
+/// Booleans and nulls carry no secret; a reference names where a secret lives, which the
+/// operator needs to see and which is useless without access to that place.
+fn reveals_something(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(_) => false,
+        Value::String(s) => !is_reference(s),
+        _ => true,
+    }
+}
+
+fn is_reference(s: &str) -> bool {
+    ["env:", "file:"].iter().any(|p| {
+        s.strip_prefix(p)
+            .is_some_and(|rest| !rest.is_empty() && !rest.chars().any(char::is_whitespace))
+    })
+}
+
+/// Every byte range covered by an occurrence of a needle, overlapping occurrences included,
+/// merged and sorted.
+fn find_spans(hay: &[u8], needles: &[impl AsRef<[u8]>]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    for needle in needles {
+        let needle = needle.as_ref();
+        let Some((&first, _)) = needle.split_first() else {
+            continue;
+        };
+        if needle.len() > hay.len() {
+            continue;
+        }
+        let last_start = hay.len() - needle.len();
+        let mut i = 0;
+        while i <= last_start {
+            match hay[i..=last_start].iter().position(|&b| b == first) {
+                None => break,
+                Some(off) => {
+                    let s = i + off;
+                    if &hay[s..s + needle.len()] == needle {
+                        spans.push((s, s + needle.len()));
+                    }
+                    i = s + 1;
+                }
+            }
+        }
+    }
+    if spans.len() > 1 {
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (s, e) in spans {
+            match merged.last_mut() {
+                Some(last) if s < last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        spans = merged;
+    }
+    spans
+}
+
+fn replace_spans(bytes: &[u8], spans: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for &(s, e) in spans {
+        out.extend_from_slice(&bytes[at..s]);
+        out.extend_from_slice(REDACTED.as_bytes());
+        at = e;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out
+}
+
+/// Scrubs a byte stream chunk by chunk, catching secrets split across chunks.
+///
+/// It holds back the last (longest secret − 1) bytes of what it has seen, because those could
+/// be the start of a secret the next chunk completes; [`StreamScrubber::finish`] releases them.
+#[derive(Clone)]
+pub struct StreamScrubber {
+    needles: Vec<Vec<u8>>,
+    keep: usize,
+    tail: Vec<u8>,
+}
+
+impl fmt::Debug for StreamScrubber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamScrubber")
+            .field("secrets", &self.needles.len())
+            .field("held_back", &self.tail.len())
+            .finish()
+    }
+}
+
+impl StreamScrubber {
+    /// A scrubber for the secrets `redactor` knows now; secrets added later do not apply to a
+    /// stream already under way.
+    pub fn new(redactor: &Redactor) -> StreamScrubber {
+        let needles = redactor.needles();
+        let keep = needles
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0)
+            .saturating_sub(1);
+        StreamScrubber {
+            needles,
+            keep,
+            tail: Vec::new(),
+        }
+    }
+
+    /// Scrubs the next chunk; returns the bytes that are now safe to write.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if self.needles.is_empty() {
+            return chunk.to_vec();
+        }
+        let mut buf = std::mem::take(&mut self.tail);
+        buf.extend_from_slice(chunk);
+        let spans = find_spans(&buf, &self.needles);
+        let boundary = buf.len().saturating_sub(self.keep);
+        // A match that starts before the boundary lies wholly in `buf` (no secret is longer
+        // than keep + 1), so it is replaced now and emission runs to its end; a match starting
+        // later stays in the tail and is found again with the next chunk.
+        let emit: Vec<(usize, usize)> = spans.into_iter().filter(|&(s, _)| s < boundary).collect();
+        let emit_end = emit.last().map_or(boundary, |&(_, e)| e.max(boundary));
+        self.tail = buf.split_off(emit_end);
+        replace_spans(&buf, &emit)
+    }
+
+    /// Scrubs and returns whatever was held back.
+    pub fn finish(self) -> Vec<u8> {
+        let spans = find_spans(&self.tail, &self.needles);
+        replace_spans(&self.tail, &spans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn redactor(secrets: &[&str]) -> Redactor {
+        let r = Redactor::new();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
+    fn stream_all(r: &Redactor, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut s = r.stream();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend(s.push(c));
+        }
+        out.extend(s.finish());
+        out
+    }
+
+    #[test]
+    fn scrubs_every_occurrence_and_borrows_when_clean() {
+        let r = redactor(&["hunter22", "ghp_abcdef"]);
+        let out = r.scrub_str("pw=hunter22 token=ghp_abcdef again hunter22!");
+        assert_eq!(out, "pw=[REDACTED] token=[REDACTED] again [REDACTED]!");
+        assert!(matches!(r.scrub_str("nothing here"), Cow::Borrowed(_)));
+        assert!(matches!(r.scrub_bytes(b"nothing"), Cow::Borrowed(_)));
+        assert_eq!(&*r.scrub_bytes(b"\xffhunter22\xfe"), b"\xff[REDACTED]\xfe");
+    }
+
+    #[test]
+    fn short_values_are_ignored_and_whitespace_trimmed() {
+        let r = redactor(&["a", "abc", "  ", "", "tok3n\n"]);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.scrub_str("a abc tok3n"), "a abc [REDACTED]");
+        r.add("tok3n");
+        assert_eq!(r.len(), 1, "duplicates are not stored twice");
+        // Four characters is enough even when they are multi-byte.
+        let r = redactor(&["пароль"]);
+        assert_eq!(r.scrub_str("x пароль y"), "x [REDACTED] y");
+    }
+
+    #[test]
+    fn overlapping_and_nested_secrets_leave_no_fragment() {
+        let r = redactor(&["abcdef", "cdefgh"]);
+        assert_eq!(r.scrub_str("xxabcdefghxx"), "xx[REDACTED]xx");
+        let r = redactor(&["secretvalue", "value"]);
+        assert_eq!(
+            r.scrub_str("a secretvalue b value"),
+            "a [REDACTED] b [REDACTED]"
+        );
+        // Self-overlapping occurrences are covered as one run.
+        let r = redactor(&["abab"]);
+        assert_eq!(r.scrub_str("ababab"), "[REDACTED]");
+        // A secret containing regex or format metacharacters is matched literally.
+        let r = redactor(&["p@$$.*{0}"]);
+        assert_eq!(r.scrub_str("x p@$$.*{0} y"), "x [REDACTED] y");
+    }
+
+    #[test]
+    fn clones_share_secrets_added_later() {
+        let r = Redactor::new();
+        let clone = r.clone();
+        r.add("late-secret");
+        assert_eq!(clone.scrub_str("the late-secret"), "the [REDACTED]");
+        assert!(
+            !format!("{r:?}").contains("late-secret"),
+            "Debug must not print secrets"
+        );
+    }
+
+    #[test]
+    fn secret_keys_are_recognised() {
+        for key in [
+            "password",
+            "Password",
+            "db_password",
+            "DB-PASSWORD",
+            "PGPASSWORD",
+            "passphrase",
+            "passwd",
+            "token",
+            "access_token",
+            "authToken",
+            "refresh-token",
+            "githubtoken",
+            "secret",
+            "client_secret",
+            "aws_secret_access_key",
+            "Authorization",
+            "Proxy-Authorization",
+            "api_key",
+            "apiKey",
+            "APIKey",
+            "x-api-key",
+            "apikey",
+            "private_key",
+            "privateKey",
+            "ssh-private-key",
+            "cookie",
+            "Set-Cookie",
+            "cookies",
+        ] {
+            assert!(is_secret_key(key), "{key} should be secret");
+        }
+        for key in [
+            "max_tokens",
+            "tokens",
+            "include_secrets",
+            "secrets",
+            "author",
+            "keyboard",
+            "public_key",
+            "host_key",
+            "user",
+            "name",
+            "passing",
+            "path",
+            "key_file",
+        ] {
+            assert!(!is_secret_key(key), "{key} should not be secret");
+        }
+    }
+
+    #[test]
+    fn scrub_value_walks_strings_keys_and_secret_keys() {
+        let r = redactor(&["s3cr3t-value"]);
+        let mut v = json!({
+            "stdout": "connected with s3cr3t-value ok",
+            "nested": [{"note": "s3cr3t-value"}, 7, null],
+            "s3cr3t-value": "a key that is itself the secret",
+            "headers": {"Authorization": "Bearer abc.def", "Accept": "*/*"},
+            "password": "never-registered",
+            "api_key": 123456,
+            "auth": {"type": "bearer", "token": {"value": "x"}},
+            "passphrase": "env:PROD_KEY_PASS",
+            "private_key": "file:~/.ssh/id_ed25519",
+            "client_secret": "env: spaced is not a reference",
+            "include_secrets": true,
+            "token": null,
+            "max_tokens": 100,
+        });
+        r.scrub_value(&mut v);
+        assert_eq!(v["stdout"], "connected with [REDACTED] ok");
+        assert_eq!(v["nested"][0]["note"], "[REDACTED]");
+        assert_eq!(v["[REDACTED]"], "a key that is itself the secret");
+        assert!(v.get("s3cr3t-value").is_none());
+        assert_eq!(v["headers"]["Authorization"], "[REDACTED]");
+        assert_eq!(v["headers"]["Accept"], "*/*");
+        assert_eq!(v["password"], "[REDACTED]");
+        assert_eq!(v["api_key"], "[REDACTED]");
+        assert_eq!(v["auth"]["type"], "bearer");
+        assert_eq!(v["auth"]["token"], "[REDACTED]");
+        assert_eq!(v["passphrase"], "env:PROD_KEY_PASS", "references are kept");
+        assert_eq!(v["private_key"], "file:~/.ssh/id_ed25519");
+        assert_eq!(v["client_secret"], "[REDACTED]");
+        assert_eq!(v["include_secrets"], true);
+        assert_eq!(v["token"], Value::Null);
+        assert_eq!(v["max_tokens"], 100);
+        assert!(!v.to_string().contains("s3cr3t-value"));
+        assert!(!v.to_string().contains("never-registered"));
+    }
+
+    #[test]
+    fn stream_catches_a_secret_split_across_chunks() {
+        let r = redactor(&["SUPERSECRET", "tok3n"]);
+        let text = b"head SUPERSECRET mid tok3n tail SUPERSECRET";
+        let want = b"head [REDACTED] mid [REDACTED] tail [REDACTED]".to_vec();
+        // Every way of cutting the stream into two or three chunks gives the same output.
+        for i in 0..=text.len() {
+            for j in i..=text.len() {
+                let out = stream_all(&r, &[&text[..i], &text[i..j], &text[j..]]);
+                assert_eq!(out, want, "cut at {i} and {j}");
+            }
+        }
+        // One byte at a time.
+        let bytes: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(stream_all(&r, &bytes), want);
+    }
+
+    #[test]
+    fn stream_never_emits_a_secret_even_with_overlaps() {
+        let r = redactor(&["abab", "babba"]);
+        let text = b"xababababbabbaxxabab";
+        for size in 1..=text.len() {
+            let chunks: Vec<&[u8]> = text.chunks(size).collect();
+            let out = stream_all(&r, &chunks);
+            let out = String::from_utf8(out).unwrap();
+            assert!(
+                !out.contains("abab") && !out.contains("babba"),
+                "chunk {size}: {out}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_holds_back_only_what_it_must() {
+        let r = redactor(&["0123456789"]);
+        let mut s = StreamScrubber::new(&r);
+        let out = s.push(b"abcdefghijklmnop");
+        assert_eq!(out, b"abcdefg", "the last 9 bytes could start the secret");
+        assert_eq!(s.push(b""), b"");
+        assert_eq!(s.finish(), b"hijklmnop");
+        // With no secrets registered the stream passes through untouched.
+        let mut s = Redactor::new().stream();
+        assert_eq!(s.push(b"abc"), b"abc");
+        assert!(s.finish().is_empty());
+    }
+}

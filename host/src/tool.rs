@@ -69,8 +69,5 @@ pub trait Dispatch: Send + Sync + 'static {
     /// The tools to list, in a stable order.
     fn tools(&self) -> Vec<ToolSpec>;
     /// Runs one call. Never panics on bad input: bad input is an `is_error` result.
-    fn call(
-        &self,
-        request: CallRequest,
-    ) -> impl std::future::Future<Output = CallResult> + Send;
+    fn call(&self, request: CallRequest) -> impl std::future::Future<Output = CallResult> + Send;
 }

@@ -18,12 +18,20 @@ pub struct ToolError {
 
 impl ToolError {
     fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), field: None, detail: None }
+        Self {
+            kind,
+            message: message.into(),
+            field: None,
+            detail: None,
+        }
     }
 
     /// Bad input: names the field and says how to fix it.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), ..Self::new("invalid", message) }
+        Self {
+            field: Some(field.into()),
+            ..Self::new("invalid", message)
+        }
     }
 
     /// The remote system or the operation failed.

@@ -50,11 +50,14 @@ impl Tool {
             let args: A = serde_json::from_value(args).map_err(|e| {
                 ToolError::invalid(
                     "arguments",
-                    format!("{e}; check the field against the tool's input schema (`help` shows it)"),
+                    format!(
+                        "{e}; check the field against the tool's input schema (`help` shows it)"
+                    ),
                 )
             })?;
             let out = f(args, ctx)?;
-            serde_json::to_value(out).map_err(|e| ToolError::failed(format!("result not serializable: {e}")))
+            serde_json::to_value(out)
+                .map_err(|e| ToolError::failed(format!("result not serializable: {e}")))
         });
         Self {
             name,
@@ -126,9 +129,10 @@ impl Registry {
     /// The `call` export: splits the common `timeout_ms` off the arguments and runs the tool.
     pub fn call(&self, name: &str, args_json: &str) -> Result<String, wit::ToolError> {
         let run = || -> Result<Value, ToolError> {
-            let tool = self.tools.iter().find(|t| t.name == name).ok_or_else(|| {
-                ToolError::not_found(format!("this plugin has no tool '{name}'"))
-            })?;
+            let tool =
+                self.tools.iter().find(|t| t.name == name).ok_or_else(|| {
+                    ToolError::not_found(format!("this plugin has no tool '{name}'"))
+                })?;
             let mut args: Value = serde_json::from_str(args_json)
                 .map_err(|e| ToolError::invalid("arguments", format!("not JSON: {e}")))?;
             let timeout_ms = args

@@ -1,1 +1,141 @@
-//! Integration tests live in tests/.
+//! Test support for the integration tests in `tests/`: locating the real `infra` binary, a
+//! throw-away state directory, one-shot calls and an MCP client over stdio.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Test plugins built for wasm32-wasip2 by this crate's build script: (name, path).
+pub const TEST_PLUGINS: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+
+/// The path of a test plugin's `.wasm` by cargo package name (e.g. `hostile`).
+pub fn test_plugin(name: &str) -> PathBuf {
+    TEST_PLUGINS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, p)| PathBuf::from(p))
+        .unwrap_or_else(|| panic!("no test plugin '{name}'; add it to tests/build.rs"))
+}
+
+/// The `infra` binary of this build (`target/<profile>/infra`).
+pub fn infra_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-exe> → target/<profile>/infra
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join(format!("infra{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p infra` first (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A throw-away state directory (`INFRA_HOME`) with helpers to write its files.
+pub struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Home {
+    /// An empty state directory: the embedded default policy applies.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `policy.toml` (replaces the embedded default).
+    pub fn policy(&self, text: &str) -> &Self {
+        std::fs::write(self.path().join("policy.toml"), text).expect("write policy");
+        self
+    }
+
+    /// Writes `profiles.json`.
+    pub fn profiles(&self, v: &Value) -> &Self {
+        std::fs::write(self.path().join("profiles.json"), v.to_string()).expect("write profiles");
+        self
+    }
+
+    /// Installs a third-party plugin: `plugins/<name>.wasm` with `plugins/<name>.toml`.
+    pub fn install_plugin(&self, name: &str, wasm: &Path, manifest: &str) -> &Self {
+        let dir = self.path().join("plugins");
+        std::fs::create_dir_all(&dir).expect("plugins dir");
+        std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).expect("copy plugin");
+        std::fs::write(dir.join(format!("{name}.toml")), manifest).expect("write manifest");
+        self
+    }
+
+    /// An `infra` command with this state directory and a clean environment for the flags.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(infra_bin());
+        c.env("INFRA_HOME", self.path())
+            .env_remove("INFRA_POLICY")
+            .env_remove("INFRA_UNSAFE_LOCAL")
+            .env_remove("INFRA_ALLOW_SECRET_EXPORT")
+            .env_remove("MCP_PROFILES_DIR");
+        c
+    }
+
+    /// `infra call TOOL ARGS`: (is_error, output JSON, stderr).
+    pub fn call(&self, tool: &str, args: &Value) -> (bool, Value, String) {
+        self.call_with(tool, args, |_| {})
+    }
+
+    /// Like [`Home::call`], with a chance to change the command (env vars).
+    pub fn call_with(
+        &self,
+        tool: &str,
+        args: &Value,
+        tweak: impl FnOnce(&mut Command),
+    ) -> (bool, Value, String) {
+        let mut cmd = self.command();
+        cmd.args(["call", tool, &args.to_string()]);
+        tweak(&mut cmd);
+        let out = cmd.output().expect("run infra call");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("infra call {tool} printed no JSON ({e}); stdout: {stdout}\nstderr: {stderr}")
+        });
+        (!out.status.success(), value, stderr)
+    }
+
+    /// Every file under the state directory, concatenated (for secret-leak checks).
+    pub fn all_bytes(&self) -> Vec<u8> {
+        fn walk(p: &Path, out: &mut Vec<u8>) {
+            if let Ok(entries) = std::fs::read_dir(p) {
+                for e in entries.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        walk(&path, out);
+                    } else if let Ok(b) = std::fs::read(&path) {
+                        out.extend(b);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.path(), &mut out);
+        out
+    }
+}
+
+/// True when `needle` occurs in `hay`.
+pub fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}

@@ -122,7 +122,9 @@ impl HttpArgs {
         if self.profile.is_none() && !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(ToolError::invalid(
                 "url",
-                format!("'{url}' is not an absolute http(s) URL; write it as https://host/path or name a `profile`"),
+                format!(
+                    "'{url}' is not an absolute http(s) URL; write it as https://host/path or name a `profile`"
+                ),
             ));
         }
         Ok(with_query(&url, self.query.iter().flatten()))
@@ -130,7 +132,12 @@ impl HttpArgs {
 
     /// The body bytes and the content type they imply; at most one body field may be set.
     pub fn body(&self) -> Result<(Option<Vec<u8>>, Option<&'static str>), ToolError> {
-        let set = [self.json.is_some(), self.body.is_some(), self.body_base64.is_some(), self.form.is_some()];
+        let set = [
+            self.json.is_some(),
+            self.body.is_some(),
+            self.body_base64.is_some(),
+            self.form.is_some(),
+        ];
         if set.iter().filter(|s| **s).count() > 1 {
             return Err(ToolError::invalid(
                 "body",
@@ -141,7 +148,10 @@ impl HttpArgs {
             return Ok((Some(j.to_string().into_bytes()), Some("application/json")));
         }
         if let Some(t) = &self.body {
-            return Ok((Some(t.clone().into_bytes()), Some("text/plain; charset=utf-8")));
+            return Ok((
+                Some(t.clone().into_bytes()),
+                Some("text/plain; charset=utf-8"),
+            ));
         }
         if let Some(b) = &self.body_base64 {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -150,15 +160,23 @@ impl HttpArgs {
             return Ok((Some(bytes), Some("application/octet-stream")));
         }
         if let Some(f) = &self.form {
-            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(f).finish();
-            return Ok((Some(encoded.into_bytes()), Some("application/x-www-form-urlencoded")));
+            let encoded = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(f)
+                .finish();
+            return Ok((
+                Some(encoded.into_bytes()),
+                Some("application/x-www-form-urlencoded"),
+            ));
         }
         Ok((None, None))
     }
 }
 
 /// Appends query parameters to a URL (strings as-is, other JSON values as their text).
-pub fn with_query<'a>(url: &str, query: impl IntoIterator<Item = (&'a String, &'a Value)>) -> String {
+pub fn with_query<'a>(
+    url: &str,
+    query: impl IntoIterator<Item = (&'a String, &'a Value)>,
+) -> String {
     let mut ser = form_urlencoded::Serializer::new(String::new());
     let mut any = false;
     for (k, v) in query {

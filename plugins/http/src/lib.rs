@@ -23,17 +23,30 @@ on 408/429/5xx only for idempotent methods. Hosts are limited by policy.";
 /// Builds the host request from the agent's arguments.
 fn build_request(args: &HttpArgs, ctx: &Ctx, max_bytes: u64) -> Result<http::Request, ToolError> {
     let url = args.full_url()?;
-    let method = args.method.clone().unwrap_or_else(|| "GET".into()).to_ascii_uppercase();
+    let method = args
+        .method
+        .clone()
+        .unwrap_or_else(|| "GET".into())
+        .to_ascii_uppercase();
     let mut headers: Vec<KeyValue> = args
         .headers
         .iter()
         .flatten()
-        .map(|(k, v)| KeyValue { key: k.clone(), value: v.clone() })
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
         .collect();
     let (body, content_type) = args.body()?;
     if let Some(ct) = content_type {
-        if !headers.iter().any(|h| h.key.eq_ignore_ascii_case("content-type")) {
-            headers.push(KeyValue { key: "content-type".into(), value: ct.into() });
+        if !headers
+            .iter()
+            .any(|h| h.key.eq_ignore_ascii_case("content-type"))
+        {
+            headers.push(KeyValue {
+                key: "content-type".into(),
+                value: ct.into(),
+            });
         }
     }
     Ok(http::Request {
@@ -60,7 +73,11 @@ fn run(args: HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
             let req = build_request(&args, ctx, args.max_bytes.unwrap_or(64 * 1024))?;
             let started = std::time::Instant::now();
             let resp = http::send(&req);
-            Ok(respond::check(resp, &args, started.elapsed().as_millis() as u64))
+            Ok(respond::check(
+                resp,
+                &args,
+                started.elapsed().as_millis() as u64,
+            ))
         }
         Action::Paginate => paginate::run(&args, ctx),
         Action::Download => {

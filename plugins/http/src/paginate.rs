@@ -10,20 +10,31 @@ use crate::respond::{HttpOutput, header_map};
 fn next_link(link: &str) -> Option<String> {
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "").eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
-        is_next.then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        let is_next = params.split(';').any(|p| {
+            p.trim()
+                .replace(' ', "")
+                .eq_ignore_ascii_case("rel=\"next\"")
+                || p.trim() == "rel=next"
+        });
+        is_next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
 /// The value at a dot path (`a.b.0.c`).
 fn at_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').filter(|p| !p.is_empty()).try_fold(v, |cur, key| match cur {
-        Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
-        Value::Object(o) => o.get(key),
-        _ => None,
-    })
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(v, |cur, key| match cur {
+            Value::Array(a) => key.parse::<usize>().ok().and_then(|i| a.get(i)),
+            Value::Object(o) => o.get(key),
+            _ => None,
+        })
 }
 
 /// The items of one page.
@@ -31,7 +42,9 @@ fn items_of(page: &Value, items_path: Option<&str>) -> Result<Vec<Value>, ToolEr
     let found = match items_path {
         Some(p) => at_path(page, p),
         None if page.is_array() => Some(page),
-        None => ["items", "data", "results"].iter().find_map(|k| page.get(k)),
+        None => ["items", "data", "results"]
+            .iter()
+            .find_map(|k| page.get(k)),
     };
     match found {
         Some(Value::Array(a)) => Ok(a.clone()),
@@ -53,10 +66,15 @@ pub fn run(args: &HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
         _ => "page".into(),
     });
     if mode == PageMode::Cursor && args.cursor_path.is_none() {
-        return Err(ToolError::invalid("cursor_path", "cursor mode needs `cursor_path`, the dot path of the next cursor in each page"));
+        return Err(ToolError::invalid(
+            "cursor_path",
+            "cursor mode needs `cursor_path`, the dot path of the next cursor in each page",
+        ));
     }
     let first = crate::build_request(args, ctx, crate::args::INLINE_MAX)?;
-    let mut position = args.start.unwrap_or(if mode == PageMode::Offset { 0 } else { 1 });
+    let mut position = args
+        .start
+        .unwrap_or(if mode == PageMode::Offset { 0 } else { 1 });
     let mut url = match mode {
         PageMode::Page | PageMode::Offset => {
             with_query(&first.url, [(&param, &Value::from(position))])
@@ -79,12 +97,18 @@ pub fn run(args: &HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
         }
         let headers = header_map(&resp.headers);
         let page: Value = serde_json::from_slice(&resp.body).map_err(|e| {
-            ToolError::failed(format!("page {pages} is not JSON ({e}); paginate reads JSON pages"))
+            ToolError::failed(format!(
+                "page {pages} is not JSON ({e}); paginate reads JSON pages"
+            ))
         })?;
         let got = items_of(&page, args.items_path.as_deref())?;
         let count = got.len() as u64;
         items.extend(got);
-        log::progress(pages as f64, Some(max_pages as f64), Some(&format!("{} items", items.len())));
+        log::progress(
+            pages as f64,
+            Some(max_pages as f64),
+            Some(&format!("{} items", items.len())),
+        );
         next = match mode {
             PageMode::Link => headers.get("link").and_then(|l| next_link(l)),
             PageMode::Page => (count > 0).then(|| {

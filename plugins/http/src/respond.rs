@@ -78,7 +78,11 @@ pub struct Artifact {
 
 impl From<ArtifactRef> for Artifact {
     fn from(a: ArtifactRef) -> Self {
-        Self { uri: a.uri, size: a.size, sha256: a.sha256 }
+        Self {
+            uri: a.uri,
+            size: a.size,
+            sha256: a.sha256,
+        }
     }
 }
 
@@ -105,13 +109,23 @@ pub fn decode_body(
 ) -> Result<(Option<Value>, Option<String>, Option<String>), ToolError> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     match kind {
-        ResponseType::Json => serde_json::from_slice(&body).map(|j| (Some(j), None, None)).map_err(|e| {
-            let hint = if truncated { " (the body was truncated: raise `max_bytes`)" } else { "" };
-            ToolError::failed(format!(
-                "the body is not JSON: {e}{hint}; use response_type \"text\" to see it"
-            ))
-        }),
-        ResponseType::Text => Ok((None, Some(String::from_utf8_lossy(&body).into_owned()), None)),
+        ResponseType::Json => serde_json::from_slice(&body)
+            .map(|j| (Some(j), None, None))
+            .map_err(|e| {
+                let hint = if truncated {
+                    " (the body was truncated: raise `max_bytes`)"
+                } else {
+                    ""
+                };
+                ToolError::failed(format!(
+                    "the body is not JSON: {e}{hint}; use response_type \"text\" to see it"
+                ))
+            }),
+        ResponseType::Text => Ok((
+            None,
+            Some(String::from_utf8_lossy(&body).into_owned()),
+            None,
+        )),
         ResponseType::Base64 => Ok((None, None, Some(b64(&body)))),
         ResponseType::Auto => {
             let says_json = content_type.is_some_and(|c| c.contains("json"));
@@ -157,7 +171,10 @@ pub fn response(resp: Response, kind: Option<ResponseType>) -> Result<HttpOutput
 /// health check of many endpoints reads as one table.
 pub fn check(resp: Result<Response, CapError>, args: &HttpArgs, latency_ms: u64) -> HttpOutput {
     let mut problems = Vec::new();
-    let mut out = HttpOutput { latency_ms: Some(latency_ms), ..Default::default() };
+    let mut out = HttpOutput {
+        latency_ms: Some(latency_ms),
+        ..Default::default()
+    };
     match resp {
         Err(e) => problems.push(ToolError::from(e).to_string()),
         Ok(r) => {

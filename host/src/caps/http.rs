@@ -1,0 +1,573 @@
+//! `infra:host/http` (reqwest): one request per call, checked against `[plugin.<name>.http]`.
+//!
+//! The checks happen where they cannot be skipped: the host name and port before each hop
+//! (redirects are followed here, one by one, never by reqwest), and every resolved address inside
+//! the DNS resolver of the plugin's own client — so a granted name that resolves to a denied
+//! address (169.254.169.254) never gets a connection. Profile credentials are added here and
+//! dropped when a redirect leaves the profile's origin; response bytes are scrubbed of known
+//! secrets before the plugin sees them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures::StreamExt;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::{Method, StatusCode, Url};
+
+use super::infra::host::http::{DownloadResult, Host, Request, Response};
+use super::infra::host::types::{ArtifactRef, CapError, KeyValue};
+use super::{CallCtx, CapEvent, StoreState};
+use crate::artifacts::ArtifactMeta;
+use crate::policy::{Decision, Policy};
+use crate::profiles::{HttpAuth, HttpProfile, Profile};
+use crate::redact::StreamScrubber;
+
+/// Pooled clients, one per plugin, so connections are reused across calls while each client's
+/// resolver enforces only its own plugin's grants.
+#[derive(Default)]
+pub struct Clients {
+    by_plugin: Mutex<HashMap<String, reqwest::Client>>,
+}
+
+impl Clients {
+    /// The client of `plugin`, built on first use.
+    pub fn get(&self, plugin: &str, policy: &Arc<Policy>) -> Result<reqwest::Client, CapError> {
+        let mut map = self.by_plugin.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(plugin) {
+            return Ok(c.clone());
+        }
+        let resolver = Arc::new(PolicyResolver {
+            plugin: plugin.to_string(),
+            policy: policy.clone(),
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("infra/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names where our resolver cannot check the addresses.
+            .no_proxy()
+            .dns_resolver(resolver)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| CapError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        map.insert(plugin.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Raised by the resolver when every address of a name is denied.
+#[derive(Debug)]
+struct AddressDenied(String);
+
+impl std::fmt::Display for AddressDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AddressDenied {}
+
+/// Resolves names with the system resolver and drops the addresses the plugin may not reach.
+struct PolicyResolver {
+    plugin: String,
+    policy: Arc<Policy>,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let plugin = self.plugin.clone();
+        let policy = self.policy.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut denied = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check_http_addr(&plugin, a.ip()) {
+                    Decision::Allow => true,
+                    Decision::Deny(reason) => {
+                        denied = Some(format!("{host} resolves to {}: {reason}", a.ip()));
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), denied) {
+                (true, Some(reason)) => Err(Box::new(AddressDenied(reason)) as _),
+                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            }
+        })
+    }
+}
+
+/// The denial hidden in a reqwest error's source chain, if the resolver raised one.
+fn denial_in(err: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(d) = e.downcast_ref::<AddressDenied>() {
+            return Some(d.0.clone());
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// Methods that may be retried: repeating them has no further effect.
+fn idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// A request after the profile is applied and the URL parsed.
+struct Prepared {
+    method: Method,
+    url: Url,
+    headers: Vec<(String, String)>,
+    /// Headers that carry the profile's credentials; dropped when a redirect leaves `origin`.
+    auth: Vec<(String, String)>,
+    origin: Option<url::Origin>,
+    body: Option<Vec<u8>>,
+}
+
+fn invalid(msg: impl Into<String>) -> CapError {
+    CapError::Invalid(msg.into())
+}
+
+impl CallCtx {
+    /// Applies the profile (base URL, auth) and validates the request.
+    fn prepare(&self, req: &Request) -> Result<Prepared, CapError> {
+        let method = Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| invalid(format!("method: '{}' is not an HTTP method", req.method)))?;
+        let mut headers: Vec<(String, String)> = req
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect();
+        let mut auth = Vec::new();
+        let mut origin = None;
+        let url_text = match &req.profile {
+            None => req.url.clone(),
+            Some(name) => {
+                self.decide(
+                    "http",
+                    &format!("profile {name}"),
+                    self.shared.policy.check_profile(&self.plugin, "http", name),
+                )
+                .map_err(CapError::Denied)?;
+                let profile = match self.shared.profiles.get(name) {
+                    Some(Profile::Http(p)) => p,
+                    Some(_) => {
+                        return Err(invalid(format!("profile: '{name}' is not an http profile")));
+                    }
+                    None => {
+                        let known: Vec<&str> = self.shared.profiles.names().collect();
+                        return Err(CapError::NotFound(format!(
+                            "no profile '{name}' in {}; known profiles: {}",
+                            self.shared.profiles.origin(),
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        )));
+                    }
+                };
+                let base = Url::parse(&profile.base_url).map_err(|e| {
+                    CapError::Failed(format!(
+                        "profile '{name}' has a bad base_url: {e}; fix it in {}",
+                        self.shared.profiles.origin()
+                    ))
+                })?;
+                origin = Some(base.origin());
+                auth = auth_headers(profile)?;
+                for (k, v) in &profile.headers {
+                    headers.push((k.clone(), v.clone()));
+                }
+                join(&base, &req.url)?
+            }
+        };
+        if !auth.is_empty()
+            && headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(invalid(
+                "headers: the profile injects authorization; remove the Authorization header",
+            ));
+        }
+        let url = Url::parse(&url_text)
+            .map_err(|e| invalid(format!("url: '{url_text}' is not a valid URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "url: scheme '{}' is not allowed; use http or https",
+                url.scheme()
+            )));
+        }
+        if let Some(o) = &origin {
+            if &url.origin() != o {
+                return Err(invalid(format!(
+                    "url: {url} is outside the profile's base URL; give a path relative to it, or drop `profile`"
+                )));
+            }
+        }
+        Ok(Prepared {
+            method,
+            url,
+            headers,
+            auth,
+            origin,
+            body: req.body.clone(),
+        })
+    }
+
+    /// Checks one hop's host and port (and the address, when the host is an IP literal).
+    fn check_hop(&self, url: &Url) -> Result<String, CapError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid(format!("url: {url} has no host")))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let target = format!("{host}:{port}");
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        self.decide(
+            "http",
+            &target,
+            self.shared
+                .policy
+                .check_http_target(&self.plugin, bare, port),
+        )
+        .map_err(CapError::Denied)?;
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            self.decide(
+                "http",
+                &target,
+                self.shared.policy.check_http_addr(&self.plugin, ip),
+            )
+            .map_err(CapError::Denied)?;
+        }
+        Ok(target)
+    }
+
+    /// Sends the request, following redirects and retrying as asked; returns the final response
+    /// with its body unread.
+    async fn exchange(
+        &self,
+        req: &Request,
+    ) -> Result<(reqwest::Response, String, u32, u32), CapError> {
+        self.require("http", &req.url).map_err(CapError::Denied)?;
+        let mut p = self.prepare(req)?;
+        let client = self.shared.http.get(&self.plugin, &self.shared.policy)?;
+        let deadline = Instant::now()
+            + Duration::from_millis(u64::from(req.timeout_ms).min(self.remaining_ms()));
+        let (mut redirects, mut attempts) = (0u32, 0u32);
+        loop {
+            let target = self.check_hop(&p.url)?;
+            attempts += 1;
+            let started = Instant::now();
+            let mut builder = client.request(p.method.clone(), p.url.clone());
+            let same_origin = p.origin.as_ref().is_none_or(|o| &p.url.origin() == o);
+            for (k, v) in p
+                .headers
+                .iter()
+                .chain(p.auth.iter().filter(|_| same_origin))
+            {
+                builder = builder.header(k, v);
+            }
+            if let Some(b) = &p.body {
+                builder = builder.body(b.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(CapError::Timeout(format!(
+                    "{} {} ran past its {} ms deadline; raise timeout_ms",
+                    p.method, p.url, req.timeout_ms
+                )));
+            }
+            let sent = builder.timeout(left).send().await;
+            let elapsed = started.elapsed().as_millis() as u64;
+            let resp = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    if let Some(reason) = denial_in(&e) {
+                        self.decide("http", &target, Decision::Deny(reason.clone()))
+                            .ok();
+                        return Err(CapError::Denied(reason));
+                    }
+                    self.record(CapEvent {
+                        cap: "http".into(),
+                        target: target.clone(),
+                        decision: "allow",
+                        reason: None,
+                        duration_ms: elapsed,
+                        detail: Some(e.to_string()),
+                    });
+                    if idempotent(&p.method) && attempts <= req.retries && !e.is_timeout() {
+                        backoff(attempts, None, deadline).await;
+                        continue;
+                    }
+                    return Err(if e.is_timeout() {
+                        CapError::Timeout(format!(
+                            "{} {} timed out after {} ms; raise timeout_ms or check the server",
+                            p.method, p.url, req.timeout_ms
+                        ))
+                    } else {
+                        CapError::Failed(format!(
+                            "{} {} failed: {}",
+                            p.method,
+                            p.url,
+                            error_chain(&e)
+                        ))
+                    });
+                }
+            };
+            let status = resp.status();
+            self.record(CapEvent {
+                cap: "http".into(),
+                target,
+                decision: "allow",
+                reason: None,
+                duration_ms: elapsed,
+                detail: Some(status.as_u16().to_string()),
+            });
+            if status.is_redirection() && req.max_redirects > redirects {
+                if let Some(next) = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                {
+                    let next = p.url.join(next).map_err(|e| {
+                        CapError::Failed(format!("bad redirect Location '{next}': {e}"))
+                    })?;
+                    redirects += 1;
+                    if status == StatusCode::SEE_OTHER
+                        || (matches!(status.as_u16(), 301 | 302) && p.method == Method::POST)
+                    {
+                        p.method = Method::GET;
+                        p.body = None;
+                    }
+                    p.url = next;
+                    continue;
+                }
+            }
+            if retryable(status) && idempotent(&p.method) && attempts <= req.retries {
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                backoff(attempts, retry_after, deadline).await;
+                continue;
+            }
+            let final_url = p.url.to_string();
+            return Ok((resp, final_url, redirects, attempts));
+        }
+    }
+}
+
+/// Waits before a retry: exponential from 100 ms, or the server's Retry-After (capped at 5 s),
+/// never past the deadline.
+async fn backoff(attempt: u32, retry_after_s: Option<u64>, deadline: Instant) {
+    let wanted = match retry_after_s {
+        Some(s) => Duration::from_secs(s.min(5)),
+        None => Duration::from_millis(100u64 << attempt.min(6)),
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::time::sleep(wanted.min(left)).await;
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The headers a profile's auth adds, resolved now.
+fn auth_headers(profile: &HttpProfile) -> Result<Vec<(String, String)>, CapError> {
+    let resolve = |r: &crate::profiles::SecretRef| {
+        r.resolve().map_err(|e| CapError::Failed(format!("{e:#}")))
+    };
+    Ok(match &profile.auth {
+        None => vec![],
+        Some(HttpAuth::Bearer { token }) => vec![(
+            "authorization".into(),
+            format!("Bearer {}", resolve(token)?),
+        )],
+        Some(HttpAuth::Basic { user, password }) => {
+            let raw = format!("{user}:{}", resolve(password)?);
+            vec![(
+                "authorization".into(),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                ),
+            )]
+        }
+        Some(HttpAuth::Header { name, value }) => vec![(name.clone(), resolve(value)?)],
+    })
+}
+
+/// Joins a request path onto a profile's base URL (`/v1` + `users` = `/v1/users`).
+fn join(base: &Url, path: &str) -> Result<String, CapError> {
+    if path.starts_with("http://") || path.starts_with("https://") {
+        return Ok(path.to_string());
+    }
+    let mut text = base.to_string();
+    if !text.ends_with('/') {
+        text.push('/');
+    }
+    text.push_str(path.trim_start_matches('/'));
+    Ok(text)
+}
+
+fn header_list(headers: &reqwest::header::HeaderMap) -> Vec<KeyValue> {
+    headers
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: k.as_str().to_string(),
+            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        })
+        .collect()
+}
+
+impl Host for StoreState {
+    async fn send(&mut self, req: Request) -> Result<Response, CapError> {
+        let call = &self.call;
+        let (resp, final_url, redirects, attempts) = call.exchange(&req).await?;
+        let status = resp.status().as_u16();
+        let headers = header_list(resp.headers());
+        let mut scrubber = StreamScrubber::new(&call.shared.redactor);
+        let mut body = Vec::new();
+        let mut truncated = false;
+        let mut stream = resp.bytes_stream();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => {
+                    return Err(CapError::Timeout(format!(
+                        "reading the body of {final_url} ran past the deadline; raise timeout_ms"
+                    )));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(CapError::Failed(format!(
+                        "reading the body of {final_url}: {}",
+                        error_chain(&e)
+                    )));
+                }
+                Ok(Some(Ok(c))) => c,
+            };
+            let room = (req.max_bytes as usize).saturating_sub(body.len());
+            if chunk.len() > room {
+                body.extend_from_slice(&scrubber.push(&chunk[..room]));
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&scrubber.push(&chunk));
+        }
+        body.extend_from_slice(&scrubber.finish());
+        Ok(Response {
+            status,
+            headers,
+            body,
+            truncated,
+            final_url,
+            redirects,
+            attempts,
+        })
+    }
+
+    async fn download(&mut self, req: Request) -> Result<DownloadResult, CapError> {
+        let call = &self.call;
+        call.require("artifacts", "download")
+            .map_err(CapError::Denied)?;
+        let (resp, final_url, _, _) = call.exchange(&req).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(CapError::Failed(format!(
+                "{final_url} answered {status}; nothing was stored"
+            )));
+        }
+        let headers = header_list(resp.headers());
+        let media_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let meta = ArtifactMeta {
+            media_type,
+            tool: call.tool.clone(),
+            trace_id: call.trace_id.clone(),
+            description: format!("download of {final_url}"),
+        };
+        let mut writer = call
+            .shared
+            .artifacts
+            .writer(meta)
+            .await
+            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        let mut scrubber = StreamScrubber::new(&call.shared.redactor);
+        let mut stream = resp.bytes_stream();
+        let mut size: u64 = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
+        loop {
+            let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => {
+                    return Err(CapError::Timeout(format!(
+                        "downloading {final_url} ran past the deadline after {size} bytes; raise timeout_ms"
+                    )));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(CapError::Failed(format!(
+                        "downloading {final_url} after {size} bytes: {}",
+                        error_chain(&e)
+                    )));
+                }
+                Ok(Some(Ok(c))) => c,
+            };
+            size += chunk.len() as u64;
+            if size > req.max_bytes {
+                return Err(CapError::Failed(format!(
+                    "{final_url} is larger than max_bytes ({} bytes); nothing was stored — raise max_bytes",
+                    req.max_bytes
+                )));
+            }
+            writer
+                .write(&scrubber.push(&chunk))
+                .await
+                .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        }
+        writer
+            .write(&scrubber.finish())
+            .await
+            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        let info = writer
+            .finish()
+            .await
+            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        Ok(DownloadResult {
+            status: status.as_u16(),
+            headers,
+            artifact: ArtifactRef {
+                uri: info.uri,
+                size: info.size,
+                sha256: info.sha256,
+            },
+            final_url,
+        })
+    }
+}

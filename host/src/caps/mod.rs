@@ -1,0 +1,190 @@
+//! The host side of the `infra:host` contract: one module per WIT interface, named like its file
+//! (`http.rs` ↔ `wit/host/http.wit`). Every host function checks the policy grant of the calling
+//! plugin and the two flags, does the work with a timeout, scrubs secrets and records a
+//! capability event for the audit log.
+//!
+//! Interfaces whose host side is not built yet (ssh, postgres, fs, exec) are absent from the
+//! [`PluginHost`] world, so a plugin importing them is refused at load (see
+//! [`crate::runtime::load`]), never linked to a stub.
+
+pub mod artifacts;
+pub mod http;
+pub mod log;
+pub mod secrets;
+pub mod types;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::artifacts::ArtifactStore;
+use crate::flags::Flags;
+use crate::policy::{Decision, Policy};
+use crate::profiles::Profiles;
+use crate::redact::Redactor;
+use crate::tool::ProgressFn;
+
+/// Host-side bindings generated from `wit/` for the interfaces implemented today.
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: ["../wit/host", "../wit/plugin"],
+        inline: "
+            package infra:runtime;
+
+            /// What the host links today: the capabilities it implements, and the tool export.
+            world plugin-host {
+                import infra:host/types@0.1.0;
+                import infra:host/http@0.1.0;
+                import infra:host/secrets@0.1.0;
+                import infra:host/artifacts@0.1.0;
+                import infra:host/log@0.1.0;
+                export infra:plugin/tool@0.1.0;
+            }
+        ",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::*;
+
+/// The `infra:host` interfaces this host implements; a plugin importing any other is refused.
+pub const IMPLEMENTED: &[&str] = &["types", "http", "secrets", "artifacts", "log"];
+
+/// Every `infra:host` interface of the contract.
+pub const ALL: &[&str] = &[
+    "types",
+    "http",
+    "ssh",
+    "postgres",
+    "fs",
+    "exec",
+    "secrets",
+    "artifacts",
+    "log",
+];
+
+/// One use of a capability, as it goes into the audit record.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapEvent {
+    /// Interface name, e.g. `http`.
+    pub cap: String,
+    /// What it reached: host:port, profile, artifact URI…
+    pub target: String,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// Why it was denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Time spent.
+    pub duration_ms: u64,
+    /// Short outcome, e.g. `200` or an error message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What the host shares with every call: policy, flags, clients, stores.
+pub struct Shared {
+    /// The policy in force.
+    pub policy: Arc<Policy>,
+    /// The two safety flags.
+    pub flags: Flags,
+    /// HTTP and Postgres profiles.
+    pub profiles: Arc<Profiles>,
+    /// Known secret values, scrubbed from everything that leaves.
+    pub redactor: Redactor,
+    /// Where large outputs go.
+    pub artifacts: Arc<ArtifactStore>,
+    /// Pooled HTTP clients, one per plugin (their resolver enforces that plugin's grants).
+    pub http: http::Clients,
+}
+
+/// The per-call state a plugin's capabilities see.
+pub struct CallCtx {
+    /// The calling plugin's name (what the policy is keyed by).
+    pub plugin: String,
+    /// The call's trace id.
+    pub trace_id: String,
+    /// The call's tool name.
+    pub tool: String,
+    /// When the call must be over.
+    pub deadline: Instant,
+    /// Host-wide state.
+    pub shared: Arc<Shared>,
+    /// Capability events, for the audit record.
+    pub events: Arc<Mutex<Vec<CapEvent>>>,
+    /// Where progress goes, if the client asked.
+    pub progress: Option<ProgressFn>,
+}
+
+impl CallCtx {
+    /// Milliseconds left before the call's deadline (at least 1).
+    pub fn remaining_ms(&self) -> u64 {
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1) as u64
+    }
+
+    /// Records a capability event.
+    pub fn record(&self, event: CapEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    /// Checks that the plugin holds a grant for `cap` at all; records a denial.
+    pub fn require(&self, cap: &str, target: &str) -> Result<(), String> {
+        self.decide(cap, target, self.shared.policy.check_cap(&self.plugin, cap))
+    }
+
+    /// Records a denial (and returns its reason) or lets the call go on.
+    pub fn decide(&self, cap: &str, target: &str, decision: Decision) -> Result<(), String> {
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
+                self.record(CapEvent {
+                    cap: cap.into(),
+                    target: target.into(),
+                    decision: "deny",
+                    reason: Some(reason.clone()),
+                    duration_ms: 0,
+                    detail: None,
+                });
+                Err(reason)
+            }
+        }
+    }
+}
+
+/// The data of one Store: WASI (with no ambient authority), resource limits, the call context.
+pub struct StoreState {
+    /// WASI context: clocks, random, captured stdout/stderr; nothing else.
+    pub wasi: WasiCtx,
+    /// WASI resources.
+    pub table: ResourceTable,
+    /// Memory and instance limits.
+    pub limits: StoreLimits,
+    /// What capabilities need.
+    pub call: CallCtx,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Adds every implemented capability to a linker.
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<StoreState>) -> wasmtime::Result<()> {
+    PluginHost::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(linker, |s| s)
+}

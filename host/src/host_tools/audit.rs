@@ -1,0 +1,69 @@
+//! `audit`: read and verify the hash-chained audit log.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::audit::{self, Filter};
+use crate::router::{Failure, Router};
+
+pub const DESCRIPTION: &str = "The audit log (one hash-chained record per call and denial): \
+`list` with filters (trace, tool, outcome, since, until), `tail` the last n, `verify` the \
+chain (names the first broken record), `stats` counts by tool and outcome.";
+
+/// What to do.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Records matching the filters.
+    List,
+    /// The last `limit` records.
+    Tail,
+    /// Walk the hash chain.
+    Verify,
+    /// Counts by tool and outcome.
+    Stats,
+}
+
+/// Arguments of `audit`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// `list`, `tail`, `verify` or `stats`.
+    pub action: Action,
+    /// `list`: only the records of this trace id.
+    pub trace: Option<String>,
+    /// `list`: only this tool.
+    pub tool: Option<String>,
+    /// `list`: only this outcome (ok, error, denied, timeout).
+    pub outcome: Option<String>,
+    /// `list`: records at or after this RFC 3339 time.
+    pub since: Option<String>,
+    /// `list`: records before this RFC 3339 time.
+    pub until: Option<String>,
+    /// How many records (default 20, at most 500).
+    pub limit: Option<usize>,
+}
+
+pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
+    let path = router.state().audit();
+    let limit = args.limit.unwrap_or(20).min(500);
+    Ok(match args.action {
+        Action::List => {
+            let filter = Filter {
+                trace_id: args.trace,
+                tool: args.tool,
+                outcome: args.outcome,
+                since: args.since,
+                until: args.until,
+            };
+            json!({ "records": audit::list(&path, &filter, limit)? })
+        }
+        Action::Tail => json!({ "records": audit::tail(&path, limit)? }),
+        Action::Verify => {
+            let report = audit::verify(&path)?;
+            json!({ "valid": report.ok, "records": report.records, "report": report.to_string(), "detail": report })
+        }
+        Action::Stats => audit::stats(&path)?,
+    })
+}

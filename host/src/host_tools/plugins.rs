@@ -1,0 +1,86 @@
+//! `plugins`: what each plugin is, imports and is granted — for reviewers.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::router::{Failure, Router};
+use crate::runtime::Plugin;
+
+pub const DESCRIPTION: &str = "For reviewers: each plugin's sha256, declared imports (plugin.toml) \
+vs actual imports (read from the binary), its tools and what the policy grants it; plugins refused \
+at load with the reason; compile-cache hits. `inspect` one plugin by name.";
+
+/// What to do.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Every plugin.
+    List,
+    /// One plugin in full.
+    Inspect,
+}
+
+/// Arguments of `plugins`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// `list` or `inspect` (default list).
+    pub action: Option<Action>,
+    /// `inspect`: the plugin's name.
+    pub name: Option<String>,
+}
+
+/// A plugin as a reviewer reads it.
+pub fn describe(router: &Router, p: &Plugin) -> Value {
+    let host_imports: Vec<&str> = p
+        .imports
+        .iter()
+        .filter_map(|i| crate::runtime::imports::host_interface(i))
+        .collect();
+    json!({
+        "name": p.manifest.name,
+        "version": p.manifest.version,
+        "description": p.manifest.description,
+        "source": p.source,
+        "sha256": p.sha256,
+        "declared_imports": p.manifest.imports,
+        "actual_imports": host_imports,
+        "wasi_imports": p.imports.iter().filter(|i| i.starts_with("wasi:")).collect::<Vec<_>>(),
+        "tools": p.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        "grants": router.shared().policy.grants_summary(&p.manifest.name),
+        "compiled_from_cache": p.cache_hit,
+    })
+}
+
+pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
+    match args.action.unwrap_or(Action::List) {
+        Action::List => Ok(json!({
+            "plugins": router.plugins().iter().map(|p| describe(router, p)).collect::<Vec<_>>(),
+            "refused": router.refused(),
+            "policy": router.shared().policy.origin(),
+            "flags": {
+                "INFRA_UNSAFE_LOCAL": router.shared().flags.unsafe_local,
+                "INFRA_ALLOW_SECRET_EXPORT": router.shared().flags.allow_secret_export,
+            },
+            "compile_cache": router.runtime().cache_stats(),
+        })),
+        Action::Inspect => {
+            let name = args.name.ok_or_else(|| {
+                Failure::invalid(
+                    "name",
+                    "missing: name the plugin to inspect (list shows them)",
+                )
+            })?;
+            match router.plugins().iter().find(|p| p.manifest.name == name) {
+                Some(p) => Ok(describe(router, p)),
+                None => Err(Failure::new(
+                    "not-found",
+                    format!(
+                        "no plugin '{name}' is loaded; list shows the loaded and the refused ones"
+                    ),
+                )),
+            }
+        }
+    }
+}

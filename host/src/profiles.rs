@@ -1,0 +1,264 @@
+//! `profiles.json`: named HTTP and Postgres endpoints whose credentials the host injects.
+//!
+//! Secret fields hold references (`env:VAR`, `file:PATH`), never values: a literal is refused at
+//! load so that a profile file can be shared and reviewed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// A reference to a secret: `env:VAR` or `file:PATH`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct SecretRef(String);
+
+impl TryFrom<String> for SecretRef {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.starts_with("env:") || s.starts_with("file:") {
+            Ok(Self(s))
+        } else {
+            Err(
+                "a secret must be a reference, `env:VAR` or `file:PATH`, never the value itself"
+                    .into(),
+            )
+        }
+    }
+}
+
+impl SecretRef {
+    /// The reference as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads the secret's value now (so rotation needs no restart).
+    pub fn resolve(&self) -> anyhow::Result<String> {
+        if let Some(var) = self.0.strip_prefix("env:") {
+            std::env::var(var).with_context(|| {
+                format!(
+                    "secret {} is not set; export {var} in the environment infra runs in",
+                    self.0
+                )
+            })
+        } else {
+            let path = self.0.trim_start_matches("file:");
+            let path = shellexpand_home(path);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read secret file {path} (from {})", self.0))?;
+            Ok(text.trim_end_matches(['\n', '\r']).to_string())
+        }
+    }
+}
+
+fn shellexpand_home(p: &str) -> String {
+    match (p.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+        _ => p.to_string(),
+    }
+}
+
+/// How the host authenticates an HTTP profile's requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: SecretRef,
+    },
+    /// `Authorization: Basic base64(user:password)`.
+    Basic {
+        /// The user name (not secret).
+        user: String,
+        /// The password.
+        password: SecretRef,
+    },
+    /// Any header, e.g. `X-Api-Key`.
+    Header {
+        /// Header name.
+        name: String,
+        /// Header value.
+        value: SecretRef,
+    },
+}
+
+/// An HTTP endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProfile {
+    /// Base URL that relative request paths are joined to.
+    pub base_url: String,
+    /// Auth the host injects.
+    pub auth: Option<HttpAuth>,
+    /// Extra non-secret headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A PostgreSQL database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresProfile {
+    /// Host name or address.
+    pub host: String,
+    /// Port (5432).
+    #[serde(default = "default_pg_port")]
+    pub port: u16,
+    /// Role.
+    pub user: String,
+    /// Database name.
+    pub database: String,
+    /// Password reference.
+    pub password: Option<SecretRef>,
+    /// Force read-only transactions.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+fn default_pg_port() -> u16 {
+    5432
+}
+
+/// One entry of `profiles.json`, told apart by its `"type"`.
+#[derive(Debug, Clone)]
+pub enum Profile {
+    /// An HTTP API.
+    Http(HttpProfile),
+    /// A Postgres database.
+    Postgres(PostgresProfile),
+}
+
+/// All profiles, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Profiles {
+    entries: BTreeMap<String, Profile>,
+    origin: String,
+}
+
+impl Profiles {
+    /// Loads `path`; a missing file means no profiles.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let origin = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    entries: BTreeMap::new(),
+                    origin,
+                });
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {origin}")),
+        };
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses profiles from JSON text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let raw: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(text).with_context(|| {
+                format!("{origin} is not a JSON object of profiles; see TOOLS.md for the format")
+            })?;
+        let mut entries = BTreeMap::new();
+        for (name, mut value) in raw {
+            let kind = value.as_object_mut().and_then(|o| o.remove("type"));
+            let parsed = match kind.as_ref().and_then(|k| k.as_str()) {
+                Some("http") => serde_json::from_value(value).map(Profile::Http),
+                Some("postgres") => serde_json::from_value(value).map(Profile::Postgres),
+                _ => anyhow::bail!(
+                    "profile '{name}' in {origin} needs \"type\": \"http\" or \"postgres\""
+                ),
+            };
+            let profile = parsed.with_context(|| {
+                format!("profile '{name}' in {origin} is invalid; see the profiles.json format in TOOLS.md")
+            })?;
+            entries.insert(name, profile);
+        }
+        Ok(Self {
+            entries,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// The file the profiles came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// A profile by name.
+    pub fn get(&self, name: &str) -> Option<&Profile> {
+        self.entries.get(name)
+    }
+
+    /// Profile names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Every secret reference of every profile (to register their values with the redactor).
+    pub fn secret_refs(&self) -> Vec<&SecretRef> {
+        let mut refs = Vec::new();
+        for p in self.entries.values() {
+            match p {
+                Profile::Http(h) => match &h.auth {
+                    Some(HttpAuth::Bearer { token }) => refs.push(token),
+                    Some(HttpAuth::Basic { password, .. }) => refs.push(password),
+                    Some(HttpAuth::Header { value, .. }) => refs.push(value),
+                    None => {}
+                },
+                Profile::Postgres(pg) => refs.extend(pg.password.iter()),
+            }
+        }
+        refs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_format() {
+        let p = Profiles::parse(
+            r#"{ "github": { "type": "http", "base_url": "https://api.github.com",
+                   "auth": { "type": "bearer", "token": "env:GITHUB_TOKEN" } },
+                 "app-db": { "type": "postgres", "host": "127.0.0.1", "port": 5432, "user": "app",
+                   "database": "app", "password": "env:APP_DB_PASSWORD", "read_only": true } }"#,
+            "profiles.json",
+        )
+        .unwrap();
+        assert!(matches!(p.get("github"), Some(Profile::Http(_))));
+        assert!(matches!(p.get("app-db"), Some(Profile::Postgres(pg)) if pg.read_only));
+        assert_eq!(p.secret_refs().len(), 2);
+    }
+
+    #[test]
+    fn refuses_a_literal_secret() {
+        let err = Profiles::parse(
+            r#"{"x": {"type": "http", "base_url": "http://a", "auth": {"type": "bearer", "token": "hunter2"}}}"#,
+            "p.json",
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("profile 'x'") && msg.contains("env:VAR"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("hunter2"),
+            "the error must not echo the secret: {msg}"
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_fields() {
+        let err = Profiles::parse(
+            r#"{"x": {"type": "http", "base_url": "http://a", "tokn": "env:A"}}"#,
+            "p.json",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("tokn"));
+    }
+}

@@ -1,0 +1,676 @@
+//! The router: every call from every front passes here. It resolves the tool, validates the
+//! arguments against the schema (bad input is an `isError` result that says what to fix, never
+//! a crash), runs a host tool or a plugin in a fresh sandbox, wraps the result in the common
+//! envelope, scrubs secrets, spills large output to an artifact and appends the audit record.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+
+use crate::artifacts::{ArtifactMeta, ArtifactStore};
+use crate::audit::{AuditEntry, AuditLog};
+use crate::caps::{CallCtx, CapEvent, Shared};
+use crate::flags::Flags;
+use crate::policy::Policy;
+use crate::profiles::Profiles;
+use crate::redact::Redactor;
+use crate::runtime::{CallError, CallLimits, Manifest, Plugin, Refused, Runtime};
+use crate::state::StateDir;
+use crate::tool::{CallRequest, CallResult, Dispatch, ToolSpec};
+use crate::{host_tools, validate};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+/// Fields every tool accepts besides its own.
+const COMMON_FIELDS: &[&str] = &["timeout_ms", "trace_id"];
+
+/// A failed call, as the agent sees it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// `invalid`, `denied`, `not-found`, `timeout` or `failed`.
+    pub kind: String,
+    /// What went wrong and what to do.
+    pub message: String,
+    /// The argument at fault.
+    pub field: Option<String>,
+    /// Extra detail.
+    pub detail: Option<Value>,
+}
+
+impl Failure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.into(),
+            message: message.into(),
+            field: None,
+            detail: None,
+        }
+    }
+
+    /// Bad input in `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new("invalid", message)
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::new("failed", format!("{e:#}"))
+    }
+}
+
+/// Everything a call needs: the runtime and its plugins, host state, the audit log.
+pub struct Router {
+    runtime: Runtime,
+    plugins: Vec<Plugin>,
+    refused: Vec<Refused>,
+    shared: Arc<Shared>,
+    audit: Arc<AuditLog>,
+    state: StateDir,
+    /// The listed tools, built once after loading (schemas with the common fields and envelope).
+    tools: Vec<ToolSpec>,
+}
+
+impl Router {
+    /// Opens the state directory, loads the policy, profiles and every plugin.
+    pub async fn open(state: StateDir, flags: Flags) -> anyhow::Result<Self> {
+        let policy = Arc::new(load_policy(&state)?);
+        let profiles = Arc::new(Profiles::load(&state.profiles())?);
+        let redactor = Redactor::default();
+        for r in profiles.secret_refs() {
+            // A secret that cannot be read now is reported when a call uses it.
+            if let Ok(v) = r.resolve() {
+                redactor.add(&v);
+            }
+        }
+        let artifacts = Arc::new(
+            ArtifactStore::open(&state.artifacts()).context("opening the artifact store")?,
+        );
+        let audit = Arc::new(
+            AuditLog::open(state.audit(), redactor.clone()).context("opening the audit log")?,
+        );
+        let shared = Arc::new(Shared {
+            policy,
+            flags,
+            profiles,
+            redactor,
+            artifacts,
+            http: Default::default(),
+        });
+        let runtime = Runtime::new(state.cache())?;
+        let mut router = Self {
+            runtime,
+            plugins: Vec::new(),
+            refused: Vec::new(),
+            shared,
+            audit,
+            state,
+            tools: Vec::new(),
+        };
+        router.load_plugins().await;
+        router.tools = router.build_tools();
+        Ok(router)
+    }
+
+    async fn load_plugins(&mut self) {
+        let mut candidates: Vec<(Result<Manifest, String>, Vec<u8>, String)> = builtin::BUILTIN
+            .iter()
+            .map(|(toml, wasm)| {
+                (
+                    Manifest::parse(toml, "embedded plugin.toml").map_err(|e| format!("{e:#}")),
+                    wasm.to_vec(),
+                    "embedded".to_string(),
+                )
+            })
+            .collect();
+        candidates.extend(third_party(&self.state.plugins()));
+        for (manifest, wasm, source) in candidates {
+            let manifest = match manifest {
+                Ok(m) => m,
+                Err(reason) => {
+                    self.refuse(source.clone(), source, reason);
+                    continue;
+                }
+            };
+            let name = manifest.name.clone();
+            if let Err(reason) = self.admit(&manifest, &wasm) {
+                self.refuse(name, source, reason);
+                continue;
+            }
+            let ctx = self.call_ctx(
+                &name,
+                "describe",
+                "load".into(),
+                Duration::from_secs(10),
+                None,
+            );
+            match self
+                .runtime
+                .load(&wasm, manifest, source.clone(), ctx)
+                .await
+            {
+                Ok(p) => self.plugins.push(p),
+                Err(e) => self.refuse(name, source, format!("{e:#}")),
+            }
+        }
+    }
+
+    /// Refuses what must not load before compiling anything: duplicates and pin mismatches.
+    fn admit(&self, manifest: &Manifest, wasm: &[u8]) -> Result<(), String> {
+        if self
+            .plugins
+            .iter()
+            .any(|p| p.manifest.name == manifest.name)
+        {
+            return Err(format!(
+                "a plugin named '{}' is already loaded; rename one of them",
+                manifest.name
+            ));
+        }
+        if let Some(pin) = self.shared.policy.sha256_pin(&manifest.name) {
+            use sha2::Digest;
+            let actual = hex::encode(sha2::Sha256::digest(wasm));
+            if !actual.eq_ignore_ascii_case(pin) {
+                return Err(format!(
+                    "sha256 {actual} does not match the pin {pin} in [plugin.{}] of {}; the binary changed — review it and update the pin",
+                    manifest.name,
+                    self.shared.policy.origin()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&mut self, plugin: String, source: String, reason: String) {
+        tracing::warn!(plugin, source, "plugin refused: {reason}");
+        self.refused.push(Refused {
+            plugin,
+            source,
+            reason,
+        });
+    }
+
+    pub(crate) fn call_ctx(
+        &self,
+        plugin: &str,
+        tool: &str,
+        trace_id: String,
+        timeout: Duration,
+        progress: Option<crate::tool::ProgressFn>,
+    ) -> CallCtx {
+        CallCtx {
+            plugin: plugin.into(),
+            trace_id,
+            tool: tool.into(),
+            deadline: Instant::now() + timeout,
+            shared: self.shared.clone(),
+            events: Arc::new(Mutex::new(Vec::new())),
+            progress,
+        }
+    }
+
+    /// The loaded plugins.
+    pub fn plugins(&self) -> &[Plugin] {
+        &self.plugins
+    }
+
+    /// Plugins that were refused at load, with the reason.
+    pub fn refused(&self) -> &[Refused] {
+        &self.refused
+    }
+
+    /// Host-wide state (policy, flags, profiles, stores).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The runtime (for cache statistics).
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The state directory.
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+
+    /// The artifact store.
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.shared.artifacts
+    }
+
+    /// The tool specs as listed, with the common fields and envelope added to the schemas.
+    fn build_tools(&self) -> Vec<ToolSpec> {
+        let mut tools = host_tools::specs(self.shared.flags);
+        tools.extend(self.plugins.iter().flat_map(|p| p.tools.iter().cloned()));
+        for t in &mut tools {
+            add_common_fields(&mut t.input_schema);
+            t.output_schema = envelope_schema(&t.output_schema);
+        }
+        tools
+    }
+
+    async fn run(
+        &self,
+        spec: &ToolSpec,
+        args: Value,
+        trace_id: &str,
+        timeout: Duration,
+        progress: Option<crate::tool::ProgressFn>,
+    ) -> (Result<Value, Failure>, Vec<CapEvent>) {
+        let Some(plugin_name) = &spec.plugin else {
+            return (host_tools::call(self, &spec.name, args).await, Vec::new());
+        };
+        let Some(plugin) = self
+            .plugins
+            .iter()
+            .find(|p| &p.manifest.name == plugin_name)
+        else {
+            return (
+                Err(Failure::new(
+                    "failed",
+                    format!("plugin '{plugin_name}' is not loaded"),
+                )),
+                Vec::new(),
+            );
+        };
+        let policy = &self.shared.policy;
+        let limits = CallLimits {
+            timeout,
+            memory_bytes: policy.memory_mib(plugin_name) << 20,
+            output_bytes: policy.limits().output_bytes as usize,
+        };
+        let ctx = self.call_ctx(
+            plugin_name,
+            &spec.name,
+            trace_id.to_string(),
+            timeout,
+            progress,
+        );
+        let events = ctx.events.clone();
+        let result = self
+            .runtime
+            .call(plugin, &spec.name, &args.to_string(), ctx, limits)
+            .await;
+        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
+        let result = match result {
+            Ok(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
+                Failure::new(
+                    "failed",
+                    format!("plugin '{plugin_name}' returned invalid JSON: {e}"),
+                )
+            }),
+            Err(CallError::Tool {
+                kind,
+                message,
+                field,
+                detail,
+            }) => Err(Failure {
+                kind,
+                message,
+                field,
+                detail,
+            }),
+            Err(e @ CallError::Timeout(_)) => Err(Failure::new("timeout", e.to_string())),
+            Err(e) => Err(Failure::new("failed", e.to_string())),
+        };
+        (result, events)
+    }
+}
+
+impl Dispatch for Router {
+    fn tools(&self) -> Vec<ToolSpec> {
+        self.tools.clone()
+    }
+
+    async fn call(&self, request: CallRequest) -> CallResult {
+        let started = Instant::now();
+        let mut args = match request.args {
+            Value::Null => json!({}),
+            v => v,
+        };
+        let trace_id = args
+            .get("trace_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(new_trace_id);
+        let action = args
+            .get("action")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let tool_name = validate::tool_alias(&request.tool).to_string();
+        let tools = &self.tools;
+        let spec = tools.iter().find(|t| t.name == tool_name);
+        let mut events = Vec::new();
+        let mut plugin = None;
+        let result = match spec {
+            None => {
+                let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+                Err(Failure::invalid(
+                    "name",
+                    format!(
+                        "there is no tool '{}'; the tools are: {}",
+                        request.tool,
+                        names.join(", ")
+                    ),
+                ))
+            }
+            Some(spec) => {
+                plugin = spec.plugin.clone();
+                validate::apply_aliases(&mut args);
+                match validate::validate_args(&spec.name, &spec.input_schema, &args) {
+                    Err(e) => Err(Failure::invalid(e.field.clone(), e.message.clone())),
+                    Ok(()) => {
+                        let timeout = self.timeout_for(spec, &args);
+                        if let Some(o) = args.as_object_mut() {
+                            o.remove("trace_id");
+                            o.insert("timeout_ms".into(), json!(timeout.as_millis() as u64));
+                        }
+                        let (r, ev) = self
+                            .run(
+                                spec,
+                                args.clone(),
+                                &trace_id,
+                                timeout,
+                                request.progress.clone(),
+                            )
+                            .await;
+                        events = ev;
+                        r
+                    }
+                }
+            }
+        };
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let is_error = result.is_err();
+        let (mut output, outcome, error) = match result {
+            Ok(v) => (v, "ok", None),
+            Err(f) => {
+                let outcome = match f.kind.as_str() {
+                    "denied" => "denied",
+                    "timeout" => "timeout",
+                    _ => "error",
+                };
+                let mut err = json!({"kind": f.kind, "message": f.message});
+                if let Some(field) = f.field {
+                    err["field"] = json!(field);
+                }
+                if let Some(d) = f.detail {
+                    err["detail"] = d;
+                }
+                let msg = f.message.clone();
+                (json!({ "error": err }), outcome, Some(msg))
+            }
+        };
+        if !output.is_object() {
+            output = json!({ "result": output });
+        }
+        let obj = output.as_object_mut().expect("made an object above");
+        obj.insert("ok".into(), json!(!is_error));
+        obj.insert("tool".into(), json!(tool_name));
+        obj.insert("action".into(), json!(action));
+        obj.insert("duration_ms".into(), json!(duration_ms));
+        obj.insert("trace_id".into(), json!(trace_id));
+        self.shared.redactor.scrub_value(&mut output);
+        let mut artifacts: Vec<String> = collect_artifacts(&output);
+        if let Some(spilled) = self.spill(&mut output, &tool_name, &trace_id).await {
+            artifacts.push(spilled);
+        }
+        if !artifacts.is_empty() {
+            output["artifacts"] = json!(artifacts);
+        }
+        let plugin_sha = plugin
+            .as_ref()
+            .and_then(|n| self.plugins.iter().find(|p| &p.manifest.name == n))
+            .map(|p| p.sha256.clone());
+        let entry = AuditEntry {
+            trace_id: trace_id.clone(),
+            tool: tool_name.clone(),
+            action,
+            plugin,
+            plugin_sha256: plugin_sha,
+            // The audit log scrubs secret values and secret-named fields itself.
+            args: args.clone(),
+            events: events
+                .iter()
+                .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+                .collect(),
+            outcome: outcome.to_string(),
+            error,
+            duration_ms,
+            artifacts,
+        };
+        // An append waits for the disk (flock + sync_data, ~1 ms): keep it off the async threads.
+        let audit = self.audit.clone();
+        match tokio::task::spawn_blocking(move || audit.append(entry)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("could not append to the audit log: {e:#}"),
+            Err(e) => tracing::error!("the audit append task failed: {e}"),
+        }
+        CallResult { is_error, output }
+    }
+}
+
+impl Router {
+    /// The call's deadline: `timeout_ms` when given, else the plugin's or the policy's default,
+    /// never above the policy's maximum.
+    fn timeout_for(&self, spec: &ToolSpec, args: &Value) -> Duration {
+        let policy = &self.shared.policy;
+        let default = spec
+            .plugin
+            .as_deref()
+            .map_or(policy.limits().timeout_ms, |p| policy.timeout_ms(p));
+        let asked = args
+            .get("timeout_ms")
+            .and_then(Value::as_u64)
+            .unwrap_or(default);
+        Duration::from_millis(asked.clamp(1, policy.limits().max_timeout_ms))
+    }
+
+    /// Moves an output larger than the inline cap into an artifact, leaving the envelope, a
+    /// preview and the link.
+    async fn spill(&self, output: &mut Value, tool: &str, trace_id: &str) -> Option<String> {
+        let text = serde_json::to_string_pretty(output).ok()?;
+        let cap = self.shared.policy.limits().inline_bytes as usize;
+        if text.len() <= cap {
+            return None;
+        }
+        let meta = ArtifactMeta {
+            media_type: "application/json".into(),
+            tool: tool.into(),
+            trace_id: trace_id.into(),
+            description: format!("full result of {tool} ({} bytes)", text.len()),
+        };
+        let info = match self.shared.artifacts.put(text.as_bytes(), meta).await {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!("could not spill a large result: {e:#}");
+                return None;
+            }
+        };
+        let mut slim = Map::new();
+        for k in [
+            "ok",
+            "tool",
+            "action",
+            "duration_ms",
+            "trace_id",
+            "error",
+            "status",
+        ] {
+            if let Some(v) = output.get(k) {
+                slim.insert(k.into(), v.clone());
+            }
+        }
+        slim.insert("truncated".into(), json!(true));
+        slim.insert(
+            "preview".into(),
+            json!(crate::artifacts::preview(
+                text.as_bytes(),
+                (cap / 4).max(1024)
+            )),
+        );
+        slim.insert(
+            "note".into(),
+            json!(format!(
+                "the result is {} bytes, over the {cap}-byte inline cap; the whole of it is {} — read it with the artifacts tool (action get/head/tail)",
+                text.len(),
+                info.uri
+            )),
+        );
+        *output = Value::Object(slim);
+        Some(info.uri)
+    }
+}
+
+/// `artifact://` URIs anywhere in a result.
+fn collect_artifacts(v: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    fn walk(v: &Value, found: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                if let Some(Value::String(u)) = o.get("uri") {
+                    if u.starts_with("artifact://") && !found.contains(u) {
+                        found.push(u.clone());
+                    }
+                }
+                o.values().for_each(|x| walk(x, found));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, found)),
+            _ => {}
+        }
+    }
+    walk(v, &mut found);
+    found
+}
+
+/// A new random trace id.
+pub fn new_trace_id() -> String {
+    format!("t-{:016x}", rand::random::<u64>())
+}
+
+/// Adds `timeout_ms` and `trace_id` to a tool's input schema (to every branch of a `oneOf`).
+fn add_common_fields(schema: &mut Value) {
+    let props = json!({
+        "timeout_ms": {"type": "integer", "minimum": 1, "description": "Deadline for this call in milliseconds (the policy caps it)."},
+        "trace_id": {"type": "string", "description": "Correlates this call with others in the audit log; generated when absent."}
+    });
+    let targets: Vec<&mut Value> = if schema.get("oneOf").is_some_and(Value::is_array) {
+        schema["oneOf"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .collect()
+    } else {
+        vec![schema]
+    };
+    for t in targets {
+        if let Some(obj) = t.as_object_mut() {
+            let p = obj.entry("properties").or_insert_with(|| json!({}));
+            if let Some(p) = p.as_object_mut() {
+                for k in COMMON_FIELDS {
+                    p.entry(*k).or_insert_with(|| props[*k].clone());
+                }
+            }
+        }
+    }
+}
+
+/// The output schema every tool shares: the envelope plus the tool's own properties.
+fn envelope_schema(own: &Value) -> Value {
+    let mut props = json!({
+        "ok": {"type": "boolean", "description": "false when the call failed; see `error`"},
+        "tool": {"type": "string"},
+        "action": {"type": ["string", "null"]},
+        "duration_ms": {"type": "integer"},
+        "trace_id": {"type": "string"},
+        "artifacts": {"type": "array", "items": {"type": "string"}, "description": "artifact:// URIs stored by this call"},
+        "error": {"type": "object", "description": "kind, message and the field at fault", "properties": {
+            "kind": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}
+        }},
+        "truncated": {"type": "boolean"},
+        "preview": {"type": "string"},
+        "note": {"type": "string"}
+    });
+    if let (Some(own), Some(p)) = (
+        own.get("properties").and_then(Value::as_object),
+        props.as_object_mut(),
+    ) {
+        for (k, v) in own {
+            p.entry(k.clone()).or_insert_with(|| strip_refs(v));
+        }
+    }
+    json!({
+        "type": "object",
+        "properties": props,
+        "required": ["ok", "tool", "duration_ms", "trace_id"],
+        "additionalProperties": true
+    })
+}
+
+/// A property schema without `$ref`s (whose `$defs` are not carried over): refs become `{}`.
+fn strip_refs(v: &Value) -> Value {
+    match v {
+        Value::Object(o) if o.contains_key("$ref") => {
+            let mut out = Map::new();
+            if let Some(d) = o.get("description") {
+                out.insert("description".into(), d.clone());
+            }
+            Value::Object(out)
+        }
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), strip_refs(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(strip_refs).collect()),
+        other => other.clone(),
+    }
+}
+
+fn load_policy(state: &StateDir) -> anyhow::Result<Policy> {
+    if let Ok(path) = std::env::var("INFRA_POLICY") {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read INFRA_POLICY={path}"))?;
+        return Ok(Policy::load(&text, &path)?);
+    }
+    let user = state.policy();
+    if user.is_file() {
+        let origin = user.display().to_string();
+        let text =
+            std::fs::read_to_string(&user).with_context(|| format!("cannot read {origin}"))?;
+        return Ok(Policy::load(&text, &origin)?);
+    }
+    Ok(Policy::embedded_default()?)
+}
+
+/// Third-party plugins: `<dir>/*.wasm`, each with a `.toml` manifest of the same stem.
+fn third_party(dir: &std::path::Path) -> Vec<(Result<Manifest, String>, Vec<u8>, String)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|wasm_path| {
+            let source = wasm_path.display().to_string();
+            let toml_path = wasm_path.with_extension("toml");
+            let manifest = std::fs::read_to_string(&toml_path)
+                .map_err(|e| format!("no manifest {} beside the plugin ({e}); every plugin needs its plugin.toml", toml_path.display()))
+                .and_then(|t| Manifest::parse(&t, &toml_path.display().to_string()).map_err(|e| format!("{e:#}")));
+            let wasm = std::fs::read(&wasm_path).unwrap_or_default();
+            (manifest, wasm, source)
+        })
+        .collect()
+}

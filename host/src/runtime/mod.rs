@@ -1,0 +1,309 @@
+//! The wasm runtime: one [`wasmtime::Engine`], plugins loaded once into an `InstancePre`, and a
+//! fresh `Store` per call with a deadline (epoch interruption), a memory limit and an output cap.
+
+mod cache;
+pub mod imports;
+pub mod manifest;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+pub use cache::CacheStats;
+pub use manifest::Manifest;
+
+use crate::caps::{CallCtx, PluginHostPre, StoreState};
+use crate::tool::{Annotations, ToolSpec};
+
+/// How often the epoch advances; deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Bytes of stdout/stderr a plugin may write per call (captured, shown in errors).
+const STDIO_CAP: usize = 64 * 1024;
+
+/// The engine, the linker and the compile cache, shared by all plugins.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    cache: cache::Cache,
+}
+
+/// A loaded plugin: its identity, what it imports, its tools, and a ready-to-instantiate form.
+pub struct Plugin {
+    /// Manifest of the plugin.
+    pub manifest: Manifest,
+    /// Hex sha256 of the wasm.
+    pub sha256: String,
+    /// Where it came from: `embedded` or a file path.
+    pub source: String,
+    /// Every import of the component, as read from the binary.
+    pub imports: Vec<String>,
+    /// The tools it exports.
+    pub tools: Vec<ToolSpec>,
+    /// Whether the compiled code came from the cache.
+    pub cache_hit: bool,
+    pre: PluginHostPre<StoreState>,
+}
+
+/// Limits of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Wall-clock deadline.
+    pub timeout: Duration,
+    /// Linear memory the instance may grow to.
+    pub memory_bytes: usize,
+    /// Largest result the plugin may return.
+    pub output_bytes: usize,
+}
+
+/// Why a plugin call did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned an error for the agent.
+    #[error("{message}")]
+    Tool {
+        /// `invalid`, `denied`, `not-found`, `timeout`, `failed`.
+        kind: String,
+        /// The plugin's message.
+        message: String,
+        /// The field at fault.
+        field: Option<String>,
+        /// Extra detail.
+        detail: Option<serde_json::Value>,
+    },
+    /// The deadline passed and the instance was stopped.
+    #[error(
+        "the call ran past its {0} ms deadline and was stopped; raise timeout_ms if the work is expected to take longer"
+    )]
+    Timeout(u128),
+    /// The instance tried to grow past its memory limit.
+    #[error(
+        "the plugin exceeded its memory limit of {0} MiB and was stopped; raise memory_mib for it in the policy if that is expected"
+    )]
+    Memory(usize),
+    /// The result was larger than the output cap.
+    #[error(
+        "the plugin returned {0} bytes, more than the {1}-byte output cap; ask for less (filters, max_bytes) or raise limits.output_bytes"
+    )]
+    OutputTooLarge(usize, usize),
+    /// The plugin trapped (a bug in the plugin).
+    #[error("the plugin crashed: {0}")]
+    Trap(String),
+}
+
+impl Runtime {
+    /// Builds the engine (and starts its epoch clock) with the compile cache in `cache_dir`.
+    pub fn new(cache_dir: std::path::PathBuf) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(anyhow::Error::from)
+            .context("creating the wasm engine")?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("infra-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .context("starting the epoch thread")?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::caps::add_to_linker(&mut linker)?;
+        let cache = cache::Cache::new(cache_dir, &engine);
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
+    }
+
+    /// Cache hits and misses so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Checks, compiles (or loads from cache) and describes a plugin. `describe_ctx` is the
+    /// context its `describe` export runs with (no grants are needed to describe).
+    pub async fn load(
+        &self,
+        wasm: &[u8],
+        manifest: Manifest,
+        source: String,
+        describe_ctx: CallCtx,
+    ) -> anyhow::Result<Plugin> {
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let imports = imports::component_imports(wasm).with_context(|| {
+            format!(
+                "reading the imports of plugin '{}' ({source})",
+                manifest.name
+            )
+        })?;
+        imports::check(&manifest, &imports)?;
+        let (component, cache_hit) = self.cache.component(&self.engine, wasm, &sha256)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("linking plugin '{}'", manifest.name))?;
+        let pre = PluginHostPre::new(pre)?;
+        let limits = CallLimits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 256 << 20,
+            output_bytes: 8 << 20,
+        };
+        let mut store = self.store(describe_ctx, limits);
+        let specs = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.infra_plugin_tool().call_describe(&mut store).await
+        }
+        .await
+        .map_err(|e| classify(e, &limits))
+        .with_context(|| format!("plugin '{}' failed to describe its tools", manifest.name))?;
+        let mut tools = Vec::new();
+        for s in specs {
+            let parse = |what: &str, text: &str| -> anyhow::Result<serde_json::Value> {
+                serde_json::from_str(text).with_context(|| {
+                    format!(
+                        "plugin '{}' tool '{}': {what} is not JSON",
+                        manifest.name, s.name
+                    )
+                })
+            };
+            tools.push(ToolSpec {
+                input_schema: parse("input schema", &s.input_schema)?,
+                output_schema: parse("output schema", &s.output_schema)?,
+                annotations: Annotations {
+                    read_only: s.annotations.read_only,
+                    destructive: s.annotations.destructive,
+                    idempotent: s.annotations.idempotent,
+                    open_world: s.annotations.open_world,
+                },
+                plugin: Some(manifest.name.clone()),
+                name: s.name,
+                title: s.title,
+                description: s.description,
+            });
+        }
+        Ok(Plugin {
+            manifest,
+            sha256,
+            source,
+            imports,
+            tools,
+            cache_hit,
+            pre,
+        })
+    }
+
+    fn store(&self, call: CallCtx, limits: CallLimits) -> Store<StoreState> {
+        // No env, no args, no preopens, no network: WASI gives clocks, random and captured stdio.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(MemoryOutputPipe::new(STDIO_CAP))
+            .stderr(MemoryOutputPipe::new(STDIO_CAP))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let state = StoreState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .instances(64)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            call,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = (limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Runs one tool of a plugin in a fresh Store.
+    pub async fn call(
+        &self,
+        plugin: &Plugin,
+        tool: &str,
+        args_json: &str,
+        call: CallCtx,
+        limits: CallLimits,
+    ) -> Result<String, CallError> {
+        let started = Instant::now();
+        let mut store = self.store(call, limits);
+        let run = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance
+                .infra_plugin_tool()
+                .call_call(&mut store, tool, args_json)
+                .await
+        };
+        // The epoch deadline stops wasm code; this outer bound also stops a plugin parked in a
+        // host call that ignores its own timeout.
+        let outcome = tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await;
+        let result = match outcome {
+            Err(_) => return Err(CallError::Timeout(limits.timeout.as_millis())),
+            Ok(Err(e)) => {
+                if started.elapsed() >= limits.timeout {
+                    return Err(CallError::Timeout(limits.timeout.as_millis()));
+                }
+                return Err(classify(e, &limits));
+            }
+            Ok(Ok(r)) => r,
+        };
+        match result {
+            Ok(out) if out.len() > limits.output_bytes => {
+                Err(CallError::OutputTooLarge(out.len(), limits.output_bytes))
+            }
+            Ok(out) => Ok(out),
+            Err(e) => Err(CallError::Tool {
+                kind: e.kind,
+                message: e.message,
+                field: e.field,
+                detail: serde_json::from_str(&e.detail_json).ok(),
+            }),
+        }
+    }
+}
+
+/// Turns a wasmtime error into what happened, in words a user can act on.
+fn classify(e: wasmtime::Error, limits: &CallLimits) -> CallError {
+    if let Some(trap) = e.downcast_ref::<Trap>() {
+        if *trap == Trap::Interrupt {
+            return CallError::Timeout(limits.timeout.as_millis());
+        }
+    }
+    let text = format!("{e:?}");
+    if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+        return CallError::Memory(limits.memory_bytes >> 20);
+    }
+    CallError::Trap(format!("{e:#}"))
+}
+
+/// A plugin that could not be loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Refused {
+    /// Plugin name or file.
+    pub plugin: String,
+    /// Where it came from.
+    pub source: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// Shared handle to the runtime.
+pub type SharedRuntime = Arc<Runtime>;

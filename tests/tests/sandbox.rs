@@ -1,0 +1,786 @@
+//! Adversarial: the `hostile` test plugin really tries each way out of the sandbox — sockets,
+//! files, environment, ungranted hosts, CPU, memory, output size, secrets — against the real
+//! `infra` binary. Each test asserts the escape was stopped (and, where the escape reaches
+//! something real, that the real thing saw nothing), then that the same server keeps answering.
+//!
+//! Most tests drive one long-lived `infra serve` over MCP stdio (an rmcp client), because
+//! "keeps serving" means the same process, with the same loaded plugin, answers the next call.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use infra::fixture_server::FixtureServer;
+use infra_tests::{Home, contains, test_plugin};
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::TokioChildProcess;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+/// The hostile plugin's manifest, as shipped beside its source.
+const HOSTILE_MANIFEST: &str = include_str!("../plugins/hostile/plugin.toml");
+/// The undeclared plugin's (lying) manifest.
+const UNDECLARED_MANIFEST: &str = include_str!("../plugins/undeclared/plugin.toml");
+
+/// Longest any single MCP exchange may take before the test calls the server hung.
+const EXCHANGE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A state directory with `hostile` installed under `policy`.
+fn hostile_home(policy: &str) -> Home {
+    let home = Home::new();
+    home.policy(policy)
+        .install_plugin("hostile", &test_plugin("hostile"), HOSTILE_MANIFEST);
+    home
+}
+
+/// A value no test run has seen before, long enough for any redactor to take it seriously.
+fn canary(tag: &str) -> String {
+    let a = RandomState::new().build_hasher().finish();
+    let b = RandomState::new().build_hasher().finish();
+    format!("{tag}-{a:016x}{b:016x}")
+}
+
+/// One `infra serve` process and an rmcp client talking to it over stdio.
+struct Server {
+    client: RunningService<RoleClient, ()>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Server {
+    /// Starts `infra serve` on `home` with extra environment `env` and completes the handshake.
+    async fn start(home: &Home, env: &[(&str, &str)]) -> Self {
+        let mut cmd = home.command();
+        cmd.arg("serve");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (transport, stderr_pipe) =
+            TokioChildProcess::builder(tokio::process::Command::from(cmd))
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn infra serve");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        if let Some(pipe) = stderr_pipe {
+            let sink = stderr.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut pipe = pipe;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let client = tokio::time::timeout(EXCHANGE_LIMIT, ().serve(transport))
+            .await
+            .expect("infra serve finished the MCP handshake within 60 s")
+            .expect("MCP handshake with infra serve");
+        Self { client, stderr }
+    }
+
+    /// What the server wrote to stderr so far.
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// `tools/call`: (isError, structuredContent).
+    async fn call(&self, tool: &str, args: Value) -> (bool, Value) {
+        let Value::Object(args) = args else {
+            panic!("arguments must be a JSON object")
+        };
+        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args);
+        let result = tokio::time::timeout(EXCHANGE_LIMIT, self.client.call_tool(params))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "tools/call {tool} got no answer within 60 s; stderr:\n{}",
+                    self.stderr()
+                )
+            })
+            .unwrap_or_else(|e| {
+                panic!(
+                    "tools/call {tool} failed at the protocol level: {e}; stderr:\n{}",
+                    self.stderr()
+                )
+            });
+        let out = result.structured_content.clone().unwrap_or_else(|| {
+            panic!("tools/call {tool} returned no structuredContent: {result:?}")
+        });
+        (result.is_error == Some(true), out)
+    }
+
+    /// The tool names the server lists.
+    async fn tool_names(&self) -> Vec<String> {
+        let tools = tokio::time::timeout(EXCHANGE_LIMIT, self.client.list_all_tools())
+            .await
+            .expect("tools/list answered within 60 s")
+            .expect("tools/list");
+        tools.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    /// The same server answers an ordinary call of the same plugin, correctly.
+    async fn still_serves(&self, after: &str) {
+        let (is_error, out) = self.call("hostile", json!({"action": "fs_read"})).await;
+        assert!(
+            !is_error && out["ok"] == true && out["tool"] == "hostile" && out["escaped"] == false,
+            "after {after}, the same server must still answer a normal call; got {out:#}\nstderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// Closes the session; the child process is shut down with it.
+    async fn stop(self) {
+        let _ = self.client.cancel().await;
+    }
+}
+
+/// The error object of a failed call, with the envelope checked.
+fn error_of<'a>(is_error: bool, out: &'a Value, what: &str) -> &'a Value {
+    assert!(is_error, "{what}: the call must fail; got {out:#}");
+    assert_eq!(
+        out["ok"], false,
+        "{what}: the envelope says ok=false: {out:#}"
+    );
+    assert!(
+        out["trace_id"].is_string() && out["duration_ms"].is_u64(),
+        "{what}: envelope fields present: {out:#}"
+    );
+    &out["error"]
+}
+
+/// Nothing reached the listener: no pending connection in its accept queue.
+fn assert_no_connection(listener: &std::net::TcpListener) {
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => panic!("accept on the test listener failed oddly: {e}"),
+        Ok((mut stream, peer)) => {
+            let mut got = Vec::new();
+            stream.set_nonblocking(false).ok();
+            stream
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .ok();
+            let _ = stream.read_to_end(&mut got);
+            panic!(
+                "the sandbox let the plugin connect: the listener accepted a connection from {peer} and read {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+    }
+}
+
+/// The listener was really live: a connection from outside the sandbox does arrive.
+fn assert_listener_live(listener: &std::net::TcpListener) {
+    let addr = listener.local_addr().expect("listener address");
+    let _outside = std::net::TcpStream::connect(addr).expect("connect from the test process");
+    listener
+        .accept()
+        .expect("a connection from outside the sandbox is in the accept queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn std_net_connect_to_a_live_loopback_listener_is_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let addr = listener.local_addr().expect("listener address").to_string();
+    let home = hostile_home("[plugin.hostile]\n");
+    let server = Server::start(&home, &[]).await;
+
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "net_connect", "addr": addr}))
+        .await;
+    assert!(!is_error, "the plugin reports the attempt itself: {out:#}");
+    assert_eq!(
+        out["escaped"], false,
+        "std::net::TcpStream::connect({addr}) must fail in the sandbox: {out:#}"
+    );
+    let error = out["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&addr),
+        "the plugin says which connect failed: {out:#}"
+    );
+    assert_no_connection(&listener);
+
+    server.still_serves("a socket escape").await;
+    server.stop().await;
+    assert_listener_live(&listener);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn std_fs_cannot_read_etc_passwd_or_list_the_current_directory() {
+    assert!(
+        std::fs::read_to_string("/etc/passwd").is_ok_and(|t| t.contains("root:")),
+        "the file exists outside the sandbox (else this test proves nothing)"
+    );
+    let home = hostile_home("[plugin.hostile]\n");
+    let server = Server::start(&home, &[]).await;
+
+    let (is_error, out) = server.call("hostile", json!({"action": "fs_read"})).await;
+    assert!(!is_error, "the plugin reports the attempt itself: {out:#}");
+    assert_eq!(
+        out["escaped"], false,
+        "no file or directory is reachable through std::fs: {out:#}"
+    );
+    assert!(
+        out.get("data").is_none_or(Value::is_null),
+        "nothing was read: {out:#}"
+    );
+    let error = out["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("/etc/passwd") && error.contains("read_dir ."),
+        "both attempts were made and both failed: {out:#}"
+    );
+    assert!(
+        !out.to_string().contains("root:"),
+        "no line of /etc/passwd in the output: {out:#}"
+    );
+
+    server.still_serves("a file-system escape").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_and_argv_are_empty_even_with_a_canary_on_the_server() {
+    let secret = canary("env-canary");
+    let home = hostile_home("[plugin.hostile]\n");
+    let server = Server::start(
+        &home,
+        &[
+            ("HOSTILE_CANARY", &secret),
+            ("HOSTILE_PLAIN", "visible-if-leaked"),
+        ],
+    )
+    .await;
+
+    let (is_error, out) = server.call("hostile", json!({"action": "env_read"})).await;
+    assert!(!is_error, "the plugin reports the attempt itself: {out:#}");
+    assert_eq!(
+        out["escaped"], false,
+        "the guest sees no environment and no arguments: {out:#}"
+    );
+    assert_eq!(
+        out["data"]["vars"],
+        json!({}),
+        "std::env::vars() is empty: {out:#}"
+    );
+    assert_eq!(
+        out["data"]["args"],
+        json!([]),
+        "std::env::args() is empty: {out:#}"
+    );
+    let text = out.to_string();
+    assert!(
+        !text.contains(&secret) && !text.contains("visible-if-leaked"),
+        "no variable of the host leaks: {out:#}"
+    );
+
+    server.still_serves("an environment read").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_to_an_ungranted_host_is_denied_with_advice_naming_the_policy() {
+    let fixture = FixtureServer::start().await.expect("fixture server");
+    // hostile holds an http grant, but for another host: the fixture's is not in it.
+    let home = hostile_home(
+        "[plugin.hostile]\n\n[plugin.hostile.http]\nhosts = [\"granted.example.com:443\"]\n",
+    );
+    let policy_file = home.path().join("policy.toml").display().to_string();
+    let server = Server::start(&home, &[]).await;
+
+    let url = format!("{}/hello", fixture.base_url());
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "http_ungranted", "url": url}))
+        .await;
+    let error = error_of(is_error, &out, "http to an ungranted host");
+    assert_eq!(
+        error["kind"], "denied",
+        "a policy refusal is `denied`: {out:#}"
+    );
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("[plugin.hostile.http]"),
+        "the advice names the policy section to edit: {message}"
+    );
+    assert!(
+        message.contains(&policy_file),
+        "the advice names the policy file {policy_file}: {message}"
+    );
+    assert!(
+        fixture.seen().is_empty(),
+        "no request reached the server: {:?}",
+        fixture.seen()
+    );
+
+    server.still_serves("a denied http call").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_is_stopped_at_the_policy_deadline_and_the_server_keeps_serving() {
+    let home = hostile_home("[plugin.hostile]\ntimeout_ms = 500\n");
+    let server = Server::start(&home, &[]).await;
+
+    let started = Instant::now();
+    let (is_error, out) = server.call("hostile", json!({"action": "spin"})).await;
+    let took = started.elapsed();
+    let error = error_of(is_error, &out, "spin");
+    assert_eq!(
+        error["kind"], "timeout",
+        "a stopped loop is a `timeout`: {out:#}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("500 ms"),
+        "the message names the deadline: {out:#}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "a 500 ms deadline stopped the loop in {took:?} (limit 10 s)"
+    );
+
+    server.still_serves("a runaway loop").await;
+    // And a second runaway does not find the server worse off.
+    let (is_error, out) = server.call("hostile", json!({"action": "spin"})).await;
+    assert_eq!(
+        error_of(is_error, &out, "a second spin")["kind"],
+        "timeout",
+        "{out:#}"
+    );
+    server.still_serves("a second runaway loop").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_hits_the_memory_limit_and_the_server_keeps_serving() {
+    let home = hostile_home("[plugin.hostile]\nmemory_mib = 32\n");
+    let server = Server::start(&home, &[]).await;
+
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "memory_bomb"}))
+        .await;
+    let error = error_of(is_error, &out, "memory_bomb");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        error["kind"], "failed",
+        "a plugin stopped for memory has `failed`: {out:#}"
+    );
+    assert!(
+        message.contains("memory limit"),
+        "the message says it was the memory limit: {message}"
+    );
+    assert!(
+        message.contains("32 MiB"),
+        "the message names the policy's memory_mib (32): {message}"
+    );
+
+    server.still_serves("a memory bomb").await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_flood_hits_the_output_cap_and_the_server_keeps_serving() {
+    let home = hostile_home("[limits]\noutput_bytes = 1048576\n\n[plugin.hostile]\n");
+    let server = Server::start(&home, &[]).await;
+
+    let (is_error, out) = server
+        .call(
+            "hostile",
+            json!({"action": "output_flood", "bytes": 4 << 20}),
+        )
+        .await;
+    let error = error_of(is_error, &out, "output_flood of 4 MiB");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("output cap") && message.contains("1048576"),
+        "the message names the 1 MiB output cap: {message}"
+    );
+    assert!(
+        out.to_string().len() < 64 * 1024,
+        "none of the flood reaches the agent: {} bytes",
+        out.to_string().len()
+    );
+
+    server.still_serves("an output flood").await;
+    // Under the cap, a large result still comes back — spilled to an artifact with a preview.
+    let (is_error, out) = server
+        .call(
+            "hostile",
+            json!({"action": "output_flood", "bytes": 200_000}),
+        )
+        .await;
+    assert!(!is_error, "a 200 kB result is under the 1 MiB cap: {out:#}");
+    assert_eq!(
+        out["truncated"], true,
+        "over the inline cap it is stored as an artifact: {out:#}"
+    );
+    let links = out["artifacts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        links
+            .iter()
+            .any(|l| l.as_str().is_some_and(|l| l.starts_with("artifact://"))),
+        "the result links its artifact: {out:#}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_importing_more_than_its_manifest_is_refused_at_load() {
+    let fixture = FixtureServer::start().await.expect("fixture server");
+    let home = hostile_home(
+        "[plugin.hostile]\n\n[plugin.undeclared]\n\n[plugin.undeclared.http]\nhosts = [\"*\"]\n",
+    );
+    home.install_plugin(
+        "undeclared",
+        &test_plugin("undeclared"),
+        UNDECLARED_MANIFEST,
+    );
+
+    // `infra plugins`: refused, with a reason naming the interface it hides.
+    let out = home
+        .command()
+        .arg("plugins")
+        .output()
+        .expect("run infra plugins");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "infra plugins runs: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Value = serde_json::from_str(&stdout).expect("infra plugins prints JSON");
+    let refused = list["refused"].as_array().cloned().unwrap_or_default();
+    let entry = refused
+        .iter()
+        .find(|r| r["plugin"] == "undeclared")
+        .unwrap_or_else(|| panic!("undeclared is listed as refused: {list:#}"));
+    let reason = entry["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("infra:host/http"),
+        "the reason names the undeclared interface: {reason}"
+    );
+    assert!(
+        entry["source"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("undeclared.wasm"),
+        "the source names the file: {entry:#}"
+    );
+    let loaded: Vec<&str> = list["plugins"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        !loaded.contains(&"undeclared"),
+        "undeclared is not loaded: {loaded:?}"
+    );
+    assert!(
+        loaded.contains(&"hostile"),
+        "an honest plugin beside it loads: {loaded:?}"
+    );
+
+    // Its tool is not callable, even with a policy that would grant its http.
+    let (is_error, out, _) = home.call(
+        "undeclared",
+        &json!({"url": format!("{}/hello", fixture.base_url())}),
+    );
+    assert!(
+        is_error,
+        "the tool of a refused plugin does not exist: {out:#}"
+    );
+    assert!(
+        fixture.seen().is_empty(),
+        "no request reached the server: {:?}",
+        fixture.seen()
+    );
+
+    // `plugins inspect` on the binary shows why, from the binary itself.
+    let wasm = home.path().join("plugins").join("undeclared.wasm");
+    let out = home
+        .command()
+        .args(["plugins", "inspect"])
+        .arg(&wasm)
+        .output()
+        .expect("run infra plugins inspect");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "inspect exits non-zero on a mismatch: {stdout}"
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("inspect prints JSON");
+    assert_eq!(report["matches_manifest"], false, "{report:#}");
+    assert_eq!(report["declared_imports"], json!(["types"]), "{report:#}");
+    let actual: Vec<&str> = report["actual_imports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        actual.contains(&"http"),
+        "the binary really imports http: {report:#}"
+    );
+
+    // Over MCP the tool is not listed either.
+    let server = Server::start(&home, &[]).await;
+    let names = server.tool_names().await;
+    assert!(
+        names.iter().any(|n| n == "hostile") && !names.iter().any(|n| n == "undeclared"),
+        "tools/list: {names:?}"
+    );
+    server.stop().await;
+}
+
+/// The policy that grants hostile the canary secret and the log (where it leaks what it gets).
+const SECRET_GRANT: &str = "[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"env:HOSTILE_CANARY\"]\n\n[plugin.hostile.log]\n";
+
+#[test]
+fn secrets_are_denied_without_the_export_flag_even_with_a_grant() {
+    let secret = canary("secret-canary");
+    let home = hostile_home(SECRET_GRANT);
+    let (is_error, out, stderr) = home.call_with(
+        "hostile",
+        &json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        |c| {
+            c.env("HOSTILE_CANARY", &secret);
+        },
+    );
+    let error = error_of(
+        is_error,
+        &out,
+        "secrets_get without INFRA_ALLOW_SECRET_EXPORT",
+    );
+    assert_eq!(error["kind"], "denied", "{out:#}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("INFRA_ALLOW_SECRET_EXPORT"),
+        "the denial names the flag: {out:#}"
+    );
+    assert!(
+        !out.to_string().contains(&secret),
+        "the value is not in the output"
+    );
+    assert!(!stderr.contains(&secret), "the value is not on stderr");
+    assert!(
+        !contains(&home.all_bytes(), &secret),
+        "the value is nowhere in the state directory"
+    );
+}
+
+#[test]
+fn secrets_with_the_flag_but_without_a_grant_are_denied() {
+    let secret = canary("secret-canary");
+    let home = hostile_home(
+        "[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"env:SOMETHING_ELSE\"]\n",
+    );
+    let (is_error, out, stderr) = home.call_with(
+        "hostile",
+        &json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        |c| {
+            c.env("HOSTILE_CANARY", &secret)
+                .env("INFRA_ALLOW_SECRET_EXPORT", "1");
+        },
+    );
+    let error = error_of(is_error, &out, "secrets_get of an ungranted name");
+    assert_eq!(error["kind"], "denied", "{out:#}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("[plugin.hostile.secrets]"),
+        "the denial names the policy section: {out:#}"
+    );
+    assert!(
+        !out.to_string().contains(&secret) && !stderr.contains(&secret),
+        "the value leaks nowhere"
+    );
+    assert!(
+        !contains(&home.all_bytes(), &secret),
+        "the value is nowhere in the state directory"
+    );
+}
+
+#[test]
+fn secrets_with_flag_and_grant_reach_the_plugin_and_are_scrubbed_everywhere() {
+    let secret = canary("secret-canary");
+    let home = hostile_home(SECRET_GRANT);
+    let (is_error, out, stderr) = home.call_with(
+        "hostile",
+        &json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        |c| {
+            c.env("HOSTILE_CANARY", &secret)
+                .env("INFRA_ALLOW_SECRET_EXPORT", "1");
+        },
+    );
+    assert!(
+        !is_error,
+        "flag + grant: the read works: {out:#}\nstderr:\n{stderr}"
+    );
+    assert_eq!(out["escaped"], true, "{out:#}");
+    assert_eq!(
+        out["data"]["len"],
+        secret.len(),
+        "the plugin received the real value (its length matches): {out:#}"
+    );
+    let value = out["data"]["value"]
+        .as_str()
+        .expect("the plugin returned the value field");
+    assert_ne!(value, secret, "the value the plugin returned was scrubbed");
+    assert!(
+        !out.to_string().contains(&secret),
+        "the value is nowhere in the output: {out:#}"
+    );
+    assert!(
+        stderr.contains("the secret env:HOSTILE_CANARY is"),
+        "the plugin's leaking log line reached stderr (so the next check is not vacuous): {stderr}"
+    );
+    assert!(
+        !stderr.contains(&secret),
+        "the log line was scrubbed: {stderr}"
+    );
+    let audit =
+        std::fs::read_to_string(home.path().join("audit.jsonl")).expect("audit.jsonl written");
+    assert!(
+        audit.contains("secrets_get"),
+        "the call was audited: {audit}"
+    );
+    assert!(
+        !contains(&home.all_bytes(), &secret),
+        "the value is nowhere in the state directory (audit, artifacts)"
+    );
+}
+
+/// Every escape, one after another, through one server: each is stopped, and after each the
+/// same process answers a normal call. The deadline here comes from the call's own timeout_ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_long_lived_server_contains_every_escape_in_a_row() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let addr = listener.local_addr().expect("listener address").to_string();
+    let fixture = FixtureServer::start().await.expect("fixture server");
+    let secret = canary("env-canary");
+    let home = hostile_home(
+        "[limits]\noutput_bytes = 1048576\n\n[plugin.hostile]\nmemory_mib = 32\n\n\
+         [plugin.hostile.http]\nhosts = [\"granted.example.com:443\"]\n",
+    );
+    let server = Server::start(&home, &[("HOSTILE_CANARY", &secret)]).await;
+    server.still_serves("the start").await;
+
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "net_connect", "addr": addr}))
+        .await;
+    assert!(!is_error && out["escaped"] == false, "net_connect: {out:#}");
+    assert_no_connection(&listener);
+    server.still_serves("net_connect").await;
+
+    let (is_error, out) = server.call("hostile", json!({"action": "env_read"})).await;
+    assert!(
+        !is_error && out["escaped"] == false && !out.to_string().contains(&secret),
+        "env_read: {out:#}"
+    );
+    server.still_serves("env_read").await;
+
+    let url = format!("{}/hello", fixture.base_url());
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "http_ungranted", "url": url}))
+        .await;
+    assert_eq!(
+        error_of(is_error, &out, "http_ungranted")["kind"],
+        "denied",
+        "{out:#}"
+    );
+    assert!(
+        fixture.seen().is_empty(),
+        "no request reached the fixture: {:?}",
+        fixture.seen()
+    );
+    server.still_serves("http_ungranted").await;
+
+    let started = Instant::now();
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "spin", "timeout_ms": 500}))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(
+        error_of(is_error, &out, "spin")["kind"],
+        "timeout",
+        "{out:#}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "timeout_ms 500 stopped the loop in {took:?} (limit 10 s)"
+    );
+    server.still_serves("spin").await;
+
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "memory_bomb"}))
+        .await;
+    let message = error_of(is_error, &out, "memory_bomb")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("memory limit") && message.contains("32 MiB"),
+        "memory_bomb: {out:#}"
+    );
+    server.still_serves("memory_bomb").await;
+
+    let (is_error, out) = server
+        .call(
+            "hostile",
+            json!({"action": "output_flood", "bytes": 4 << 20}),
+        )
+        .await;
+    let message = error_of(is_error, &out, "output_flood")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("output cap") && message.contains("1048576"),
+        "output_flood: {out:#}"
+    );
+    server.still_serves("output_flood").await;
+
+    let (is_error, out) = server
+        .call(
+            "hostile",
+            json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        )
+        .await;
+    assert_eq!(
+        error_of(is_error, &out, "secrets_get")["kind"],
+        "denied",
+        "{out:#}"
+    );
+    assert!(!out.to_string().contains(&secret), "secrets_get: {out:#}");
+    server.still_serves("secrets_get").await;
+
+    // The host side is intact too: the audit chain of everything above verifies.
+    let (is_error, out) = server.call("audit", json!({"action": "verify"})).await;
+    assert!(
+        !is_error && out["valid"] == true,
+        "the audit chain verifies after the barrage: {out:#}"
+    );
+    assert!(
+        !server.stderr().contains(&secret),
+        "the canary never reached the server's log"
+    );
+    server.stop().await;
+    assert_listener_live(&listener);
+}
