@@ -75,8 +75,12 @@ impl StateDir {
         self.root.join("plugins")
     }
 
-    /// `cache/`: precompiled components.
+    /// Precompiled components: `INFRA_CACHE_DIR` when set (one cache shared by several state
+    /// directories), else `cache/` in the state directory.
     pub fn cache(&self) -> PathBuf {
-        self.root.join("cache")
+        match std::env::var_os("INFRA_CACHE_DIR").filter(|v| !v.is_empty()) {
+            Some(dir) => PathBuf::from(dir),
+            None => self.root.join("cache"),
+        }
     }
 }

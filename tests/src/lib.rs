@@ -81,9 +81,12 @@ impl Home {
     }
 
     /// An `infra` command with this state directory and a clean environment for the flags.
+    /// The compile cache is shared by all tests (`target/test-cache`) so that each new state
+    /// directory does not recompile the plugins; tests about the cache set their own.
     pub fn command(&self) -> Command {
         let mut c = Command::new(infra_bin());
         c.env("INFRA_HOME", self.path())
+            .env("INFRA_CACHE_DIR", shared_cache_dir())
             .env_remove("INFRA_POLICY")
             .env_remove("INFRA_UNSAFE_LOCAL")
             .env_remove("INFRA_ALLOW_SECRET_EXPORT")
@@ -132,6 +135,57 @@ impl Home {
         let mut out = Vec::new();
         walk(self.path(), &mut out);
         out
+    }
+}
+
+/// `target/test-cache`, the compile cache the tests share.
+pub fn shared_cache_dir() -> PathBuf {
+    infra_bin().parent().and_then(Path::parent).expect("target/").join("test-cache")
+}
+
+/// A long-lived `infra serve` driven by the rmcp client over stdio: one server, many calls.
+pub struct Mcp {
+    /// The running client session.
+    pub client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
+}
+
+impl Home {
+    /// Starts `infra serve` on this state directory and completes the MCP handshake
+    /// (2025-11-25 `initialize`); `tweak` may add environment variables.
+    pub async fn mcp_with(&self, tweak: impl FnOnce(&mut tokio::process::Command)) -> Mcp {
+        use rmcp::ServiceExt;
+        let mut cmd = tokio::process::Command::from(self.command());
+        cmd.arg("serve");
+        tweak(&mut cmd);
+        let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawn infra serve");
+        let client = ().serve(transport).await.expect("MCP handshake with infra serve");
+        Mcp { client }
+    }
+
+    /// [`Home::mcp_with`] without changes.
+    pub async fn mcp(&self) -> Mcp {
+        self.mcp_with(|_| {}).await
+    }
+}
+
+impl Mcp {
+    /// `tools/call`: (is_error, structuredContent). Also checks that the text mirror matches.
+    pub async fn call(&self, tool: &str, args: Value) -> (bool, Value) {
+        let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());
+        if let Value::Object(map) = args {
+            params = params.with_arguments(map);
+        }
+        let result = self.client.call_tool(params).await.unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"));
+        let structured = result.structured_content.clone().expect("every result carries structuredContent");
+        let text = result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).expect("a text mirror");
+        let mirrored: Value = serde_json::from_str(&text).expect("the text mirror is JSON");
+        assert_eq!(mirrored, structured, "the text mirror equals structuredContent");
+        (result.is_error == Some(true), structured)
+    }
+
+    /// Closes the session; the server exits when stdin closes.
+    pub async fn close(self) {
+        let _ = self.client.cancel().await;
     }
 }
 
