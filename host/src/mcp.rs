@@ -26,7 +26,6 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::tool::{CallRequest, CallResult, Dispatch, ProgressFn, ToolSpec};
-use crate::validate;
 
 /// What an agent reads first: how to find its way around a short, action-based tool list.
 const INSTRUCTIONS: &str = "infra does infrastructure work — SSH, HTTP, Postgres, git \
@@ -130,12 +129,8 @@ impl<D: Dispatch> McpServer<D> {
             .arguments
             .map_or_else(|| Value::Object(Map::new()), Value::Object);
 
-        let tools = self.dispatch.tools();
-        let canonical = validate::tool_alias(&name);
-        if !tools.iter().any(|tool| tool.name == canonical) {
-            return to_call_tool_result(unknown_tool(&name, &Label::of(&args), &tools));
-        }
-
+        // An unknown tool name goes to the dispatcher too: it answers with the tools there
+        // are, and the attempt is audited like any call.
         let (progress, forwarder) = match context.meta.get_progress_token() {
             Some(token) => {
                 let (callback, forwarder) = progress_channel(context.peer.clone(), token);
@@ -223,32 +218,6 @@ fn to_call_tool_result(result: CallResult) -> CallToolResult {
         CallToolResult::structured_error(result.output)
     } else {
         CallToolResult::structured(result.output)
-    }
-}
-
-/// The result for a tool name that is not listed, naming the tools there are.
-fn unknown_tool(name: &str, label: &Label, tools: &[ToolSpec]) -> CallResult {
-    let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_str()).collect();
-    let listed = names
-        .iter()
-        .map(|name| format!("`{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let advice = match validate::did_you_mean(name, names.iter().copied()) {
-        Some(close) => format!("did you mean `{close}`? Available tools: {listed}."),
-        None => format!("available tools: {listed}; call `help` to find the one for the task."),
-    };
-    CallResult {
-        is_error: true,
-        output: failure(
-            name,
-            label,
-            json!({
-                "kind": "unknown_tool",
-                "message": format!("unknown tool `{name}`; {advice}"),
-                "available_tools": names,
-            }),
-        ),
     }
 }
 
@@ -641,39 +610,6 @@ mod tests {
             assert_eq!(seen[seen.len() - 2].args, json!({}));
             assert_eq!(seen[seen.len() - 1].tool, "api");
         }
-
-        // An unknown tool is a tool error naming the tools, never a protocol error.
-        let calls_before = session.dispatch.seen.lock().unwrap().len();
-        let unknown = call(
-            &session,
-            "ecko",
-            Some(json!({"action": "x", "trace_id": "t-1"})),
-        )
-        .await;
-        assert_eq!(unknown.is_error, Some(true));
-        let output = unknown.structured_content.clone().unwrap();
-        assert_eq!(output["ok"], json!(false));
-        assert_eq!(output["tool"], json!("ecko"));
-        assert_eq!(output["action"], json!("x"));
-        assert_eq!(output["trace_id"], json!("t-1"));
-        assert_eq!(output["error"]["kind"], json!("unknown_tool"));
-        assert_eq!(
-            output["error"]["available_tools"],
-            json!(["echo", "slow", "http"])
-        );
-        let message = output["error"]["message"].as_str().unwrap();
-        assert!(message.contains("did you mean `echo`?"), "{message}");
-        assert!(message.contains("`echo`, `slow`, `http`"), "{message}");
-        assert_eq!(text_of(&unknown), serde_json::to_string(&output).unwrap());
-        let far = call(&session, "kubernetes", None).await;
-        let far = far.structured_content.unwrap();
-        assert!(far["trace_id"].as_str().unwrap().starts_with("t-"), "{far}");
-        let message = far["error"]["message"].clone();
-        assert!(
-            message.as_str().unwrap().contains("call `help`"),
-            "{message}"
-        );
-        assert_eq!(session.dispatch.seen.lock().unwrap().len(), calls_before);
 
         // Progress: the rmcp client always sends a progress token, so updates must arrive.
         let slow = call(&session, "slow", None).await;

@@ -352,17 +352,7 @@ impl Dispatch for Router {
         let mut events = Vec::new();
         let mut plugin = None;
         let result = match spec {
-            None => {
-                let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-                Err(Failure::invalid(
-                    "name",
-                    format!(
-                        "there is no tool '{}'; the tools are: {}",
-                        request.tool,
-                        names.join(", ")
-                    ),
-                ))
-            }
+            None => Err(unknown_tool(&request.tool, tools)),
             Some(spec) => {
                 plugin = spec.plugin.clone();
                 validate::apply_aliases(&mut args);
@@ -528,6 +518,25 @@ impl Router {
         );
         *output = Value::Object(slim);
         Some(info.uri)
+    }
+}
+
+/// The failure for a tool name that is not listed: the closest name and every tool there is.
+fn unknown_tool(name: &str, tools: &[ToolSpec]) -> Failure {
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    let listed = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let advice = match validate::did_you_mean(name, names.iter().copied()) {
+        Some(close) => format!("did you mean `{close}`? Available tools: {listed}."),
+        None => format!("available tools: {listed}; call `help` to find the one for the task."),
+    };
+    Failure {
+        field: Some("name".into()),
+        detail: Some(json!({ "available_tools": names })),
+        ..Failure::new("not-found", format!("unknown tool `{name}`; {advice}"))
     }
 }
 

@@ -140,7 +140,11 @@ impl Home {
 
 /// `target/test-cache`, the compile cache the tests share.
 pub fn shared_cache_dir() -> PathBuf {
-    infra_bin().parent().and_then(Path::parent).expect("target/").join("test-cache")
+    infra_bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/")
+        .join("test-cache")
 }
 
 /// A long-lived `infra serve` driven by the rmcp client over stdio: one server, many calls.
@@ -175,11 +179,26 @@ impl Mcp {
         if let Value::Object(map) = args {
             params = params.with_arguments(map);
         }
-        let result = self.client.call_tool(params).await.unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"));
-        let structured = result.structured_content.clone().expect("every result carries structuredContent");
-        let text = result.content.first().and_then(|c| c.as_text()).map(|t| t.text.clone()).expect("a text mirror");
+        let result = self
+            .client
+            .call_tool(params)
+            .await
+            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"));
+        let structured = result
+            .structured_content
+            .clone()
+            .expect("every result carries structuredContent");
+        let text = result
+            .content
+            .first()
+            .and_then(|c| c.as_text())
+            .map(|t| t.text.clone())
+            .expect("a text mirror");
         let mirrored: Value = serde_json::from_str(&text).expect("the text mirror is JSON");
-        assert_eq!(mirrored, structured, "the text mirror equals structuredContent");
+        assert_eq!(
+            mirrored, structured,
+            "the text mirror equals structuredContent"
+        );
         (result.is_error == Some(true), structured)
     }
 

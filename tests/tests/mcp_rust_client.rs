@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use infra::fixture_server::FixtureServer;
 use infra_tests::Home;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam,
-    ProtocolVersion,
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
+    ProgressNotificationParam, ProtocolVersion,
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
@@ -26,7 +26,11 @@ impl ClientHandler for Client {
         self.config.clone()
     }
 
-    async fn on_progress(&self, params: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
         self.progress.lock().unwrap().push(params);
     }
 }
@@ -37,21 +41,41 @@ enum Era {
     Discover,
 }
 
-async fn connect(home: &Home, era: Era) -> (RunningService<RoleClient, Client>, Arc<Mutex<Vec<ProgressNotificationParam>>>) {
+async fn connect(
+    home: &Home,
+    era: Era,
+) -> (
+    RunningService<RoleClient, Client>,
+    Arc<Mutex<Vec<ProgressNotificationParam>>>,
+) {
     let mut cmd = tokio::process::Command::from(home.command());
     cmd.arg("serve");
     let transport = TokioChildProcess::new(cmd).expect("spawn infra serve");
     let progress = Arc::new(Mutex::new(Vec::new()));
-    let config = ClientConfig::new(ClientCapabilities::default(), Implementation::new("infra-tests", "0.0.0"));
+    let config = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("infra-tests", "0.0.0"),
+    );
     let service = match era {
-        Era::Initialize => Client { config: config.with_protocol_version(ProtocolVersion::V_2025_11_25), progress: progress.clone() }
-            .serve(transport)
-            .await
-            .expect("initialize handshake"),
-        Era::Discover => Client { config, progress: progress.clone() }
-            .serve_with_lifecycle(transport, ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] })
-            .await
-            .expect("server/discover start"),
+        Era::Initialize => Client {
+            config: config.with_protocol_version(ProtocolVersion::V_2025_11_25),
+            progress: progress.clone(),
+        }
+        .serve(transport)
+        .await
+        .expect("initialize handshake"),
+        Era::Discover => Client {
+            config,
+            progress: progress.clone(),
+        }
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("server/discover start"),
     };
     (service, progress)
 }
@@ -64,19 +88,37 @@ async fn exercise(era: Era) {
     let tools = client.list_all_tools().await.expect("tools/list");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
     for expected in ["help", "artifacts", "audit", "plugins", "http"] {
-        assert!(names.contains(&expected), "{era:?}: {expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{era:?}: {expected} missing from {names:?}"
+        );
     }
     for t in &tools {
         let schema = Value::Object((*t.input_schema).clone());
         assert_eq!(schema["type"], "object", "{}: {schema}", t.name);
-        assert_eq!(schema["additionalProperties"], false, "{} must refuse unknown fields", t.name);
-        assert!(schema["properties"]["timeout_ms"].is_object(), "{} takes the common timeout_ms", t.name);
+        assert_eq!(
+            schema["additionalProperties"], false,
+            "{} must refuse unknown fields",
+            t.name
+        );
+        assert!(
+            schema["properties"]["timeout_ms"].is_object(),
+            "{} takes the common timeout_ms",
+            t.name
+        );
         assert!(t.output_schema.is_some(), "{} has an output schema", t.name);
         assert!(t.annotations.is_some(), "{} has annotations", t.name);
-        assert!(t.description.as_deref().is_some_and(|d| d.len() > 20), "{} is described", t.name);
+        assert!(
+            t.description.as_deref().is_some_and(|d| d.len() > 20),
+            "{} is described",
+            t.name
+        );
     }
     let http = tools.iter().find(|t| t.name == "http").unwrap();
-    assert_eq!(http.annotations.as_ref().unwrap().open_world_hint, Some(true));
+    assert_eq!(
+        http.annotations.as_ref().unwrap().open_world_hint,
+        Some(true)
+    );
 
     let call = |name: &str, args: Value| {
         let mut p = CallToolRequestParams::new(name.to_string());
@@ -88,22 +130,44 @@ async fn exercise(era: Era) {
     let r = call("help", json!({"tool": "http"})).await.unwrap();
     let out = r.structured_content.clone().unwrap();
     assert_eq!(r.is_error, Some(false));
-    assert_eq!(out["actions"], json!(["request", "check", "paginate", "download"]), "{out}");
+    assert_eq!(
+        out["actions"],
+        json!(["request", "check", "paginate", "download"]),
+        "{out}"
+    );
 
     let r = call("http", json!({"action": "paginate", "url": format!("{}/items?per_page=5&total=20", server.base_url())}))
         .await
         .unwrap();
     let out = r.structured_content.clone().unwrap();
-    assert_eq!(out["items"].as_array().map(Vec::len), Some(20), "{era:?}: {out}");
+    assert_eq!(
+        out["items"].as_array().map(Vec::len),
+        Some(20),
+        "{era:?}: {out}"
+    );
     // The plugin reports progress per page through the log capability; the client asked for it.
     let seen = progress.lock().unwrap().clone();
-    assert!(seen.len() >= 4, "{era:?}: one progress notification per page, got {seen:?}");
-    assert!(seen.windows(2).all(|w| w[0].progress <= w[1].progress), "progress only grows");
+    assert!(
+        seen.len() >= 4,
+        "{era:?}: one progress notification per page, got {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].progress <= w[1].progress),
+        "progress only grows"
+    );
 
-    let r = call("http", json!({"action": "request", "url": "http://127.0.0.1:1/", "bogus": 1})).await.unwrap();
+    let r = call(
+        "http",
+        json!({"action": "request", "url": "http://127.0.0.1:1/", "bogus": 1}),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.is_error, Some(true));
     let text = r.content[0].as_text().unwrap().text.clone();
-    assert!(text.contains("bogus"), "{era:?}: the text mirror names the field: {text}");
+    assert!(
+        text.contains("bogus"),
+        "{era:?}: the text mirror names the field: {text}"
+    );
 
     let r = call("audit", json!({"action": "verify"})).await.unwrap();
     assert_eq!(r.structured_content.unwrap()["valid"], true);

@@ -22,7 +22,15 @@ fn text(bytes: &[u8]) -> String {
 
 /// `infra plugins` as JSON (it must succeed).
 fn plugins(home: &Home) -> Value {
-    let out = infra(home, &["plugins"]);
+    plugins_with(home, |_| {})
+}
+
+/// `infra plugins` as JSON, with a chance to change the command (it must succeed).
+fn plugins_with(home: &Home, tweak: impl FnOnce(&mut std::process::Command)) -> Value {
+    let mut cmd = home.command();
+    cmd.arg("plugins");
+    tweak(&mut cmd);
+    let out = cmd.output().expect("run infra plugins");
     assert!(
         out.status.success(),
         "infra plugins fails: {}\n{}",
@@ -331,9 +339,13 @@ async fn audited_home() -> (Home, Vec<String>) {
 
 /// `infra audit verify` on a copy of an audit log: (success, stdout + stderr).
 fn verify(lines_text: &str) -> (bool, String) {
-    let home = Home::new();
+    verify_in(&Home::new(), lines_text)
+}
+
+/// `infra audit verify` on `home` after writing `lines_text` as its audit log.
+fn verify_in(home: &Home, lines_text: &str) -> (bool, String) {
     std::fs::write(home.path().join("audit.jsonl"), lines_text).expect("write audit.jsonl");
-    let out = infra(&home, &["audit", "verify"]);
+    let out = infra(home, &["audit", "verify"]);
     (
         out.status.success(),
         format!("{}{}", text(&out.stdout), text(&out.stderr)),
@@ -418,13 +430,21 @@ async fn editing_one_field_of_one_record_is_detected_and_named() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_record_is_detected() {
+async fn deleting_a_record_is_detected_and_the_gap_named() {
     let (_home, mut lines) = audited_home().await;
-    let removed = lines.remove(1);
+    let removed: Value = serde_json::from_str(&lines.remove(1)).expect("record");
+    let next: Value = serde_json::from_str(&lines[1]).expect("record");
     let (ok, report) = verify(&join(&lines));
+    assert!(!ok, "a deleted record must fail verification: {report}");
     assert!(
-        !ok,
-        "a deleted record must fail verification (removed {removed}): {report}"
+        names_record(&report, &next["seq"], 2),
+        "the report names record {} where the gap is: {report}",
+        next["seq"]
+    );
+    assert!(
+        report.contains(&format!("record {} is missing", removed["seq"])),
+        "the report names the deleted record {}: {report}",
+        removed["seq"]
     );
     assert!(
         !report.to_lowercase().contains("torn"),
@@ -433,11 +453,17 @@ async fn deleting_a_record_is_detected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn swapping_two_records_is_detected() {
+async fn swapping_two_records_is_detected_and_named() {
     let (_home, mut lines) = audited_home().await;
     lines.swap(1, 2);
+    let early: Value = serde_json::from_str(&lines[1]).expect("record");
     let (ok, report) = verify(&join(&lines));
     assert!(!ok, "reordered records must fail verification: {report}");
+    assert!(
+        names_record(&report, &early["seq"], 2),
+        "the report names record {} on line 2: {report}",
+        early["seq"]
+    );
     assert!(
         !report.to_lowercase().contains("torn"),
         "a swap is not a torn tail: {report}"
@@ -451,7 +477,8 @@ async fn a_torn_last_line_is_reported_as_a_torn_tail_not_as_tampering() {
     log.push('\n');
     let last = &lines[lines.len() - 1];
     log.push_str(&last[..last.len() / 2]); // a crash mid-append: half a line, no newline
-    let (_, report) = verify(&log);
+    let home = Home::new();
+    let (_, report) = verify_in(&home, &log);
     let lower = report.to_lowercase();
     assert!(
         lower.contains("torn"),
@@ -472,19 +499,50 @@ async fn a_torn_last_line_is_reported_as_a_torn_tail_not_as_tampering() {
         report.contains(&format!("{complete} records")),
         "the {complete} complete records before it are still counted: {report}"
     );
+
+    // The next start appends after the complete records, keeping the torn bytes aside.
+    let (is_error, out, stderr) = home.call("plugins", &json!({"action": "list"}));
+    assert!(
+        !is_error,
+        "infra keeps working on a log with a torn tail: {out:#}\n{stderr}"
+    );
+    let after = infra(&home, &["audit", "verify"]);
+    let report = text(&after.stdout);
+    assert!(
+        after.status.success(),
+        "the repaired chain verifies: {report}{}",
+        text(&after.stderr)
+    );
+    assert!(
+        !report.to_lowercase().contains("torn"),
+        "no torn tail is left in the log: {report}"
+    );
+    let kept_aside = std::fs::read_dir(home.path())
+        .expect("state dir")
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("audit.jsonl.torn")
+        });
+    assert!(kept_aside, "the torn bytes were kept aside, not dropped");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Compile cache
 // ---------------------------------------------------------------------------------------------
 
-/// The first start compiles every plugin; the second loads all of them from the cache.
+/// The first start compiles every plugin; the second loads all of them from the cache. The
+/// cache here is the state directory's own (the harness's shared test cache is switched off).
 #[test]
 fn a_warm_start_compiles_nothing() {
     let home = Home::new();
     home.install_plugin("hostile", &test_plugin("hostile"), HOSTILE_MANIFEST);
+    let own_cache = |c: &mut std::process::Command| {
+        c.env_remove("INFRA_CACHE_DIR");
+    };
 
-    let cold = plugins(&home);
+    let cold = plugins_with(&home, own_cache);
     let names: Vec<&str> = cold["plugins"]
         .as_array()
         .into_iter()
@@ -509,7 +567,15 @@ fn a_warm_start_compiles_nothing() {
         "nothing came from an empty cache: {cold:#}"
     );
 
-    let warm = plugins(&home);
+    let cached = std::fs::read_dir(home.path().join("cache"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        cached >= 2,
+        "the cold start stored the compiled plugins in <state>/cache ({cached} files)"
+    );
+
+    let warm = plugins_with(&home, own_cache);
     assert!(
         warm["compile_cache"]["hits"].as_u64().unwrap_or(0) >= 1,
         "a warm start hits the cache: {:#}",

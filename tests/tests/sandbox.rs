@@ -209,6 +209,17 @@ async fn std_net_connect_to_a_live_loopback_listener_is_refused() {
     );
     assert_no_connection(&listener);
 
+    // By name too: the guest can neither resolve `localhost` nor connect to what it names.
+    let by_name = addr.replace("127.0.0.1", "localhost");
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "net_connect", "addr": by_name}))
+        .await;
+    assert!(
+        !is_error && out["escaped"] == false,
+        "connect({by_name}) must fail: {out:#}"
+    );
+    assert_no_connection(&listener);
+
     server.still_serves("a socket escape").await;
     server.stop().await;
     assert_listener_live(&listener);

@@ -32,7 +32,10 @@ struct Fetched {
 
 fn fetch(args: FetchArgs, ctx: &Ctx) -> Result<Fetched, ToolError> {
     if !(args.url.starts_with("http://") || args.url.starts_with("https://")) {
-        return Err(ToolError::invalid("url", "give an absolute http:// or https:// URL"));
+        return Err(ToolError::invalid(
+            "url",
+            "give an absolute http:// or https:// URL",
+        ));
     }
     // `?` turns a capability error into a tool error: a policy denial reaches the agent as a
     // `denied` result carrying the host's advice.
