@@ -158,7 +158,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Verify,
         } => {
             let state = StateDir::resolve()?;
-            let report = crate::audit::verify(&state.audit())?;
+            let report = crate::audit::verify(state.audit())?;
             println!("{report}");
             Ok(if report.ok {
                 ExitCode::SUCCESS

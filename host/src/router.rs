@@ -91,9 +91,8 @@ impl Router {
                 redactor.add(&v);
             }
         }
-        let artifacts = Arc::new(
-            ArtifactStore::open(&state.artifacts()).context("opening the artifact store")?,
-        );
+        let artifacts =
+            Arc::new(ArtifactStore::open(state.artifacts()).context("opening the artifact store")?);
         let audit = Arc::new(
             AuditLog::open(state.audit(), redactor.clone()).context("opening the audit log")?,
         );
@@ -546,10 +545,11 @@ fn collect_artifacts(v: &Value) -> Vec<String> {
     fn walk(v: &Value, found: &mut Vec<String>) {
         match v {
             Value::Object(o) => {
-                if let Some(Value::String(u)) = o.get("uri") {
-                    if u.starts_with("artifact://") && !found.contains(u) {
-                        found.push(u.clone());
-                    }
+                if let Some(Value::String(u)) = o.get("uri")
+                    && u.starts_with("artifact://")
+                    && !found.contains(u)
+                {
+                    found.push(u.clone());
                 }
                 o.values().for_each(|x| walk(x, found));
             }

@@ -212,12 +212,12 @@ impl CallCtx {
                 url.scheme()
             )));
         }
-        if let Some(o) = &origin {
-            if &url.origin() != o {
-                return Err(invalid(format!(
-                    "url: {url} is outside the profile's base URL; give a path relative to it, or drop `profile`"
-                )));
-            }
+        if let Some(o) = &origin
+            && &url.origin() != o
+        {
+            return Err(invalid(format!(
+                "url: {url} is outside the profile's base URL; give a path relative to it, or drop `profile`"
+            )));
         }
         Ok(Prepared {
             method,
@@ -337,25 +337,25 @@ impl CallCtx {
                 duration_ms: elapsed,
                 detail: Some(status.as_u16().to_string()),
             });
-            if status.is_redirection() && req.max_redirects > redirects {
-                if let Some(next) = resp
+            if status.is_redirection()
+                && req.max_redirects > redirects
+                && let Some(next) = resp
                     .headers()
                     .get(reqwest::header::LOCATION)
                     .and_then(|l| l.to_str().ok())
+            {
+                let next = p.url.join(next).map_err(|e| {
+                    CapError::Failed(format!("bad redirect Location '{next}': {e}"))
+                })?;
+                redirects += 1;
+                if status == StatusCode::SEE_OTHER
+                    || (matches!(status.as_u16(), 301 | 302) && p.method == Method::POST)
                 {
-                    let next = p.url.join(next).map_err(|e| {
-                        CapError::Failed(format!("bad redirect Location '{next}': {e}"))
-                    })?;
-                    redirects += 1;
-                    if status == StatusCode::SEE_OTHER
-                        || (matches!(status.as_u16(), 301 | 302) && p.method == Method::POST)
-                    {
-                        p.method = Method::GET;
-                        p.body = None;
-                    }
-                    p.url = next;
-                    continue;
+                    p.method = Method::GET;
+                    p.body = None;
                 }
+                p.url = next;
+                continue;
             }
             if retryable(status) && idempotent(&p.method) && attempts <= req.retries {
                 let retry_after = resp

@@ -37,24 +37,24 @@ fn actions(schema: &Value) -> Vec<String> {
             .unwrap_or_default()
     };
     let mut found = from_enum(field);
-    if found.is_empty() {
-        if let Some(r) = field["$ref"].as_str() {
-            let name = r.rsplit('/').next().unwrap_or_default();
-            let def = &schema["$defs"][name];
-            found = from_enum(def);
-            if found.is_empty() {
-                found = def["oneOf"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|b| {
-                        b["const"]
-                            .as_str()
-                            .or(b["enum"][0].as_str())
-                            .map(String::from)
-                    })
-                    .collect();
-            }
+    if found.is_empty()
+        && let Some(r) = field["$ref"].as_str()
+    {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        let def = &schema["$defs"][name];
+        found = from_enum(def);
+        if found.is_empty() {
+            found = def["oneOf"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| {
+                    b["const"]
+                        .as_str()
+                        .or(b["enum"][0].as_str())
+                        .map(String::from)
+                })
+                .collect();
         }
     }
     found
@@ -72,16 +72,16 @@ pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
             ));
         };
         let acts = actions(&t.input_schema);
-        if let Some(a) = &args.action {
-            if !acts.iter().any(|x| x == a) {
-                return Err(Failure::invalid(
-                    "action",
-                    format!(
-                        "tool '{name}' has no action '{a}'; its actions are: {}",
-                        acts.join(", ")
-                    ),
-                ));
-            }
+        if let Some(a) = &args.action
+            && !acts.iter().any(|x| x == a)
+        {
+            return Err(Failure::invalid(
+                "action",
+                format!(
+                    "tool '{name}' has no action '{a}'; its actions are: {}",
+                    acts.join(", ")
+                ),
+            ));
         }
         return Ok(json!({
             "name": t.name, "title": t.title, "description": t.description,

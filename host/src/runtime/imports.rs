@@ -23,12 +23,12 @@ pub fn component_imports(wasm: &[u8]) -> anyhow::Result<Vec<String>> {
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.context("not a valid wasm component")? {
-            Payload::Version { encoding, .. } if depth == 0 => {
-                if encoding != wasmparser::Encoding::Component {
-                    anyhow::bail!(
-                        "this is a core wasm module, not a component; build the plugin for wasm32-wasip2"
-                    );
-                }
+            Payload::Version { encoding, .. }
+                if depth == 0 && encoding != wasmparser::Encoding::Component =>
+            {
+                anyhow::bail!(
+                    "this is a core wasm module, not a component; build the plugin for wasm32-wasip2"
+                );
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),

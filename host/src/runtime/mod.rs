@@ -282,10 +282,10 @@ impl Runtime {
 
 /// Turns a wasmtime error into what happened, in words a user can act on.
 fn classify(e: wasmtime::Error, limits: &CallLimits) -> CallError {
-    if let Some(trap) = e.downcast_ref::<Trap>() {
-        if *trap == Trap::Interrupt {
-            return CallError::Timeout(limits.timeout.as_millis());
-        }
+    if let Some(trap) = e.downcast_ref::<Trap>()
+        && *trap == Trap::Interrupt
+    {
+        return CallError::Timeout(limits.timeout.as_millis());
     }
     let text = format!("{e:?}");
     if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {

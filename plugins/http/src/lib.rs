@@ -38,16 +38,15 @@ fn build_request(args: &HttpArgs, ctx: &Ctx, max_bytes: u64) -> Result<http::Req
         })
         .collect();
     let (body, content_type) = args.body()?;
-    if let Some(ct) = content_type {
-        if !headers
+    if let Some(ct) = content_type
+        && !headers
             .iter()
             .any(|h| h.key.eq_ignore_ascii_case("content-type"))
-        {
-            headers.push(KeyValue {
-                key: "content-type".into(),
-                value: ct.into(),
-            });
-        }
+    {
+        headers.push(KeyValue {
+            key: "content-type".into(),
+            value: ct.into(),
+        });
     }
     Ok(http::Request {
         method,

@@ -100,17 +100,38 @@ pub fn header_map(headers: &[infra_sdk::caps::types::KeyValue]) -> BTreeMap<Stri
     map
 }
 
+/// A body decoded for the agent.
+pub enum Decoded {
+    /// Parsed JSON.
+    Json(Value),
+    /// UTF-8 text.
+    Text(String),
+    /// Raw bytes as base64.
+    Base64(String),
+}
+
+impl Decoded {
+    /// Puts the body into the field of `out` it belongs to.
+    fn fill(self, out: &mut HttpOutput) {
+        match self {
+            Decoded::Json(j) => out.json = Some(j),
+            Decoded::Text(t) => out.text = Some(t),
+            Decoded::Base64(b) => out.body_base64 = Some(b),
+        }
+    }
+}
+
 /// Decodes a body the way `response_type` asks.
 pub fn decode_body(
     body: Vec<u8>,
     content_type: Option<&str>,
     kind: ResponseType,
     truncated: bool,
-) -> Result<(Option<Value>, Option<String>, Option<String>), ToolError> {
+) -> Result<Decoded, ToolError> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     match kind {
         ResponseType::Json => serde_json::from_slice(&body)
-            .map(|j| (Some(j), None, None))
+            .map(Decoded::Json)
             .map_err(|e| {
                 let hint = if truncated {
                     " (the body was truncated: raise `max_bytes`)"
@@ -121,22 +142,19 @@ pub fn decode_body(
                     "the body is not JSON: {e}{hint}; use response_type \"text\" to see it"
                 ))
             }),
-        ResponseType::Text => Ok((
-            None,
-            Some(String::from_utf8_lossy(&body).into_owned()),
-            None,
-        )),
-        ResponseType::Base64 => Ok((None, None, Some(b64(&body)))),
+        ResponseType::Text => Ok(Decoded::Text(String::from_utf8_lossy(&body).into_owned())),
+        ResponseType::Base64 => Ok(Decoded::Base64(b64(&body))),
         ResponseType::Auto => {
             let says_json = content_type.is_some_and(|c| c.contains("json"));
-            if says_json && !truncated {
-                if let Ok(j) = serde_json::from_slice(&body) {
-                    return Ok((Some(j), None, None));
-                }
+            if says_json
+                && !truncated
+                && let Ok(j) = serde_json::from_slice(&body)
+            {
+                return Ok(Decoded::Json(j));
             }
             match String::from_utf8(body) {
-                Ok(text) => Ok((None, Some(text), None)),
-                Err(e) => Ok((None, None, Some(b64(e.as_bytes())))),
+                Ok(text) => Ok(Decoded::Text(text)),
+                Err(e) => Ok(Decoded::Base64(b64(e.as_bytes()))),
             }
         }
     }
@@ -146,25 +164,24 @@ pub fn decode_body(
 pub fn response(resp: Response, kind: Option<ResponseType>) -> Result<HttpOutput, ToolError> {
     let headers = header_map(&resp.headers);
     let bytes = resp.body.len() as u64;
-    let (json, text, body_base64) = decode_body(
+    let decoded = decode_body(
         resp.body,
         headers.get("content-type").map(String::as_str),
         kind.unwrap_or_default(),
         resp.truncated,
     )?;
-    Ok(HttpOutput {
+    let mut out = HttpOutput {
         status: Some(resp.status),
         headers: Some(headers),
-        json,
-        text,
-        body_base64,
         bytes: Some(bytes),
         truncated: Some(resp.truncated),
         final_url: Some(resp.final_url),
         redirects: Some(resp.redirects),
         attempts: Some(resp.attempts),
         ..Default::default()
-    })
+    };
+    decoded.fill(&mut out);
+    Ok(out)
 }
 
 /// The output of `check`: a denial or failure is an unhealthy result, not an error, so that a
@@ -185,10 +202,10 @@ pub fn check(resp: Result<Response, CapError>, args: &HttpArgs, latency_ms: u64)
             if !expected {
                 problems.push(format!("status {} is not expected", r.status));
             }
-            if let Some(needle) = &args.contains {
-                if !String::from_utf8_lossy(&r.body).contains(needle.as_str()) {
-                    problems.push(format!("body does not contain {needle:?}"));
-                }
+            if let Some(needle) = &args.contains
+                && !String::from_utf8_lossy(&r.body).contains(needle.as_str())
+            {
+                problems.push(format!("body does not contain {needle:?}"));
             }
             out.status = Some(r.status);
             out.final_url = Some(r.final_url);
