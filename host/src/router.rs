@@ -346,6 +346,17 @@ impl Dispatch for Router {
             .and_then(Value::as_str)
             .map(str::to_string);
         let tool_name = validate::tool_alias(&request.tool).to_string();
+        // If the client cancels, this future is dropped mid-call: the guard still audits it.
+        let mut unfinished = Unfinished {
+            audit: self.audit.clone(),
+            entry: Some(AuditEntry {
+                action: action.clone(),
+                args: args.clone(),
+                error: Some("cancelled by the client before it finished".into()),
+                ..AuditEntry::new(&trace_id, &tool_name, crate::audit::Outcome::Error)
+            }),
+            started,
+        };
         let tools = &self.tools;
         let spec = tools.iter().find(|t| t.name == tool_name);
         let mut events = Vec::new();
@@ -437,6 +448,7 @@ impl Dispatch for Router {
             duration_ms,
             artifacts,
         };
+        unfinished.entry = None;
         // An append waits for the disk (flock + sync_data, ~1 ms): keep it off the async threads.
         let audit = self.audit.clone();
         match tokio::task::spawn_blocking(move || audit.append(entry)).await {
@@ -445,6 +457,24 @@ impl Dispatch for Router {
             Err(e) => tracing::error!("the audit append task failed: {e}"),
         }
         CallResult { is_error, output }
+    }
+}
+
+/// Audits a call whose future was dropped before it finished (a cancelled request).
+struct Unfinished {
+    audit: Arc<AuditLog>,
+    entry: Option<AuditEntry>,
+    started: Instant,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.duration_ms = self.started.elapsed().as_millis() as u64;
+            if let Err(e) = self.audit.append(entry) {
+                tracing::error!("could not audit a cancelled call: {e:#}");
+            }
+        }
     }
 }
 

@@ -183,3 +183,59 @@ async fn initialize_era() {
 async fn discover_era() {
     exercise(Era::Discover).await;
 }
+
+/// A call the client cancels is stopped and still leaves its audit record.
+#[tokio::test]
+async fn a_cancelled_call_is_stopped_and_audited() {
+    use rmcp::model::{CallToolRequest, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+    let server = FixtureServer::start().await.unwrap();
+    let home = Home::new();
+    let (client, _) = connect(&home, Era::Initialize).await;
+    let args = json!({"action": "request", "url": format!("{}/slow?ms=20000", server.base_url()), "trace_id": "t-cancel-me"});
+    let Value::Object(args) = args else {
+        unreachable!()
+    };
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+        CallToolRequestParams::new("http").with_arguments(args),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    // Wait until the host is really inside the call (the server has the request), then cancel.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !server.seen().iter().any(|s| s.uri.starts_with("/slow")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never reached the server"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    handle.cancel(Some("test".into())).await.unwrap();
+    // The server keeps serving, and the audit log holds the cancelled call (the cancellation is
+    // a notification handled concurrently with the next request, so look until a deadline).
+    let list = json!({"action": "list", "trace": "t-cancel-me"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let records = loop {
+        let r = client
+            .call_tool(CallToolRequestParams::new("audit").with_arguments(list.clone()))
+            .await
+            .unwrap();
+        let out = r.structured_content.unwrap();
+        let records = out["records"].as_array().unwrap().clone();
+        if !records.is_empty() || std::time::Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0]["error"].as_str().unwrap().contains("cancelled"),
+        "{records:?}"
+    );
+    client.cancel().await.unwrap();
+}
