@@ -76,3 +76,85 @@ pub fn check(manifest: &Manifest, imports: &[String]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(imports: &[&str]) -> Manifest {
+        Manifest {
+            name: "p".into(),
+            version: "0".into(),
+            description: String::new(),
+            imports: imports.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn imports(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn declared_and_implemented_imports_pass() {
+        let m = manifest(&["types", "http", "log"]);
+        check(
+            &m,
+            &imports(&[
+                "infra:host/types@0.1.0",
+                "infra:host/http@0.1.0",
+                "wasi:cli/stdout@0.2.6",
+            ]),
+        )
+        .unwrap();
+        // Declaring more than the binary uses is fine: the binary is what is enforced.
+        check(
+            &manifest(&["types", "http", "log", "secrets"]),
+            &imports(&["infra:host/http@0.1.0"]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn an_undeclared_import_is_refused_naming_it() {
+        let err = check(&manifest(&["types"]), &imports(&["infra:host/http@0.1.0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("infra:host/http@0.1.0") && err.contains("does not declare"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_interface_without_a_host_side_is_refused_at_load() {
+        for iface in ["ssh", "postgres", "fs", "exec"] {
+            let err = check(
+                &manifest(&[iface]),
+                &imports(&[&format!("infra:host/{iface}@0.1.0")]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("host side") && err.contains(iface), "{err}");
+        }
+    }
+
+    #[test]
+    fn foreign_interfaces_are_refused() {
+        for name in ["wasi:http/outgoing-handler@0.2.6", "evil:net/raw@1.0.0"] {
+            let err = check(&manifest(&[]), &imports(&[name]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains("does not provide"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_core_module_is_not_a_component() {
+        let core = b"\0asm\x01\0\0\0";
+        let err = component_imports(core).unwrap_err().to_string();
+        assert!(err.contains("wasm32-wasip2"), "{err}");
+    }
+}
