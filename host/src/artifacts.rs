@@ -755,23 +755,12 @@ pub fn preview(bytes: &[u8], max: usize) -> String {
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
+    /// A temporary directory removed on drop.
+    struct TempDir(tempfile::TempDir);
 
     impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let dir = std::env::temp_dir().join(format!(
-                "infra-artifacts-{tag}-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+        fn new(_tag: &str) -> TempDir {
+            TempDir(tempfile::tempdir().unwrap())
         }
     }
 
@@ -801,7 +790,7 @@ mod tests {
     #[tokio::test]
     async fn put_and_read_back_with_sha256_and_sidecar() {
         let dir = TempDir::new("put");
-        let store = ArtifactStore::open(dir.0.join("artifacts")).unwrap();
+        let store = ArtifactStore::open(dir.0.path().join("artifacts")).unwrap();
         let data = b"id,name\n1,ada\n2,grace\n";
         let info = store
             .put(data, meta("Text/CSV; charset=utf-8"))
@@ -856,7 +845,7 @@ mod tests {
     #[tokio::test]
     async fn streaming_50_mib_has_the_right_size_and_sha256() {
         let dir = TempDir::new("stream");
-        let store = ArtifactStore::open(&dir.0).unwrap();
+        let store = ArtifactStore::open(dir.0.path()).unwrap();
         let mut w = store
             .writer(meta("application/octet-stream"))
             .await
@@ -895,19 +884,23 @@ mod tests {
     #[tokio::test]
     async fn dropping_an_unfinished_writer_leaves_nothing() {
         let dir = TempDir::new("drop");
-        let store = ArtifactStore::open(&dir.0).unwrap();
+        let store = ArtifactStore::open(dir.0.path()).unwrap();
         let mut w = store.writer(meta("")).await.unwrap();
         w.write(b"partial download").await.unwrap();
-        assert_eq!(names(&dir.0).len(), 1, "the temp file exists while writing");
+        assert_eq!(
+            names(dir.0.path()).len(),
+            1,
+            "the temp file exists while writing"
+        );
         drop(w);
-        assert!(names(&dir.0).is_empty(), "{:?}", names(&dir.0));
+        assert!(names(dir.0.path()).is_empty(), "{:?}", names(dir.0.path()));
         assert!(store.list(10).await.unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn ranges_heads_tails_and_lines() {
         let dir = TempDir::new("ranges");
-        let store = ArtifactStore::open(&dir.0).unwrap();
+        let store = ArtifactStore::open(dir.0.path()).unwrap();
         let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
         let uri = store.put(&data, meta("")).await.unwrap().uri;
         assert_eq!(store.read_range(&uri, 10, 5).await.unwrap(), &data[10..15]);
@@ -975,7 +968,7 @@ mod tests {
     #[tokio::test]
     async fn list_is_newest_first_and_skips_strays() {
         let dir = TempDir::new("list");
-        let store = ArtifactStore::open(&dir.0).unwrap();
+        let store = ArtifactStore::open(dir.0.path()).unwrap();
         let mut uris = Vec::new();
         for i in 0..4 {
             uris.push(
@@ -988,10 +981,14 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         // Strays: a foreign file, a sidecar without data, a damaged sidecar, a JSON artifact.
-        std::fs::write(dir.0.join("notes.txt"), "x").unwrap();
-        std::fs::write(dir.0.join("20250101T000000-00000000.json"), "{}").unwrap();
-        std::fs::write(dir.0.join("20250101T000000-11111111"), "data").unwrap();
-        std::fs::write(dir.0.join("20250101T000000-11111111.json"), "not json").unwrap();
+        std::fs::write(dir.0.path().join("notes.txt"), "x").unwrap();
+        std::fs::write(dir.0.path().join("20250101T000000-00000000.json"), "{}").unwrap();
+        std::fs::write(dir.0.path().join("20250101T000000-11111111"), "data").unwrap();
+        std::fs::write(
+            dir.0.path().join("20250101T000000-11111111.json"),
+            "not json",
+        )
+        .unwrap();
         let json_artifact = store
             .put(b"{\"uri\":\"artifact://x\"}", meta("application/json"))
             .await
@@ -1013,10 +1010,10 @@ mod tests {
     #[tokio::test]
     async fn hostile_uris_cannot_leave_the_directory() {
         let dir = TempDir::new("traversal");
-        let store = ArtifactStore::open(dir.0.join("artifacts")).unwrap();
+        let store = ArtifactStore::open(dir.0.path().join("artifacts")).unwrap();
         // A file just outside the store that a traversal would reach.
-        std::fs::write(dir.0.join("secret.txt"), "top secret").unwrap();
-        std::fs::write(dir.0.join("secret.txt.json"), "{}").unwrap();
+        std::fs::write(dir.0.path().join("secret.txt"), "top secret").unwrap();
+        std::fs::write(dir.0.path().join("secret.txt.json"), "{}").unwrap();
         let good = "20250101T120000-0a1b2c3d";
         for uri in [
             "artifact://../secret.txt",
@@ -1088,13 +1085,13 @@ mod tests {
     #[tokio::test]
     async fn a_sidecar_naming_another_artifact_is_not_trusted() {
         let dir = TempDir::new("forged");
-        let store = ArtifactStore::open(&dir.0).unwrap();
+        let store = ArtifactStore::open(dir.0.path()).unwrap();
         let real = store.put(b"real", meta("")).await.unwrap();
         let fake = "20250101T000000-deadbeef";
-        std::fs::write(dir.0.join(fake), "data").unwrap();
+        std::fs::write(dir.0.path().join(fake), "data").unwrap();
         // The fake's sidecar is a copy of the real one, so it names the real URI.
         std::fs::write(
-            dir.0.join(format!("{fake}.json")),
+            dir.0.path().join(format!("{fake}.json")),
             serde_json::to_vec(&real).unwrap(),
         )
         .unwrap();
@@ -1149,8 +1146,8 @@ mod tests {
     #[tokio::test]
     async fn stale_temp_files_are_swept_on_open_and_fresh_ones_kept() {
         let dir = TempDir::new("sweep");
-        let stale = dir.0.join(".tmp-0000000000000001");
-        let fresh = dir.0.join(".tmp-0000000000000002");
+        let stale = dir.0.path().join(".tmp-0000000000000001");
+        let fresh = dir.0.path().join(".tmp-0000000000000002");
         std::fs::write(&stale, "crashed writer").unwrap();
         std::fs::write(&fresh, "live writer").unwrap();
         let old = SystemTime::now() - STALE_TEMP - Duration::from_secs(60);
@@ -1160,7 +1157,7 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        ArtifactStore::open(&dir.0).unwrap();
+        ArtifactStore::open(dir.0.path()).unwrap();
         assert!(!stale.exists());
         assert!(fresh.exists());
     }

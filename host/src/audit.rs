@@ -1041,26 +1041,16 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    struct TempDir(PathBuf);
+    /// A temporary directory removed on drop.
+    struct TempDir(tempfile::TempDir);
 
     impl TempDir {
-        fn new(tag: &str) -> TempDir {
-            let dir = std::env::temp_dir().join(format!(
-                "infra-audit-{tag}-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            TempDir(dir)
+        fn new(_tag: &str) -> TempDir {
+            TempDir(tempfile::tempdir().unwrap())
         }
-        fn log(&self) -> PathBuf {
-            self.0.join("audit.jsonl")
-        }
-    }
 
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+        fn log(&self) -> PathBuf {
+            self.0.path().join("audit.jsonl")
         }
     }
 

@@ -27,17 +27,12 @@ pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 /// How messages name the embedded default policy.
 pub const EMBEDDED_ORIGIN: &str = "embedded default";
 
-/// The capability names a plugin section may grant, as in `wit/host/*.wit`.
-pub const CAPS: &[&str] = &[
-    "http",
-    "ssh",
-    "postgres",
-    "fs",
-    "exec",
-    "secrets",
-    "artifacts",
-    "log",
-];
+/// The capability names a plugin section may grant: every `infra:host` interface but `types`
+/// (which holds only shared records), from the one list in [`crate::caps::ALL`].
+pub const CAPS: &[&str] = match crate::caps::ALL.split_first() {
+    Some((_types, grantable)) => grantable,
+    None => &[],
+};
 
 /// The largest linear memory a wasm32 instance can address, in MiB.
 const MAX_MEMORY_MIB: u64 = 4096;
