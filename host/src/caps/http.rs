@@ -442,6 +442,25 @@ fn header_list(headers: &reqwest::header::HeaderMap) -> Vec<KeyValue> {
         .collect()
 }
 
+/// The next chunk of a response body, within the call's deadline.
+async fn next_chunk(
+    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    deadline: tokio::time::Instant,
+    url: &str,
+) -> Result<Option<bytes::Bytes>, CapError> {
+    match tokio::time::timeout_at(deadline, stream.next()).await {
+        Err(_) => Err(CapError::Timeout(format!(
+            "reading the body of {url} ran past the deadline; raise timeout_ms"
+        ))),
+        Ok(None) => Ok(None),
+        Ok(Some(Err(e))) => Err(CapError::Failed(format!(
+            "reading the body of {url}: {}",
+            error_chain(&e)
+        ))),
+        Ok(Some(Ok(c))) => Ok(Some(c)),
+    }
+}
+
 impl Host for StoreState {
     async fn send(&mut self, req: Request) -> Result<Response, CapError> {
         let call = &self.call;
@@ -453,22 +472,7 @@ impl Host for StoreState {
         let mut truncated = false;
         let mut stream = resp.bytes_stream();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
-        loop {
-            let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) => {
-                    return Err(CapError::Timeout(format!(
-                        "reading the body of {final_url} ran past the deadline; raise timeout_ms"
-                    )));
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(CapError::Failed(format!(
-                        "reading the body of {final_url}: {}",
-                        error_chain(&e)
-                    )));
-                }
-                Ok(Some(Ok(c))) => c,
-            };
+        while let Some(chunk) = next_chunk(&mut stream, deadline, &final_url).await? {
             let room = (req.max_bytes as usize).saturating_sub(body.len());
             if chunk.len() > room {
                 body.extend_from_slice(&scrubber.push(&chunk[..room]));
@@ -523,22 +527,7 @@ impl Host for StoreState {
         let mut stream = resp.bytes_stream();
         let mut size: u64 = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
-        loop {
-            let chunk = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) => {
-                    return Err(CapError::Timeout(format!(
-                        "downloading {final_url} ran past the deadline after {size} bytes; raise timeout_ms"
-                    )));
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(CapError::Failed(format!(
-                        "downloading {final_url} after {size} bytes: {}",
-                        error_chain(&e)
-                    )));
-                }
-                Ok(Some(Ok(c))) => c,
-            };
+        while let Some(chunk) = next_chunk(&mut stream, deadline, &final_url).await? {
             size += chunk.len() as u64;
             if size > req.max_bytes {
                 return Err(CapError::Failed(format!(
