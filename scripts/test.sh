@@ -10,7 +10,7 @@
 #   fmt            cargo fmt --check
 #   build          cargo build -p infra (also builds the built-in wasm plugins, see host/build.rs)
 #   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
-#   cargo test     unit tests and the integration tests in tests/
+#   cargo test     --workspace: unit tests and the integration tests in tests/
 #   pytest         tests/python: the official Python MCP client against `infra serve`
 #   inspector      the MCP Inspector CLI: tools/list with --strict schema checks, no warnings
 #   sdk template   sdk/README.md's walk: a plugin crate made by scripts/new-plugin.sh outside
@@ -19,6 +19,7 @@
 # A failing step does not stop the others (steps that need it are skipped); the script exits
 # non-zero when any step failed and ends with one line: "N passed, M failed[, K skipped]".
 # Idempotent: on a warm machine only what changed is rebuilt or reinstalled.
+# shellcheck disable=SC2317 # the step functions are called indirectly, through `step`
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,18 +42,20 @@ PASSED=()
 FAILED=()
 SKIPPED=()
 
-# step NAME NEEDS FUNCTION — runs FUNCTION under `set -e` in a subshell, after a banner; skips it
-# when a step named in NEEDS (space-separated) did not pass.
+PASSED_FNS=" "
+
+# step TITLE NEEDS FUNCTION — runs FUNCTION under `set -e` in a subshell, after a banner; skips
+# it when a step named in NEEDS (space-separated function names) did not pass.
 step() {
-    local name=$1 needs=$2 fn=$3 dep
+    local title=$1 needs=$2 fn=$3 dep
     for dep in $needs; do
-        if [[ " ${PASSED[*]-} " != *" $dep "* ]]; then
-            printf '\n=== %s — skipped: needs %s, which did not pass\n' "$name" "$dep"
-            SKIPPED+=("$name")
+        if [[ "$PASSED_FNS" != *" $dep "* ]]; then
+            printf '\n=== %s — skipped: needs %s, which did not pass\n' "$title" "$dep"
+            SKIPPED+=("$title")
             return 0
         fi
     done
-    printf '\n=== %s\n' "$name"
+    printf '\n=== %s\n' "$title"
     local started=$SECONDS rc=0
     set +e
     ( set -euo pipefail; "$fn" )
@@ -60,11 +63,12 @@ step() {
     set -e
     local took=$((SECONDS - started))
     if ((rc == 0)); then
-        printf '=== %s: ok (%ss)\n' "$name" "$took"
-        PASSED+=("$name")
+        printf '=== %s: ok (%ss)\n' "$title" "$took"
+        PASSED+=("$title")
+        PASSED_FNS+="$fn "
     else
-        printf '=== %s: FAILED (exit %s, %ss)\n' "$name" "$rc" "$took"
-        FAILED+=("$name")
+        printf '=== %s: FAILED (exit %s, %ss)\n' "$title" "$rc" "$took"
+        FAILED+=("$title")
     fi
 }
 
@@ -91,9 +95,11 @@ toolchain() {
     cargo --version
 }
 
-# "CHECK|PACKAGE": PACKAGE (Debian) is installed with apt when the shell command CHECK fails.
+# "CHECK|PACKAGES": PACKAGES (Debian, space-separated) are installed with apt when the shell
+# command CHECK fails.
 SYSTEM_NEEDS=(
-    "command -v cc|gcc"                                   # the linker driver rustc uses
+    # rustc links through cc, which needs the C library's startup files
+    "printf 'int main(void){return 0;}' | cc -x c - -o /dev/null|gcc libc6-dev"
     "command -v python3|python3"
     "python3 -c 'import venv, ensurepip'|python3-venv"    # python3 -m venv
     # --- Real backends for later plugins' integration tests go here (DESIGN.md: no mocks) ---
@@ -102,12 +108,12 @@ SYSTEM_NEEDS=(
 )
 
 system_packages() {
-    local entry check pkg missing=()
+    local entry check pkgs missing=()
     for entry in "${SYSTEM_NEEDS[@]}"; do
         check=${entry%|*}
-        pkg=${entry##*|}
+        read -ra pkgs <<<"${entry##*|}"
         if ! bash -c "$check" >/dev/null 2>&1; then
-            missing+=("$pkg")
+            missing+=("${pkgs[@]}")
         fi
     done
     if ((${#missing[@]} == 0)); then
@@ -187,12 +193,13 @@ clippy_wasm() {
     packages=$(wasm_packages)
     echo "packages: $packages"
     # shellcheck disable=SC2086 # word splitting of "-p NAME" pairs is intended
-    cargo clippy --target "$WASM_TARGET" $packages --target-dir target/wasm -- -D warnings
+    cargo clippy --target "$WASM_TARGET" $packages --all-targets --target-dir target/wasm -- -D warnings
 }
 
 cargo_tests() {
-    # The default members: the host's unit tests and the integration tests in tests/.
-    cargo test
+    # The host's unit tests, the integration tests in tests/ (they drive target/debug/infra), and
+    # the plugins' and SDK's own unit tests, which run natively.
+    cargo test --workspace
 }
 
 pytest_client() {
@@ -212,12 +219,14 @@ inspector_check() {
     echo "${cmd[*]}"
     PATH="$nodedir:$PATH" "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
     if [[ -s "$err" ]]; then
-        echo "--- stderr (warnings fail this step):"
-        cat "$err"
+        # Any output on stderr fails the step. The first report in full, then one line each.
+        echo "--- the inspector reported (any warning fails this step):"
+        awk 'BEGIN { RS = ""; ORS = "\n\n" } NR == 1' "$err"
+        awk '/^(Warning|Error): / { what = $0 } /^  Path: / { print what " · " $2 }
+             !/^(Warning|Error): |^  (Path|Issue|Suggestion): |^$/ { print }' "$err"
     fi
     if ((rc != 0)); then
         echo "the inspector exited with $rc"
-        head -c 4000 "$out"
         return 1
     fi
     [[ ! -s "$err" ]] || return 1
@@ -245,8 +254,11 @@ sdk_template() {
     export INFRA_HOME="$home"
 
     scripts/new-plugin.sh hello_e2e "$work/hello_e2e"
+    # Reuse the lock file of the last run: no index update, the same versions as last time.
+    cp "$ROOT/target/plugin-template/Cargo.lock" "$work/hello_e2e/" 2>/dev/null || true
     (cd "$work/hello_e2e" && CARGO_TARGET_DIR="$ROOT/target/plugin-template" \
         cargo build --release --target "$WASM_TARGET")
+    cp "$work/hello_e2e/Cargo.lock" "$ROOT/target/plugin-template/Cargo.lock"
     local wasm="$ROOT/target/plugin-template/$WASM_TARGET/release/hello_e2e.wasm"
 
     mkdir -p "$INFRA_HOME/plugins"
@@ -282,7 +294,7 @@ PY
 
     # Granted: the default policy plus the template's section.
     cp policies/default.toml "$INFRA_HOME/policy.toml"
-    sed "s/\"example.com\"/\"127.0.0.1:$port\"/" "$work/hello_e2e/policy-grant.toml" >>"$INFRA_HOME/policy.toml"
+    sed "s/127.0.0.1:8765/127.0.0.1:$port/" "$work/hello_e2e/policy-grant.toml" >>"$INFRA_HOME/policy.toml"
     "$INFRA" call hello_e2e "{\"url\": \"http://127.0.0.1:$port/\"}" >"$work/ok.json"
     cat "$work/ok.json"
     "$PYENV/bin/python" - "$work/ok.json" <<'PY'
@@ -292,29 +304,44 @@ assert r["ok"] is True and r["status"] == 200, r
 assert r["first_line"] == "hello from the template test", r
 PY
     "$INFRA" audit verify
+
+    # The generated crate is lint-clean, and so is the API example in sdk/README.md.
+    (cd "$work/hello_e2e" && cargo fmt --check &&
+        CARGO_TARGET_DIR="$ROOT/target/plugin-template" \
+            cargo clippy --release --target "$WASM_TARGET" -- -D warnings)
+    awk '/^```rust$/ { on = 1; next } /^```$/ { if (on) exit } on' sdk/README.md >"$work/hello_e2e/src/lib.rs"
+    (cd "$work/hello_e2e" && cargo fmt --check &&
+        CARGO_TARGET_DIR="$ROOT/target/plugin-template" \
+            cargo clippy --release --target "$WASM_TARGET" -- -D warnings)
 }
 
 # ---------------------------------------------------------------------------------------------
-started=$SECONDS
-step "toolchain"        ""                 toolchain
-step "system packages"  ""                 system_packages
-step "python env"       "system packages"  python_env
-step "inspector install" "python env"      inspector_install
-step "cargo fmt"        "toolchain"        fmt
-step "cargo build"      "toolchain"        build
-step "clippy (host)"    "cargo build"      clippy_host
-step "clippy (wasm)"    "toolchain"        clippy_wasm
-step "cargo test"       "cargo build"      cargo_tests
-step "pytest (python MCP client)" "cargo build python env" pytest_client
-step "MCP inspector --strict"     "cargo build inspector install" inspector_check
-step "sdk template (new plugin)"  "cargo build python env" sdk_template
+# The whole run is one function, read in full before it starts: editing this file while it runs
+# cannot change what runs.
+main() {
+    started=$SECONDS
+    step "toolchain"                    ""                          toolchain
+    step "system packages"              ""                          system_packages
+    step "python env"                   "system_packages"           python_env
+    step "inspector install"            "python_env"                inspector_install
+    step "cargo fmt"                    "toolchain"                 fmt
+    step "cargo build"                  "toolchain"                 build
+    step "clippy (host)"                "build"                     clippy_host
+    step "clippy (wasm)"                "toolchain"                 clippy_wasm
+    step "cargo test"                   "build"                     cargo_tests
+    step "pytest (python MCP client)"   "build python_env"          pytest_client
+    step "MCP inspector --strict"       "build inspector_install"   inspector_check
+    step "sdk template (new plugin)"    "build python_env"          sdk_template
+    echo
+    echo "=== summary ($((SECONDS - started))s)"
+    for s in "${PASSED[@]}"; do echo "  ok       $s"; done
+    for s in "${FAILED[@]}"; do echo "  FAILED   $s"; done
+    for s in "${SKIPPED[@]}"; do echo "  skipped  $s"; done
+    summary="${#PASSED[@]} passed, ${#FAILED[@]} failed"
+    ((${#SKIPPED[@]} == 0)) || summary+=", ${#SKIPPED[@]} skipped"
+    echo "$summary"
+    ((${#FAILED[@]} == 0 && ${#SKIPPED[@]} == 0))
+}
 
-echo
-echo "=== summary ($((SECONDS - started))s)"
-for s in "${PASSED[@]}"; do echo "  ok       $s"; done
-for s in "${FAILED[@]}"; do echo "  FAILED   $s"; done
-for s in "${SKIPPED[@]}"; do echo "  skipped  $s"; done
-summary="${#PASSED[@]} passed, ${#FAILED[@]} failed"
-((${#SKIPPED[@]} == 0)) || summary+=", ${#SKIPPED[@]} skipped"
-echo "$summary"
-((${#FAILED[@]} == 0 && ${#SKIPPED[@]} == 0))
+main "$@"
+exit $?
