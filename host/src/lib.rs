@@ -20,6 +20,7 @@ pub mod profiles;
 pub mod redact;
 pub mod router;
 pub mod runtime;
+pub mod schema;
 pub mod state;
 pub mod tool;
 pub mod validate;

@@ -252,6 +252,7 @@ impl Router {
         tools.extend(self.plugins.iter().flat_map(|p| p.tools.iter().cloned()));
         for t in &mut tools {
             add_common_fields(&mut t.input_schema);
+            crate::schema::portable(&mut t.input_schema);
             t.output_schema = envelope_schema(&t.output_schema);
         }
         tools
@@ -416,7 +417,9 @@ impl Dispatch for Router {
         let obj = output.as_object_mut().expect("made an object above");
         obj.insert("ok".into(), json!(!is_error));
         obj.insert("tool".into(), json!(tool_name));
-        obj.insert("action".into(), json!(action));
+        if let Some(a) = &action {
+            obj.insert("action".into(), json!(a));
+        }
         obj.insert("duration_ms".into(), json!(duration_ms));
         obj.insert("trace_id".into(), json!(trace_id));
         self.shared.redactor.scrub_value(&mut output);
@@ -628,7 +631,7 @@ fn envelope_schema(own: &Value) -> Value {
     let mut props = json!({
         "ok": {"type": "boolean", "description": "false when the call failed; see `error`"},
         "tool": {"type": "string"},
-        "action": {"type": ["string", "null"]},
+        "action": {"type": "string", "description": "the action run, for tools that have actions"},
         "duration_ms": {"type": "integer"},
         "trace_id": {"type": "string"},
         "artifacts": {"type": "array", "items": {"type": "string"}, "description": "artifact:// URIs stored by this call"},
@@ -639,12 +642,21 @@ fn envelope_schema(own: &Value) -> Value {
         "preview": {"type": "string"},
         "note": {"type": "string"}
     });
-    if let (Some(own), Some(p)) = (
+    if let (Some(own_props), Some(p)) = (
         own.get("properties").and_then(Value::as_object),
         props.as_object_mut(),
     ) {
-        for (k, v) in own {
-            p.entry(k.clone()).or_insert_with(|| strip_refs(v));
+        let defs = own
+            .get("$defs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in own_props {
+            p.entry(k.clone()).or_insert_with(|| {
+                let mut v = v.clone();
+                crate::schema::portable_detached(&mut v, &defs);
+                v
+            });
         }
     }
     json!({
@@ -653,24 +665,6 @@ fn envelope_schema(own: &Value) -> Value {
         "required": ["ok", "tool", "duration_ms", "trace_id"],
         "additionalProperties": true
     })
-}
-
-/// A property schema without `$ref`s (whose `$defs` are not carried over): refs become `{}`.
-fn strip_refs(v: &Value) -> Value {
-    match v {
-        Value::Object(o) if o.contains_key("$ref") => {
-            let mut out = Map::new();
-            if let Some(d) = o.get("description") {
-                out.insert("description".into(), d.clone());
-            }
-            Value::Object(out)
-        }
-        Value::Object(o) => {
-            Value::Object(o.iter().map(|(k, v)| (k.clone(), strip_refs(v))).collect())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(strip_refs).collect()),
-        other => other.clone(),
-    }
 }
 
 fn load_policy(state: &StateDir) -> anyhow::Result<Policy> {
