@@ -44,6 +44,21 @@ fn walk(schema: &mut Value, defs: &Map<String, Value>, inline: bool, depth: usiz
         return;
     }
     let Value::Object(obj) = schema else { return };
+    // `anyOf: [X, {"type": "null"}]` (schemars' nullable `$ref`) → X.
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = obj.get_mut(key) {
+            branches.retain(|b| b.get("type").and_then(Value::as_str) != Some("null"));
+            if branches.len() == 1 && key == "anyOf" {
+                let only = branches.remove(0);
+                obj.remove(key);
+                if let Value::Object(o) = only {
+                    for (k, v) in o {
+                        obj.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+    }
     if inline && let Some(Value::String(r)) = obj.get("$ref") {
         let name = r.rsplit('/').next().unwrap_or_default();
         if let Some(def) = defs.get(name) {
@@ -78,21 +93,6 @@ fn walk(schema: &mut Value, defs: &Map<String, Value>, inline: bool, depth: usiz
             }
         }
     }
-    // `anyOf: [X, {"type": "null"}]` (schemars' nullable `$ref`) → X.
-    for key in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = obj.get_mut(key) {
-            branches.retain(|b| b.get("type").and_then(Value::as_str) != Some("null"));
-            if branches.len() == 1 && key == "anyOf" {
-                let only = branches.remove(0);
-                obj.remove(key);
-                if let Value::Object(o) = only {
-                    for (k, v) in o {
-                        obj.entry(k).or_insert(v);
-                    }
-                }
-            }
-        }
-    }
     for (key, value) in obj.iter_mut() {
         match key.as_str() {
             "properties" | "$defs" | "definitions" | "patternProperties" => {
@@ -102,12 +102,12 @@ fn walk(schema: &mut Value, defs: &Map<String, Value>, inline: bool, depth: usiz
                         .for_each(|p| walk(p, defs, inline, depth + 1));
                 }
             }
-            "items" | "additionalProperties" | "not" | "contains" => {
-                if !matches!(value, Value::Bool(false))
-                    && !(key == "additionalProperties" && value == &Value::Bool(true))
-                {
-                    walk(value, defs, inline, depth + 1);
-                }
+            // `additionalProperties: true` is a deliberate open map, and `false` a closed one.
+            "additionalProperties" if value.is_boolean() => {}
+            "items" | "additionalProperties" | "not" | "contains"
+                if value != &Value::Bool(false) =>
+            {
+                walk(value, defs, inline, depth + 1);
             }
             "anyOf" | "oneOf" | "allOf" | "prefixItems" => {
                 if let Value::Array(branches) = value {
