@@ -23,6 +23,8 @@ async fn setup(token: &str) -> Setup {
     home.profiles(&json!({
         "api": {"type": "http", "base_url": format!("{}/", server.base_url()),
                 "auth": {"type": "bearer", "token": format!("file:{}", file.display())}},
+        "basic": {"type": "http", "base_url": server.base_url(),
+                "auth": {"type": "basic", "user": "agent", "password": format!("file:{}", file.display())}},
         "keyed": {"type": "http", "base_url": server.base_url(),
                 "auth": {"type": "header", "name": "x-api-key", "value": format!("file:{}", file.display())}}
     }));
@@ -400,6 +402,35 @@ async fn the_injected_token_reaches_the_server_and_nothing_else() {
             .seen()
             .iter()
             .any(|s| s.headers.contains(&("x-api-key".into(), token.clone())))
+    );
+
+    let (_, out) = mcp
+        .call(
+            "http",
+            json!({"action": "request", "profile": "basic", "url": "/echo"}),
+        )
+        .await;
+    assert_eq!(out["status"], 200, "{out}");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("agent:{token}"))
+    );
+    assert!(
+        server
+            .seen()
+            .iter()
+            .any(|s| s.headers.contains(&("authorization".into(), basic.clone())))
+    );
+    let (_, out) = mcp
+        .call(
+            "http",
+            json!({"action": "request", "profile": "basic", "url": "/reflect-auth"}),
+        )
+        .await;
+    let encoded = basic.trim_start_matches("Basic ");
+    assert!(
+        !out.to_string().contains(encoded),
+        "the encoded credential leaked: {out}"
     );
 
     // A hostile server echoing the secret: the output, the text mirror, artifacts and audit stay clean.

@@ -189,6 +189,14 @@ impl CallCtx {
                 })?;
                 origin = Some(base.origin());
                 auth = auth_headers(profile)?;
+                // The wire form of a credential (e.g. base64 of user:password) is as secret as
+                // the credential: scrub it too, should a server echo it back.
+                for (_, value) in &auth {
+                    self.shared.redactor.add(value);
+                    if let Some((_, encoded)) = value.split_once(' ') {
+                        self.shared.redactor.add(encoded);
+                    }
+                }
                 for (k, v) in &profile.headers {
                     headers.push((k.clone(), v.clone()));
                 }
