@@ -156,7 +156,10 @@ impl Router {
                 .load(&wasm, manifest, source.clone(), ctx)
                 .await
             {
-                Ok(p) => self.plugins.push(p),
+                Ok(p) => match self.tool_clash(&p) {
+                    Some(reason) => self.refuse(name, source, reason),
+                    None => self.plugins.push(p),
+                },
                 Err(e) => self.refuse(name, source, format!("{e:#}")),
             }
         }
@@ -186,6 +189,28 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// A tool name the plugin shares with a host tool or an already loaded plugin: the first
+    /// one loaded keeps it, so the newcomer is refused rather than silently shadowed.
+    fn tool_clash(&self, plugin: &Plugin) -> Option<String> {
+        let host = host_tools::specs(self.shared.flags);
+        plugin.tools.iter().find_map(|t| {
+            let owner = if host.iter().any(|h| h.name == t.name) {
+                Some("the host".to_string())
+            } else {
+                self.plugins
+                    .iter()
+                    .find(|p| p.tools.iter().any(|o| o.name == t.name))
+                    .map(|p| format!("plugin '{}'", p.manifest.name))
+            };
+            owner.map(|o| {
+                format!(
+                    "its tool '{}' is already provided by {o}; rename the tool",
+                    t.name
+                )
+            })
+        })
     }
 
     fn refuse(&mut self, plugin: String, source: String, reason: String) {

@@ -18,6 +18,24 @@ pub fn test_plugin(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no test plugin '{name}'; add it to tests/build.rs"))
 }
 
+/// A built-in plugin's `.wasm` as the host's build script built it (`target/wasm/…`).
+pub fn builtin_plugin(name: &str) -> PathBuf {
+    let target = infra_bin()
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/")
+        .to_path_buf();
+    let file = target
+        .join("wasm/wasm32-wasip2/release")
+        .join(format!("infra_plugin_{name}.wasm"));
+    assert!(
+        file.is_file(),
+        "{} is missing: `cargo build -p infra` builds it",
+        file.display()
+    );
+    file
+}
+
 /// The `infra` binary of this build (`target/<profile>/infra`).
 pub fn infra_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

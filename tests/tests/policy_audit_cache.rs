@@ -600,3 +600,49 @@ fn a_warm_start_compiles_nothing() {
         "the same plugins load warm as cold"
     );
 }
+
+#[test]
+fn a_plugin_whose_tool_name_is_taken_is_refused_not_shadowed() {
+    let home = Home::new();
+    let wasm = test_plugin("hostile");
+    // The same component under a second name exports the same tool `hostile`; and a plugin
+    // whose tool would shadow the built-in `http` tool is refused the same way.
+    home.install_plugin("hostile", &wasm, HOSTILE_MANIFEST)
+        .install_plugin(
+            "hostile2",
+            &wasm,
+            &HOSTILE_MANIFEST.replace("name = \"hostile\"", "name = \"hostile2\""),
+        )
+        .install_plugin(
+            "httpish",
+            &infra_tests::builtin_plugin("http"),
+            "name = \"httpish\"\nversion = \"1\"\nimports = [\"types\", \"http\", \"log\"]\n",
+        );
+    let listed = plugins(&home);
+    let loaded: Vec<&str> = listed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        loaded.contains(&"hostile") && loaded.contains(&"http"),
+        "{listed:#}"
+    );
+    assert!(
+        !loaded.contains(&"hostile2") && !loaded.contains(&"httpish"),
+        "{listed:#}"
+    );
+    let reason = |name: &str| {
+        listed["refused"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["plugin"] == name)
+            .map(|r| r["reason"].as_str().unwrap().to_string())
+    };
+    let r = reason("hostile2").expect("hostile2 is refused");
+    assert!(r.contains("'hostile'") && r.contains("rename"), "{r}");
+    let r = reason("httpish").expect("httpish is refused");
+    assert!(r.contains("'http'") && r.contains("plugin 'http'"), "{r}");
+}
