@@ -103,6 +103,8 @@ impl Router {
             redactor,
             artifacts,
             http: Default::default(),
+            ssh: Default::default(),
+            postgres: Default::default(),
         });
         let runtime = Runtime::new(state.cache())?;
         let mut router = Self {

@@ -3,14 +3,15 @@
 //! plugin and the two flags, does the work with a timeout, scrubs secrets and records a
 //! capability event for the audit log.
 //!
-//! Interfaces whose host side is not built yet (ssh, postgres, fs, exec) are absent from the
-//! [`PluginHost`] world, so a plugin importing them is refused at load (see
-//! [`crate::runtime::load`]), never linked to a stub.
+//! An interface is reachable only once it is in [`IMPLEMENTED`]: a plugin importing any other
+//! is refused at load (see [`crate::runtime::imports::check`]) before anything is linked.
 
 pub mod artifacts;
 pub mod http;
 pub mod log;
+pub mod postgres;
 pub mod secrets;
+pub mod ssh;
 pub mod types;
 
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,8 @@ mod bindings {
             world plugin-host {
                 import infra:host/types@0.1.0;
                 import infra:host/http@0.1.0;
+                import infra:host/ssh@0.1.0;
+                import infra:host/postgres@0.1.0;
                 import infra:host/secrets@0.1.0;
                 import infra:host/artifacts@0.1.0;
                 import infra:host/log@0.1.0;
@@ -102,6 +105,10 @@ pub struct Shared {
     pub artifacts: Arc<ArtifactStore>,
     /// Pooled HTTP clients, one per plugin (their resolver enforces that plugin's grants).
     pub http: http::Clients,
+    /// SSH connections, pooled per target.
+    pub ssh: ssh::Pool,
+    /// Postgres connection pools, one per profile.
+    pub postgres: postgres::Pools,
 }
 
 /// The per-call state a plugin's capabilities see.
