@@ -3,7 +3,11 @@
 use std::path::Path;
 
 /// Built-in plugins: (cargo package, directory under plugins/).
-const BUILTIN: &[(&str, &str)] = &[("infra-plugin-http", "http")];
+const BUILTIN: &[(&str, &str)] = &[
+    ("infra-plugin-http", "http"),
+    ("infra-plugin-ssh", "ssh"),
+    ("infra-plugin-psql", "psql"),
+];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

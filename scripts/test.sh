@@ -103,8 +103,11 @@ SYSTEM_NEEDS=(
     "command -v python3|python3"
     "python3 -c 'import venv, ensurepip'|python3-venv"    # python3 -m venv
     # --- Real backends for later plugins' integration tests go here (DESIGN.md: no mocks) ---
-    # "command -v /usr/sbin/sshd|openssh-server"          # ssh plugin: sshd on a loopback port
-    # "ls /usr/lib/postgresql/*/bin/initdb|postgresql"    # psql plugin: a throw-away cluster
+    "test -x /usr/sbin/sshd|openssh-server"               # ssh plugin: sshd on a loopback port
+    "command -v ssh-keygen|openssh-client"                # ssh plugin: test keys (ssh-keygen)
+    # psql plugin: a throw-away cluster (initdb + postgres + psql, run as the postgres user);
+    # found on PATH, in /usr/local/bin, or where Debian puts them
+    "command -v initdb || ls /usr/local/bin/initdb || ls /usr/lib/postgresql/*/bin/initdb|postgresql"
 )
 
 system_packages() {

@@ -22,5 +22,6 @@ pub mod router;
 pub mod runtime;
 pub mod schema;
 pub mod state;
+pub mod targets;
 pub mod tool;
 pub mod validate;

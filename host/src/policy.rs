@@ -2104,7 +2104,10 @@ mod tests {
     fn embedded_default_is_locked_down() {
         let p = Policy::embedded_default().expect("policies/default.toml must load");
         assert_eq!(p.origin(), EMBEDDED_ORIGIN);
-        assert_eq!(p.plugin_names().collect::<Vec<_>>(), ["http"]);
+        assert_eq!(
+            p.plugin_names().collect::<Vec<_>>(),
+            ["http", "psql", "ssh"]
+        );
         assert!(p.check_http_target("http", "example.com", 443).is_allowed());
         for host in [
             "169.254.169.254",
@@ -2138,7 +2141,7 @@ mod tests {
         }
         assert!(!p.check_secret("http", "x").is_allowed());
         // The embedded file cannot be edited, so advice points at the file that replaces it.
-        let d = p.check_ssh_target("ssh", "prod");
+        let d = p.check_ssh_target("repo", "prod");
         assert!(
             d.reason()
                 .unwrap()

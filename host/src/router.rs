@@ -91,6 +91,15 @@ impl Router {
                 redactor.add(&v);
             }
         }
+        let targets = Arc::new(crate::targets::Targets::load(
+            &state.root().join("targets.json"),
+        )?);
+        for r in targets.secret_refs() {
+            if let Ok(v) = r.resolve() {
+                redactor.add(v.trim());
+            }
+        }
+        let ssh = crate::caps::ssh::Pool::new(targets, state.root().join("known_hosts.json"));
         let artifacts =
             Arc::new(ArtifactStore::open(state.artifacts()).context("opening the artifact store")?);
         let audit = Arc::new(
@@ -103,7 +112,7 @@ impl Router {
             redactor,
             artifacts,
             http: Default::default(),
-            ssh: Default::default(),
+            ssh,
             postgres: Default::default(),
         });
         let runtime = Runtime::new(state.cache())?;

@@ -1,6 +1,9 @@
 //! Test support for the integration tests in `tests/`: locating the real `infra` binary, a
 //! throw-away state directory, one-shot calls and an MCP client over stdio.
 
+pub mod pg;
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -57,7 +57,15 @@ mod bindings {
 pub use bindings::*;
 
 /// The `infra:host` interfaces this host implements; a plugin importing any other is refused.
-pub const IMPLEMENTED: &[&str] = &["types", "http", "secrets", "artifacts", "log"];
+pub const IMPLEMENTED: &[&str] = &[
+    "types",
+    "http",
+    "ssh",
+    "postgres",
+    "secrets",
+    "artifacts",
+    "log",
+];
 
 /// Every `infra:host` interface of the contract, `types` first (the policy grants the rest).
 pub const ALL: &[&str] = &[

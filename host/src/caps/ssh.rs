@@ -1,49 +1,168 @@
-//! `infra:host/ssh` — being built (issue 3). Not in [`super::IMPLEMENTED`]: a plugin importing
-//! `ssh` is refused at load, so nothing below is reachable until the capability lands.
+//! `infra:host/ssh` (russh, russh-sftp): remote commands and file transfer on the targets of
+//! `targets.json`, checked against `[plugin.<name>.ssh] targets`.
+//!
+//! Keys, passphrases and passwords are resolved here and never reach the plugin; their values are
+//! registered with the redactor before use, so they are scrubbed from everything that leaves.
+//! Connections are pooled per target ([`Pool`]) and reused across calls; the server's host key is
+//! pinned or trusted on first use, and a changed one is refused with both fingerprints.
 
-use super::StoreState;
+mod exec;
+mod pool;
+mod sftp;
+
+pub use exec::sh_quote;
+pub use pool::{Conn, Pool};
+
+use tokio::io::AsyncRead;
+
 use super::infra::host::ssh::{ExecRequest, ExecResult, FileStat, Host, StdinSource};
 use super::infra::host::types::{ArtifactRef, CapError};
+use super::{CallCtx, StoreState};
 
-/// SSH connections, pooled per target.
-#[derive(Default)]
-pub struct Pool;
+impl CallCtx {
+    /// Checks the grant for `target` and returns its pooled connection.
+    async fn ssh_conn(&self, target: &str) -> Result<Conn, CapError> {
+        self.require("ssh", target).map_err(CapError::Denied)?;
+        self.decide(
+            "ssh",
+            target,
+            self.shared.policy.check_ssh_target(&self.plugin, target),
+        )
+        .map_err(CapError::Denied)?;
+        match self.shared.ssh.get(target, &self.shared.redactor).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                self.record(super::CapEvent {
+                    cap: "ssh".into(),
+                    target: target.into(),
+                    decision: "allow",
+                    reason: None,
+                    duration_ms: 0,
+                    detail: Some(
+                        self.shared
+                            .redactor
+                            .scrub_str(&cap_message(&e))
+                            .into_owned(),
+                    ),
+                });
+                Err(e)
+            }
+        }
+    }
 
-fn unbuilt() -> CapError {
-    CapError::Failed("the ssh capability is not built yet".into())
+    /// Opens the bytes a `stdin-source` names.
+    async fn ssh_source(
+        &self,
+        src: StdinSource,
+    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, CapError> {
+        match src {
+            StdinSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
+            StdinSource::Artifact(uri) => {
+                let (file, _) = self
+                    .shared
+                    .artifacts
+                    .reader(&uri)
+                    .await
+                    .map_err(|e| CapError::NotFound(format!("stdin artifact {uri}: {e:#}")))?;
+                Ok(Box::new(file))
+            }
+        }
+    }
+}
+
+fn cap_message(e: &CapError) -> String {
+    match e {
+        CapError::Denied(m)
+        | CapError::NotFound(m)
+        | CapError::Invalid(m)
+        | CapError::Timeout(m)
+        | CapError::Failed(m) => m.clone(),
+    }
 }
 
 impl Host for StoreState {
-    async fn exec(&mut self, _req: ExecRequest) -> Result<ExecResult, CapError> {
-        Err(unbuilt())
+    async fn exec(&mut self, req: ExecRequest) -> Result<ExecResult, CapError> {
+        let call = &self.call;
+        let mut conn = call.ssh_conn(&req.target).await?;
+        let stdin = match req.stdin.clone() {
+            Some(s) => Some(call.ssh_source(s).await?),
+            None => None,
+        };
+        let mut stdin = Some(stdin);
+        // A pooled connection can be dead without knowing it yet (the server went away while
+        // idle): when not even a channel opens, nothing ran, so reconnect once and retry.
+        for attempt in 0..2 {
+            match exec::run(call, &conn, &req, stdin.take().flatten()).await {
+                Ok(r) => return Ok(r),
+                Err(exec::ExecError::Open(e)) if attempt == 0 => {
+                    tracing::debug!(
+                        "ssh {}: channel open failed ({e}); reconnecting",
+                        req.target
+                    );
+                    call.shared.ssh.discard(&req.target, &conn).await;
+                    conn = call.ssh_conn(&req.target).await?;
+                    stdin = Some(match req.stdin.clone() {
+                        Some(s) => Some(call.ssh_source(s).await?),
+                        None => None,
+                    });
+                }
+                Err(exec::ExecError::Open(e)) => {
+                    call.shared.ssh.discard(&req.target, &conn).await;
+                    return Err(CapError::Failed(format!(
+                        "cannot open a session on target '{}': {e}",
+                        req.target
+                    )));
+                }
+                Err(exec::ExecError::Cap(e)) => {
+                    if conn.is_closed() {
+                        call.shared.ssh.discard(&req.target, &conn).await;
+                    }
+                    call.record(super::CapEvent {
+                        cap: "ssh".into(),
+                        target: req.target.clone(),
+                        decision: "allow",
+                        reason: None,
+                        duration_ms: 0,
+                        detail: Some(
+                            call.shared
+                                .redactor
+                                .scrub_str(&cap_message(&e))
+                                .into_owned(),
+                        ),
+                    });
+                    return Err(e);
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
     }
-    async fn sftp_list(
-        &mut self,
-        _target: String,
-        _path: String,
-    ) -> Result<Vec<FileStat>, CapError> {
-        Err(unbuilt())
+
+    async fn sftp_list(&mut self, target: String, path: String) -> Result<Vec<FileStat>, CapError> {
+        sftp::list(&self.call, &target, &path).await
     }
-    async fn sftp_stat(&mut self, _target: String, _path: String) -> Result<FileStat, CapError> {
-        Err(unbuilt())
+
+    async fn sftp_stat(&mut self, target: String, path: String) -> Result<FileStat, CapError> {
+        sftp::stat(&self.call, &target, &path).await
     }
+
     async fn sftp_read(
         &mut self,
-        _target: String,
-        _path: String,
-        _max_bytes: u64,
+        target: String,
+        path: String,
+        max_bytes: u64,
     ) -> Result<ArtifactRef, CapError> {
-        Err(unbuilt())
+        sftp::read(&self.call, &target, &path, max_bytes).await
     }
+
     async fn sftp_write(
         &mut self,
-        _target: String,
-        _path: String,
-        _content: StdinSource,
-        _mode: Option<u32>,
-        _mkdirs: bool,
-        _overwrite: bool,
+        target: String,
+        path: String,
+        content: StdinSource,
+        mode: Option<u32>,
+        mkdirs: bool,
+        overwrite: bool,
     ) -> Result<FileStat, CapError> {
-        Err(unbuilt())
+        sftp::write(&self.call, &target, &path, content, mode, mkdirs, overwrite).await
     }
 }

@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn an_interface_without_a_host_side_is_refused_at_load() {
-        for iface in ["ssh", "postgres", "fs", "exec"] {
+        for iface in ["fs", "exec"] {
             let err = check(
                 &manifest(&[iface]),
                 &imports(&[&format!("infra:host/{iface}@0.1.0")]),

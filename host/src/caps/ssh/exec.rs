@@ -1,0 +1,385 @@
+//! One remote command on a pooled connection.
+//!
+//! The command runs under a short POSIX prelude in the remote user's shell: it reports the
+//! shell's pid (sshd makes each session's shell the leader of its own process group), exports
+//! `env` and changes to `cwd`. On timeout — or when the call is abandoned — the host opens a
+//! second channel and kills that whole process group (TERM, then KILL), so nothing keeps running
+//! on the target. Output is scrubbed of known secrets, kept inline up to `max-output` bytes per
+//! stream, and when longer the full stream goes to an artifact.
+
+use std::time::{Duration, Instant};
+
+use russh::ChannelMsg;
+use tokio::io::AsyncRead;
+
+use super::super::infra::host::ssh::{ExecRequest, ExecResult};
+use super::super::infra::host::types::{ArtifactRef, CapError};
+use super::super::{CallCtx, CapEvent};
+use super::pool::Conn;
+use crate::artifacts::{ArtifactMeta, ArtifactWriter};
+use crate::redact::StreamScrubber;
+
+/// The first line the prelude writes (to stderr, or stdout under a pty): `<MARK> <pid>`.
+const MARK: &str = "__infra_exec_pid__";
+/// Time kept back from the call's deadline to kill a timed-out command.
+const KILL_MARGIN_MS: u64 = 1500;
+
+/// Quotes `s` for a POSIX shell.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The command line actually sent: prelude + the agent's command.
+fn wrap(req: &ExecRequest) -> Result<String, CapError> {
+    let mut script = format!("printf '{MARK} %s\\n' \"$$\" >&2\n");
+    for kv in &req.env {
+        if !valid_env_name(&kv.key) {
+            return Err(CapError::Invalid(format!(
+                "env: '{}' is not a valid variable name (letters, digits, _; not starting with a digit)",
+                kv.key
+            )));
+        }
+        script.push_str(&format!("export {}={}\n", kv.key, sh_quote(&kv.value)));
+    }
+    if let Some(cwd) = &req.cwd {
+        script.push_str(&format!(
+            "cd {} || {{ echo \"cwd: cannot change to {}\" >&2; exit 126; }}\n",
+            sh_quote(cwd),
+            sh_quote(cwd).replace('"', "\\\"")
+        ));
+    }
+    script.push_str(&req.command);
+    Ok(script)
+}
+
+/// One output stream: scrubbed, kept inline up to `max`, spilled whole to an artifact beyond.
+struct Sink {
+    name: &'static str,
+    inline: Vec<u8>,
+    max: usize,
+    writer: Option<ArtifactWriter>,
+    scrubber: StreamScrubber,
+    /// Bytes before the marker line has been seen (only for the stream that carries it).
+    prelude: Option<Vec<u8>>,
+    pid: Option<u32>,
+}
+
+impl Sink {
+    fn new(name: &'static str, max: usize, call: &CallCtx, carries_mark: bool) -> Self {
+        Self {
+            name,
+            inline: Vec::new(),
+            max,
+            writer: None,
+            scrubber: StreamScrubber::new(&call.shared.redactor),
+            prelude: carries_mark.then(Vec::new),
+            pid: None,
+        }
+    }
+
+    async fn push(&mut self, call: &CallCtx, data: &[u8]) -> Result<(), CapError> {
+        let data = match self.prelude.as_mut() {
+            None => data.to_vec(),
+            Some(pre) => {
+                pre.extend_from_slice(data);
+                let Some(nl) = pre.iter().position(|b| *b == b'\n') else {
+                    if pre.len() > 256 {
+                        // Not our line after all: pass everything through.
+                        let all = self.prelude.take().unwrap_or_default();
+                        return self.write(call, &all).await;
+                    }
+                    return Ok(());
+                };
+                let line = String::from_utf8_lossy(&pre[..nl]).trim().to_string();
+                let rest = pre[nl + 1..].to_vec();
+                self.prelude = None;
+                match line
+                    .find(MARK)
+                    .map(|i| line[i + MARK.len()..].trim().to_string())
+                {
+                    Some(pid) => self.pid = pid.parse().ok(),
+                    None => {
+                        let mut all = line.into_bytes();
+                        all.push(b'\n');
+                        all.extend(rest);
+                        return self.write(call, &all).await;
+                    }
+                }
+                rest
+            }
+        };
+        self.write(call, &data).await
+    }
+
+    async fn write(&mut self, call: &CallCtx, data: &[u8]) -> Result<(), CapError> {
+        let clean = self.scrubber.push(data);
+        self.keep(call, &clean).await
+    }
+
+    async fn keep(&mut self, call: &CallCtx, clean: &[u8]) -> Result<(), CapError> {
+        let room = self.max.saturating_sub(self.inline.len()).min(clean.len());
+        if let Some(w) = self.writer.as_mut() {
+            self.inline.extend_from_slice(&clean[..room]);
+            return w.write(clean).await.map_err(failed);
+        }
+        if self.inline.len() + clean.len() <= self.max {
+            self.inline.extend_from_slice(clean);
+            return Ok(());
+        }
+        let meta = ArtifactMeta {
+            media_type: "text/plain".into(),
+            tool: call.tool.clone(),
+            trace_id: call.trace_id.clone(),
+            description: format!("full {} of an ssh command", self.name),
+        };
+        let mut w = call.shared.artifacts.writer(meta).await.map_err(failed)?;
+        w.write(&self.inline).await.map_err(failed)?;
+        w.write(clean).await.map_err(failed)?;
+        self.inline.extend_from_slice(&clean[..room]);
+        self.writer = Some(w);
+        Ok(())
+    }
+
+    /// (inline bytes, truncated, artifact of the full stream).
+    async fn finish(
+        mut self,
+        call: &CallCtx,
+    ) -> Result<(Vec<u8>, bool, Option<ArtifactRef>), CapError> {
+        if let Some(pre) = self.prelude.take() {
+            let clean = self.scrubber.push(&pre);
+            self.keep(call, &clean).await?;
+        }
+        let rest = self.scrubber.clone().finish();
+        self.keep(call, &rest).await?;
+        match self.writer.take() {
+            None => Ok((self.inline, false, None)),
+            Some(w) => {
+                let info = w.finish().await.map_err(failed)?;
+                Ok((
+                    self.inline,
+                    true,
+                    Some(ArtifactRef {
+                        uri: info.uri,
+                        size: info.size,
+                        sha256: info.sha256,
+                    }),
+                ))
+            }
+        }
+    }
+}
+
+fn failed(e: anyhow::Error) -> CapError {
+    CapError::Failed(format!("{e:#}"))
+}
+
+/// Kills the remote process group `pid` over a fresh channel: TERM, a moment, then KILL.
+pub async fn kill_group(conn: &Conn, pid: u32) -> Result<(), russh::Error> {
+    let ch = conn.channel_open_session().await?;
+    let cmd = format!(
+        "kill -TERM -- -{pid} 2>/dev/null || kill -TERM {pid} 2>/dev/null; sleep 0.3; kill -KILL -- -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; true"
+    );
+    ch.exec(true, cmd).await?;
+    let mut ch = ch;
+    let wait = async {
+        while let Some(msg) = ch.wait().await {
+            if matches!(msg, ChannelMsg::ExitStatus { .. } | ChannelMsg::Close) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+    Ok(())
+}
+
+/// Kills the remote process group when dropped armed: covers a call abandoned mid-command.
+struct KillGuard {
+    conn: Conn,
+    pid: Option<u32>,
+    armed: bool,
+}
+
+impl Drop for KillGuard {
+    fn drop(&mut self) {
+        if let (true, Some(pid)) = (self.armed, self.pid) {
+            let conn = self.conn.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = kill_group(&conn, pid).await;
+                });
+            }
+        }
+    }
+}
+
+/// What went wrong running a command, so the caller can decide about reconnecting.
+pub enum ExecError {
+    /// The channel could not even be opened: nothing ran; a fresh connection may work.
+    Open(russh::Error),
+    /// Anything else.
+    Cap(CapError),
+}
+
+impl From<CapError> for ExecError {
+    fn from(e: CapError) -> Self {
+        Self::Cap(e)
+    }
+}
+
+/// Runs `req` on `conn`.
+pub async fn run(
+    call: &CallCtx,
+    conn: &Conn,
+    req: &ExecRequest,
+    stdin: Option<Box<dyn AsyncRead + Send + Unpin>>,
+) -> Result<ExecResult, ExecError> {
+    let script = wrap(req)?;
+    let started = Instant::now();
+    let budget = call.remaining_ms().saturating_sub(KILL_MARGIN_MS).max(1);
+    let timeout_ms = u64::from(req.timeout_ms.max(1)).min(budget);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let lost = |e: &dyn std::fmt::Display| {
+        CapError::Failed(format!(
+            "the connection to target '{}' was lost during the command ({e}); it may or may not have run to the end; the next call reconnects",
+            req.target
+        ))
+    };
+
+    let channel = conn.channel_open_session().await.map_err(ExecError::Open)?;
+    if req.pty {
+        channel
+            .request_pty(false, "xterm", 200, 50, 0, 0, &[])
+            .await
+            .map_err(|e| lost(&e))?;
+    }
+    channel
+        .exec(true, script.into_bytes())
+        .await
+        .map_err(|e| lost(&e))?;
+    let (mut reader, writer) = channel.split();
+    let stdin_task = tokio::spawn(async move {
+        if let Some(mut input) = stdin {
+            let _ = writer.data(&mut input).await;
+        }
+        let _ = writer.eof().await;
+        writer
+    });
+
+    let max = req.max_output.min(usize::MAX as u64) as usize;
+    let mut out = Sink::new("stdout", max, call, req.pty);
+    let mut err = Sink::new("stderr", max, call, !req.pty);
+    let mut guard = KillGuard {
+        conn: conn.clone(),
+        pid: None,
+        armed: true,
+    };
+    let mut exit_code = None;
+    let mut signal = None;
+    let mut refused = false;
+    let outcome: Result<(), CapError> = loop {
+        let msg = match tokio::time::timeout_at(deadline, reader.wait()).await {
+            Err(_) => {
+                // The pid line may still be on its way (a slow start): give it a moment.
+                let grace = tokio::time::Instant::now() + Duration::from_millis(1000);
+                while out.pid.or(err.pid).is_none() {
+                    match tokio::time::timeout_at(grace, reader.wait()).await {
+                        Ok(Some(ChannelMsg::Data { data })) => out.push(call, &data).await?,
+                        Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => {
+                            err.push(call, &data).await?
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                guard.pid = out.pid.or(err.pid);
+                guard.armed = false;
+                if let Some(pid) = guard.pid {
+                    // A task of its own: the kill completes even if this call is abandoned
+                    // (the call's outer deadline) while waiting for it.
+                    let c = conn.clone();
+                    let kill = tokio::spawn(async move { kill_group(&c, pid).await });
+                    let _ = tokio::time::timeout(Duration::from_millis(KILL_MARGIN_MS), kill).await;
+                }
+                stdin_task.abort();
+                break Err(CapError::Timeout(format!(
+                    "the command on target '{}' ran past its {timeout_ms} ms timeout and was killed{}; raise timeout_ms if it needs longer",
+                    req.target,
+                    guard
+                        .pid
+                        .map(|p| format!(" (process group {p}, TERM then KILL)"))
+                        .unwrap_or_default()
+                )));
+            }
+            Ok(m) => m,
+        };
+        guard.pid = out.pid.or(err.pid);
+        match msg {
+            Some(ChannelMsg::Data { data }) => out.push(call, &data).await?,
+            Some(ChannelMsg::ExtendedData { data, ext: 1 }) => err.push(call, &data).await?,
+            Some(ChannelMsg::ExitStatus { exit_status }) => exit_code = Some(exit_status as i32),
+            Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                signal = Some(sig_name(&signal_name));
+            }
+            Some(ChannelMsg::Failure) => refused = true,
+            Some(ChannelMsg::Close) => break Ok(()),
+            Some(_) => {}
+            None => {
+                if exit_code.is_some() || signal.is_some() {
+                    break Ok(());
+                }
+                break Err(lost(&"the channel closed without an exit status"));
+            }
+        }
+    };
+    guard.armed = outcome.is_err() && exit_code.is_none() && signal.is_none() && guard.armed;
+    stdin_task.abort();
+    let (stdout, stdout_truncated, stdout_artifact) = out.finish(call).await?;
+    let (stderr, stderr_truncated, stderr_artifact) = err.finish(call).await?;
+    outcome?;
+    if refused && exit_code.is_none() && signal.is_none() {
+        return Err(CapError::Failed(format!(
+            "target '{}' refused to run the command (exec or pty request denied)",
+            req.target
+        ))
+        .into());
+    }
+    call.record(CapEvent {
+        cap: "ssh".into(),
+        target: req.target.clone(),
+        decision: "allow",
+        reason: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        detail: Some(match (exit_code, &signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(s)) => format!("signal {s}"),
+            _ => "no exit status".into(),
+        }),
+    });
+    Ok(ExecResult {
+        exit_code,
+        signal,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        stdout_artifact,
+        stderr_artifact,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn sig_name(s: &russh::Sig) -> String {
+    let text = format!("{s:?}");
+    match text.strip_prefix("Custom(\"") {
+        Some(rest) => rest.trim_end_matches("\")").to_string(),
+        None => text,
+    }
+}

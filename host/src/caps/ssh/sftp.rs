@@ -1,0 +1,301 @@
+//! SFTP on a pooled connection: list, stat, read into an artifact, write from bytes or an
+//! artifact. Each call opens one `sftp` subsystem channel on the target's connection.
+
+use std::time::{Duration, Instant};
+
+use russh_sftp::client::SftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::super::infra::host::ssh::{FileKind, FileStat, StdinSource};
+use super::super::infra::host::types::{ArtifactRef, CapError};
+use super::super::{CallCtx, CapEvent};
+use crate::artifacts::ArtifactMeta;
+use crate::redact::StreamScrubber;
+
+/// Opens an SFTP session on the target's pooled connection (reconnecting once if it is stale).
+async fn session(call: &CallCtx, target: &str) -> Result<SftpSession, CapError> {
+    let mut conn = call.ssh_conn(target).await?;
+    let channel = match conn.channel_open_session().await {
+        Ok(c) => c,
+        Err(_) => {
+            call.shared.ssh.discard(target, &conn).await;
+            conn = call.ssh_conn(target).await?;
+            conn.channel_open_session().await.map_err(|e| {
+                CapError::Failed(format!("cannot open a session on target '{target}': {e}"))
+            })?
+        }
+    };
+    channel.request_subsystem(true, "sftp").await.map_err(|e| {
+        CapError::Failed(format!("target '{target}' refused the sftp subsystem: {e}"))
+    })?;
+    let sftp = SftpSession::new(channel.into_stream()).await.map_err(|e| {
+        CapError::Failed(format!(
+            "cannot start SFTP on target '{target}': {e}; is the sftp subsystem enabled in its sshd_config?"
+        ))
+    })?;
+    sftp.set_timeout((call.remaining_ms() / 1000).max(1));
+    Ok(sftp)
+}
+
+fn err(target: &str, path: &str, what: &str, e: SftpError) -> CapError {
+    match &e {
+        SftpError::Status(s) if s.status_code == StatusCode::NoSuchFile => {
+            CapError::NotFound(format!("{path} does not exist on target '{target}'"))
+        }
+        SftpError::Status(s) if s.status_code == StatusCode::PermissionDenied => CapError::Failed(
+            format!("{what} {path} on target '{target}': permission denied for the SSH user"),
+        ),
+        SftpError::Timeout => CapError::Timeout(format!(
+            "{what} {path} on target '{target}' timed out; raise timeout_ms"
+        )),
+        _ => CapError::Failed(format!("{what} {path} on target '{target}': {e}")),
+    }
+}
+
+fn to_stat(path: String, a: &FileAttributes) -> FileStat {
+    let t = a.file_type();
+    FileStat {
+        path,
+        kind: if t.is_dir() {
+            FileKind::Directory
+        } else if t.is_symlink() {
+            FileKind::Symlink
+        } else if t.is_file() {
+            FileKind::File
+        } else {
+            FileKind::Other
+        },
+        size: a.size.unwrap_or(0),
+        mode: a.permissions.unwrap_or(0) & 0o7777,
+        mtime: u64::from(a.mtime.unwrap_or(0)),
+    }
+}
+
+fn record(call: &CallCtx, target: &str, started: Instant, detail: String) {
+    call.record(CapEvent {
+        cap: "ssh".into(),
+        target: target.into(),
+        decision: "allow",
+        reason: None,
+        duration_ms: started.elapsed().as_millis() as u64,
+        detail: Some(detail),
+    });
+}
+
+/// Lists a remote directory.
+pub async fn list(call: &CallCtx, target: &str, path: &str) -> Result<Vec<FileStat>, CapError> {
+    let started = Instant::now();
+    let sftp = session(call, target).await?;
+    let dir = sftp
+        .read_dir(path)
+        .await
+        .map_err(|e| err(target, path, "listing", e))?;
+    let mut out: Vec<FileStat> = dir
+        .map(|e| {
+            let meta = e.metadata();
+            to_stat(e.file_name(), &meta)
+        })
+        .filter(|s| s.path != "." && s.path != "..")
+        .collect();
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    let _ = sftp.close().await;
+    record(call, target, started, format!("sftp list {path}"));
+    Ok(out)
+}
+
+/// Stats a remote path (without following a final symlink).
+pub async fn stat(call: &CallCtx, target: &str, path: &str) -> Result<FileStat, CapError> {
+    let started = Instant::now();
+    let sftp = session(call, target).await?;
+    let a = sftp
+        .symlink_metadata(path)
+        .await
+        .map_err(|e| err(target, path, "stat", e))?;
+    let _ = sftp.close().await;
+    record(call, target, started, format!("sftp stat {path}"));
+    Ok(to_stat(path.to_string(), &a))
+}
+
+/// Copies a remote file into an artifact, scrubbed of known secrets.
+pub async fn read(
+    call: &CallCtx,
+    target: &str,
+    path: &str,
+    max_bytes: u64,
+) -> Result<ArtifactRef, CapError> {
+    let started = Instant::now();
+    let sftp = session(call, target).await?;
+    let meta = sftp
+        .metadata(path)
+        .await
+        .map_err(|e| err(target, path, "reading", e))?;
+    if meta.file_type().is_dir() {
+        return Err(CapError::Invalid(format!(
+            "{path} on target '{target}' is a directory; list it with sftp_list"
+        )));
+    }
+    if let Some(size) = meta.size
+        && size > max_bytes
+    {
+        return Err(CapError::Failed(format!(
+            "{path} on target '{target}' is {size} bytes, more than max_bytes ({max_bytes}); nothing was stored — raise max_bytes"
+        )));
+    }
+    let mut file = sftp
+        .open(path)
+        .await
+        .map_err(|e| err(target, path, "reading", e))?;
+    let mut writer = call
+        .shared
+        .artifacts
+        .writer(ArtifactMeta {
+            media_type: "application/octet-stream".into(),
+            tool: call.tool.clone(),
+            trace_id: call.trace_id.clone(),
+            description: format!("{path} from ssh target {target}"),
+        })
+        .await
+        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+    let mut scrubber = StreamScrubber::new(&call.shared.redactor);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
+    loop {
+        let n = tokio::time::timeout_at(deadline, file.read(&mut buf))
+            .await
+            .map_err(|_| {
+                CapError::Timeout(format!(
+                    "reading {path} on target '{target}' ran past the deadline; raise timeout_ms"
+                ))
+            })?
+            .map_err(|e| CapError::Failed(format!("reading {path} on target '{target}': {e}")))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max_bytes {
+            return Err(CapError::Failed(format!(
+                "{path} on target '{target}' is larger than max_bytes ({max_bytes}); nothing was stored — raise max_bytes"
+            )));
+        }
+        writer
+            .write(&scrubber.push(&buf[..n]))
+            .await
+            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+    }
+    writer
+        .write(&scrubber.finish())
+        .await
+        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+    let info = writer
+        .finish()
+        .await
+        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+    let _ = file.shutdown().await;
+    let _ = sftp.close().await;
+    record(
+        call,
+        target,
+        started,
+        format!("sftp read {path} ({total} bytes)"),
+    );
+    Ok(ArtifactRef {
+        uri: info.uri,
+        size: info.size,
+        sha256: info.sha256,
+    })
+}
+
+/// The parent directories of `path`, outermost first.
+fn ancestors(path: &str) -> Vec<String> {
+    let trimmed = path.trim_end_matches('/');
+    let mut out = Vec::new();
+    let mut idx = 0;
+    while let Some(pos) = trimmed[idx..].find('/') {
+        let end = idx + pos;
+        if end > 0 {
+            out.push(trimmed[..end].to_string());
+        }
+        idx = end + 1;
+    }
+    out
+}
+
+/// Writes bytes or an artifact to a remote path.
+pub async fn write(
+    call: &CallCtx,
+    target: &str,
+    path: &str,
+    content: StdinSource,
+    mode: Option<u32>,
+    mkdirs: bool,
+    overwrite: bool,
+) -> Result<FileStat, CapError> {
+    let started = Instant::now();
+    let mut source = call.ssh_source(content).await?;
+    let sftp = session(call, target).await?;
+    if mkdirs {
+        for dir in ancestors(path) {
+            if !sftp.try_exists(dir.as_str()).await.unwrap_or(false) {
+                sftp.create_dir(dir.as_str())
+                    .await
+                    .map_err(|e| err(target, &dir, "creating directory", e))?;
+            }
+        }
+    }
+    let mut flags = OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE;
+    if !overwrite {
+        flags |= OpenFlags::EXCLUDE;
+        if sftp.try_exists(path).await.unwrap_or(false) {
+            return Err(CapError::Failed(format!(
+                "{path} already exists on target '{target}'; set overwrite: true to replace it"
+            )));
+        }
+    }
+    let mut attrs = FileAttributes::empty();
+    attrs.permissions = mode;
+    let mut file = sftp
+        .open_with_flags_and_attributes(path, flags, attrs)
+        .await
+        .map_err(|e| match e {
+            SftpError::Status(ref s) if !overwrite && s.status_code == StatusCode::Failure => {
+                CapError::Failed(format!(
+                    "{path} already exists on target '{target}'; set overwrite: true to replace it"
+                ))
+            }
+            e => err(target, path, "writing", e),
+        })?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
+    let copy = tokio::time::timeout_at(deadline, tokio::io::copy(&mut source, &mut file)).await;
+    let written = copy
+        .map_err(|_| {
+            CapError::Timeout(format!(
+                "writing {path} on target '{target}' ran past the deadline; raise timeout_ms"
+            ))
+        })?
+        .map_err(|e| CapError::Failed(format!("writing {path} on target '{target}': {e}")))?;
+    file.shutdown()
+        .await
+        .map_err(|e| CapError::Failed(format!("closing {path} on target '{target}': {e}")))?;
+    if let Some(m) = mode {
+        let mut attrs = FileAttributes::empty();
+        attrs.permissions = Some(m);
+        sftp.set_metadata(path, attrs)
+            .await
+            .map_err(|e| err(target, path, "setting the mode of", e))?;
+    }
+    let a = sftp
+        .metadata(path)
+        .await
+        .map_err(|e| err(target, path, "stat", e))?;
+    let _ = sftp.close().await;
+    record(
+        call,
+        target,
+        started,
+        format!("sftp write {path} ({written} bytes)"),
+    );
+    Ok(to_stat(path.to_string(), &a))
+}

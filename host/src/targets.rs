@@ -1,0 +1,226 @@
+//! `targets.json`: named SSH targets whose keys and passwords the host injects.
+//!
+//! Like `profiles.json`, secret fields hold references (`env:VAR`, `file:PATH`), never values.
+//! Every target says how its server's host key is trusted: a pinned `SHA256:…` fingerprint, or
+//! `"tofu"` (the first key seen is recorded in the state directory and a changed one refused).
+//! There is no accept-anything default: a target without `host_key` is refused at load.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::profiles::SecretRef;
+
+/// How a target's host key is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKeyTrust {
+    /// Exactly this fingerprint (`SHA256:<base64>`, as `ssh-keygen -lf` prints it).
+    Pin(String),
+    /// Trust on first use: the first key seen is recorded; a different one later is refused.
+    Tofu,
+}
+
+impl TryFrom<String> for HostKeyTrust {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("tofu") {
+            Ok(Self::Tofu)
+        } else if let Some(b64) = s.strip_prefix("SHA256:")
+            && !b64.is_empty()
+        {
+            Ok(Self::Pin(format!("SHA256:{}", b64.trim_end_matches('='))))
+        } else {
+            Err(format!(
+                "host_key '{s}' is neither a \"SHA256:…\" fingerprint (ssh-keygen -lf <host key>.pub) nor \"tofu\""
+            ))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for HostKeyTrust {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::try_from(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One SSH server and how to log in to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Host name or address.
+    pub host: String,
+    /// Port (22).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Remote user.
+    pub user: String,
+    /// Path of an OpenSSH private key file (`~/` expands to `$HOME`).
+    pub key_file: Option<String>,
+    /// The private key itself, by reference (`env:VAR` or `file:PATH`).
+    pub key: Option<SecretRef>,
+    /// The key's passphrase, by reference.
+    pub passphrase: Option<SecretRef>,
+    /// A password for password authentication, by reference.
+    pub password: Option<SecretRef>,
+    /// How the server's host key is trusted: `"SHA256:…"` or `"tofu"`. Required.
+    pub host_key: HostKeyTrust,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+impl Target {
+    /// `host:port`, as shown in messages and used as the TOFU record's key.
+    pub fn endpoint(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The key file path with `~/` expanded.
+    pub fn key_path(&self) -> Option<String> {
+        self.key_file
+            .as_deref()
+            .map(|p| match (p.strip_prefix("~/"), std::env::var("HOME")) {
+                (Some(rest), Ok(home)) => format!("{home}/{rest}"),
+                _ => p.to_string(),
+            })
+    }
+}
+
+/// All targets, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    entries: BTreeMap<String, Target>,
+    origin: String,
+}
+
+impl Targets {
+    /// Loads `path`; a missing file means no targets.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let origin = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    entries: BTreeMap::new(),
+                    origin,
+                });
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {origin}")),
+        };
+        Self::parse(&text, &origin)
+    }
+
+    /// Parses targets from JSON text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
+        let raw: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(text).with_context(|| {
+                format!("{origin} is not a JSON object of targets; see TOOLS.md for the format")
+            })?;
+        let mut entries = BTreeMap::new();
+        for (name, value) in raw {
+            let missing_host_key = value.get("host_key").is_none();
+            let target: Target = serde_json::from_value(value).with_context(|| {
+                if missing_host_key {
+                    format!(
+                        "target '{name}' in {origin} has no host_key: pin the server's key with \"host_key\": \"SHA256:…\" (ssh-keygen -lf its .pub) or trust it on first use with \"host_key\": \"tofu\""
+                    )
+                } else {
+                    format!("target '{name}' in {origin} is invalid; see the targets.json format in TOOLS.md")
+                }
+            })?;
+            if target.key_file.is_some() && target.key.is_some() {
+                anyhow::bail!(
+                    "target '{name}' in {origin} gives both key_file and key; keep one of them"
+                );
+            }
+            if target.key_file.is_none() && target.key.is_none() && target.password.is_none() {
+                anyhow::bail!(
+                    "target '{name}' in {origin} has no credential: give key_file, key or password"
+                );
+            }
+            entries.insert(name, target);
+        }
+        Ok(Self {
+            entries,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// The file the targets came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// A target by name.
+    pub fn get(&self, name: &str) -> Option<&Target> {
+        self.entries.get(name)
+    }
+
+    /// Target names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Every secret reference of every target (to register their values with the redactor).
+    pub fn secret_refs(&self) -> Vec<&SecretRef> {
+        self.entries
+            .values()
+            .flat_map(|t| [&t.key, &t.passphrase, &t.password])
+            .flatten()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_format() {
+        let t = Targets::parse(
+            r#"{ "prod": { "host": "10.0.0.5", "port": 22, "user": "deploy",
+                 "key_file": "~/.ssh/id_ed25519", "passphrase": "env:PROD_KEY_PASS",
+                 "host_key": "SHA256:abc" },
+                 "lab": { "host": "lab", "user": "root", "password": "file:/p", "host_key": "tofu" } }"#,
+            "targets.json",
+        )
+        .unwrap();
+        let prod = t.get("prod").unwrap();
+        assert_eq!(prod.host_key, HostKeyTrust::Pin("SHA256:abc".into()));
+        assert_eq!(prod.endpoint(), "10.0.0.5:22");
+        assert_eq!(t.get("lab").unwrap().host_key, HostKeyTrust::Tofu);
+        assert_eq!(t.get("lab").unwrap().port, 22);
+        assert_eq!(t.secret_refs().len(), 2);
+    }
+
+    #[test]
+    fn refuses_a_target_without_host_key_or_with_a_literal_secret() {
+        let err = Targets::parse(
+            r#"{"x": {"host": "h", "user": "u", "key_file": "/k"}}"#,
+            "t.json",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("tofu"), "{err:#}");
+        let err = Targets::parse(
+            r#"{"x": {"host": "h", "user": "u", "password": "hunter2", "host_key": "tofu"}}"#,
+            "t.json",
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("env:VAR") && !msg.contains("hunter2"), "{msg}");
+        let err = Targets::parse(
+            r#"{"x": {"host": "h", "user": "u", "password": "env:P", "host_key": "yes"}}"#,
+            "t.json",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("SHA256"), "{err:#}");
+    }
+}

@@ -1,0 +1,342 @@
+//! Linux device monitoring: the target's own tools, parsed to JSON. A target without the tool
+//! an action needs gets an error naming the tool, never an empty success.
+
+use infra_sdk::prelude::*;
+
+use crate::args::{Action, SshArgs, sh_quote};
+
+/// What the guard prints when a tool is missing.
+const MISSING: &str = "__infra_missing__";
+
+/// A command that first checks `tool` is installed.
+fn needs(tool: &str, command: &str) -> String {
+    format!(
+        "command -v {tool} >/dev/null 2>&1 || {{ echo '{MISSING} {tool}' >&2; exit 127; }}\n{command}"
+    )
+}
+
+/// Runs `command`; Ok(stdout) on exit 0, an error naming a missing tool or quoting stderr.
+fn run_cmd(target: &str, ctx: &Ctx, action: &str, command: &str) -> Result<String, ToolError> {
+    let r = crate::probe(target, ctx, command, 8 * 1024 * 1024)?;
+    let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+    if let Some(line) = stderr.lines().find(|l| l.starts_with(MISSING)) {
+        let tool = line[MISSING.len()..].trim();
+        return Err(ToolError::failed(format!(
+            "`{action}` needs `{tool}` on target '{target}', and it is not installed there (or not on the PATH of the SSH user)"
+        ))
+        .with_detail(json!({"missing_tool": tool})));
+    }
+    if r.exit_code != Some(0) {
+        return Err(ToolError::failed(format!(
+            "`{action}` on target '{target}': the command exited {}: {}",
+            r.exit_code
+                .map_or_else(|| format!("by signal {:?}", r.signal), |c| c.to_string()),
+            stderr.trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&r.stdout).into_owned())
+}
+
+/// Key=value lines into a map.
+fn kv(text: &str) -> serde_json::Map<String, Value> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), json!(v.trim())))
+        .collect()
+}
+
+fn num(v: &str) -> Value {
+    v.parse::<u64>()
+        .map(|n| json!(n))
+        .or_else(|_| v.parse::<f64>().map(|f| json!(f)))
+        .unwrap_or_else(|_| json!(v))
+}
+
+/// Host name, OS, kernel, uptime, CPUs, memory, load, root disk.
+pub fn system_info(target: &str, ctx: &Ctx) -> Result<Value, ToolError> {
+    let script = r#"echo "hostname=$(hostname 2>/dev/null || cat /etc/hostname)"
+echo "kernel=$(uname -sr)"
+echo "arch=$(uname -m)"
+[ -r /etc/os-release ] && . /etc/os-release && echo "os=$PRETTY_NAME"
+echo "uptime_s=$(cut -d. -f1 /proc/uptime 2>/dev/null)"
+echo "cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc)"
+echo "load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+awk '/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}' /proc/meminfo 2>/dev/null
+df -Pk / 2>/dev/null | awk 'NR==2 {print "root_total_kb=" $2; print "root_used_kb=" $3; print "root_available_kb=" $4}'
+echo "user=$(id -un)""#;
+    let out = run_cmd(target, ctx, "system_info", script)?;
+    let mut m = kv(&out);
+    for k in [
+        "uptime_s",
+        "cpus",
+        "mem_total_kb",
+        "mem_available_kb",
+        "root_total_kb",
+        "root_used_kb",
+        "root_available_kb",
+    ] {
+        if let Some(Value::String(s)) = m.get(k).cloned() {
+            m.insert(k.into(), num(&s));
+        }
+    }
+    if let Some(Value::String(l)) = m.get("load").cloned() {
+        m.insert(
+            "load".into(),
+            json!(l.split_whitespace().map(num).collect::<Vec<_>>()),
+        );
+    }
+    Ok(Value::Object(m))
+}
+
+/// Runs a monitoring action.
+pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
+    let t = &args.target;
+    let lines = args.lines.unwrap_or(100).clamp(1, 10_000);
+    match args.action {
+        Action::Containers => {
+            let out = run_cmd(
+                t,
+                ctx,
+                "containers",
+                &needs("docker", "docker ps -a --no-trunc --format '{{json .}}'"),
+            )?;
+            let mut list: Vec<Value> = out
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if args.inspect.unwrap_or(false) && !list.is_empty() {
+                let ids: Vec<String> = list
+                    .iter()
+                    .filter_map(|c| c["ID"].as_str().map(sh_quote))
+                    .collect();
+                let text = run_cmd(
+                    t,
+                    ctx,
+                    "containers",
+                    &needs("docker", &format!("docker inspect {}", ids.join(" "))),
+                )?;
+                let details: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+                for c in &mut list {
+                    let id = c["ID"].as_str().unwrap_or_default().to_string();
+                    if let Some(d) = details
+                        .iter()
+                        .find(|d| d["Id"].as_str().is_some_and(|x| x.starts_with(&id)))
+                    {
+                        c["inspect"] = d.clone();
+                    }
+                }
+            }
+            Ok(json!({"count": list.len(), "containers": list}))
+        }
+        Action::ContainerLogs => {
+            let c = args.container.as_ref().ok_or_else(|| {
+                ToolError::invalid(
+                    "container",
+                    "missing: `container_logs` needs `container` (name or id)",
+                )
+            })?;
+            let since = args
+                .since
+                .as_ref()
+                .map(|s| format!(" --since {}", sh_quote(s)))
+                .unwrap_or_default();
+            let out = run_cmd(
+                t,
+                ctx,
+                "container_logs",
+                &needs(
+                    "docker",
+                    &format!(
+                        "docker logs --timestamps --tail {lines}{since} {} 2>&1",
+                        sh_quote(c)
+                    ),
+                ),
+            )?;
+            let entries: Vec<Value> = out
+                .lines()
+                .map(|l| match l.split_once(' ') {
+                    Some((ts, msg)) if ts.len() >= 20 && ts.as_bytes()[4] == b'-' => {
+                        json!({"time": ts, "line": msg})
+                    }
+                    _ => json!({"line": l}),
+                })
+                .collect();
+            Ok(json!({"container": c, "count": entries.len(), "lines": entries}))
+        }
+        Action::Metrics => metrics(t, ctx),
+        Action::DiskHealth => {
+            let devices = match &args.device {
+                Some(d) => vec![d.clone()],
+                None => {
+                    let scan = run_cmd(
+                        t,
+                        ctx,
+                        "disk_health",
+                        &needs("smartctl", "smartctl -j --scan"),
+                    )?;
+                    let v: Value = serde_json::from_str(&scan).unwrap_or(Value::Null);
+                    v["devices"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| d["name"].as_str().map(String::from))
+                        .collect()
+                }
+            };
+            let mut disks = Vec::new();
+            for d in &devices {
+                // smartctl's exit code is a bit mask of findings; read the JSON whatever it is.
+                let cmd = needs(
+                    "smartctl",
+                    &format!("smartctl -j -H -A -i {} ; true", sh_quote(d)),
+                );
+                let out = run_cmd(t, ctx, "disk_health", &cmd)?;
+                let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+                disks.push(json!({
+                    "device": d,
+                    "model": v["model_name"],
+                    "serial": v["serial_number"],
+                    "passed": v["smart_status"]["passed"],
+                    "temperature_c": v["temperature"]["current"],
+                    "power_on_hours": v["power_on_time"]["hours"],
+                    "messages": v["smartctl"]["messages"],
+                }));
+            }
+            Ok(json!({"count": disks.len(), "disks": disks}))
+        }
+        Action::Logs => {
+            let mut cmd = format!("journalctl -o json --no-pager -n {lines}");
+            if let Some(u) = &args.unit {
+                cmd.push_str(&format!(" -u {}", sh_quote(u)));
+            }
+            if let Some(p) = &args.priority {
+                cmd.push_str(&format!(" -p {}", sh_quote(p)));
+            }
+            if let Some(s) = &args.since {
+                cmd.push_str(&format!(" --since {}", sh_quote(s)));
+            }
+            // journalctl alone prints "No journal files were found" and exits 0 on a machine
+            // without journald: check for the journal itself first.
+            let cmd = format!(
+                "[ -d /run/systemd/journal ] || [ -d /var/log/journal ] || {{ echo '{MISSING} journald' >&2; exit 127; }}\n{cmd}"
+            );
+            let out = run_cmd(t, ctx, "logs", &needs("journalctl", &cmd))?;
+            let entries: Vec<Value> = out
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .map(|e| {
+                    json!({
+                        "time_us": e["__REALTIME_TIMESTAMP"].as_str().and_then(|s| s.parse::<u64>().ok()),
+                        "unit": e["_SYSTEMD_UNIT"],
+                        "priority": e["PRIORITY"].as_str().and_then(|s| s.parse::<u8>().ok()),
+                        "identifier": e["SYSLOG_IDENTIFIER"],
+                        "message": e["MESSAGE"],
+                    })
+                })
+                .collect();
+            Ok(json!({"count": entries.len(), "entries": entries}))
+        }
+        _ => unreachable!("monitor::run is called for monitoring actions"),
+    }
+}
+
+/// CPU (two /proc/stat samples), load, memory, disks and network.
+fn metrics(t: &str, ctx: &Ctx) -> Result<Value, ToolError> {
+    let script = r#"head -1 /proc/stat; sleep 0.25; head -1 /proc/stat
+echo '--load'; cat /proc/loadavg
+echo '--mem'; cat /proc/meminfo
+echo '--df'; df -Pk -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null || df -Pk
+echo '--net'; cat /proc/net/dev
+echo '--cpus'; getconf _NPROCESSORS_ONLN 2>/dev/null || nproc"#;
+    let out = run_cmd(t, ctx, "metrics", script)?;
+    let mut sections: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    let mut cur = "cpu";
+    for l in out.lines() {
+        if let Some(name) = l.strip_prefix("--") {
+            cur = name;
+            continue;
+        }
+        sections.entry(cur).or_default().push(l);
+    }
+    let sample = |l: &str| -> Vec<u64> {
+        l.split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect()
+    };
+    let cpu = sections.get("cpu").cloned().unwrap_or_default();
+    let usage = if cpu.len() >= 2 {
+        let (a, b) = (sample(cpu[0]), sample(cpu[1]));
+        let total = |v: &Vec<u64>| v.iter().sum::<u64>();
+        let idle = |v: &Vec<u64>| v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+        let dt = total(&b).saturating_sub(total(&a));
+        let di = idle(&b).saturating_sub(idle(&a));
+        (dt > 0).then(|| ((dt - di) as f64 * 1000.0 / dt as f64).round() / 10.0)
+    } else {
+        None
+    };
+    let load: Vec<Value> = sections
+        .get("load")
+        .and_then(|l| l.first())
+        .map(|l| l.split_whitespace().take(3).map(num).collect())
+        .unwrap_or_default();
+    let mem: serde_json::Map<String, Value> = sections
+        .get("mem")
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let n: u64 = v.split_whitespace().next()?.parse().ok()?;
+            matches!(
+                k,
+                "MemTotal"
+                    | "MemAvailable"
+                    | "MemFree"
+                    | "Buffers"
+                    | "Cached"
+                    | "SwapTotal"
+                    | "SwapFree"
+            )
+            .then(|| (format!("{}_kb", k.to_ascii_lowercase()), json!(n)))
+        })
+        .collect();
+    let disks: Vec<Value> = sections
+        .get("df")
+        .into_iter()
+        .flatten()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 6).then(|| {
+                json!({"filesystem": f[0], "total_kb": num(f[1]), "used_kb": num(f[2]),
+                       "available_kb": num(f[3]), "use_percent": num(f[4].trim_end_matches('%')),
+                       "mount": f[5..].join(" ")})
+            })
+        })
+        .collect();
+    let net: Vec<Value> = sections
+        .get("net")
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let f: Vec<u64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() >= 16).then(|| {
+                json!({"interface": name.trim(), "rx_bytes": f[0], "rx_packets": f[1], "rx_errors": f[2],
+                       "tx_bytes": f[8], "tx_packets": f[9], "tx_errors": f[10]})
+            })
+        })
+        .collect();
+    let cpus = sections
+        .get("cpus")
+        .and_then(|l| l.first())
+        .map(|l| num(l.trim()));
+    Ok(json!({
+        "cpu": {"usage_percent": usage, "count": cpus},
+        "load": load,
+        "memory": mem,
+        "disks": disks,
+        "network": net,
+    }))
+}

@@ -1,0 +1,720 @@
+//! The psql plugin through the real binary over MCP, against a real PostgreSQL started by the
+//! test harness (`infra_tests::pg`): every action, the failure paths, the pool's behaviour seen
+//! from the server (`pg_stat_activity`), a 1,000,000-row COPY export, and a password canary.
+
+use std::process::Stdio;
+
+use infra_tests::pg::PgServer;
+use infra_tests::{Home, Mcp, contains};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The env var the profile's password reference names.
+const PW_VAR: &str = "INFRA_TEST_PG_PASSWORD";
+
+fn canary() -> String {
+    format!(
+        "pgcanary-{:032x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// A server with role and database `app` (password `password`), and a state directory whose
+/// profile `db` reaches it with the password by reference.
+struct Setup {
+    pg: PgServer,
+    home: Home,
+    password: String,
+}
+
+fn setup() -> Setup {
+    let pg = PgServer::start();
+    let password = canary();
+    pg.create_db("app", &password);
+    let home = Home::new();
+    home.profiles(&json!({
+        "db": {"type": "postgres", "host": "127.0.0.1", "port": pg.port, "user": "app",
+               "database": "app", "password": format!("env:{PW_VAR}")},
+    }));
+    Setup { pg, home, password }
+}
+
+/// `infra serve` with the password in its environment and its stderr in `stderr_file`.
+async fn serve(home: &Home, password: &str, stderr_file: Option<&std::path::Path>) -> Mcp {
+    use rmcp::ServiceExt;
+    let mut cmd = tokio::process::Command::from(home.command());
+    cmd.arg("serve").env(PW_VAR, password);
+    let stderr = match stderr_file {
+        Some(p) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap(),
+        ),
+        None => Stdio::inherit(),
+    };
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn infra serve");
+    let client = ().serve(transport).await.expect("MCP handshake");
+    Mcp { client }
+}
+
+async fn ok(mcp: &Mcp, args: Value) -> Value {
+    let (err, out) = mcp.call("psql", args.clone()).await;
+    assert!(!err, "{args} failed: {out}");
+    assert_eq!(out["ok"], true, "{out}");
+    out
+}
+
+async fn fails(mcp: &Mcp, args: Value) -> Value {
+    let (err, out) = mcp.call("psql", args.clone()).await;
+    assert!(err, "{args} should have failed: {out}");
+    out
+}
+
+fn msg(out: &Value) -> String {
+    out["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn every_action_works_through_mcp() {
+    let s = setup();
+    let mcp = serve(&s.home, &s.password, None).await;
+    let q = |sql: &str| json!({"action": "query", "profile": "db", "sql": sql});
+
+    let out = ok(
+        &mcp,
+        q(
+            "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, \
+        qty int4, price numeric(10,2), tags text[], meta jsonb, seen timestamptz, \
+        day date, blob bytea, ok bool, uid uuid, ratio float8)",
+        ),
+    )
+    .await;
+    assert_eq!(out["affected"], 0, "{out}");
+
+    // tables, columns
+    let out = ok(&mcp, json!({"action": "tables", "profile": "db"})).await;
+    assert_eq!(
+        out["rows"],
+        json!([{"schema": "public", "name": "items", "type": "BASE TABLE"}]),
+        "{out}"
+    );
+    let out = ok(
+        &mcp,
+        json!({"action": "columns", "profile": "db", "table": "items"}),
+    )
+    .await;
+    assert_eq!(out["row_count"], 12, "{out}");
+    assert_eq!(
+        out["rows"][1],
+        json!({"name": "name", "type": "text", "nullable": false, "default": null, "position": 2})
+    );
+    let out = fails(
+        &mcp,
+        json!({"action": "columns", "profile": "db", "table": "nope"}),
+    )
+    .await;
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+
+    // insert: one object, then several; values are bound with the column types.
+    let out = ok(&mcp, json!({"action": "insert", "profile": "db", "table": "items",
+        "values": {"name": "bolt", "qty": 10, "price": "1.25", "tags": ["a", "b"], "meta": {"k": [1, 2]},
+                   "seen": "2024-01-31T12:00:00Z", "day": "2024-02-29", "blob": "AAEC", "ok": true,
+                   "uid": "67e55044-10b1-426f-9247-bb680e5fe0c8", "ratio": 0.5},
+        "returning": ["id", "name"]})).await;
+    assert_eq!(out["rows"], json!([{"id": 1, "name": "bolt"}]), "{out}");
+    assert!(
+        out["sql"]
+            .as_str()
+            .unwrap()
+            .starts_with("INSERT INTO \"items\""),
+        "{out}"
+    );
+    let out = ok(&mcp, json!({"action": "insert", "profile": "db", "table": "items",
+        "values": [{"name": "nut", "qty": 5, "price": 0.1}, {"name": "o'brien\"; drop table items; --"}]})).await;
+    assert_eq!(out["affected"], 2, "{out}");
+
+    // select with a filter, order and limit; every type mapped to JSON.
+    let out = ok(
+        &mcp,
+        json!({"action": "select", "profile": "db", "table": "items",
+        "where": {"qty": {"op": ">=", "value": 10}}}),
+    )
+    .await;
+    let row = &out["rows"][0];
+    assert_eq!(row["price"], "1.25");
+    assert_eq!(row["tags"], json!(["a", "b"]));
+    assert_eq!(row["meta"], json!({"k": [1, 2]}));
+    assert_eq!(row["seen"], "2024-01-31T12:00:00Z");
+    assert_eq!(row["day"], "2024-02-29");
+    assert_eq!(row["blob"], "AAEC");
+    assert_eq!(row["ok"], true);
+    assert_eq!(row["uid"], "67e55044-10b1-426f-9247-bb680e5fe0c8");
+    assert_eq!(row["ratio"], 0.5);
+    let out = ok(
+        &mcp,
+        json!({"action": "select", "profile": "db", "table": "public.items",
+        "columns": ["name"], "order_by": ["-id"], "limit": 2}),
+    )
+    .await;
+    assert_eq!(
+        out["rows"],
+        json!([{"name": "o'brien\"; drop table items; --"}, {"name": "nut"}]),
+        "{out}"
+    );
+    let out = ok(&mcp, json!({"action": "select", "profile": "db", "table": "items",
+        "where": {"name": {"op": "in", "value": ["nut", "bolt"]}, "qty": null}, "columns": ["name"]})).await;
+    assert_eq!(out["row_count"], 0, "{out}");
+
+    // count, exists
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "items"}),
+    )
+    .await;
+    assert_eq!(out["value"], 3, "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "exists", "profile": "db", "table": "items", "where": {"name": "nut"}}),
+    )
+    .await;
+    assert_eq!(out["value"], true, "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "exists", "profile": "db", "table": "items", "where": {"name": "washer"}}),
+    )
+    .await;
+    assert_eq!(out["value"], false, "{out}");
+
+    // update, delete (filtered)
+    let out = ok(
+        &mcp,
+        json!({"action": "update", "profile": "db", "table": "items",
+        "set": {"qty": 7}, "where": {"name": "nut"}, "returning": ["qty"]}),
+    )
+    .await;
+    assert_eq!(out["rows"], json!([{"qty": 7}]), "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "delete", "profile": "db", "table": "items", "where": {"qty": null}}),
+    )
+    .await;
+    assert_eq!(out["affected"], 1, "{out}");
+
+    // query modes, parameters, row cap
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db",
+        "sql": "SELECT $1::int8 + 1 AS n, $2::text AS t", "params": [41, "x"], "mode": "row"}),
+    )
+    .await;
+    assert_eq!(out["row"], json!({"n": 42, "t": "x"}), "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT name FROM items WHERE qty = $1",
+        "params": [7], "mode": "value"}),
+    )
+    .await;
+    assert_eq!(out["value"], "nut", "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db",
+        "sql": "SELECT g FROM generate_series(1, 50) g", "max_rows": 10}),
+    )
+    .await;
+    assert_eq!(out["row_count"], 10);
+    assert_eq!(out["truncated"], true);
+    assert_eq!(out["total"], 50, "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db",
+        "sql": "UPDATE items SET qty = qty + 1", "mode": "command"}),
+    )
+    .await;
+    assert_eq!(out["affected"], 2, "{out}");
+    let out = ok(&mcp, json!({"action": "query", "profile": "db", "read_only": true,
+        "sql": "SELECT 1::numeric / 3 AS third, NULL::int AS nothing, 'NaN'::float8 AS nan, 'infinity'::timestamp AS inf"})).await;
+    assert_eq!(
+        out["rows"][0],
+        json!({"third": "0.33333333333333333333", "nothing": null, "nan": "NaN", "inf": "infinity"}),
+        "{out}"
+    );
+
+    // batch: each on its own, stops at the first error by default.
+    let out = ok(
+        &mcp,
+        json!({"action": "batch", "profile": "db", "statements": [
+        {"sql": "SELECT 1 AS a", "mode": "value"},
+        {"sql": "SELEC 2"},
+        {"sql": "SELECT 3"}]}),
+    )
+    .await;
+    assert_eq!(out["all_ok"], false);
+    assert_eq!(out["results"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(out["results"][0]["value"], 1);
+    assert_eq!(
+        out["results"][1]["error"]["detail"]["sqlstate"], "42601",
+        "{out}"
+    );
+
+    // transaction: all or nothing.
+    let out = ok(
+        &mcp,
+        json!({"action": "transaction", "profile": "db", "statements": [
+        {"sql": "INSERT INTO items (name) VALUES ($1)", "params": ["t1"]},
+        {"sql": "SELECT count(*) AS n FROM items", "mode": "value"}]}),
+    )
+    .await;
+    assert_eq!(out["results"][0]["affected"], 1, "{out}");
+    assert_eq!(out["results"][1]["value"], 3, "{out}");
+    let out = fails(
+        &mcp,
+        json!({"action": "transaction", "profile": "db", "statements": [
+        {"sql": "INSERT INTO items (name) VALUES ('t2')"},
+        {"sql": "INSERT INTO items (name) VALUES (NULL)"}]}),
+    )
+    .await;
+    assert_eq!(out["error"]["detail"]["sqlstate"], "23502", "{out}");
+    assert!(msg(&out).contains("statement 2 of 2"), "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "items", "where": {"name": "t2"}}),
+    )
+    .await;
+    assert_eq!(out["value"], 0, "rolled back: {out}");
+
+    // explain, database_info
+    let out = ok(&mcp, json!({"action": "explain", "profile": "db", "sql": "SELECT * FROM items WHERE id = $1", "params": [1]})).await;
+    assert!(out["plan"][0]["Plan"]["Node Type"].is_string(), "{out}");
+    let out = ok(&mcp, json!({"action": "explain", "profile": "db", "analyze": true, "sql": "SELECT count(*) FROM items"})).await;
+    assert!(out["plan"][0]["Execution Time"].is_number(), "{out}");
+    let out = ok(&mcp, json!({"action": "database_info", "profile": "db"})).await;
+    assert_eq!(out["row"]["database"], "app", "{out}");
+    assert_eq!(out["row"]["user"], "app");
+    assert!(out["row"]["server_version"].is_string());
+
+    // export, small: jsonl and csv of a table
+    let out = ok(
+        &mcp,
+        json!({"action": "export", "profile": "db", "format": "jsonl",
+        "sql": "SELECT id, name, meta FROM items ORDER BY id;"}),
+    )
+    .await;
+    assert_eq!(out["exported_rows"], 3, "{out}");
+    let path = artifact_path(&s.home, &out);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        json!({"id": 1, "name": "bolt", "meta": {"k": [1, 2]}})
+    );
+    let out = ok(
+        &mcp,
+        json!({"action": "export", "profile": "db", "format": "jsonl",
+               "sql": r#"SELECT 'a\b "q"' || chr(10) || 'x' AS s"#}),
+    )
+    .await;
+    let line = std::fs::read_to_string(artifact_path(&s.home, &out)).unwrap();
+    let v: Value = serde_json::from_str(line.trim_end()).unwrap();
+    assert_eq!(v["s"], "a\\b \"q\"\nx", "no COPY text escaping: {line}");
+    let out = ok(
+        &mcp,
+        json!({"action": "export", "profile": "db", "table": "items"}),
+    )
+    .await;
+    assert_eq!(out["exported_rows"], 3, "{out}");
+    let csv = std::fs::read_to_string(artifact_path(&s.home, &out)).unwrap();
+    assert!(csv.starts_with("id,name,qty,price"), "{csv}");
+
+    mcp.close().await;
+    drop(s.pg);
+}
+
+fn artifact_path(home: &Home, out: &Value) -> std::path::PathBuf {
+    let uri = out["artifact"]["uri"].as_str().expect("an artifact uri");
+    home.path()
+        .join("artifacts")
+        .join(uri.strip_prefix("artifact://").unwrap())
+}
+
+#[tokio::test]
+async fn sql_errors_and_refusals_say_what_went_wrong() {
+    let s = setup();
+    let mcp = serve(&s.home, &s.password, None).await;
+    ok(&mcp, json!({"action": "query", "profile": "db", "sql": "CREATE TABLE t (id int PRIMARY KEY, v text)"})).await;
+    ok(&mcp, json!({"action": "insert", "profile": "db", "table": "t", "values": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]})).await;
+
+    // A syntax error: isError with the server's message, SQLSTATE and position.
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT * FROM t ORDER id"}),
+    )
+    .await;
+    assert_eq!(out["error"]["detail"]["sqlstate"], "42601", "{out}");
+    assert_eq!(out["error"]["detail"]["position"], 23, "{out}");
+    assert_eq!(out["error"]["field"], "sql");
+    assert!(
+        msg(&out).contains("syntax error") && msg(&out).contains("SQLSTATE 42601"),
+        "{out}"
+    );
+    // An unknown column, a constraint violation.
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT nope FROM t"}),
+    )
+    .await;
+    assert_eq!(out["error"]["detail"]["sqlstate"], "42703", "{out}");
+    assert_eq!(out["error"]["detail"]["position"], 8, "{out}");
+    let out = fails(
+        &mcp,
+        json!({"action": "insert", "profile": "db", "table": "t", "values": {"id": 1}}),
+    )
+    .await;
+    assert_eq!(out["error"]["detail"]["sqlstate"], "23505", "{out}");
+    assert!(
+        msg(&out).contains("detail: Key (id)=(1) already exists"),
+        "{out}"
+    );
+
+    // Parameters: wrong count, wrong type — refused before the server runs anything.
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT * FROM t WHERE id = $1"}),
+    )
+    .await;
+    assert_eq!(out["error"]["kind"], "invalid", "{out}");
+    assert!(msg(&out).contains("1 placeholder"), "{out}");
+    let out = fails(&mcp, json!({"action": "query", "profile": "db", "sql": "SELECT * FROM t WHERE id = $1", "params": ["x"]})).await;
+    assert!(
+        msg(&out).contains("$1, type int4") && msg(&out).contains("not an integer"),
+        "{out}"
+    );
+    // Values are bound, never interpolated: an injection attempt is just a string.
+    let out = ok(&mcp, json!({"action": "query", "profile": "db", "sql": "SELECT count(*) AS n FROM t WHERE v = $1",
+        "params": ["a' OR '1'='1"], "mode": "value"})).await;
+    assert_eq!(out["value"], 0, "{out}");
+
+    // Unfiltered update and delete are refused unless all_rows.
+    let out = fails(
+        &mcp,
+        json!({"action": "delete", "profile": "db", "table": "t"}),
+    )
+    .await;
+    assert_eq!(out["error"]["field"], "where", "{out}");
+    assert!(msg(&out).contains("all_rows"), "{out}");
+    let out = fails(
+        &mcp,
+        json!({"action": "update", "profile": "db", "table": "t", "set": {"v": "z"}, "where": {}}),
+    )
+    .await;
+    assert!(msg(&out).contains("all_rows"), "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "t"}),
+    )
+    .await;
+    assert_eq!(out["value"], 2, "nothing was deleted: {out}");
+    let out = ok(&mcp, json!({"action": "update", "profile": "db", "table": "t", "set": {"v": "z"}, "all_rows": true})).await;
+    assert_eq!(out["affected"], 2, "{out}");
+
+    // read_only in the call refuses a write; the statement timeout cancels a slow statement.
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "read_only": true, "sql": "DELETE FROM t"}),
+    )
+    .await;
+    assert_eq!(out["error"]["detail"]["sqlstate"], "25006", "{out}");
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT pg_sleep(5)", "timeout_ms": 500}),
+    )
+    .await;
+    assert_eq!(out["error"]["kind"], "timeout", "{out}");
+    assert!(msg(&out).contains("57014"), "{out}");
+
+    // Unknown profile, a bad action.
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "nope", "sql": "SELECT 1"}),
+    )
+    .await;
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+    assert!(msg(&out).contains("db"), "names the known profiles: {out}");
+    let out = fails(&mcp, json!({"action": "drop", "profile": "db"})).await;
+    assert!(msg(&out).contains("query"), "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn read_only_forced_by_policy_refuses_writes() {
+    let s = setup();
+    s.pg.psql("app", "CREATE TABLE t (id int)");
+    s.pg.psql("app", "ALTER TABLE t OWNER TO app");
+    s.home.policy(
+        "[plugin.psql.postgres]\nprofiles = [\"db\"]\nread_only = true\n[plugin.psql.artifacts]\n",
+    );
+    let mcp = serve(&s.home, &s.password, None).await;
+    for args in [
+        json!({"action": "insert", "profile": "db", "table": "t", "values": {"id": 1}}),
+        json!({"action": "query", "profile": "db", "sql": "INSERT INTO t VALUES (1)", "read_only": false}),
+        json!({"action": "query", "profile": "db", "sql": "DROP TABLE t"}),
+        json!({"action": "transaction", "profile": "db", "statements": [{"sql": "DELETE FROM t"}]}),
+    ] {
+        let out = fails(&mcp, args.clone()).await;
+        assert_eq!(out["error"]["detail"]["sqlstate"], "25006", "{args}: {out}");
+    }
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "t"}),
+    )
+    .await;
+    assert_eq!(out["value"], 0);
+    assert_eq!(s.pg.psql("app", "SELECT count(*) FROM t"), "0");
+    // A profile the policy does not list is denied.
+    s.home.profiles(&json!({
+        "db": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app", "database": "app", "password": format!("env:{PW_VAR}")},
+        "other": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app", "database": "app", "password": format!("env:{PW_VAR}")},
+    }));
+    mcp.close().await;
+    let mcp = serve(&s.home, &s.password, None).await;
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "other", "sql": "SELECT 1"}),
+    )
+    .await;
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    assert!(msg(&out).contains("[plugin.psql.postgres]"), "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn the_pool_caps_backends_and_recovers_after_a_restart() {
+    let mut s = setup();
+    let mcp = serve(&s.home, &s.password, None).await;
+    // 40 queries, 8 at a time: never more backends than the pool holds (4).
+    let mut peak = 0;
+    for _ in 0..5 {
+        let calls = (0..8).map(|i| {
+            mcp.call(
+                "psql",
+                json!({"action": "query", "profile": "db", "sql": "SELECT pg_sleep(0.05), $1::int AS i", "params": [i]}),
+            )
+        });
+        for (err, out) in futures_join(calls).await {
+            assert!(!err, "{out}");
+        }
+        peak = peak.max(s.pg.backends("app", "app"));
+    }
+    for _ in 0..20 {
+        ok(
+            &mcp,
+            json!({"action": "query", "profile": "db", "sql": "SELECT 1"}),
+        )
+        .await;
+    }
+    let after = s.pg.backends("app", "app");
+    eprintln!(
+        "pool: peak {peak} backends after rounds of 8 concurrent calls; {after} after 20 sequential"
+    );
+    assert!((1..=4).contains(&after), "{after} backends for 60 queries");
+    assert!(peak <= 4, "peak {peak}");
+
+    // The server restarts between calls: the next call works on a fresh connection.
+    s.pg.restart();
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT 7 AS n", "mode": "value"}),
+    )
+    .await;
+    assert_eq!(out["value"], 7, "{out}");
+    s.pg.restart();
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "pg_class"}),
+    )
+    .await;
+    assert!(out["value"].as_i64().unwrap() > 0, "{out}");
+    // The server down: a clean error, then back.
+    s.pg.stop();
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT 1"}),
+    )
+    .await;
+    assert_eq!(out["error"]["kind"], "failed", "{out}");
+    assert!(msg(&out).contains("127.0.0.1"), "{out}");
+    s.pg.restart();
+    ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT 1"}),
+    )
+    .await;
+    mcp.close().await;
+}
+
+/// Polls every future concurrently until all are done (no extra crate for `join_all`).
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = fs.map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().map(|r| r.expect("ready")).collect()
+}
+
+#[tokio::test]
+async fn a_million_row_export_lands_in_an_artifact() {
+    let s = setup();
+    s.pg.psql(
+        "app",
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS hash, g % 7 = 0 AS seventh, \
+         'line ' || g || E'\\nwith \"quotes\", commas' AS note FROM generate_series(1, 1000000) g; \
+         ALTER TABLE big OWNER TO app",
+    );
+    let mcp = serve(&s.home, &s.password, None).await;
+    let query = "SELECT * FROM big ORDER BY id";
+    let started = std::time::Instant::now();
+    let out = ok(
+        &mcp,
+        json!({"action": "export", "profile": "db", "sql": query, "timeout_ms": 300000}),
+    )
+    .await;
+    let infra_ms = started.elapsed().as_millis();
+    assert_eq!(out["exported_rows"], 1_000_000, "{out}");
+    let path = artifact_path(&s.home, &out);
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(out["artifact"]["size"], bytes.len() as u64);
+    let sha = hex::encode(Sha256::digest(&bytes));
+    assert_eq!(out["artifact"]["sha256"], sha, "{out}");
+    // The same bytes psql's COPY gives.
+    let started = std::time::Instant::now();
+    let reference = s.pg.copy_out(
+        "app",
+        &format!("COPY ({query}) TO STDOUT (FORMAT csv, HEADER)"),
+    );
+    let psql_ms = started.elapsed().as_millis();
+    assert_eq!(
+        hex::encode(Sha256::digest(&reference)),
+        sha,
+        "identical to psql's COPY output"
+    );
+    eprintln!(
+        "1M-row csv export: infra {infra_ms} ms ({} bytes), psql COPY {psql_ms} ms",
+        bytes.len()
+    );
+    // jsonl: one object per line.
+    let out = ok(&mcp, json!({"action": "export", "profile": "db", "format": "jsonl", "sql": query, "timeout_ms": 300000})).await;
+    assert_eq!(out["exported_rows"], 1_000_000, "{out}");
+    let text = std::fs::read_to_string(artifact_path(&s.home, &out)).unwrap();
+    assert_eq!(text.lines().count(), 1_000_000);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["id"], 1_000_000);
+    assert_eq!(last["note"], "line 1000000\nwith \"quotes\", commas");
+    // A query that returns no rows is refused as an export; COPY takes no parameters.
+    let out = fails(
+        &mcp,
+        json!({"action": "export", "profile": "db", "sql": "DELETE FROM big"}),
+    )
+    .await;
+    assert!(msg(&out).contains("returns rows"), "{out}");
+    let out = fails(
+        &mcp,
+        json!({"action": "export", "profile": "db", "sql": "SELEC 1"}),
+    )
+    .await;
+    assert_eq!(
+        out["error"]["detail"]["position"], 1,
+        "points into the caller's SQL: {out}"
+    );
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn the_password_never_leaves_the_host() {
+    let s = setup();
+    // Outside the state directory, so all_bytes() below does not read it twice.
+    let stderr_path = std::env::temp_dir().join(format!("infra-{}.stderr", canary()));
+    let mcp = serve(&s.home, &s.password, Some(&stderr_path)).await;
+    let pw = s.password.clone();
+    let mut outputs = String::new();
+    let calls = [
+        json!({"action": "query", "profile": "db", "sql": "CREATE TABLE secrets (v text)"}),
+        json!({"action": "insert", "profile": "db", "table": "secrets", "values": {"v": pw}}),
+        json!({"action": "query", "profile": "db", "sql": "SELECT $1::text AS echoed, v FROM secrets", "params": [pw]}),
+        json!({"action": "select", "profile": "db", "table": "secrets"}),
+        json!({"action": "export", "profile": "db", "table": "secrets"}),
+        json!({"action": "export", "profile": "db", "table": "secrets", "format": "jsonl"}),
+        json!({"action": "query", "profile": "db", "sql": format!("SELECT '{pw}' FRM x")}),
+        json!({"action": "query", "profile": "db", "sql": "SELECT current_setting('application_name')"}),
+        json!({"action": "database_info", "profile": "db"}),
+        json!({"action": "tables", "profile": "db"}),
+        json!({"action": "columns", "profile": "db", "table": "secrets"}),
+        json!({"action": "explain", "profile": "db", "sql": "SELECT * FROM secrets"}),
+        json!({"action": "count", "profile": "db", "table": "secrets"}),
+        json!({"action": "exists", "profile": "db", "table": "secrets"}),
+        json!({"action": "batch", "profile": "db", "statements": [{"sql": "SELECT v FROM secrets"}]}),
+        json!({"action": "transaction", "profile": "db", "statements": [{"sql": "SELECT v FROM secrets"}]}),
+        json!({"action": "update", "profile": "db", "table": "secrets", "set": {"v": "x"}, "where": {"v": pw}}),
+        json!({"action": "delete", "profile": "db", "table": "secrets", "all_rows": true}),
+    ];
+    for args in calls {
+        let (_, out) = mcp.call("psql", args).await;
+        outputs.push_str(&out.to_string());
+    }
+    // A wrong password: the server says so, without the value.
+    mcp.close().await;
+    s.pg.psql(
+        "postgres",
+        "ALTER ROLE app PASSWORD 'something-else-entirely'",
+    );
+    let mcp = serve(&s.home, &s.password, Some(&stderr_path)).await;
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT 1"}),
+    )
+    .await;
+    assert!(
+        msg(&out).contains("password authentication failed"),
+        "{out}"
+    );
+    outputs.push_str(&out.to_string());
+    mcp.close().await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    assert!(
+        outputs.contains("[REDACTED]") || outputs.contains("REDACTED"),
+        "the echoed secret is scrubbed: {outputs}"
+    );
+    assert!(!outputs.contains(&pw), "MCP output leaked the password");
+    assert!(
+        !contains(&s.home.all_bytes(), &pw),
+        "the state directory (audit, artifacts) leaked the password"
+    );
+    let stderr = std::fs::read(&stderr_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&stderr_path);
+    assert!(!contains(&stderr, &pw), "stderr leaked the password");
+}

@@ -1,0 +1,682 @@
+//! The ssh plugin through the real binary over MCP, against a real OpenSSH sshd on loopback.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use infra_tests::sshd::{Sshd, fingerprint, processes_matching, unique};
+use infra_tests::{Home, Mcp, contains};
+use serde_json::{Value, json};
+
+/// An sshd, a state directory whose targets.json has `plain` (key without passphrase) and `enc`
+/// (the encrypted key, passphrase by `file:` reference from outside the state directory).
+struct Setup {
+    sshd: Sshd,
+    home: Home,
+    _secrets: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = secrets.path().join("passphrase");
+    std::fs::write(&pass, &sshd.passphrase).unwrap();
+    write_targets(
+        &home,
+        json!({
+            "plain": sshd.target(false, None),
+            "enc": sshd.target(true, Some(&format!("file:{}", pass.display()))),
+        }),
+    );
+    Setup {
+        sshd,
+        home,
+        _secrets: secrets,
+    }
+}
+
+fn write_targets(home: &Home, targets: Value) {
+    std::fs::write(home.path().join("targets.json"), targets.to_string()).unwrap();
+}
+
+fn text<'a>(v: &'a Value, path: &str) -> &'a str {
+    v.pointer(path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {path} in {v}"))
+}
+
+async fn exec(mcp: &Mcp, target: &str, extra: Value) -> (bool, Value) {
+    let mut args = json!({"action": "exec", "target": target});
+    for (k, v) in extra.as_object().unwrap() {
+        args[k] = v.clone();
+    }
+    mcp.call("ssh", args).await
+}
+
+#[tokio::test]
+async fn exec_runs_commands_with_stdin_env_cwd_pty_and_reports_exit_and_signal() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "echo hello; echo oops >&2"}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["ok"], true);
+    assert_eq!(out["command"]["exit_code"], 0, "{out}");
+    assert_eq!(text(&out, "/command/stdout"), "hello\n");
+    assert_eq!(
+        text(&out, "/command/stderr"),
+        "oops\n",
+        "the pid line is not shown"
+    );
+
+    let (_, out) = exec(
+        &mcp,
+        "enc",
+        json!({"command": "cat; printf %s \"$GREETING\"; pwd", "stdin": "from stdin\n",
+        "env": {"GREETING": "hi 'there'"}, "cwd": "/tmp"}),
+    )
+    .await;
+    assert_eq!(
+        text(&out, "/command/stdout"),
+        "from stdin\nhi 'there'/tmp\n",
+        "{out}"
+    );
+
+    let b64 = base64::engine::general_purpose::STANDARD.encode([0u8, 1, 2, 255]);
+    let (_, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "od -An -tu1", "stdin_base64": b64}),
+    )
+    .await;
+    assert_eq!(
+        text(&out, "/command/stdout")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["0", "1", "2", "255"]
+    );
+
+    let (err, out) = exec(&mcp, "plain", json!({"command": "exit 3"})).await;
+    assert!(!err, "a non-zero exit is a result, not a failure: {out}");
+    assert_eq!(out["command"]["exit_code"], 3);
+
+    let (_, out) = exec(&mcp, "plain", json!({"command": "kill -KILL $$"})).await;
+    assert_eq!(out["command"]["signal"], "KILL", "{out}");
+    assert_eq!(out["command"]["exit_code"], Value::Null);
+
+    let (_, out) = exec(&mcp, "plain", json!({"command": "tty", "pty": true})).await;
+    assert!(text(&out, "/command/stdout").contains("/dev/pts/"), "{out}");
+
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "true", "cwd": "/nonexistent/dir"}),
+    )
+    .await;
+    assert!(!err);
+    assert_eq!(out["command"]["exit_code"], 126, "{out}");
+
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "true", "env": {"BAD NAME": "x"}}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert!(text(&out, "/error/message").contains("BAD NAME"), "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn long_output_is_capped_inline_and_spilled_whole_to_an_artifact() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "head -c 200000 /dev/zero | tr '\\0' a; echo done >&2", "max_output": 1000}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let c = &out["command"];
+    assert_eq!(c["stdout_truncated"], true);
+    assert_eq!(c["stdout"].as_str().unwrap().len(), 1000);
+    assert_eq!(c["stderr_truncated"], false);
+    assert_eq!(c["stdout_artifact"]["size"], 200_000, "{out}");
+    let uri = c["stdout_artifact"]["uri"].as_str().unwrap().to_string();
+    let want = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(vec![b'a'; 200_000]))
+    };
+    assert_eq!(c["stdout_artifact"]["sha256"], want.as_str());
+    let (err, out) = mcp
+        .call(
+            "artifacts",
+            json!({"action": "head", "uri": uri, "length": 10}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn fifty_execs_share_one_ssh_connection() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    for i in 0..50 {
+        let (err, out) = exec(&mcp, "plain", json!({"command": format!("echo {i}")})).await;
+        assert!(!err, "{out}");
+        assert_eq!(text(&out, "/command/stdout"), format!("{i}\n"));
+    }
+    assert_eq!(
+        s.sshd.accepted(),
+        1,
+        "sshd accepted more than one connection:\n{}",
+        s.sshd.log()
+    );
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn batch_stops_at_the_first_failure_unless_told_to_go_on() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "batch", "target": "plain", "commands": ["echo a", "false", "echo c"]}))
+        .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["results"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(out["failed"], 1);
+    assert_eq!(out["skipped"], 1);
+    let (_, out) = mcp
+        .call("ssh", json!({"action": "batch", "target": "plain", "commands": ["echo a", "false", "echo c"], "continue_on_error": true}))
+        .await;
+    assert_eq!(out["results"].as_array().unwrap().len(), 3, "{out}");
+    assert_eq!(text(&out, "/results/2/stdout"), "c\n");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn system_info_and_check_host() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "system_info", "target": "plain"}))
+        .await;
+    assert!(!err, "{out}");
+    assert!(out["info"]["cpus"].as_u64().unwrap() >= 1, "{out}");
+    assert!(out["info"]["mem_total_kb"].as_u64().unwrap() > 0, "{out}");
+    assert!(!text(&out, "/info/kernel").is_empty());
+    assert_eq!(out["info"]["user"], s.sshd.user.as_str());
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "check_host", "target": "enc"}))
+        .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["reachable"], true, "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_wrong_or_changed_host_key_is_refused_with_both_fingerprints() {
+    let s = setup();
+    // A pin that is not the server's key.
+    let other = s.sshd.dir().join("other_host");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let wrong = fingerprint(&other.with_extension("pub"));
+    let mut pinned = s.sshd.target(false, None);
+    pinned["host_key"] = json!(wrong);
+    let mut tofu = s.sshd.target(false, None);
+    tofu["host_key"] = json!("tofu");
+    write_targets(&s.home, json!({"pinned": pinned, "tofu": tofu}));
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "pinned", json!({"command": "echo should-not-run"})).await;
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(
+        msg.contains(&wrong) && msg.contains(&s.sshd.host_fingerprint),
+        "{msg}"
+    );
+    assert_eq!(s.sshd.accepted(), 0, "no login happened");
+
+    // TOFU: the first key is recorded, then a different record is refused.
+    let (err, out) = exec(&mcp, "tofu", json!({"command": "echo ok"})).await;
+    assert!(!err, "{out}");
+    let known = s.home.path().join("known_hosts.json");
+    let recorded: Value = serde_json::from_str(&std::fs::read_to_string(&known).unwrap()).unwrap();
+    let endpoint = format!("127.0.0.1:{}", s.sshd.port);
+    assert_eq!(
+        recorded[endpoint.as_str()],
+        s.sshd.host_fingerprint.as_str()
+    );
+    mcp.close().await;
+    let mut changed = serde_json::Map::new();
+    changed.insert(endpoint.clone(), json!(wrong));
+    std::fs::write(&known, Value::Object(changed).to_string()).unwrap();
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "tofu", json!({"command": "echo should-not-run"})).await;
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(
+        msg.contains(&wrong) && msg.contains(&s.sshd.host_fingerprint),
+        "{msg}"
+    );
+    assert!(msg.contains("known_hosts.json"), "{msg}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_target_without_host_key_is_refused_at_start() {
+    let s = setup();
+    let mut t = s.sshd.target(false, None);
+    t.as_object_mut().unwrap().remove("host_key");
+    write_targets(&s.home, json!({"nopin": t}));
+    let out = s
+        .home
+        .command()
+        .args([
+            "call",
+            "ssh",
+            r#"{"action": "exec", "target": "nopin", "command": "true"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'nopin'") && stderr.contains("host_key") && stderr.contains("tofu"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn authentication_failure_and_unknown_target_are_clear_errors() {
+    let s = setup();
+    let stranger = s.sshd.dir().join("stranger");
+    std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    let mut t = s.sshd.target(false, None);
+    t["key_file"] = json!(stranger);
+    write_targets(
+        &s.home,
+        json!({"stranger": t, "plain": s.sshd.target(false, None)}),
+    );
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "stranger", json!({"command": "true"})).await;
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(
+        msg.contains("refused to authenticate") && msg.contains(&s.sshd.user),
+        "{msg}"
+    );
+    let (err, out) = exec(&mcp, "nowhere", json!({"command": "true"})).await;
+    assert!(err);
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+    assert!(text(&out, "/error/message").contains("plain"), "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_policy_without_the_target_denies_it() {
+    let s = setup();
+    s.home.policy(
+        "[plugin.ssh.ssh]\ntargets = [\"prod-*\"]\n[plugin.ssh.artifacts]\n[plugin.ssh.log]\n",
+    );
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "plain", json!({"command": "true"})).await;
+    assert!(err);
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    assert!(
+        text(&out, "/error/message").contains("[plugin.ssh.ssh]"),
+        "{out}"
+    );
+    assert_eq!(s.sshd.accepted(), 0);
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_timed_out_command_is_killed_on_the_target() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let marker = format!("sleep {}", 900_000 + std::process::id() % 10_000);
+    let started = std::time::Instant::now();
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": format!("{marker}; echo never"), "timeout_ms": 4000}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "timeout", "{out}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let mut gone = false;
+    for _ in 0..50 {
+        if processes_matching(&marker).is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        gone,
+        "'{marker}' still runs: {:?}",
+        processes_matching(&marker)
+    );
+    // The connection is still good.
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo after"})).await;
+    assert!(!err, "{out}");
+    assert_eq!(s.sshd.accepted(), 1, "{}", s.sshd.log());
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn sshd_killed_mid_command_is_a_clean_error_and_the_next_call_reconnects() {
+    let mut s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo warm"})).await;
+    assert!(!err, "{out}");
+    let call = exec(
+        &mcp,
+        "plain",
+        json!({"command": "sleep 20; echo late", "timeout_ms": 30000}),
+    );
+    let restart = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        s.sshd.restart();
+    };
+    let ((err, out), ()) = tokio::join!(call, restart);
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(msg.contains("lost") && msg.contains("reconnects"), "{msg}");
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo again"})).await;
+    assert!(!err, "{out}");
+    assert_eq!(text(&out, "/command/stdout"), "again\n");
+    assert_eq!(s.sshd.accepted(), 2, "{}", s.sshd.log());
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn secret_canaries_never_leave_the_host() {
+    let s = setup();
+    let canary = s.sshd.passphrase.clone();
+    let mcp = s.home.mcp().await;
+    let mut seen = String::new();
+    for args in [
+        json!({"action": "exec", "target": "enc", "command": "echo hi"}),
+        // The command itself prints the canary: the host scrubs it from the output.
+        json!({"action": "exec", "target": "enc", "command": format!("echo {canary}; echo {canary} >&2")}),
+        json!({"action": "batch", "target": "enc", "commands": [format!("echo {canary}")]}),
+        json!({"action": "system_info", "target": "enc"}),
+        json!({"action": "check_host", "target": "enc"}),
+        json!({"action": "exec", "target": "enc", "command": format!("head -c 5000 /dev/zero | tr '\\0' x; echo {canary}"), "max_output": 100}),
+    ] {
+        let (_, out) = mcp.call("ssh", args).await;
+        seen.push_str(&out.to_string());
+    }
+    mcp.close().await;
+    let (_, out, stderr) = s.home.call(
+        "ssh",
+        &json!({"action": "exec", "target": "enc", "command": format!("echo {canary}")}),
+    );
+    seen.push_str(&out.to_string());
+    seen.push_str(&stderr);
+    assert!(seen.contains("hi"), "{seen}");
+    assert!(
+        !seen.contains(&canary),
+        "the passphrase leaked into MCP output or stderr"
+    );
+    assert!(
+        !contains(&s.home.all_bytes(), &canary),
+        "the passphrase leaked into the state directory (artifacts, audit)"
+    );
+    // And the wrong passphrase gives an error that does not echo it.
+    let secrets = tempfile::tempdir().unwrap();
+    let wrong = unique("canary-wrong");
+    std::fs::write(secrets.path().join("p"), &wrong).unwrap();
+    write_targets(
+        &s.home,
+        json!({"enc": s.sshd.target(true, Some(&format!("file:{}", secrets.path().join("p").display())))}),
+    );
+    let (err, out, stderr) = s.home.call(
+        "ssh",
+        &json!({"action": "exec", "target": "enc", "command": "true"}),
+    );
+    assert!(err, "{out}");
+    assert!(text(&out, "/error/message").contains("passphrase"), "{out}");
+    assert!(!out.to_string().contains(&wrong) && !stderr.contains(&wrong));
+}
+
+#[tokio::test]
+async fn sftp_upload_list_stat_download_and_deploy_file() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().display().to_string();
+    let mcp = s.home.mcp().await;
+    let file = format!("{base}/deep/er/hello.txt");
+    let call = |args: Value| mcp.call("ssh", args);
+
+    // Parents missing and mkdirs not set: an error.
+    let (err, out) = call(
+        json!({"action": "sftp_upload", "target": "plain", "path": file, "content": "hello\n"}),
+    )
+    .await;
+    assert!(err, "{out}");
+    let (err, out) = call(
+        json!({"action": "sftp_upload", "target": "plain", "path": file, "content": "hello\n",
+        "mkdirs": true, "mode": "640"}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["file"]["size"], 6);
+    assert_eq!(out["file"]["mode"], "640", "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello\n");
+
+    // No overwrite by default.
+    let (err, out) =
+        call(json!({"action": "sftp_upload", "target": "plain", "path": file, "content": "other"}))
+            .await;
+    assert!(err, "{out}");
+    assert!(text(&out, "/error/message").contains("overwrite"), "{out}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode([0u8, 255, 10]);
+    let (err, out) = call(json!({"action": "sftp_upload", "target": "plain", "path": file, "content_base64": b64, "overwrite": true})).await;
+    assert!(!err, "{out}");
+    assert_eq!(std::fs::read(&file).unwrap(), [0u8, 255, 10]);
+
+    let (err, out) =
+        call(json!({"action": "sftp_list", "target": "plain", "path": format!("{base}/deep/er")}))
+            .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["entries"][0]["path"], "hello.txt", "{out}");
+    assert_eq!(out["entries"][0]["kind"], "file");
+    let (_, out) =
+        call(json!({"action": "sftp_stat", "target": "plain", "path": format!("{base}/deep")}))
+            .await;
+    assert_eq!(out["file"]["kind"], "directory", "{out}");
+    let (err, out) =
+        call(json!({"action": "sftp_stat", "target": "plain", "path": format!("{base}/missing")}))
+            .await;
+    assert!(err);
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+
+    // Download into an artifact, then upload from it.
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(format!("{base}/big.bin"), &big).unwrap();
+    let (err, out) = call(
+        json!({"action": "sftp_download", "target": "plain", "path": format!("{base}/big.bin")}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let want = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&big))
+    };
+    assert_eq!(out["artifact"]["size"], 300_000);
+    assert_eq!(out["artifact"]["sha256"], want.as_str());
+    let uri = text(&out, "/artifact/uri").to_string();
+    let (err, out) = call(json!({"action": "sftp_download", "target": "plain", "path": format!("{base}/big.bin"), "max_bytes": 1000})).await;
+    assert!(err, "{out}");
+    let (err, out) = call(json!({"action": "sftp_upload", "target": "plain", "path": format!("{base}/copy.bin"), "content_artifact": uri})).await;
+    assert!(!err, "{out}");
+    assert_eq!(std::fs::read(format!("{base}/copy.bin")).unwrap(), big);
+
+    // Exec stdin from the artifact.
+    let (_, out) = call(
+        json!({"action": "exec", "target": "plain", "command": "wc -c", "stdin_artifact": uri}),
+    )
+    .await;
+    assert_eq!(text(&out, "/command/stdout").trim(), "300000", "{out}");
+
+    // deploy_file: changed, then unchanged, with a restart command that runs only on change.
+    let conf = format!("{base}/app/app.conf");
+    let marker = format!("{base}/restarted");
+    let deploy = json!({"action": "deploy_file", "target": "enc", "path": conf, "content": "port = 80\n",
+        "mkdirs": true, "restart_command": format!("echo x >> {marker}")});
+    let (err, out) = call(deploy.clone()).await;
+    assert!(!err, "{out}");
+    assert_eq!(out["changed"], true);
+    let want = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"port = 80\n"))
+    };
+    assert_eq!(out["sha256"], want.as_str());
+    assert_eq!(out["restart"]["exit_code"], 0, "{out}");
+    let (err, out) = call(deploy).await;
+    assert!(!err, "{out}");
+    assert_eq!(out["changed"], false, "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "x\n",
+        "restarted once"
+    );
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn monitoring_actions_parse_the_targets_tools_or_name_the_missing_one() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "metrics", "target": "plain"}))
+        .await;
+    assert!(!err, "{out}");
+    let d = &out["data"];
+    assert!(d["memory"]["memtotal_kb"].as_u64().unwrap() > 0, "{out}");
+    assert!(d["load"].as_array().unwrap().len() == 3, "{out}");
+    assert!(d["cpu"]["count"].as_u64().unwrap() >= 1, "{out}");
+    assert!(d["cpu"]["usage_percent"].is_number(), "{out}");
+    assert!(!d["disks"].as_array().unwrap().is_empty(), "{out}");
+    assert!(
+        d["network"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["interface"] == "lo"),
+        "{out}"
+    );
+
+    // Each of these either works or fails naming what is missing — never an empty success.
+    let has = |tool: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "disk_health", "target": "plain"}))
+        .await;
+    if !has("smartctl") {
+        assert!(err, "{out}");
+        assert!(text(&out, "/error/message").contains("smartctl"), "{out}");
+        assert_eq!(out["error"]["detail"]["missing_tool"], "smartctl", "{out}");
+    }
+    let (err, out) = mcp
+        .call(
+            "ssh",
+            json!({"action": "logs", "target": "plain", "unit": "ssh", "lines": 5}),
+        )
+        .await;
+    let journald = std::path::Path::new("/run/systemd/journal").is_dir()
+        || std::path::Path::new("/var/log/journal").is_dir();
+    if !has("journalctl") || !journald {
+        assert!(err, "{out}");
+        let msg = text(&out, "/error/message");
+        assert!(
+            msg.contains("journalctl") || msg.contains("journald"),
+            "{out}"
+        );
+    } else {
+        assert!(!err, "{out}");
+    }
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "containers", "target": "plain"}))
+        .await;
+    if !has("docker") {
+        assert!(err, "{out}");
+        assert!(text(&out, "/error/message").contains("docker"), "{out}");
+    } else if err {
+        // docker is there but its daemon may not be: the error says so.
+        assert!(
+            text(&out, "/error/message").contains("docker")
+                || text(&out, "/error/message").contains("Docker"),
+            "{out}"
+        );
+    }
+    let (err, out) = mcp
+        .call(
+            "ssh",
+            json!({"action": "container_logs", "target": "plain"}),
+        )
+        .await;
+    assert!(err);
+    assert_eq!(out["error"]["field"], "container", "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_dropped_by_the_server_is_replaced_transparently() {
+    let mut s = setup();
+    // A target whose private key comes by reference (`key`) rather than a key file.
+    let mut by_ref = s.sshd.target(false, None);
+    by_ref.as_object_mut().unwrap().remove("key_file");
+    by_ref["key"] = json!(format!("file:{}", s.sshd.key.display()));
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut closed = s.sshd.target(false, None);
+    closed["port"] = json!(free.local_addr().unwrap().port());
+    drop(free);
+    write_targets(
+        &s.home,
+        json!({"plain": s.sshd.target(false, None), "byref": by_ref, "closed": closed}),
+    );
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo one"})).await;
+    assert!(!err, "{out}");
+    s.sshd.restart();
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo two"})).await;
+    assert!(
+        !err,
+        "the call after the server dropped the idle connection: {out}"
+    );
+    assert_eq!(text(&out, "/command/stdout"), "two\n");
+    assert_eq!(s.sshd.accepted(), 2, "{}", s.sshd.log());
+    let (err, out) = exec(&mcp, "byref", json!({"command": "echo three"})).await;
+    assert!(!err, "{out}");
+    assert_eq!(text(&out, "/command/stdout"), "three\n");
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "check_host", "target": "closed"}))
+        .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["reachable"], false, "{out}");
+    assert!(text(&out, "/problem").contains("cannot connect"), "{out}");
+    mcp.close().await;
+}
