@@ -142,17 +142,13 @@ impl Profiles {
     /// Loads `path`; a missing file means no profiles.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let origin = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    entries: BTreeMap::new(),
-                    origin,
-                });
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot read {origin}")),
-        };
-        Self::parse(&text, &origin)
+        match crate::state::read_optional(path)? {
+            Some(text) => Self::parse(&text, &origin),
+            None => Ok(Self {
+                entries: BTreeMap::new(),
+                origin,
+            }),
+        }
     }
 
     /// Parses profiles from JSON text; `origin` names the file in errors.

@@ -84,3 +84,14 @@ impl StateDir {
         }
     }
 }
+
+/// Reads a config file of the state directory; `None` when it does not exist (no entries).
+pub fn read_optional(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot read {}; check its permissions", path.display()))
+        }
+    }
+}

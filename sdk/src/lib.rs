@@ -27,9 +27,11 @@
 //!
 //! See `sdk/README.md` for the walk from nothing to a loaded, granted plugin.
 
+mod artifact;
 mod error;
 mod tool;
 
+pub use artifact::Artifact;
 pub use error::ToolError;
 pub use tool::{Ctx, Tool};
 
@@ -59,7 +61,7 @@ pub mod caps {
 
 /// What a plugin file usually needs.
 pub mod prelude {
-    pub use crate::{Ctx, Tool, ToolError, caps};
+    pub use crate::{Artifact, Ctx, Tool, ToolError, caps};
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

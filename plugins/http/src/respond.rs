@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use infra_sdk::caps::http::{DownloadResult as Download, Response};
-use infra_sdk::caps::types::{ArtifactRef, CapError};
+use infra_sdk::caps::types::CapError;
 use infra_sdk::prelude::*;
 
 use crate::args::{HttpArgs, ResponseType};
@@ -63,27 +63,6 @@ pub struct HttpOutput {
     /// `download`: the stored body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
-}
-
-/// A stored artifact.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct Artifact {
-    /// `artifact://…` URI; read it with the `artifacts` tool.
-    pub uri: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Hex sha256.
-    pub sha256: String,
-}
-
-impl From<ArtifactRef> for Artifact {
-    fn from(a: ArtifactRef) -> Self {
-        Self {
-            uri: a.uri,
-            size: a.size,
-            sha256: a.sha256,
-        }
-    }
 }
 
 /// Headers as a map, lower-case names, repeated values joined.

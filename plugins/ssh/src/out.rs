@@ -1,29 +1,7 @@
 //! What the `ssh` tool returns.
 
 use infra_sdk::caps::ssh::ExecResult;
-use infra_sdk::caps::types::ArtifactRef;
 use infra_sdk::prelude::*;
-
-/// A stored artifact.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Artifact {
-    /// `artifact://…` URI; read it with the `artifacts` tool.
-    pub uri: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Hex sha256.
-    pub sha256: String,
-}
-
-impl From<ArtifactRef> for Artifact {
-    fn from(a: ArtifactRef) -> Self {
-        Self {
-            uri: a.uri,
-            size: a.size,
-            sha256: a.sha256,
-        }
-    }
-}
 
 /// How one remote command ended.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
