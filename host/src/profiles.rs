@@ -132,71 +132,23 @@ pub enum Profile {
 }
 
 /// All profiles, by name.
-#[derive(Debug, Clone, Default)]
-pub struct Profiles {
-    entries: BTreeMap<String, Profile>,
-    origin: String,
-}
+pub type Profiles = crate::named::Named<Profile>;
 
 impl Profiles {
     /// Loads `path`; a missing file means no profiles.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let origin = path.display().to_string();
-        match crate::state::read_optional(path)? {
-            Some(text) => Self::parse(&text, &origin),
-            None => Ok(Self {
-                entries: BTreeMap::new(),
-                origin,
-            }),
-        }
+        Self::load_with(path, "profiles", profile)
     }
 
     /// Parses profiles from JSON text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
-        let raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(text).with_context(|| {
-                format!("{origin} is not a JSON object of profiles; see TOOLS.md for the format")
-            })?;
-        let mut entries = BTreeMap::new();
-        for (name, mut value) in raw {
-            let kind = value.as_object_mut().and_then(|o| o.remove("type"));
-            let parsed = match kind.as_ref().and_then(|k| k.as_str()) {
-                Some("http") => serde_json::from_value(value).map(Profile::Http),
-                Some("postgres") => serde_json::from_value(value).map(Profile::Postgres),
-                _ => anyhow::bail!(
-                    "profile '{name}' in {origin} needs \"type\": \"http\" or \"postgres\""
-                ),
-            };
-            let profile = parsed.with_context(|| {
-                format!("profile '{name}' in {origin} is invalid; see the profiles.json format in TOOLS.md")
-            })?;
-            entries.insert(name, profile);
-        }
-        Ok(Self {
-            entries,
-            origin: origin.to_string(),
-        })
-    }
-
-    /// The file the profiles came from.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// A profile by name.
-    pub fn get(&self, name: &str) -> Option<&Profile> {
-        self.entries.get(name)
-    }
-
-    /// Profile names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
+        Self::parse_with(text, origin, "profiles", profile)
     }
 
     /// Every secret reference of every profile (to register their values with the redactor).
     pub fn secret_refs(&self) -> Vec<&SecretRef> {
         let mut refs = Vec::new();
-        for p in self.entries.values() {
+        for p in self.values() {
             match p {
                 Profile::Http(h) => match &h.auth {
                     Some(HttpAuth::Bearer { token }) => refs.push(token),
@@ -209,6 +161,19 @@ impl Profiles {
         }
         refs
     }
+}
+
+/// One profile, told apart by its `"type"`.
+fn profile(name: &str, mut value: serde_json::Value, origin: &str) -> anyhow::Result<Profile> {
+    let kind = value.as_object_mut().and_then(|o| o.remove("type"));
+    let parsed = match kind.as_ref().and_then(|k| k.as_str()) {
+        Some("http") => serde_json::from_value(value).map(Profile::Http),
+        Some("postgres") => serde_json::from_value(value).map(Profile::Postgres),
+        _ => anyhow::bail!("profile '{name}' in {origin} needs \"type\": \"http\" or \"postgres\""),
+    };
+    parsed.with_context(|| {
+        format!("profile '{name}' in {origin} is invalid; see the profiles.json format in TOOLS.md")
+    })
 }
 
 #[cfg(test)]

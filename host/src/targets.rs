@@ -5,7 +5,6 @@
 //! `"tofu"` (the first key seen is recorded in the state directory and a changed one refused).
 //! There is no accept-anything default: a target without `host_key` is refused at load.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
@@ -95,84 +94,49 @@ impl Target {
 }
 
 /// All targets, by name.
-#[derive(Debug, Clone, Default)]
-pub struct Targets {
-    entries: BTreeMap<String, Target>,
-    origin: String,
-}
+pub type Targets = crate::named::Named<Target>;
 
 impl Targets {
     /// Loads `path`; a missing file means no targets.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let origin = path.display().to_string();
-        match crate::state::read_optional(path)? {
-            Some(text) => Self::parse(&text, &origin),
-            None => Ok(Self {
-                entries: BTreeMap::new(),
-                origin,
-            }),
-        }
+        Self::load_with(path, "targets", target)
     }
 
     /// Parses targets from JSON text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &str) -> anyhow::Result<Self> {
-        let raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(text).with_context(|| {
-                format!("{origin} is not a JSON object of targets; see TOOLS.md for the format")
-            })?;
-        let mut entries = BTreeMap::new();
-        for (name, value) in raw {
-            let missing_host_key = value.get("host_key").is_none();
-            let target: Target = serde_json::from_value(value).with_context(|| {
-                if missing_host_key {
-                    format!(
-                        "target '{name}' in {origin} has no host_key: pin the server's key with \"host_key\": \"SHA256:…\" (ssh-keygen -lf its .pub) or trust it on first use with \"host_key\": \"tofu\""
-                    )
-                } else {
-                    format!("target '{name}' in {origin} is invalid; see the targets.json format in TOOLS.md")
-                }
-            })?;
-            if target.key_file.is_some() && target.key.is_some() {
-                anyhow::bail!(
-                    "target '{name}' in {origin} gives both key_file and key; keep one of them"
-                );
-            }
-            if target.key_file.is_none() && target.key.is_none() && target.password.is_none() {
-                anyhow::bail!(
-                    "target '{name}' in {origin} has no credential: give key_file, key or password"
-                );
-            }
-            entries.insert(name, target);
-        }
-        Ok(Self {
-            entries,
-            origin: origin.to_string(),
-        })
-    }
-
-    /// The file the targets came from.
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
-
-    /// A target by name.
-    pub fn get(&self, name: &str) -> Option<&Target> {
-        self.entries.get(name)
-    }
-
-    /// Target names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
+        Self::parse_with(text, origin, "targets", target)
     }
 
     /// Every secret reference of every target (to register their values with the redactor).
     pub fn secret_refs(&self) -> Vec<&SecretRef> {
-        self.entries
-            .values()
+        self.values()
             .flat_map(|t| [&t.key, &t.passphrase, &t.password])
             .flatten()
             .collect()
     }
+}
+
+/// One target, checked for a host key and exactly one kind of key.
+fn target(name: &str, value: serde_json::Value, origin: &str) -> anyhow::Result<Target> {
+    let missing_host_key = value.get("host_key").is_none();
+    let target: Target = serde_json::from_value(value).with_context(|| {
+            if missing_host_key {
+                format!(
+                    "target '{name}' in {origin} has no host_key: pin the server's key with \"host_key\": \"SHA256:…\" (ssh-keygen -lf its .pub) or trust it on first use with \"host_key\": \"tofu\""
+                )
+            } else {
+                format!("target '{name}' in {origin} is invalid; see the targets.json format in TOOLS.md")
+            }
+        })?;
+    if target.key_file.is_some() && target.key.is_some() {
+        anyhow::bail!("target '{name}' in {origin} gives both key_file and key; keep one of them");
+    }
+    if target.key_file.is_none() && target.key.is_none() && target.password.is_none() {
+        anyhow::bail!(
+            "target '{name}' in {origin} has no credential: give key_file, key or password"
+        );
+    }
+    Ok(target)
 }
 
 #[cfg(test)]
