@@ -14,6 +14,7 @@ pub mod fixture_server;
 pub mod flags;
 pub mod host_tools;
 pub mod inspect;
+pub mod jobs;
 pub mod mcp;
 pub mod named;
 pub mod policy;

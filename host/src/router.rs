@@ -105,6 +105,7 @@ impl Router {
         let audit = Arc::new(
             AuditLog::open(state.audit(), redactor.clone()).context("opening the audit log")?,
         );
+        let jobs = Arc::new(crate::jobs::Jobs::open(&state.jobs())?);
         let shared = Arc::new(Shared {
             policy,
             flags,
@@ -114,6 +115,7 @@ impl Router {
             http: Default::default(),
             ssh,
             postgres: Default::default(),
+            jobs,
         });
         let runtime = Runtime::new(state.cache())?;
         let mut router = Self {
@@ -303,7 +305,11 @@ impl Router {
         progress: Option<crate::tool::ProgressFn>,
     ) -> (Result<Value, Failure>, Vec<CapEvent>) {
         let Some(plugin_name) = &spec.plugin else {
-            return (host_tools::call(self, &spec.name, args).await, Vec::new());
+            let host = host_tools::HostCall::new(trace_id, timeout, progress);
+            let result = host_tools::call(self, &spec.name, args, &host).await;
+            let events =
+                std::mem::take(&mut *host.events.lock().unwrap_or_else(|p| p.into_inner()));
+            return (result, events);
         };
         let Some(plugin) = self
             .plugins

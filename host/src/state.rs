@@ -65,6 +65,11 @@ impl StateDir {
         self.root.join("audit.jsonl")
     }
 
+    /// `jobs.json`: background commands started with `exec_detached`.
+    pub fn jobs(&self) -> PathBuf {
+        self.root.join("jobs.json")
+    }
+
     /// `artifacts/`: stored outputs.
     pub fn artifacts(&self) -> PathBuf {
         self.root.join("artifacts")

@@ -423,6 +423,24 @@ async fn secret_canaries_never_leave_the_host() {
         let (_, out) = mcp.call("ssh", args).await;
         seen.push_str(&out.to_string());
     }
+    // A background job printing it: the logs come back scrubbed too.
+    let (_, out) = mcp
+        .call(
+            "ssh",
+            json!({"action": "exec_detached", "target": "enc", "command": format!("echo {canary}; echo {canary} >&2"),
+                "env": {"HOME": s.sshd.dir()}}),
+        )
+        .await;
+    seen.push_str(&out.to_string());
+    let id = text(&out, "/job/id").to_string();
+    for args in [
+        json!({"action": "wait", "id": id}),
+        json!({"action": "logs", "id": id, "full": true}),
+        json!({"action": "list"}),
+    ] {
+        let (_, out) = mcp.call("jobs", args).await;
+        seen.push_str(&out.to_string());
+    }
     mcp.close().await;
     let (_, out, stderr) = s.home.call(
         "ssh",
@@ -678,5 +696,225 @@ async fn an_idle_connection_dropped_by_the_server_is_replaced_transparently() {
     assert!(!err, "{out}");
     assert_eq!(out["reachable"], false, "{out}");
     assert!(text(&out, "/problem").contains("cannot connect"), "{out}");
+    mcp.close().await;
+}
+
+/// Starts `command` with `exec_detached`, its job directory inside the sshd's temporary one.
+async fn detach(s: &Setup, mcp: &Mcp, command: &str, extra: Value) -> Value {
+    let mut args = json!({"action": "exec_detached", "target": "plain", "command": command,
+        "env": {"HOME": s.sshd.dir()}});
+    for (k, v) in extra.as_object().unwrap() {
+        args[k] = v.clone();
+    }
+    let (err, out) = mcp.call("ssh", args).await;
+    assert!(!err, "{out}");
+    out
+}
+
+async fn jobs(mcp: &Mcp, args: Value) -> (bool, Value) {
+    mcp.call("jobs", args).await
+}
+
+#[tokio::test]
+async fn exec_detached_runs_in_the_background_and_jobs_follows_it_across_restarts() {
+    let mut s = setup();
+    let mcp = s.home.mcp().await;
+    let started = std::time::Instant::now();
+    let out = detach(
+        &s,
+        &mcp,
+        "printf '%s ' \"$GREETING\"; pwd; echo started; sleep 2; echo done; echo warn >&2; exit 3",
+        json!({"env": {"HOME": s.sshd.dir(), "GREETING": "hi"}, "cwd": "/tmp"}),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "exec_detached returned before the command ended"
+    );
+    let id = text(&out, "/job/id").to_string();
+    let dir = text(&out, "/job/dir").to_string();
+    assert!(
+        dir.starts_with(&s.sshd.dir().display().to_string()),
+        "{out}"
+    );
+    assert!(text(&out, "/job/next").contains(&id));
+
+    let (err, st) = jobs(&mcp, json!({"action": "status", "id": id})).await;
+    assert!(!err, "{st}");
+    assert_eq!(st["state"], "running", "{st}");
+    let (_, list) = jobs(&mcp, json!({"action": "list"})).await;
+    assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
+    assert_eq!(list["items"][0]["state"], "running", "{list}");
+
+    let (err, w) = jobs(
+        &mcp,
+        json!({"action": "wait", "id": id, "timeout_ms": 20000}),
+    )
+    .await;
+    assert!(!err, "{w}");
+    assert_eq!(w["done"], true, "{w}");
+    assert_eq!(w["state"], "exited", "{w}");
+    assert_eq!(w["exit_code"], 3, "{w}");
+
+    let (err, l) = jobs(&mcp, json!({"action": "logs", "id": id})).await;
+    assert!(!err, "{l}");
+    assert_eq!(text(&l, "/stdout"), "hi /tmp\nstarted\ndone\n");
+    assert_eq!(text(&l, "/stderr"), "warn\n");
+    assert_eq!(l["stdout_truncated"], false);
+    let (_, l) = jobs(
+        &mcp,
+        json!({"action": "logs", "id": id, "stream": "stdout", "tail_bytes": 5, "full": true}),
+    )
+    .await;
+    assert_eq!(text(&l, "/stdout"), "done\n", "{l}");
+    assert_eq!(l["stdout_truncated"], true, "{l}");
+    assert!(l.get("stderr").is_none(), "{l}");
+    let uri = text(&l, "/stdout_artifact").to_string();
+    let (_, a) = mcp
+        .call("artifacts", json!({"action": "get", "uri": uri}))
+        .await;
+    assert_eq!(text(&a, "/text"), "hi /tmp\nstarted\ndone\n", "{a}");
+
+    // The job outlives the SSH connection: sshd and its sessions are killed meanwhile.
+    let out = detach(&s, &mcp, "sleep 2; echo survived", json!({})).await;
+    let id2 = text(&out, "/job/id").to_string();
+    s.sshd.restart();
+    mcp.close().await;
+    // And a restarted server still knows both jobs.
+    let mcp = s.home.mcp().await;
+    let (err, w) = jobs(
+        &mcp,
+        json!({"action": "wait", "id": id2, "timeout_ms": 20000}),
+    )
+    .await;
+    assert!(!err, "{w}");
+    assert_eq!(
+        (w["state"].as_str(), w["exit_code"].as_i64()),
+        (Some("exited"), Some(0)),
+        "{w}"
+    );
+    let (_, l) = jobs(&mcp, json!({"action": "logs", "id": id2})).await;
+    assert_eq!(text(&l, "/stdout"), "survived\n", "{l}");
+    let (_, st) = jobs(&mcp, json!({"action": "status", "id": id})).await;
+    assert_eq!(st["exit_code"], 3, "{st}");
+    // The audit log has the calls, with the capability events of `jobs` in them.
+    let audit = std::fs::read_to_string(s.home.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"tool\":\"jobs\"") && l.contains("\"cap\":\"ssh\"")),
+        "{audit}"
+    );
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_the_whole_remote_process_group() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let n = 900_000 + std::process::id() % 10_000;
+    let (stubborn, plain) = (format!("sleep {}", n + 1), format!("sleep {}", n + 2));
+    // One child ignores SIGTERM, so the cancel has to escalate to SIGKILL.
+    let out = detach(
+        &s,
+        &mcp,
+        &format!("(trap '' TERM; {stubborn}) & {plain}; wait"),
+        json!({}),
+    )
+    .await;
+    let id = text(&out, "/job/id").to_string();
+    for _ in 0..50 {
+        if !processes_matching(&stubborn).is_empty() && !processes_matching(&plain).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !processes_matching(&stubborn).is_empty(),
+        "the job never started"
+    );
+
+    let (err, c) = jobs(&mcp, json!({"action": "cancel", "id": id, "grace_ms": 500})).await;
+    assert!(!err, "{c}");
+    assert_eq!(c["state"], "cancelled", "{c}");
+    assert_eq!(c["signal"], "SIGTERM, then SIGKILL", "{c}");
+    for marker in [&stubborn, &plain] {
+        assert!(
+            processes_matching(marker).is_empty(),
+            "'{marker}' still runs after cancel: {:?}",
+            processes_matching(marker)
+        );
+    }
+    let (_, st) = jobs(&mcp, json!({"action": "status", "id": id})).await;
+    assert_eq!(st["state"], "cancelled", "{st}");
+    let (err, again) = jobs(&mcp, json!({"action": "cancel", "id": id})).await;
+    assert!(!err, "{again}");
+    assert_eq!(again["already_finished"], true, "{again}");
+    let (_, w) = jobs(&mcp, json!({"action": "wait", "id": id})).await;
+    assert_eq!(w["done"], true, "{w}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn jobs_failure_paths_are_clear() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "exec_detached", "target": "plain"}))
+        .await;
+    assert!(err);
+    assert_eq!(out["error"]["field"], "command", "{out}");
+    let (err, out) = mcp
+        .call(
+            "ssh",
+            json!({"action": "exec_detached", "target": "plain", "command": "true",
+                "cwd": "/no/such/dir"}),
+        )
+        .await;
+    assert!(err);
+    assert!(
+        text(&out, "/error/message").contains("/no/such/dir"),
+        "{out}"
+    );
+    let (err, out) = jobs(
+        &mcp,
+        json!({"action": "status", "id": "j-0000000000000000"}),
+    )
+    .await;
+    assert!(err);
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+    assert!(text(&out, "/error/message").contains("list"), "{out}");
+    let (err, out) = jobs(&mcp, json!({"action": "logs"})).await;
+    assert!(err);
+    assert_eq!(out["error"]["field"], "id", "{out}");
+
+    // Killed outside infra: no exit status, so the job is reported lost, with what that means.
+    let marker = format!("sleep {}", 910_000 + std::process::id() % 10_000);
+    let out = detach(&s, &mcp, &marker, json!({})).await;
+    let id = text(&out, "/job/id").to_string();
+    let pid = out["job"]["pid"].as_u64().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (err, st) = jobs(
+        &mcp,
+        json!({"action": "wait", "id": id, "timeout_ms": 10000}),
+    )
+    .await;
+    assert!(!err, "{st}");
+    assert_eq!(st["state"], "lost", "{st}");
+    assert!(text(&st, "/hint").contains("killed outside infra"), "{st}");
+
+    // Narrowing the policy narrows `jobs` too: it acts under the starting plugin's grants.
+    s.home.policy(
+        "[plugin.ssh.ssh]\ntargets = [\"other\"]\n[plugin.ssh.artifacts]\n[plugin.ssh.log]\n",
+    );
+    mcp.close().await;
+    let mcp = s.home.mcp().await;
+    let (err, out) = jobs(&mcp, json!({"action": "status", "id": id})).await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
     mcp.close().await;
 }

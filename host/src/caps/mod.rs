@@ -117,6 +117,8 @@ pub struct Shared {
     pub ssh: ssh::Pool,
     /// Postgres connection pools, one per profile.
     pub postgres: postgres::Pools,
+    /// Background commands started with `exec-detached`.
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 /// The per-call state a plugin's capabilities see.

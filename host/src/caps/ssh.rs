@@ -6,16 +6,20 @@
 //! Connections are pooled per target ([`Pool`]) and reused across calls; the server's host key is
 //! pinned or trusted on first use, and a changed one is refused with both fingerprints.
 
+mod detached;
 mod exec;
 mod pool;
 mod sftp;
 
+pub use detached::{Probe, Stopped, cancel, probe, tail};
 pub use exec::sh_quote;
 pub use pool::{Conn, Pool};
 
 use tokio::io::AsyncRead;
 
-use super::infra::host::ssh::{ExecRequest, ExecResult, FileStat, Host, StdinSource};
+use super::infra::host::ssh::{
+    DetachedRequest, ExecRequest, ExecResult, FileStat, Host, JobStarted, StdinSource,
+};
 use super::infra::host::types::{ArtifactRef, CapError};
 use super::{CallCtx, StoreState};
 
@@ -80,34 +84,30 @@ fn cap_message(e: &CapError) -> String {
     }
 }
 
-impl Host for StoreState {
-    async fn exec(&mut self, req: ExecRequest) -> Result<ExecResult, CapError> {
-        let call = &self.call;
-        let mut conn = call.ssh_conn(&req.target).await?;
-        let stdin = match req.stdin.clone() {
-            Some(s) => Some(call.ssh_source(s).await?),
-            None => None,
-        };
-        let mut stdin = Some(stdin);
+impl CallCtx {
+    /// Runs `req` on the target's pooled connection, reconnecting once when the connection
+    /// turns out to be dead before anything ran.
+    pub async fn ssh_exec(&self, req: &ExecRequest) -> Result<ExecResult, CapError> {
+        let mut conn = self.ssh_conn(&req.target).await?;
         // A pooled connection can be dead without knowing it yet (the server went away while
         // idle): when not even a channel opens, nothing ran, so reconnect once and retry.
         for attempt in 0..2 {
-            match exec::run(call, &conn, &req, stdin.take().flatten()).await {
+            let stdin = match req.stdin.clone() {
+                Some(s) => Some(self.ssh_source(s).await?),
+                None => None,
+            };
+            match exec::run(self, &conn, req, stdin).await {
                 Ok(r) => return Ok(r),
                 Err(exec::ExecError::Open(e)) if attempt == 0 => {
                     tracing::debug!(
                         "ssh {}: channel open failed ({e}); reconnecting",
                         req.target
                     );
-                    call.shared.ssh.discard(&req.target, &conn).await;
-                    conn = call.ssh_conn(&req.target).await?;
-                    stdin = Some(match req.stdin.clone() {
-                        Some(s) => Some(call.ssh_source(s).await?),
-                        None => None,
-                    });
+                    self.shared.ssh.discard(&req.target, &conn).await;
+                    conn = self.ssh_conn(&req.target).await?;
                 }
                 Err(exec::ExecError::Open(e)) => {
-                    call.shared.ssh.discard(&req.target, &conn).await;
+                    self.shared.ssh.discard(&req.target, &conn).await;
                     return Err(CapError::Failed(format!(
                         "cannot open a session on target '{}': {e}",
                         req.target
@@ -115,16 +115,16 @@ impl Host for StoreState {
                 }
                 Err(exec::ExecError::Cap(e)) => {
                     if conn.is_closed() {
-                        call.shared.ssh.discard(&req.target, &conn).await;
+                        self.shared.ssh.discard(&req.target, &conn).await;
                     }
-                    call.record(super::CapEvent {
+                    self.record(super::CapEvent {
                         cap: "ssh".into(),
                         target: req.target.clone(),
                         decision: "allow",
                         reason: None,
                         duration_ms: 0,
                         detail: Some(
-                            call.shared
+                            self.shared
                                 .redactor
                                 .scrub_str(&cap_message(&e))
                                 .into_owned(),
@@ -135,6 +135,16 @@ impl Host for StoreState {
             }
         }
         unreachable!("the loop returns on its second attempt")
+    }
+}
+
+impl Host for StoreState {
+    async fn exec(&mut self, req: ExecRequest) -> Result<ExecResult, CapError> {
+        self.call.ssh_exec(&req).await
+    }
+
+    async fn exec_detached(&mut self, req: DetachedRequest) -> Result<JobStarted, CapError> {
+        detached::start(&self.call, req).await
     }
 
     async fn sftp_list(&mut self, target: String, path: String) -> Result<Vec<FileStat>, CapError> {

@@ -12,6 +12,9 @@ use infra_sdk::prelude::*;
 pub enum Action {
     /// Runs `command`; returns exit code (or signal), stdout and stderr.
     Exec,
+    /// Starts `command` in the background on the target and returns a job id at once; follow it
+    /// with the `jobs` host tool (status, wait, logs, cancel).
+    ExecDetached,
     /// Runs `commands` one after the other; stops at the first failure unless `continue_on_error`.
     Batch,
     /// Host name, OS, kernel, uptime, CPUs, memory, load and root disk.
@@ -48,7 +51,8 @@ pub struct SshArgs {
     pub action: Action,
     /// Name of a `targets.json` entry (host, user, key and host-key pin live there, in the host).
     pub target: String,
-    /// `exec`: the command line, run by the remote user's shell.
+    /// `exec`/`exec_detached`: the command line, run by the remote user's shell (`sh -c` in its
+    /// own session for `exec_detached`).
     pub command: Option<String>,
     /// `batch`: command lines, run in order.
     pub commands: Option<Vec<String>>,
@@ -60,9 +64,9 @@ pub struct SshArgs {
     pub stdin_base64: Option<String>,
     /// `exec`/`batch`: standard input from an `artifact://` URI (streamed by the host).
     pub stdin_artifact: Option<String>,
-    /// `exec`/`batch`: environment variables.
+    /// `exec`/`batch`/`exec_detached`: environment variables.
     pub env: Option<BTreeMap<String, String>>,
-    /// `exec`/`batch`: working directory on the target.
+    /// `exec`/`batch`/`exec_detached`: working directory on the target.
     pub cwd: Option<String>,
     /// `exec`/`batch`: allocate a pseudo-terminal (stderr then arrives merged into stdout).
     pub pty: Option<bool>,
@@ -111,7 +115,11 @@ fn field<'a, T>(v: &'a Option<T>, name: &str, action: &str) -> Result<&'a T, Too
 impl SshArgs {
     /// `command`, required.
     pub fn command(&self) -> Result<&str, ToolError> {
-        field(&self.command, "command", "exec").map(String::as_str)
+        let action = match self.action {
+            Action::ExecDetached => "exec_detached",
+            _ => "exec",
+        };
+        field(&self.command, "command", action).map(String::as_str)
     }
 
     /// `path`, required.

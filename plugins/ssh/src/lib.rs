@@ -9,12 +9,12 @@ mod monitor;
 mod out;
 mod transfer;
 
-use infra_sdk::caps::ssh::{self, ExecRequest, StdinSource};
+use infra_sdk::caps::ssh::{self, DetachedRequest, ExecRequest, StdinSource};
 use infra_sdk::caps::types::KeyValue;
 use infra_sdk::prelude::*;
 
 use args::{Action, SshArgs};
-use out::{CommandOutput, SshOutput};
+use out::{CommandOutput, JobInfo, SshOutput};
 
 const DESCRIPTION: &str = "Commands and files on SSH targets (entries of targets.json; keys and \
 host-key pins stay in the host). Actions: `exec` (command, stdin text/base64/artifact, env, cwd, \
@@ -22,12 +22,25 @@ pty; exit code or signal, stdout/stderr capped with `truncated` and the full str
 artifact; killed on timeout), `batch` (commands in order, stops at the first failure unless \
 `continue_on_error`), `system_info`, `check_host`, `sftp_list`, `sftp_stat`, `sftp_download` (to \
 an artifact), `sftp_upload` (text/base64/artifact; `mode`, `mkdirs`, `overwrite`), `deploy_file` \
-(upload + sha256 verified on both ends + optional `restart_command`; reports `changed`), and \
+(upload + sha256 verified on both ends + optional `restart_command`; reports `changed`), \
+`exec_detached` (starts `command` in the background, returns a job id for the `jobs` tool), and \
 monitoring parsed to JSON: `containers`, `container_logs`, `metrics`, `disk_health`, `logs`. \
 Targets are limited by policy.";
 
 /// Default bytes of each stream returned inline.
 pub const INLINE_MAX: u64 = 64 * 1024;
+
+/// The call's `env` as key-value pairs.
+fn env(args: &SshArgs) -> Vec<KeyValue> {
+    args.env
+        .iter()
+        .flatten()
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
 
 /// Runs one command with the call's options.
 pub fn exec(
@@ -40,15 +53,7 @@ pub fn exec(
         target: args.target.clone(),
         command: command.to_string(),
         stdin,
-        env: args
-            .env
-            .iter()
-            .flatten()
-            .map(|(k, v)| KeyValue {
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect(),
+        env: env(args),
         cwd: args.cwd.clone(),
         pty: args.pty.unwrap_or(false),
         timeout_ms: ctx.timeout_ms,
@@ -85,6 +90,25 @@ fn run(args: SshArgs, ctx: &Ctx) -> Result<SshOutput, ToolError> {
         Action::Exec => {
             let stdin = args.stdin()?;
             o.command = Some(exec(&args, ctx, args.command()?, stdin)?);
+        }
+        Action::ExecDetached => {
+            let command = args.command()?;
+            let job = ssh::exec_detached(&DetachedRequest {
+                target: args.target.clone(),
+                command: command.to_string(),
+                env: env(&args),
+                cwd: args.cwd.clone(),
+            })?;
+            o.job = Some(JobInfo {
+                next: format!(
+                    "jobs with {{\"action\": \"wait\", \"id\": \"{}\"}} (or status, logs, cancel)",
+                    job.id
+                ),
+                id: job.id,
+                command: command.to_string(),
+                pid: job.pid,
+                dir: job.dir,
+            });
         }
         Action::Batch => {
             let commands = args

@@ -49,6 +49,21 @@ impl CommandOutput {
     }
 }
 
+/// A background command, started.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JobInfo {
+    /// Job id for the `jobs` host tool.
+    pub id: String,
+    /// The command line.
+    pub command: String,
+    /// Remote pid, also the job's process group and session id.
+    pub pid: u32,
+    /// Remote directory with the job's stdout, stderr and exit status.
+    pub dir: String,
+    /// What to do next.
+    pub next: String,
+}
+
 /// Metadata of a remote path.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct FileInfo {
@@ -72,6 +87,9 @@ pub struct SshOutput {
     /// `exec`: how the command ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<CommandOutput>,
+    /// `exec_detached`: the job started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobInfo>,
     /// `batch`: each command run, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub results: Option<Vec<CommandOutput>>,

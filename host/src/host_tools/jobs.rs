@@ -1,0 +1,295 @@
+//! `jobs`: follow and stop the background commands started with `ssh` `exec_detached`.
+//!
+//! Each action reaches the job's target under the grants of the plugin that started it, so
+//! narrowing the policy also narrows what `jobs` can do; the capability events land in this
+//! call's audit record like a plugin's would.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::HostCall;
+use crate::caps::CallCtx;
+use crate::caps::infra::host::types::CapError;
+use crate::caps::ssh::{self, Probe, Stopped};
+use crate::jobs::{Job, JobState};
+use crate::router::{Failure, Router};
+
+pub const DESCRIPTION: &str = "Background commands started with `ssh` `exec_detached`: `list` \
+them (newest first), `status` of one (running, exited with its code, cancelled, lost), `wait` \
+until it ends or the call's timeout (progress notifications meanwhile), `logs` (the last bytes \
+of stdout/stderr; `full: true` also stores the whole stream as an artifact), `cancel` (SIGTERM \
+to its whole process group, SIGKILL after `grace_ms`).";
+
+/// Largest `tail_bytes`.
+const MAX_TAIL: u64 = 256 * 1024;
+/// Time kept back from the call's deadline so `wait` can answer before it.
+const WAIT_MARGIN: Duration = Duration::from_millis(2000);
+
+/// What to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Jobs, newest first, with their current state.
+    List,
+    /// One job's state and output sizes.
+    Status,
+    /// Waits for a job to end, at most until the call's timeout.
+    Wait,
+    /// The last bytes of a job's output.
+    Logs,
+    /// Stops a job's whole process group.
+    Cancel,
+}
+
+/// Which output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Both.
+    Both,
+}
+
+/// Arguments of `jobs`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// `list`, `status`, `wait`, `logs` or `cancel`.
+    pub action: Action,
+    /// The job id `exec_detached` returned (all but list).
+    pub id: Option<String>,
+    /// `list`: only jobs on this target.
+    pub target: Option<String>,
+    /// `list`: how many (default 20).
+    pub limit: Option<usize>,
+    /// `logs`: `stdout`, `stderr` or `both` (default).
+    pub stream: Option<Stream>,
+    /// `logs`: bytes from the end of each stream (default 16384, at most 262144).
+    pub tail_bytes: Option<u64>,
+    /// `logs`: also store each whole stream as an artifact.
+    pub full: Option<bool>,
+    /// `cancel`: milliseconds between SIGTERM and SIGKILL (default 2000, at most 10000).
+    pub grace_ms: Option<u64>,
+}
+
+pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, Failure> {
+    if args.action == Action::List {
+        return list(router, &args, host).await;
+    }
+    let id = args.id.as_deref().ok_or_else(|| {
+        Failure::invalid(
+            "id",
+            "missing: give the job id exec_detached returned (`jobs` with action list shows them)",
+        )
+    })?;
+    let jobs = &router.shared().jobs;
+    let mut job = jobs.get(id).ok_or_else(|| {
+        Failure::new(
+            "not-found",
+            format!("no job '{id}'; `jobs` with action list shows the known ones"),
+        )
+    })?;
+    let call = host.ctx(router, &job.plugin);
+    match args.action {
+        Action::List => unreachable!("handled above"),
+        Action::Status => {
+            let probe = refresh(&call, &mut job).await?;
+            Ok(view(&job, Some(&probe)))
+        }
+        Action::Wait => wait(&call, &mut job, host).await,
+        Action::Logs => logs(&call, &job, &args).await,
+        Action::Cancel => {
+            if job.state.is_final() {
+                let mut out = view(&job, None);
+                out["already_finished"] = json!(true);
+                return Ok(out);
+            }
+            let grace = args.grace_ms.unwrap_or(2000).min(10_000);
+            let stopped = ssh::cancel(&call, &job, grace).await.map_err(cap)?;
+            let probe = ssh::probe(&call, &job).await.map_err(cap)?;
+            // A job that finished on its own just before the signal keeps its exit code.
+            let state = if stopped == Stopped::NotRunning || probe.state == JobState::Exited {
+                probe.state
+            } else {
+                JobState::Cancelled
+            };
+            settle(&call, &mut job, state, probe.exit_code)?;
+            let mut out = view(&job, Some(&probe));
+            out["signal"] = json!(match stopped {
+                Stopped::NotRunning => "none (it had already ended)",
+                Stopped::Terminated => "SIGTERM",
+                Stopped::Killed => "SIGTERM, then SIGKILL",
+            });
+            Ok(out)
+        }
+    }
+}
+
+async fn list(router: &Router, args: &Args, host: &HostCall) -> Result<Value, Failure> {
+    let limit = args.limit.unwrap_or(20).max(1);
+    let mut items = Vec::new();
+    for mut job in router
+        .shared()
+        .jobs
+        .list()
+        .into_iter()
+        .filter(|j| args.target.as_ref().is_none_or(|t| &j.target == t))
+        .take(limit)
+    {
+        let mut item = if job.state.is_final() {
+            view(&job, None)
+        } else {
+            // A target that cannot be reached leaves its jobs listed with the last known state.
+            let call = host.ctx(router, &job.plugin);
+            match refresh(&call, &mut job).await {
+                Ok(p) => view(&job, Some(&p)),
+                Err(e) => {
+                    let mut v = view(&job, None);
+                    v["probe_error"] = json!(e.message);
+                    v
+                }
+            }
+        };
+        if let Some(o) = item.as_object_mut() {
+            o.remove("dir");
+        }
+        items.push(item);
+    }
+    Ok(json!({ "items": items }))
+}
+
+/// Reads the live state from the target and records a final one in the registry.
+async fn refresh(call: &CallCtx, job: &mut Job) -> Result<Probe, Failure> {
+    let probe = ssh::probe(call, job).await.map_err(cap)?;
+    if !job.state.is_final() && probe.state.is_final() {
+        settle(call, job, probe.state, probe.exit_code)?;
+    }
+    Ok(probe)
+}
+
+fn settle(
+    call: &CallCtx,
+    job: &mut Job,
+    state: JobState,
+    exit_code: Option<i32>,
+) -> Result<(), Failure> {
+    job.state = state;
+    job.exit_code = exit_code;
+    job.ended_at = Some(crate::jobs::now());
+    call.shared.jobs.update(job)?;
+    Ok(())
+}
+
+async fn wait(call: &CallCtx, job: &mut Job, host: &HostCall) -> Result<Value, Failure> {
+    let started = tokio::time::Instant::now();
+    let until = started + host.timeout.saturating_sub(WAIT_MARGIN);
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let probe = if job.state.is_final() {
+            None
+        } else {
+            Some(refresh(call, job).await?)
+        };
+        let waited = started.elapsed();
+        if job.state.is_final() || tokio::time::Instant::now() + pause >= until {
+            let mut out = view(job, probe.as_ref());
+            out["done"] = json!(job.state.is_final());
+            out["waited_ms"] = json!(waited.as_millis() as u64);
+            if !job.state.is_final() {
+                out["hint"] =
+                    json!("still running: call wait again, or raise timeout_ms to wait longer");
+            }
+            return Ok(out);
+        }
+        if let (Some(p), Some(progress)) = (&probe, &host.progress) {
+            progress(
+                waited.as_secs_f64(),
+                None,
+                Some(format!(
+                    "job {} running for {} s; stdout {} bytes, stderr {} bytes",
+                    job.id,
+                    waited.as_secs(),
+                    p.stdout_bytes,
+                    p.stderr_bytes
+                )),
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn logs(call: &CallCtx, job: &Job, args: &Args) -> Result<Value, Failure> {
+    let bytes = args.tail_bytes.unwrap_or(16 * 1024).clamp(1, MAX_TAIL);
+    let full = args.full.unwrap_or(false);
+    let streams: &[&str] = match args.stream.unwrap_or(Stream::Both) {
+        Stream::Stdout => &["stdout"],
+        Stream::Stderr => &["stderr"],
+        Stream::Both => &["stdout", "stderr"],
+    };
+    let probe = ssh::probe(call, job).await.map_err(cap)?;
+    let mut out = view(job, Some(&probe));
+    for stream in streams {
+        let r = ssh::tail(call, job, stream, bytes, full)
+            .await
+            .map_err(cap)?;
+        let size = if *stream == "stdout" {
+            probe.stdout_bytes
+        } else {
+            probe.stderr_bytes
+        };
+        out[*stream] = json!(String::from_utf8_lossy(&r.stdout));
+        out[format!("{stream}_truncated")] = json!(size > bytes);
+        if let Some(a) = r.stdout_artifact {
+            out[format!("{stream}_artifact")] = json!(a.uri);
+        }
+    }
+    Ok(out)
+}
+
+/// A job as the agent sees it.
+fn view(job: &Job, probe: Option<&Probe>) -> Value {
+    let mut v = json!({
+        "id": job.id,
+        "target": job.target,
+        "command": job.command,
+        "pid": job.pid,
+        "dir": job.dir,
+        "started_at": job.started_at,
+        "state": job.state,
+    });
+    if let Some(c) = job.exit_code {
+        v["exit_code"] = json!(c);
+    }
+    if let Some(t) = &job.ended_at {
+        v["ended_at"] = json!(t);
+    }
+    if let Some(p) = probe {
+        v["stdout_bytes"] = json!(p.stdout_bytes);
+        v["stderr_bytes"] = json!(p.stderr_bytes);
+    }
+    if job.state == JobState::Lost {
+        v["hint"] = json!(
+            "the process is gone without an exit status: it was killed outside infra, or the target rebooted; its output so far is in `logs`"
+        );
+    }
+    v
+}
+
+/// A capability error as a tool failure of the same kind.
+fn cap(e: CapError) -> Failure {
+    let (kind, m) = match e {
+        CapError::Denied(m) => ("denied", m),
+        CapError::NotFound(m) => ("not-found", m),
+        CapError::Invalid(m) => ("invalid", m),
+        CapError::Timeout(m) => ("timeout", m),
+        CapError::Failed(m) => ("failed", m),
+    };
+    Failure::new(kind, m)
+}
