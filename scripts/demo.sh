@@ -3,6 +3,10 @@
 # server it starts itself, a host-injected credential the plugin never sees, calls denied by the
 # embedded default policy, and the audit chain verified. Needs no external service.
 #
+# When OpenSSH's sshd and PostgreSQL are installed (scripts/test.sh installs them), the demo grows:
+# the test harness starts throw-away servers on loopback and the demo also shows the ssh tool
+# (a command, parsed metrics, a timeout kill, a background job) and the psql tool.
+#
 # Installs what the build needs when it is missing: the toolchain pinned by rust-toolchain.toml
 # with the wasm32-wasip2 target (host/build.rs builds the plugins for it) and a C linker.
 # The first build compiles wasmtime and takes several minutes; later runs start at once.
@@ -34,6 +38,15 @@ if ! printf 'int main(void){return 0;}' | cc -x c - -o /dev/null >/dev/null 2>&1
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends gcc libc6-dev
 fi
 
-echo "== cargo run -p infra -- demo"
 export INFRA_LOG=${INFRA_LOG:-warn}
+have_pg() {
+    command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+if [[ -x /usr/sbin/sshd ]] && command -v ssh-keygen >/dev/null && have_pg; then
+    echo "== sshd and PostgreSQL found: the demo includes the ssh and psql tools"
+    cargo build -p infra
+    cargo build -p infra-tests --example demo_servers
+    exec target/debug/examples/demo_servers
+fi
+echo "== cargo run -p infra -- demo"
 exec cargo run -p infra -- demo

@@ -46,7 +46,12 @@ pub enum Command {
         command: AuditCommand,
     },
     /// Show the sandbox at work on an embedded default: no external services needed.
-    Demo,
+    Demo {
+        /// A directory with `targets.json` (target `demo-ssh`) and `profiles.json` (profile
+        /// `demo-pg`): the demo then also shows the ssh and psql tools against those servers.
+        #[arg(long, value_name = "DIR")]
+        servers: Option<std::path::PathBuf>,
+    },
 }
 
 /// `infra plugins …`.
@@ -166,6 +171,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Demo => crate::demo::run().await,
+        Command::Demo { servers } => crate::demo::run(servers.as_deref()).await,
     }
 }

@@ -310,8 +310,13 @@ pub async fn run(
                 }
                 stdin_task.abort();
                 break Err(CapError::Timeout(format!(
-                    "the command on target '{}' ran past its {timeout_ms} ms timeout and was killed{}; raise timeout_ms if it needs longer",
+                    "the command on target '{}' was still running after {timeout_ms} ms{} and was killed{}; raise timeout_ms if it needs longer",
                     req.target,
+                    if u64::from(req.timeout_ms) > budget {
+                        format!(" (the call's timeout less {KILL_MARGIN_MS} ms kept to stop it)")
+                    } else {
+                        String::new()
+                    },
                     guard
                         .pid
                         .map(|p| format!(" (process group {p}, TERM then KILL)"))

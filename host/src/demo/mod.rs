@@ -1,9 +1,19 @@
 //! `infra demo`: the main job on an embedded default, with no external services. It starts its
 //! own loopback HTTP server, makes sandboxed calls through the http plugin (one with a profile
 //! whose token the host injects), shows calls denied by policy, and verifies the audit chain.
+//!
+//! Given `--servers DIR` (a `targets.json` with target `demo-ssh`, a `profiles.json` with
+//! profile `demo-pg`; `scripts/demo.sh` makes them when sshd and PostgreSQL are installed) it
+//! also shows the ssh and psql tools against those servers.
 
+mod http;
+mod psql;
+mod ssh;
+
+use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::fixture_server::FixtureServer;
@@ -11,6 +21,11 @@ use crate::flags::Flags;
 use crate::router::Router;
 use crate::state::StateDir;
 use crate::tool::{CallRequest, Dispatch};
+
+/// The target of `--servers` the ssh steps use.
+const SSH_TARGET: &str = "demo-ssh";
+/// The profile of `--servers` the psql steps use.
+const PG_PROFILE: &str = "demo-pg";
 
 struct Demo {
     router: Router,
@@ -54,19 +69,37 @@ fn short(v: &Value) -> String {
     }
 }
 
+/// Reads `name` (a JSON object) from the `--servers` directory; empty when absent.
+fn servers_file(dir: Option<&Path>, name: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let Some(dir) = dir else {
+        return Ok(Default::default());
+    };
+    let path = dir.join(name);
+    match crate::state::read_optional(&path)? {
+        None => Ok(Default::default()),
+        Some(text) => serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a JSON object of entries", path.display())),
+    }
+}
+
 /// Runs the demo; exits non-zero if any step did not behave as shown.
-pub async fn run() -> anyhow::Result<ExitCode> {
+pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("infra-demo-{}", std::process::id()));
     let state = StateDir::at(&dir)?;
     let server = FixtureServer::start().await?;
     let token = format!("demo-{:032x}", rand::random::<u128>());
     std::fs::write(dir.join("demo-token"), &token)?;
+    let mut profiles = servers_file(servers, "profiles.json")?;
+    profiles.insert(
+        "demo-api".into(),
+        json!({"type": "http", "base_url": server.base_url(),
+               "auth": {"type": "bearer", "token": format!("file:{}", dir.join("demo-token").display())}}),
+    );
+    std::fs::write(state.profiles(), serde_json::to_string_pretty(&profiles)?)?;
+    let targets = servers_file(servers, "targets.json")?;
     std::fs::write(
-        state.profiles(),
-        serde_json::to_string_pretty(&json!({
-            "demo-api": {"type": "http", "base_url": server.base_url(),
-                         "auth": {"type": "bearer", "token": format!("file:{}", dir.join("demo-token").display())}}
-        }))?,
+        state.root().join("targets.json"),
+        serde_json::to_string_pretty(&targets)?,
     )?;
     println!(
         "infra demo — every tool runs as a sandboxed WebAssembly component; the host does all I/O."
@@ -110,102 +143,18 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             .is_some_and(|a| a.iter().any(|p| p["name"] == "http")),
     );
 
-    let base = server.base_url();
-    let (err, out) = d
-        .call(
-            "A plain GET, made by the host on the plugin's behalf",
-            "http",
-            json!({"action": "request", "url": format!("{base}/hello")}),
-        )
-        .await;
-    println!("   → status {} json {}", out["status"], out["json"]);
-    d.expect("GET /hello answered 200", !err && out["status"] == 200);
-
-    let (err, out) = d
-        .call(
-            "A call with a profile: the host injects the bearer token; the plugin never holds it",
-            "http",
-            json!({"action": "request", "profile": "demo-api", "url": "/reflect-auth"}),
-        )
-        .await;
-    let reached = server.seen().iter().any(|s| {
-        s.headers
-            .iter()
-            .any(|(k, v)| k == "authorization" && v == &format!("Bearer {token}"))
-    });
-    println!(
-        "   → the server echoed back what it received: {}",
-        out["json"]
-    );
-    d.expect("the token reached the server", !err && reached);
-    d.expect(
-        "the token does not appear in the tool output (scrubbed by the host)",
-        !out.to_string().contains(&token),
-    );
-
-    let (err, out) = d
-        .call(
-            "Pagination by Link header",
-            "http",
-            json!({"action": "paginate", "url": format!("{base}/items?per_page=10&total=35")}),
-        )
-        .await;
-    println!(
-        "   → {} items over {} pages",
-        out["items"].as_array().map_or(0, Vec::len),
-        out["pages"]
-    );
-    d.expect(
-        "35 items over 4 pages",
-        !err && out["items"].as_array().map_or(0, Vec::len) == 35 && out["pages"] == 4,
-    );
-
-    let (err, out) = d
-        .call(
-            "A download streamed by the host into the artifact store",
-            "http",
-            json!({"action": "download", "url": format!("{base}/bytes?n=1048576")}),
-        )
-        .await;
-    println!(
-        "   → {} ({} bytes, sha256 {}…)",
-        out["artifact"]["uri"],
-        out["artifact"]["size"],
-        out["artifact"]["sha256"]
-            .as_str()
-            .unwrap_or("?")
-            .get(..12)
-            .unwrap_or("?")
-    );
-    d.expect(
-        "1 MiB stored as an artifact",
-        !err && out["artifact"]["size"] == 1_048_576,
-    );
-
-    let (err, out) = d
-        .call(
-            "Denied by policy: the cloud metadata endpoint",
-            "http",
-            json!({"action": "request", "url": "http://169.254.169.254/latest/meta-data/"}),
-        )
-        .await;
-    println!("   → {}", out["error"]["message"].as_str().unwrap_or("?"));
-    d.expect(
-        "denied, with the policy line to change",
-        err && out["error"]["kind"] == "denied",
-    );
-
-    let (err, out) = d.call(
-        "Denied mid-flight: a granted server redirects to the metadata endpoint",
-        "http",
-        json!({"action": "request", "url": format!("{base}/redirect?to=http://169.254.169.254/latest/meta-data/")}),
-    )
-    .await;
-    println!("   → {}", out["error"]["message"].as_str().unwrap_or("?"));
-    d.expect(
-        "the redirect hop was re-checked and denied",
-        err && out["error"]["kind"] == "denied",
-    );
+    http::steps(&mut d, &server, &token).await;
+    if targets.contains_key(SSH_TARGET) {
+        ssh::steps(&mut d, SSH_TARGET).await;
+    }
+    if profiles.contains_key(PG_PROFILE) {
+        psql::steps(&mut d, PG_PROFILE).await;
+    }
+    if servers.is_none() {
+        println!(
+            "\n   (sshd and PostgreSQL: `scripts/demo.sh` adds the ssh and psql tools when they are installed)"
+        );
+    }
 
     let (_, out) = d
         .call(
