@@ -208,25 +208,17 @@ fn find_spans(hay: &[u8], needles: &[impl AsRef<[u8]>]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     for needle in needles {
         let needle = needle.as_ref();
-        let Some((&first, _)) = needle.split_first() else {
-            continue;
-        };
-        if needle.len() > hay.len() {
+        if needle.is_empty() || needle.len() > hay.len() {
             continue;
         }
-        let last_start = hay.len() - needle.len();
+        // memmem is SIMD-accelerated: scrubbing keeps up with bulk exports.
+        let finder = memchr::memmem::Finder::new(needle);
         let mut i = 0;
-        while i <= last_start {
-            match hay[i..=last_start].iter().position(|&b| b == first) {
-                None => break,
-                Some(off) => {
-                    let s = i + off;
-                    if &hay[s..s + needle.len()] == needle {
-                        spans.push((s, s + needle.len()));
-                    }
-                    i = s + 1;
-                }
-            }
+        // Restart one byte after each match start, so overlapping occurrences are all found.
+        while let Some(off) = finder.find(&hay[i..]) {
+            let s = i + off;
+            spans.push((s, s + needle.len()));
+            i = s + 1;
         }
     }
     if spans.len() > 1 {
