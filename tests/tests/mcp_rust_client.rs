@@ -1,84 +1,11 @@
 //! The real binary driven by rmcp's client over stdio, in both protocol eras: the
 //! `initialize` handshake (2025-11-25) and `server/discover` with per-request `_meta` (2026-07-28).
 
-use std::sync::{Arc, Mutex};
-
 use infra::fixture_server::FixtureServer;
 use infra_tests::Home;
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
-    ProgressNotificationParam, ProtocolVersion,
-};
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
-use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use infra_tests::progress::{Era, connect};
+use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
-
-/// A client that records progress notifications.
-#[derive(Clone)]
-struct Client {
-    config: ClientConfig,
-    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
-}
-
-impl ClientHandler for Client {
-    fn get_info(&self) -> ClientConfig {
-        self.config.clone()
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _: NotificationContext<RoleClient>,
-    ) {
-        self.progress.lock().unwrap().push(params);
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Era {
-    Initialize,
-    Discover,
-}
-
-async fn connect(
-    home: &Home,
-    era: Era,
-) -> (
-    RunningService<RoleClient, Client>,
-    Arc<Mutex<Vec<ProgressNotificationParam>>>,
-) {
-    let mut cmd = tokio::process::Command::from(home.command());
-    cmd.arg("serve");
-    let transport = TokioChildProcess::new(cmd).expect("spawn infra serve");
-    let progress = Arc::new(Mutex::new(Vec::new()));
-    let config = ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new("infra-tests", "0.0.0"),
-    );
-    let service = match era {
-        Era::Initialize => Client {
-            config: config.with_protocol_version(ProtocolVersion::V_2025_11_25),
-            progress: progress.clone(),
-        }
-        .serve(transport)
-        .await
-        .expect("initialize handshake"),
-        Era::Discover => Client {
-            config,
-            progress: progress.clone(),
-        }
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("server/discover start"),
-    };
-    (service, progress)
-}
 
 async fn exercise(era: Era) {
     let server = FixtureServer::start().await.unwrap();

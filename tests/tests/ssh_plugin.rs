@@ -918,3 +918,31 @@ async fn jobs_failure_paths_are_clear() {
     assert_eq!(out["error"]["kind"], "denied", "{out}");
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn jobs_wait_sends_progress_while_the_job_runs() {
+    use infra_tests::progress::{Era, connect};
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let out = detach(&s, &mcp, "sleep 4; echo finished", json!({})).await;
+    let id = text(&out, "/job/id").to_string();
+    mcp.close().await;
+    let (client, progress) = connect(&s.home, Era::Initialize).await;
+    let params = rmcp::model::CallToolRequestParams::new("jobs").with_arguments(
+        json!({"action": "wait", "id": id, "timeout_ms": 30000})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let r = client.call_tool(params).await.unwrap();
+    let out = r.structured_content.unwrap();
+    assert_eq!(out["state"], "exited", "{out}");
+    let seen = progress.lock().unwrap().clone();
+    assert!(seen.len() >= 2, "progress while waiting: {seen:?}");
+    assert!(
+        seen.iter()
+            .all(|p| p.message.as_deref().is_some_and(|m| m.contains(&id))),
+        "{seen:?}"
+    );
+    client.cancel().await.unwrap();
+}

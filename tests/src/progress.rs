@@ -1,0 +1,83 @@
+//! An rmcp client that records the progress notifications it receives, in either protocol era:
+//! the `initialize` handshake (2025-11-25) or `server/discover` (2026-07-28).
+
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+
+use crate::Home;
+
+/// A client that records progress notifications.
+#[derive(Clone)]
+pub struct Client {
+    config: ClientConfig,
+    progress: Arc<Mutex<Vec<ProgressNotificationParam>>>,
+}
+
+impl ClientHandler for Client {
+    fn get_info(&self) -> ClientConfig {
+        self.config.clone()
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.progress.lock().unwrap().push(params);
+    }
+}
+
+/// The protocol era to start in.
+#[derive(Debug, Clone, Copy)]
+pub enum Era {
+    /// `initialize` (2025-11-25).
+    Initialize,
+    /// `server/discover` (2026-07-28).
+    Discover,
+}
+
+/// Starts `infra serve` on `home` and connects; returns the client and what progress it saw.
+pub async fn connect(
+    home: &Home,
+    era: Era,
+) -> (
+    RunningService<RoleClient, Client>,
+    Arc<Mutex<Vec<ProgressNotificationParam>>>,
+) {
+    let mut cmd = tokio::process::Command::from(home.command());
+    cmd.arg("serve");
+    let transport = TokioChildProcess::new(cmd).expect("spawn infra serve");
+    let progress = Arc::new(Mutex::new(Vec::new()));
+    let config = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("infra-tests", "0.0.0"),
+    );
+    let service = match era {
+        Era::Initialize => Client {
+            config: config.with_protocol_version(ProtocolVersion::V_2025_11_25),
+            progress: progress.clone(),
+        }
+        .serve(transport)
+        .await
+        .expect("initialize handshake"),
+        Era::Discover => Client {
+            config,
+            progress: progress.clone(),
+        }
+        .serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .expect("server/discover start"),
+    };
+    (service, progress)
+}
