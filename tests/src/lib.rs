@@ -2,6 +2,7 @@
 //! throw-away state directory, one-shot calls and an MCP client over stdio.
 
 pub mod pg;
+pub mod progress;
 pub mod sshd;
 
 use std::path::{Path, PathBuf};
@@ -39,8 +40,14 @@ pub fn builtin_plugin(name: &str) -> PathBuf {
     file
 }
 
-/// The `infra` binary of this build (`target/<profile>/infra`).
+/// The `infra` binary of this build (`target/<profile>/infra`), or `INFRA_BIN` when set: a
+/// program outside `target/<profile>/deps` (the benchmark) cannot derive the path from its own.
 pub fn infra_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("INFRA_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(bin.is_file(), "INFRA_BIN={} is not a file", bin.display());
+        return bin;
+    }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test-exe> → target/<profile>/infra
     let dir = exe
