@@ -178,8 +178,9 @@ build() {
 }
 
 clippy_host() {
-    # The default members (host, tests, wasm-build): the crates built for this machine.
+    # The default members (host, tests, wasm-build), and the benchmark so it cannot rot unseen.
     cargo clippy --all-targets -- -D warnings
+    cargo clippy -p infra-bench --all-targets -- -D warnings
 }
 
 # Cargo package names of the crates built for wasm32-wasip2: the SDK, plugins/*, tests/plugins/*.
