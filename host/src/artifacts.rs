@@ -305,12 +305,16 @@ impl ArtifactStore {
             .join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
         let file = private_file(&tmp)
             .await
-            .map_err(|e| self.io("cannot create a temp file for an artifact", e))?;
+            .map_err(|e| self.io("cannot create a temp file for an artifact", e))?
+            .into_std()
+            .await;
+        let (tx, worker) = spawn_sink(file);
         Ok(ArtifactWriter {
             store: self.clone(),
             tmp: Some(tmp),
-            file: Some(file),
-            hasher: Sha256::new(),
+            buf: Vec::new(),
+            tx: Some(tx),
+            worker: Some(worker),
             size: 0,
             meta,
         })
@@ -522,12 +526,66 @@ impl ArtifactStore {
     }
 }
 
+/// Bytes gathered before they go to the file: streams arrive in small chunks (a row, a TLS
+/// record), and one large write per batch keeps the hasher and the file system efficient.
+const WRITE_BATCH: usize = 256 * 1024;
+/// Batches queued for the sink before `write` waits (bounds the memory a fast source can use).
+const QUEUED_BATCHES: usize = 4;
+
+/// Bytes after which the sink asks the kernel to start writing them out, so the `sync_all` that
+/// publishing needs finds little left to do on a large artifact.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Starts (does not wait for) writeback of a byte range; a hint, so failure is ignored.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: a plain syscall on a file descriptor this function borrows for its duration.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_: &std::fs::File, _: u64, _: u64) {}
+
+/// The blocking side of a writer: writes and hashes each batch on its own thread, so a stream's
+/// receiving and scrubbing overlap with its hashing and disk writes.
+type Sink = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Sha256)>>;
+
+fn spawn_sink(mut file: std::fs::File) -> (tokio::sync::mpsc::Sender<Vec<u8>>, Sink) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUEUED_BATCHES);
+    let sink = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut hasher = Sha256::new();
+        let mut written = 0u64;
+        let mut flushed = 0u64;
+        while let Some(batch) = rx.blocking_recv() {
+            file.write_all(&batch)?;
+            hasher.update(&batch);
+            written += batch.len() as u64;
+            if written - flushed >= WRITEBACK_EVERY {
+                start_writeback(&file, flushed, written - flushed);
+                flushed = written;
+            }
+        }
+        Ok((file, hasher))
+    });
+    (tx, sink)
+}
+
 /// A streamed artifact being written; dropping it before [`ArtifactWriter::finish`] discards it.
 pub struct ArtifactWriter {
     store: ArtifactStore,
     tmp: Option<PathBuf>,
-    file: Option<tokio::fs::File>,
-    hasher: Sha256,
+    buf: Vec<u8>,
+    tx: Option<tokio::sync::mpsc::Sender<Vec<u8>>>,
+    worker: Option<Sink>,
     size: u64,
     meta: ArtifactMeta,
 }
@@ -544,19 +602,50 @@ impl fmt::Debug for ArtifactWriter {
 impl ArtifactWriter {
     /// Appends bytes (hashed as they pass).
     pub async fn write(&mut self, data: &[u8]) -> anyhow::Result<()> {
-        let Some(file) = self.file.as_mut() else {
+        if self.tx.is_none() {
             return Err(ArtifactError::Invalid(
                 "this artifact writer failed earlier; start a new one".into(),
             )
             .into());
-        };
-        if let Err(e) = file.write_all(data).await {
-            self.file = None;
-            return Err(self.store.io("cannot write an artifact", e).into());
         }
-        self.hasher.update(data);
         self.size += data.len() as u64;
+        if self.buf.is_empty() && data.len() >= WRITE_BATCH {
+            return self.send(data.to_vec()).await;
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= WRITE_BATCH {
+            let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_BATCH));
+            return self.send(batch).await;
+        }
         Ok(())
+    }
+
+    async fn send(&mut self, batch: Vec<u8>) -> anyhow::Result<()> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Ok(());
+        };
+        if tx.send(batch).await.is_ok() {
+            return Ok(());
+        }
+        // The sink stopped: it failed; its error says why.
+        self.tx = None;
+        match self.join_sink().await {
+            Err(e) => Err(e),
+            Ok(_) => Err(ArtifactError::Invalid("the artifact sink stopped early".into()).into()),
+        }
+    }
+
+    async fn join_sink(&mut self) -> anyhow::Result<(std::fs::File, Sha256)> {
+        let worker = self.worker.take().ok_or_else(|| {
+            ArtifactError::Invalid("this artifact writer failed earlier; start a new one".into())
+        })?;
+        match worker.await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) => Err(self.store.io("cannot write an artifact", e).into()),
+            Err(e) => {
+                Err(ArtifactError::Invalid(format!("the artifact sink panicked: {e}")).into())
+            }
+        }
     }
 
     /// Bytes written so far, so callers can enforce their caps while streaming.
@@ -567,18 +656,25 @@ impl ArtifactWriter {
     /// Syncs the data, gives it its id and publishes it with its metadata.
     pub async fn finish(mut self) -> anyhow::Result<ArtifactInfo> {
         let store = self.store.clone();
-        let mut file = self.file.take().ok_or_else(|| {
-            ArtifactError::Invalid("this artifact writer failed earlier; start a new one".into())
-        })?;
-        file.flush()
+        if self.tx.is_none() {
+            return Err(ArtifactError::Invalid(
+                "this artifact writer failed earlier; start a new one".into(),
+            )
+            .into());
+        }
+        let rest = std::mem::take(&mut self.buf);
+        if !rest.is_empty() {
+            self.send(rest).await?;
+        }
+        // Closing the channel ends the sink once it has written everything queued.
+        self.tx = None;
+        let (file, hasher) = self.join_sink().await?;
+        tokio::task::spawn_blocking(move || file.sync_all())
             .await
-            .map_err(|e| store.io("cannot write an artifact", e))?;
-        file.sync_all()
-            .await
+            .map_err(|e| ArtifactError::Invalid(format!("the artifact sync panicked: {e}")))?
             .map_err(|e| store.io("cannot sync an artifact to disk", e))?;
-        drop(file);
         let tmp = self.tmp.clone().unwrap_or_default();
-        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let sha256 = hex::encode(hasher.finalize());
         let now = OffsetDateTime::now_utc();
         let created = now.format(&Rfc3339).unwrap_or_default();
 

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    Trap,
+};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -21,6 +24,9 @@ pub use manifest::Manifest;
 use crate::caps::{CallCtx, PluginHostPre, StoreState};
 use crate::tool::{Annotations, ToolSpec};
 
+/// Plugin instances alive at once (calls in flight, across plugins): one beyond fails with an
+/// error rather than waiting, so this is set far above any client's concurrency.
+const POOL_INSTANCES: u32 = 1000;
 /// How often the epoch advances; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(5);
 
@@ -102,6 +108,19 @@ impl Runtime {
     pub fn new(cache_dir: std::path::PathBuf) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
+        // Every call gets a fresh instance. From a pool of preallocated slots that costs a few
+        // microseconds; mapping and unmapping 4 GiB of address space per call cost ~150 µs and
+        // cross-core TLB shootdowns (BENCHMARKS.md). The per-plugin `memory_mib` cap is still
+        // enforced by the store's limiter.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .total_memories(POOL_INSTANCES)
+            .total_tables(POOL_INSTANCES * 4)
+            .total_stacks(POOL_INSTANCES)
+            .max_tables_per_module(4)
+            .max_memories_per_module(2);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)
             .map_err(anyhow::Error::from)
             .context("creating the wasm engine")?;
