@@ -857,7 +857,7 @@ async fn cancel_stops_the_whole_remote_process_group() {
 
 #[tokio::test]
 async fn jobs_failure_paths_are_clear() {
-    let s = setup();
+    let mut s = setup();
     let mcp = s.home.mcp().await;
     let (err, out) = mcp
         .call("ssh", json!({"action": "exec_detached", "target": "plain"}))
@@ -906,6 +906,28 @@ async fn jobs_failure_paths_are_clear() {
     assert!(!err, "{st}");
     assert_eq!(st["state"], "lost", "{st}");
     assert!(text(&st, "/hint").contains("killed outside infra"), "{st}");
+
+    // An unreachable target: `list` still answers, with the last known state and why.
+    let marker = format!("sleep {}", 920_000 + std::process::id() % 10_000);
+    let out = detach(&s, &mcp, &marker, json!({})).await;
+    let id2 = text(&out, "/job/id").to_string();
+    s.sshd.kill_all();
+    let (err, list) = jobs(&mcp, json!({"action": "list"})).await;
+    assert!(!err, "{list}");
+    let item = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id2.as_str())
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(item["state"], "running", "{item}");
+    assert!(item["probe_error"].is_string(), "{item}");
+    // Back again: the job kept running without sshd, and cancel reaches it.
+    s.sshd.restart();
+    let (err, c) = jobs(&mcp, json!({"action": "cancel", "id": id2})).await;
+    assert!(!err, "{c}");
+    assert_eq!(c["state"], "cancelled", "{c}");
+    assert!(processes_matching(&marker).is_empty());
 
     // Narrowing the policy narrows `jobs` too: it acts under the starting plugin's grants.
     s.home.policy(

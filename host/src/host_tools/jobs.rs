@@ -134,6 +134,8 @@ pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, 
 async fn list(router: &Router, args: &Args, host: &HostCall) -> Result<Value, Failure> {
     let limit = args.limit.unwrap_or(20).max(1);
     let mut items = Vec::new();
+    // One unreachable target costs one probe's timeout, not one per job on it.
+    let mut unreachable: std::collections::HashMap<(String, String), String> = Default::default();
     for mut job in router
         .shared()
         .jobs
@@ -144,12 +146,17 @@ async fn list(router: &Router, args: &Args, host: &HostCall) -> Result<Value, Fa
     {
         let mut item = if job.state.is_final() {
             view(&job, None)
+        } else if let Some(why) = unreachable.get(&(job.plugin.clone(), job.target.clone())) {
+            let mut v = view(&job, None);
+            v["probe_error"] = json!(why);
+            v
         } else {
             // A target that cannot be reached leaves its jobs listed with the last known state.
             let call = host.ctx(router, &job.plugin);
             match refresh(&call, &mut job).await {
                 Ok(p) => view(&job, Some(&p)),
                 Err(e) => {
+                    unreachable.insert((job.plugin.clone(), job.target.clone()), e.message.clone());
                     let mut v = view(&job, None);
                     v["probe_error"] = json!(e.message);
                     v
