@@ -5,29 +5,12 @@
 use std::process::{Command, ExitCode};
 
 use infra_tests::pg::PgServer;
-use infra_tests::sshd::{Sshd, unique};
-use serde_json::json;
+use infra_tests::sshd::Sshd;
 
 fn main() -> ExitCode {
     let sshd = Sshd::start();
     let pg = PgServer::start();
-    let password = unique("demo-pg-password");
-    pg.create_db("demo", &password);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let pw_file = dir.path().join("pg-password");
-    std::fs::write(&pw_file, &password).expect("write the password file");
-    std::fs::write(
-        dir.path().join("targets.json"),
-        json!({"demo-ssh": sshd.target(false, None)}).to_string(),
-    )
-    .expect("write targets.json");
-    std::fs::write(
-        dir.path().join("profiles.json"),
-        json!({"demo-pg": {"type": "postgres", "host": "127.0.0.1", "port": pg.port,
-            "user": "demo", "database": "demo", "password": format!("file:{}", pw_file.display())}})
-        .to_string(),
-    )
-    .expect("write profiles.json");
+    let dir = infra_tests::demo::servers_dir(&sshd, &pg);
     println!(
         "demo servers: OpenSSH sshd on 127.0.0.1:{}, PostgreSQL on 127.0.0.1:{} (temporary)",
         sshd.port, pg.port

@@ -1,6 +1,7 @@
 //! Test support for the integration tests in `tests/`: locating the real `infra` binary, a
 //! throw-away state directory, one-shot calls and an MCP client over stdio.
 
+pub mod demo;
 pub mod pg;
 pub mod progress;
 pub mod sshd;

@@ -166,3 +166,119 @@ async fn a_cancelled_call_is_stopped_and_audited() {
     );
     client.cancel().await.unwrap();
 }
+
+/// The ssh, psql and jobs tools are listed with the annotations an agent relies on, and `help`
+/// shows every action of each, or one action's own fields.
+#[tokio::test]
+async fn ssh_psql_and_jobs_are_listed_and_help_covers_each_action() {
+    let home = Home::new();
+    let (client, _) = connect(&home, Era::Initialize).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let find = |name: &str| {
+        tools
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} missing from tools/list"))
+    };
+    for name in ["ssh", "psql"] {
+        let a = find(name).annotations.clone().unwrap();
+        assert_eq!(a.destructive_hint, Some(true), "{name}: {a:?}");
+        assert_eq!(a.open_world_hint, Some(true), "{name}: {a:?}");
+    }
+    find("jobs");
+    let help = |args: Value| {
+        let p =
+            CallToolRequestParams::new("help").with_arguments(args.as_object().unwrap().clone());
+        let c = &client;
+        async move {
+            let r = c.call_tool(p).await.unwrap();
+            (r.is_error, r.structured_content.unwrap())
+        }
+    };
+    let every = [
+        (
+            "ssh",
+            &[
+                "exec",
+                "batch",
+                "system_info",
+                "check_host",
+                "sftp_list",
+                "sftp_stat",
+                "sftp_download",
+                "sftp_upload",
+                "deploy_file",
+                "exec_detached",
+                "containers",
+                "container_logs",
+                "metrics",
+                "disk_health",
+                "logs",
+            ][..],
+        ),
+        (
+            "psql",
+            &[
+                "query",
+                "batch",
+                "transaction",
+                "select",
+                "insert",
+                "update",
+                "delete",
+                "count",
+                "exists",
+                "export",
+                "tables",
+                "columns",
+                "database_info",
+                "explain",
+            ][..],
+        ),
+        ("jobs", &["list", "status", "wait", "logs", "cancel"][..]),
+    ];
+    for (tool, actions) in every {
+        let (_, out) = help(json!({"tool": tool})).await;
+        let listed: Vec<&str> = out["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        for a in actions {
+            assert!(
+                listed.contains(a),
+                "help {tool}: {a} missing from {listed:?}"
+            );
+        }
+    }
+    // One action: its own description and fields, not the other actions' fields.
+    let (err, out) = help(json!({"tool": "ssh", "action": "logs"})).await;
+    assert_eq!(err, Some(false), "{out}");
+    let fields = out["input_schema"]["properties"].as_object().unwrap();
+    for f in ["target", "unit", "priority", "lines"] {
+        assert!(fields.contains_key(f), "logs takes {f}: {out}");
+    }
+    for f in ["command", "stdin", "content", "restart_command"] {
+        assert!(!fields.contains_key(f), "logs does not take {f}: {out}");
+    }
+    assert!(
+        out["description"].as_str().unwrap().contains("journal"),
+        "{out}"
+    );
+    let (_, out) = help(json!({"tool": "psql", "action": "delete"})).await;
+    let fields = out["input_schema"]["properties"].as_object().unwrap();
+    for f in ["table", "where", "all_rows", "returning"] {
+        assert!(fields.contains_key(f), "delete takes {f}: {out}");
+    }
+    for f in ["values", "set", "format", "analyze"] {
+        assert!(!fields.contains_key(f), "delete does not take {f}: {out}");
+    }
+    let (err, out) = help(json!({"tool": "psql", "action": "drop"})).await;
+    assert_eq!(err, Some(true), "{out}");
+    assert!(
+        out["error"]["message"].as_str().unwrap().contains("delete"),
+        "{out}"
+    );
+    client.cancel().await.unwrap();
+}

@@ -197,6 +197,19 @@ async fn batch_stops_at_the_first_failure_unless_told_to_go_on() {
         .await;
     assert_eq!(out["results"].as_array().unwrap().len(), 3, "{out}");
     assert_eq!(text(&out, "/results/2/stdout"), "c\n");
+    // A command that times out mid-batch keeps the results before it and stops the batch.
+    let (err, out) = mcp
+        .call("ssh", json!({"action": "batch", "target": "plain", "commands": ["echo a", "sleep 30", "echo c"], "timeout_ms": 4000}))
+        .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["results"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(text(&out, "/results/0/stdout"), "a\n");
+    assert!(
+        text(&out, "/results/1/error").starts_with("timeout:"),
+        "{out}"
+    );
+    assert_eq!(out["failed"], 1);
+    assert_eq!(out["skipped"], 1);
     mcp.close().await;
 }
 
@@ -270,6 +283,21 @@ async fn a_wrong_or_changed_host_key_is_refused_with_both_fingerprints() {
     );
     assert!(msg.contains("known_hosts.json"), "{msg}");
     mcp.close().await;
+
+    // A damaged record is not an empty one: refused, and the file is left as it was.
+    let damaged = format!("{{\"{endpoint}\": \"{wrong}\", ");
+    std::fs::write(&known, &damaged).unwrap();
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(&mcp, "tofu", json!({"command": "echo should-not-run"})).await;
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(
+        msg.contains("known_hosts.json") && msg.contains("not valid JSON"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), damaged);
+    assert_eq!(s.sshd.accepted(), 1, "only the first tofu call logged in");
+    mcp.close().await;
 }
 
 #[tokio::test]
@@ -342,6 +370,57 @@ async fn a_policy_without_the_target_denies_it() {
     );
     assert_eq!(s.sshd.accepted(), 0);
     mcp.close().await;
+}
+
+/// `[plugin.ssh.artifacts]` is enforced like every other grant: without it nothing is stored
+/// or read as an artifact, and output past the cap is still capped and marked truncated.
+#[tokio::test]
+async fn without_the_artifacts_grant_nothing_is_stored_or_read() {
+    let s = setup();
+    s.home
+        .policy("[plugin.ssh.ssh]\ntargets = [\"*\"]\n[plugin.ssh.log]\n");
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "head -c 5000 /dev/zero | tr '\\0' x", "max_output": 100}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(text(&out, "/command/stdout").len(), 100, "{out}");
+    assert_eq!(out["command"]["stdout_truncated"], true, "{out}");
+    assert!(out["command"].get("stdout_artifact").is_none(), "{out}");
+    let file = s.sshd.dir().join("authorized_keys");
+    let (err, out) = mcp
+        .call(
+            "ssh",
+            json!({"action": "sftp_download", "target": "plain", "path": file}),
+        )
+        .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    assert!(
+        text(&out, "/error/message").contains("[plugin.ssh.artifacts]"),
+        "{out}"
+    );
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "cat", "stdin_artifact": "artifact://0123456789abcdef0123456789abcdef"}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    mcp.close().await;
+    // Each refusal is in the audit log as a denied capability use.
+    let audit = std::fs::read_to_string(s.home.path().join("audit.jsonl")).unwrap();
+    let denials = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .flat_map(|r| r["events"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["cap"] == "artifacts" && e["decision"] == "deny")
+        .count();
+    assert_eq!(denials, 3, "{audit}");
 }
 
 #[tokio::test]

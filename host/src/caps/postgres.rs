@@ -2,10 +2,13 @@
 //! `profiles.json`, checked against `[plugin.<name>.postgres]`.
 //!
 //! - **Pools.** One pool of at most [`POOL_SIZE`] connections per profile, kept in [`Pools`] for
-//!   the life of the server and shared by every call. A connection goes back to the pool after
-//!   each call and is cleaned before reuse (`RecyclingMethod::Clean`: `RESET ALL`, `DISCARD
-//!   TEMP`, … — no session state leaks from one call to the next) and verified by that round
-//!   trip, so a pool whose server restarted drops the dead connections and opens new ones.
+//!   the life of the server and shared by every call. After each call, off the caller's path, the
+//!   connection's session is reset ([`RESET_SESSION`]: `ROLLBACK`, `RESET ALL`, `DISCARD TEMP`, …
+//!   — no session state leaks from one call to the next, whichever plugin makes it) and only
+//!   then goes back to the pool; a connection whose reset fails, or whose call was abandoned or
+//!   timed out, is closed instead. Checkout only checks that the connection is still open
+//!   (`RecyclingMethod::Fast`), so a pool whose server restarted drops the dead connections and
+//!   opens new ones, without a round trip per call.
 //!   The password is read from its reference when a call uses the profile; a changed password
 //!   (or host, port, user, database) replaces the pool.
 //! - **Parameters** arrive as a JSON array and are bound with the types the server infers for
@@ -64,6 +67,40 @@ const COUNT_PAST_CAP: i32 = 10_000;
 const COPY_BATCH: usize = 256 * 1024;
 /// The host waits this long past the statement timeout for the server's own cancel.
 const GRACE: Duration = Duration::from_secs(2);
+/// Run on a connection after each call, before it goes back to the pool: what deadpool's
+/// `RecyclingMethod::Clean` runs at checkout, plus a `ROLLBACK` for a transaction a statement
+/// such as `BEGIN` left open. Running it after the call keeps it off the next caller's path.
+pub const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; \
+RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+
+/// A pooled connection lent to one call. Dropped without [`Lease::release`] (the call was
+/// abandoned or failed at the connection), it is closed rather than returned in an unknown state.
+struct Lease(Option<Object>);
+
+impl Lease {
+    /// Resets the session on a task of its own, then returns the connection to the pool.
+    fn release(mut self) {
+        let Some(client) = self.0.take() else { return };
+        tokio::spawn(async move {
+            match tokio::time::timeout(CONNECT_TIMEOUT, client.batch_execute(RESET_SESSION)).await {
+                Ok(Ok(())) => drop(client),
+                Ok(Err(e)) => {
+                    tracing::debug!("postgres: closing a connection whose reset failed: {e}");
+                    drop(Object::take(client));
+                }
+                Err(_) => drop(Object::take(client)),
+            }
+        });
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
+}
 
 /// Postgres connection pools, one per profile.
 #[derive(Default)]
@@ -107,7 +144,7 @@ impl Pools {
             cfg,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Clean,
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
@@ -314,12 +351,18 @@ impl CallCtx {
                     t.label
                 ))));
             }
-            Ok(Ok(c)) => c,
+            Ok(Ok(c)) => Lease(Some(c)),
         };
-        match tokio::time::timeout_at(deadline, work(&mut client)).await {
-            Ok(r) => r,
+        let Some(conn) = client.0.as_mut() else {
+            unreachable!("a new lease holds its connection")
+        };
+        match tokio::time::timeout_at(deadline, work(conn)).await {
+            Ok(r) => {
+                client.release();
+                r
+            }
             Err(_) => {
-                drop(Object::take(client));
+                drop(client);
                 Err(cap(CapError::Timeout(format!(
                     "the statement on {} ran past {budget_ms} ms; the connection was closed — raise timeout_ms",
                     t.label
@@ -1052,15 +1095,18 @@ impl CallCtx {
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
                     let err = |e: tokio_postgres::Error| pg_err(&e, &label, 0);
-                    let st = client.prepare(&sql).await.map_err(err)?;
+                    // One round trip for both: the prepare's errors come first (they point into
+                    // the caller's SQL). The session-level timeout covers whatever runs next
+                    // and is reset with the session after the call.
+                    let set_timeout = format!("SET statement_timeout = {ms}");
+                    let (st, ()) = futures::try_join!(
+                        async { client.prepare(&sql).await.map_err(err) },
+                        async { client.batch_execute(&set_timeout).await.map_err(err) },
+                    )?;
                     let params = bind_params(&st, &values)?;
                     if st.columns().is_empty() && !read_only {
                         // A command runs on its own, outside a transaction block, so that
                         // VACUUM, CREATE DATABASE, CREATE INDEX CONCURRENTLY work too.
-                        client
-                            .batch_execute(&format!("SET statement_timeout = {ms}"))
-                            .await
-                            .map_err(err)?;
                         let refs: Vec<&(dyn ToSql + Sync)> =
                             params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
                         let n = client.execute(&st, &refs).await.map_err(err)?;
@@ -1076,9 +1122,6 @@ impl CallCtx {
                         .build_transaction()
                         .read_only(read_only)
                         .start()
-                        .await
-                        .map_err(err)?;
-                    tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
                         .await
                         .map_err(err)?;
                     let rows = run_in_tx(&tx, &st, &params, max_rows, &label).await?;

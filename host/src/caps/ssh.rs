@@ -62,6 +62,7 @@ impl CallCtx {
         match src {
             StdinSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
             StdinSource::Artifact(uri) => {
+                self.require("artifacts", &uri).map_err(CapError::Denied)?;
                 let (file, _) = self
                     .shared
                     .artifacts

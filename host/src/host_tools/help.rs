@@ -19,7 +19,7 @@ pub struct Args {
     pub query: Option<String>,
     /// A tool whose exact schema to show.
     pub tool: Option<String>,
-    /// With `tool`: only the fields that apply to this action.
+    /// With `tool`: that action's description and only the fields that apply to it.
     pub action: Option<String>,
 }
 
@@ -60,6 +60,76 @@ fn actions(schema: &Value) -> Vec<String> {
     found
 }
 
+/// The `action` field's schema, with a `$ref` followed.
+fn action_field(schema: &Value) -> &Value {
+    let field = &schema["properties"]["action"];
+    match field["$ref"].as_str() {
+        Some(r) => &schema["$defs"][r.rsplit('/').next().unwrap_or_default()],
+        None => field,
+    }
+}
+
+/// The doc line of one action, when the schema has one.
+fn action_doc(schema: &Value, action: &str) -> Option<String> {
+    action_field(schema)["oneOf"]
+        .as_array()?
+        .iter()
+        .find(|b| b["const"].as_str() == Some(action) || b["enum"][0].as_str() == Some(action))
+        .and_then(|b| b["description"].as_str().map(String::from))
+}
+
+/// Whether a field documented as `` `a`/`b`: … `` applies to `action`. Plugin fields follow that
+/// convention (the names before the first colon, `sftp_*` globs allowed); a field whose
+/// description names no action before a colon applies to every action.
+fn applies(description: &str, action: &str, all: &[String]) -> bool {
+    let Some((prefix, _)) = description.split_once(':') else {
+        return true;
+    };
+    let matches = |pattern: &str, a: &str| match pattern.strip_suffix('*') {
+        Some(stem) => a.starts_with(stem),
+        None => pattern == a,
+    };
+    let named: Vec<&str> = prefix
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|p| all.iter().any(|a| matches(p, a)))
+        .collect();
+    named.is_empty() || named.iter().any(|p| matches(p, action))
+}
+
+/// `schema` narrowed to the fields that apply to `action`: the matching branch of a tagged
+/// `oneOf`, or the properties of a flat schema whose descriptions name their actions.
+fn for_action(schema: &Value, action: &str, all: &[String]) -> Value {
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let tag = |b: &Value| {
+            let f = &b["properties"]["action"];
+            f["const"].as_str() == Some(action) || f["enum"][0].as_str() == Some(action)
+        };
+        if let Some(b) = branches.iter().find(|b| tag(b)) {
+            return b.clone();
+        }
+    }
+    let mut narrowed = schema.clone();
+    let Some(props) = schema["properties"].as_object() else {
+        return narrowed;
+    };
+    let kept: serde_json::Map<String, Value> = props
+        .iter()
+        .filter(|(name, field)| {
+            name.as_str() == "action"
+                || applies(field["description"].as_str().unwrap_or(""), action, all)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(req) = narrowed["required"].as_array_mut() {
+        req.retain(|r| r.as_str().is_some_and(|r| kept.contains_key(r)));
+    }
+    narrowed["properties"] = Value::Object(kept);
+    narrowed["properties"]["action"] = json!({"const": action});
+    narrowed
+}
+
 pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
     let tools = router.tools();
     if let Some(name) = &args.tool {
@@ -82,6 +152,14 @@ pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
                     acts.join(", ")
                 ),
             ));
+        }
+        if let Some(a) = &args.action {
+            return Ok(json!({
+                "name": t.name, "action": a, "description": action_doc(&t.input_schema, a),
+                "input_schema": for_action(&t.input_schema, a, &acts),
+                "annotations": t.annotations, "plugin": t.plugin,
+                "hint": format!("call {} with {{\"action\": \"{a}\", …}} and the fields above; help with only {{\"tool\": \"{}\"}} shows every field", t.name, t.name),
+            }));
         }
         return Ok(json!({
             "name": t.name, "title": t.title, "description": t.description,
@@ -123,4 +201,73 @@ pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
         "tools": matches,
         "hint": "call help with {\"tool\": NAME} for the exact input schema; every tool also takes timeout_ms and trace_id",
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acts() -> Vec<String> {
+        [
+            "exec",
+            "batch",
+            "sftp_list",
+            "sftp_upload",
+            "deploy_file",
+            "logs",
+            "container_logs",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    #[test]
+    fn a_field_applies_to_the_actions_its_description_names() {
+        let all = acts();
+        assert!(applies(
+            "`exec`/`batch`: standard input as text.",
+            "batch",
+            &all
+        ));
+        assert!(!applies(
+            "`exec`/`batch`: standard input as text.",
+            "logs",
+            &all
+        ));
+        assert!(applies(
+            "`sftp_*`/`deploy_file`: the remote path.",
+            "sftp_list",
+            &all
+        ));
+        assert!(!applies(
+            "`sftp_*`/`deploy_file`: the remote path.",
+            "exec",
+            &all
+        ));
+        assert!(applies("`container_logs`, `logs`: lines.", "logs", &all));
+        // No action named before a colon: every action.
+        assert!(applies("Name of a `targets.json` entry.", "logs", &all));
+        assert!(applies("Filter: `{\"col\": value}`", "exec", &all));
+        assert!(applies("`mode` as permission bits.", "exec", &all));
+    }
+
+    #[test]
+    fn a_flat_schema_is_narrowed_to_one_action() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": ["exec", "logs"]},
+                "target": {"type": "string", "description": "Name of a target."},
+                "command": {"type": "string", "description": "`exec`: the command line."},
+                "unit": {"type": "string", "description": "`logs`: the systemd unit."},
+            },
+            "required": ["action", "target", "command"],
+        });
+        let all = ["exec".to_string(), "logs".to_string()];
+        let n = for_action(&schema, "logs", &all);
+        let keys: Vec<&String> = n["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["action", "target", "unit"]);
+        assert_eq!(n["required"], json!(["action", "target"]));
+        assert_eq!(n["properties"]["action"], json!({"const": "logs"}));
+    }
 }

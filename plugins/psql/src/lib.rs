@@ -516,5 +516,5 @@ fn returning_mode(args: &PsqlArgs) -> Mode {
 }
 
 infra_sdk::plugin!(tools: [
-    Tool::new("psql", "PostgreSQL", DESCRIPTION, run).open_world(),
+    Tool::new("psql", "PostgreSQL", DESCRIPTION, run).open_world().destructive(),
 ]);

@@ -125,7 +125,19 @@ fn run(args: SshArgs, ctx: &Ctx) -> Result<SshOutput, ToolError> {
             let mut results = Vec::new();
             let mut failed = 0;
             for c in commands {
-                let r = exec(&args, ctx, c, args.stdin()?)?;
+                let r = match exec(&args, ctx, c, args.stdin()?) {
+                    Ok(r) => r,
+                    // A refusal before anything ran is the whole call's answer…
+                    Err(e)
+                        if results.is_empty()
+                            && matches!(e.kind, "denied" | "not-found" | "invalid") =>
+                    {
+                        return Err(e);
+                    }
+                    // …but a timeout or lost connection mid-batch must not discard the results
+                    // of the commands that already ran.
+                    Err(e) => CommandOutput::failed(c, &e),
+                };
                 let ok = r.exit_code == Some(0);
                 results.push(r);
                 if !ok {

@@ -29,6 +29,9 @@ pub struct CommandOutput {
     pub stderr_artifact: Option<Artifact>,
     /// Milliseconds the command ran.
     pub elapsed_ms: u64,
+    /// `batch`: why the command has no outcome (timed out, connection lost), when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl CommandOutput {
@@ -45,6 +48,24 @@ impl CommandOutput {
             stdout_artifact: r.stdout_artifact.map(Into::into),
             stderr_artifact: r.stderr_artifact.map(Into::into),
             elapsed_ms: r.duration_ms,
+            error: None,
+        }
+    }
+
+    /// A command the host could not see to the end: `error` says why.
+    pub fn failed(command: &str, error: &ToolError) -> Self {
+        Self {
+            command: command.to_string(),
+            exit_code: None,
+            signal: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            stdout_artifact: None,
+            stderr_artifact: None,
+            elapsed_ms: 0,
+            error: Some(format!("{}: {}", error.kind, error.message)),
         }
     }
 }

@@ -70,6 +70,8 @@ struct Sink {
     /// Bytes before the marker line has been seen (only for the stream that carries it).
     prelude: Option<Vec<u8>>,
     pid: Option<u32>,
+    /// Output past `max` was dropped: the plugin has no artifacts grant to spill it to.
+    dropped: bool,
 }
 
 impl Sink {
@@ -82,6 +84,7 @@ impl Sink {
             scrubber: StreamScrubber::new(&call.shared.redactor),
             prelude: carries_mark.then(Vec::new),
             pid: None,
+            dropped: false,
         }
     }
 
@@ -134,6 +137,22 @@ impl Sink {
             self.inline.extend_from_slice(clean);
             return Ok(());
         }
+        if self.dropped {
+            return Ok(());
+        }
+        if call
+            .require(
+                "artifacts",
+                &format!("full {} of an ssh command", self.name),
+            )
+            .is_err()
+        {
+            // Without the grant the output is still capped and marked truncated; the denial is
+            // recorded in the call's audit events.
+            self.inline.extend_from_slice(&clean[..room]);
+            self.dropped = true;
+            return Ok(());
+        }
         let meta = ArtifactMeta {
             media_type: "text/plain".into(),
             tool: call.tool.clone(),
@@ -160,7 +179,7 @@ impl Sink {
         let rest = self.scrubber.clone().finish();
         self.keep(call, &rest).await?;
         match self.writer.take() {
-            None => Ok((self.inline, false, None)),
+            None => Ok((self.inline, self.dropped, None)),
             Some(w) => {
                 let info = w.finish().await.map_err(failed)?;
                 Ok((
@@ -253,7 +272,12 @@ pub async fn run(
         ))
     };
 
-    let channel = conn.channel_open_session().await.map_err(ExecError::Open)?;
+    // A connection that black-holes (no RST, no answer) must not hold the call until keepalive
+    // gives up: an open that takes past the deadline counts as a dead connection.
+    let channel = match tokio::time::timeout_at(deadline, conn.channel_open_session()).await {
+        Ok(r) => r.map_err(ExecError::Open)?,
+        Err(_) => return Err(ExecError::Open(russh::Error::ConnectionTimeout)),
+    };
     if req.pty {
         channel
             .request_pty(false, "xterm", 200, 50, 0, 0, &[])
@@ -310,17 +334,19 @@ pub async fn run(
                 }
                 stdin_task.abort();
                 break Err(CapError::Timeout(format!(
-                    "the command on target '{}' was still running after {timeout_ms} ms{} and was killed{}; raise timeout_ms if it needs longer",
+                    "the command on target '{}' was still running after {timeout_ms} ms{} and {}; raise timeout_ms if it needs longer",
                     req.target,
                     if u64::from(req.timeout_ms) > budget {
                         format!(" (the call's timeout less {KILL_MARGIN_MS} ms kept to stop it)")
                     } else {
                         String::new()
                     },
-                    guard
-                        .pid
-                        .map(|p| format!(" (process group {p}, TERM then KILL)"))
-                        .unwrap_or_default()
+                    match guard.pid {
+                        Some(p) => format!("was killed (process group {p}, TERM then KILL)"),
+                        // The shell never reported its pid (it had not even started): the
+                        // channel is closed, but nothing can be said about the process.
+                        None => "its process id never arrived, so it could not be killed; the channel was closed — check the target for a leftover process".to_string(),
+                    }
                 )));
             }
             Ok(m) => m,

@@ -156,7 +156,10 @@ impl Pool {
                                 String::new()
                             }
                         )),
-                        _ => CapError::Failed(format!(
+                        Some(Seen::Unrecorded(why)) => CapError::Failed(format!(
+                            "target '{name}' ({endpoint}) uses host_key \"tofu\", and its record cannot be checked: {why}"
+                        )),
+                        None => CapError::Failed(format!(
                             "cannot connect to target '{name}' ({endpoint}): {e}"
                         )),
                     }
@@ -264,7 +267,12 @@ fn load_key(
 
 /// What the host-key check saw.
 enum Seen {
-    Mismatch { expected: String, actual: String },
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
+    /// `known_hosts.json` could not be read, parsed or written.
+    Unrecorded(String),
 }
 
 /// The russh client handler: checks the server's host key.
@@ -288,12 +296,19 @@ fn fingerprint(key: &PublicKeyOrCertificate) -> String {
 static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
 
 /// Checks `actual` against the TOFU record of `endpoint`, recording it when there is none.
-fn tofu(path: &PathBuf, endpoint: &str, actual: &str) -> Result<Option<String>, std::io::Error> {
+/// A file that cannot be read or parsed is an error, never an empty record: treating it as empty
+/// would trust whatever key the server presents next.
+fn tofu(path: &PathBuf, endpoint: &str, actual: &str) -> Result<Option<String>, String> {
     let _lock = KNOWN_HOSTS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let mut known: BTreeMap<String, String> = match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str(&t).unwrap_or_default(),
+        Ok(t) => serde_json::from_str(&t).map_err(|e| {
+            format!(
+                "{} is not valid JSON ({e}); it records the trusted host keys of \"tofu\" targets, so infra will not guess: fix or restore it (an object of \"host:port\": \"SHA256:…\"), or delete it to trust the next key seen for every tofu target",
+                path.display()
+            )
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => return Err(e),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     if let Some(expected) = known.get(endpoint) {
         return Ok((expected != actual).then(|| expected.clone()));
@@ -301,8 +316,14 @@ fn tofu(path: &PathBuf, endpoint: &str, actual: &str) -> Result<Option<String>, 
     known.insert(endpoint.to_string(), actual.to_string());
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(&known).unwrap_or_default();
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, path)?;
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            format!(
+                "cannot record the host key of {endpoint} in {}: {e}",
+                path.display()
+            )
+        })?;
     Ok(None)
 }
 
@@ -319,10 +340,8 @@ impl client::Handler for Client {
             HostKeyTrust::Tofu => match tofu(&self.known_hosts, &self.endpoint, &actual) {
                 Ok(e) => e,
                 Err(e) => {
-                    tracing::warn!(
-                        "cannot record the host key in {}: {e}",
-                        self.known_hosts.display()
-                    );
+                    *self.seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Seen::Unrecorded(e));
                     return Ok(false);
                 }
             },

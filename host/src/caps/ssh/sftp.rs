@@ -17,24 +17,48 @@ use crate::redact::StreamScrubber;
 /// Opens an SFTP session on the target's pooled connection (reconnecting once if it is stale).
 async fn session(call: &CallCtx, target: &str) -> Result<SftpSession, CapError> {
     let mut conn = call.ssh_conn(target).await?;
-    let channel = match conn.channel_open_session().await {
-        Ok(c) => c,
-        Err(_) => {
+    // Each step may hang on a connection that black-holes: all of them together get the
+    // call's remaining time, and a connection that did not answer is not kept for the next call.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
+    let timed_out = |step: &str| {
+        CapError::Timeout(format!(
+            "{step} on target '{target}' did not answer before the deadline; the connection was dropped and the next call reconnects"
+        ))
+    };
+    let channel = match tokio::time::timeout_at(deadline, conn.channel_open_session()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(_)) => {
             call.shared.ssh.discard(target, &conn).await;
             conn = call.ssh_conn(target).await?;
-            conn.channel_open_session().await.map_err(|e| {
-                CapError::Failed(format!("cannot open a session on target '{target}': {e}"))
-            })?
+            tokio::time::timeout_at(deadline, conn.channel_open_session())
+                .await
+                .map_err(|_| timed_out("opening a session"))?
+                .map_err(|e| {
+                    CapError::Failed(format!("cannot open a session on target '{target}': {e}"))
+                })?
+        }
+        Err(_) => {
+            call.shared.ssh.discard(target, &conn).await;
+            return Err(timed_out("opening a session"));
         }
     };
-    channel.request_subsystem(true, "sftp").await.map_err(|e| {
-        CapError::Failed(format!("target '{target}' refused the sftp subsystem: {e}"))
-    })?;
-    let sftp = SftpSession::new(channel.into_stream()).await.map_err(|e| {
-        CapError::Failed(format!(
-            "cannot start SFTP on target '{target}': {e}; is the sftp subsystem enabled in its sshd_config?"
-        ))
-    })?;
+    let start = async {
+        channel.request_subsystem(true, "sftp").await.map_err(|e| {
+            CapError::Failed(format!("target '{target}' refused the sftp subsystem: {e}"))
+        })?;
+        SftpSession::new(channel.into_stream()).await.map_err(|e| {
+            CapError::Failed(format!(
+                "cannot start SFTP on target '{target}': {e}; is the sftp subsystem enabled in its sshd_config?"
+            ))
+        })
+    };
+    let sftp = match tokio::time::timeout_at(deadline, start).await {
+        Ok(r) => r?,
+        Err(_) => {
+            call.shared.ssh.discard(target, &conn).await;
+            return Err(timed_out("starting SFTP"));
+        }
+    };
     sftp.set_timeout((call.remaining_ms() / 1000).max(1));
     Ok(sftp)
 }
@@ -126,6 +150,8 @@ pub async fn read(
     max_bytes: u64,
 ) -> Result<ArtifactRef, CapError> {
     let started = Instant::now();
+    call.require("artifacts", &format!("sftp read {path}"))
+        .map_err(CapError::Denied)?;
     let sftp = session(call, target).await?;
     let meta = sftp
         .metadata(path)
@@ -263,6 +289,11 @@ pub async fn write(
             SftpError::Status(ref s) if !overwrite && s.status_code == StatusCode::Failure => {
                 CapError::Failed(format!(
                     "{path} already exists on target '{target}'; set overwrite: true to replace it"
+                ))
+            }
+            SftpError::Status(ref s) if !mkdirs && s.status_code == StatusCode::NoSuchFile => {
+                CapError::NotFound(format!(
+                    "the directory of {path} does not exist on target '{target}'; set mkdirs: true to create it"
                 ))
             }
             e => err(target, path, "writing", e),
