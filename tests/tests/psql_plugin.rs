@@ -455,6 +455,157 @@ async fn sql_errors_and_refusals_say_what_went_wrong() {
     mcp.close().await;
 }
 
+/// One call's session state (settings, temp tables, an open transaction) never reaches the next
+/// call on the same pooled connection: the host resets the session after every call.
+#[tokio::test]
+async fn session_state_does_not_leak_between_calls() {
+    let s = setup();
+    let mcp = serve(&s.home, &s.password, None).await;
+    // Calls that share a backend with `pid`: the pool may hand out another of its connections,
+    // so probe until one lands on the same backend.
+    async fn on_backend(mcp: &Mcp, pid: &Value, sql: &str) -> Value {
+        for _ in 0..40 {
+            let out = ok(
+                mcp,
+                json!({"action": "query", "profile": "db", "sql": sql, "mode": "row"}),
+            )
+            .await;
+            if out["row"]["pid"] == *pid {
+                return out["row"].clone();
+            }
+        }
+        panic!("no later call ran on backend {pid}");
+    }
+    let out = ok(
+        &mcp,
+        json!({"action": "transaction", "profile": "db", "statements": [
+            {"sql": "SELECT set_config('search_path', 'nowhere', false)"},
+            {"sql": "CREATE TEMP TABLE leak_probe (i int)"},
+            {"sql": "SELECT pg_backend_pid() AS pid", "mode": "value"},
+        ]}),
+    )
+    .await;
+    let pid = out["results"][2]["value"].clone();
+    assert!(pid.is_number(), "{out}");
+    let row = on_backend(
+        &mcp,
+        &pid,
+        "SELECT pg_backend_pid() AS pid, current_setting('search_path') AS sp, \
+        to_regclass('pg_temp.leak_probe')::text AS probe",
+    )
+    .await;
+    assert_eq!(row["sp"], "\"$user\", public", "{row}");
+    assert_eq!(row["probe"], Value::Null, "{row}");
+    // A transaction left open by a bare BEGIN is rolled back after the call, not inherited by
+    // the next one: seen from the server, no backend of the pool stays idle in a transaction.
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "mode": "command",
+        "sql": "BEGIN"}),
+    )
+    .await;
+    assert_eq!(out["ok"], true);
+    let open = || {
+        s.pg.psql(
+            "app",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'app' AND application_name = 'infra' \
+             AND state LIKE 'idle in transaction%'",
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while open() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a backend stayed idle in the transaction the call opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    mcp.close().await;
+}
+
+/// `batch` goes on past a failure when told to, `transaction` rolls back and names the failing
+/// statement with the server's position, a profile's own `read_only` forces read-only, and a
+/// result past the row cap reports `total` only while it could be counted.
+#[tokio::test]
+async fn batches_transactions_profiles_and_totals() {
+    let s = setup();
+    let mcp = serve(&s.home, &s.password, None).await;
+    ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "CREATE TABLE t (id int PRIMARY KEY)"}),
+    )
+    .await;
+    let out = ok(&mcp, json!({"action": "batch", "profile": "db", "stop_on_error": false, "statements": [
+        {"sql": "INSERT INTO t VALUES (1)"}, {"sql": "INSERT INTO t VALUES (1)"}, {"sql": "INSERT INTO t VALUES (2)"},
+    ]}))
+    .await;
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{out}");
+    assert_eq!(out["all_ok"], false, "{out}");
+    assert_eq!(results[1]["ok"], false, "{out}");
+    assert_eq!(results[1]["error"]["detail"]["sqlstate"], "23505", "{out}");
+    assert_eq!(results[2]["ok"], true, "{out}");
+
+    let out = fails(
+        &mcp,
+        json!({"action": "transaction", "profile": "db", "statements": [
+            {"sql": "INSERT INTO t VALUES (3)"}, {"sql": "SELECT * FROM t ORDER id"},
+        ]}),
+    )
+    .await;
+    assert!(msg(&out).contains("statement 2 of 2"), "{out}");
+    assert_eq!(out["error"]["detail"]["position"], 23, "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "t"}),
+    )
+    .await;
+    assert_eq!(out["value"], 2, "the transaction was rolled back: {out}");
+
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "max_rows": 10,
+        "sql": "SELECT generate_series(1, 5000) AS n"}),
+    )
+    .await;
+    assert_eq!(out["truncated"], true, "{out}");
+    assert_eq!(out["row_count"], 10, "{out}");
+    assert_eq!(out["total"], 5000, "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "max_rows": 10,
+        "sql": "SELECT generate_series(1, 50000) AS n"}),
+    )
+    .await;
+    assert_eq!(out["truncated"], true, "{out}");
+    assert!(
+        out.get("total").is_none_or(Value::is_null),
+        "past what is counted, total is unknown: {out}"
+    );
+    mcp.close().await;
+
+    // The profile says read_only: writes are refused whatever the call says.
+    s.home.profiles(&json!({
+        "db": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app",
+               "database": "app", "password": format!("env:{PW_VAR}"), "read_only": true},
+    }));
+    let mcp = serve(&s.home, &s.password, None).await;
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "read_only": false,
+        "sql": "INSERT INTO t VALUES (9)"}),
+    )
+    .await;
+    assert_eq!(out["error"]["detail"]["sqlstate"], "25006", "{out}");
+    let out = ok(
+        &mcp,
+        json!({"action": "count", "profile": "db", "table": "t"}),
+    )
+    .await;
+    assert_eq!(out["value"], 2, "{out}");
+    mcp.close().await;
+}
+
 #[tokio::test]
 async fn read_only_forced_by_policy_refuses_writes() {
     let s = setup();

@@ -160,6 +160,21 @@ async fn long_output_is_capped_inline_and_spilled_whole_to_an_artifact() {
         )
         .await;
     assert!(!err, "{out}");
+    assert!(out.to_string().contains("aaaaaaaaaa"), "{out}");
+    // stderr is capped and spilled the same way, independently of stdout.
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "head -c 50000 /dev/zero | tr '\\0' e >&2; echo short", "max_output": 1000}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let c = &out["command"];
+    assert_eq!(c["stdout"], "short\n", "{out}");
+    assert_eq!(c["stdout_truncated"], false, "{out}");
+    assert_eq!(c["stderr_truncated"], true, "{out}");
+    assert_eq!(c["stderr"].as_str().unwrap().len(), 1000, "{out}");
+    assert_eq!(c["stderr_artifact"]["size"], 50_000, "{out}");
     mcp.close().await;
 }
 
@@ -654,6 +669,41 @@ async fn sftp_upload_list_stat_download_and_deploy_file() {
         std::fs::read_to_string(&marker).unwrap(),
         "x\n",
         "restarted once"
+    );
+    // A failing restart: the file is in place (verified), the call fails and says which part.
+    let (err, out) = call(
+        json!({"action": "deploy_file", "target": "enc", "path": conf,
+        "content": "port = 81\n", "restart_command": "echo cannot-restart >&2; exit 3"}),
+    )
+    .await;
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(
+        msg.contains("restart command failed") && msg.contains("cannot-restart"),
+        "{out}"
+    );
+    assert_eq!(out["error"]["detail"]["changed"], true, "{out}");
+    assert_eq!(out["error"]["detail"]["restart"]["exit_code"], 3, "{out}");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "port = 81\n");
+    // A missing directory without mkdirs, and listing a path that is not there.
+    let (err, out) = call(json!({"action": "sftp_upload", "target": "enc",
+        "path": format!("{base}/no/such/dir/f"), "content": "x"}))
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+    assert!(
+        text(&out, "/error/message").contains("mkdirs: true"),
+        "{out}"
+    );
+    let (err, out) = call(
+        json!({"action": "sftp_list", "target": "enc", "path": format!("{base}/nothing-here")}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+    assert!(
+        text(&out, "/error/message").contains("does not exist"),
+        "{out}"
     );
     mcp.close().await;
 }
