@@ -671,6 +671,11 @@ async fn sftp_upload_list_stat_download_and_deploy_file() {
         "restarted once"
     );
     // A failing restart: the file is in place (verified), the call fails and says which part.
+    // The new content replaces the old by a rename, keeping the old file's mode.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
     let (err, out) = call(
         json!({"action": "deploy_file", "target": "enc", "path": conf,
         "content": "port = 81\n", "restart_command": "echo cannot-restart >&2; exit 3"}),
@@ -685,6 +690,20 @@ async fn sftp_upload_list_stat_download_and_deploy_file() {
     assert_eq!(out["error"]["detail"]["changed"], true, "{out}");
     assert_eq!(out["error"]["detail"]["restart"]["exit_code"], 3, "{out}");
     assert_eq!(std::fs::read_to_string(&conf).unwrap(), "port = 81\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640, "the deployed file keeps the old file's mode");
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(format!("{base}/app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "app.conf")
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary upload files left: {leftovers:?}"
+    );
     // A missing directory without mkdirs, and listing a path that is not there.
     let (err, out) = call(json!({"action": "sftp_upload", "target": "enc",
         "path": format!("{base}/no/such/dir/f"), "content": "x"}))

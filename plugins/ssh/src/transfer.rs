@@ -90,21 +90,7 @@ pub fn run(args: &SshArgs, ctx: &Ctx, o: &mut SshOutput) -> Result<(), ToolError
             let before = remote_sha256(t, ctx, path)?;
             let changed = before.as_deref() != Some(want.as_str());
             if changed {
-                ssh::sftp_write(
-                    t,
-                    path,
-                    &content,
-                    args.mode()?,
-                    args.mkdirs.unwrap_or(false),
-                    true,
-                )?;
-                let after = remote_sha256(t, ctx, path)?;
-                if after.as_deref() != Some(want.as_str()) {
-                    return Err(ToolError::failed(format!(
-                        "{path} on target '{t}' has sha256 {} after the upload, expected {want}; the file may be corrupt — deploy again",
-                        after.unwrap_or_else(|| "(missing)".into())
-                    )));
-                }
+                replace_verified(args, ctx, path, &content, &want, before.is_some())?;
                 if let Some(cmd) = &args.restart_command {
                     let r = crate::probe(t, ctx, cmd, crate::INLINE_MAX)?;
                     let out = CommandOutput::new(cmd, r);
@@ -126,6 +112,75 @@ pub fn run(args: &SshArgs, ctx: &Ctx, o: &mut SshOutput) -> Result<(), ToolError
             o.sha256 = Some(want);
         }
         _ => unreachable!("transfer::run is called for transfer actions"),
+    }
+    Ok(())
+}
+
+/// A temporary name beside `path` (same directory, so the final rename stays on one file system).
+fn temp_beside(path: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from WASI random: enough to keep concurrent deploys apart.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(path.as_bytes());
+    let tag = h.finish();
+    match path.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}.infra-{tag:016x}"),
+        None => format!(".{path}.infra-{tag:016x}"),
+    }
+}
+
+/// Uploads `content` next to `path`, checks its sha256 there, then renames it over `path`: the
+/// old file stays whole until the new one is verified, and readers never see a partial file.
+/// Without an explicit `mode`, an existing file keeps its permission bits.
+fn replace_verified(
+    args: &SshArgs,
+    ctx: &Ctx,
+    path: &str,
+    content: &StdinSource,
+    want: &str,
+    existed: bool,
+) -> Result<(), ToolError> {
+    let t = &args.target;
+    let mode = match args.mode()? {
+        Some(m) => Some(m),
+        None if existed => Some(ssh::sftp_stat(t, path)?.mode & 0o7777),
+        None => None,
+    };
+    let tmp = temp_beside(path);
+    let remove_tmp = || {
+        let _ = crate::probe(t, ctx, &format!("rm -f -- {}", sh_quote(&tmp)), 1024);
+    };
+    ssh::sftp_write(t, &tmp, content, mode, args.mkdirs.unwrap_or(false), false).map_err(|e| {
+        let e = ToolError::from(e);
+        if e.message.contains(&tmp) {
+            ToolError {
+                message: e.message.replace(&tmp, path),
+                ..e
+            }
+        } else {
+            e
+        }
+    })?;
+    let after = remote_sha256(t, ctx, &tmp)?;
+    if after.as_deref() != Some(want) {
+        remove_tmp();
+        return Err(ToolError::failed(format!(
+            "the upload of {path} to target '{t}' has sha256 {} there, expected {want}; {path} was left as it was — deploy again",
+            after.unwrap_or_else(|| "(missing)".into())
+        )));
+    }
+    let r = crate::probe(
+        t,
+        ctx,
+        &format!("mv -f -- {} {}", sh_quote(&tmp), sh_quote(path)),
+        4096,
+    )?;
+    if r.exit_code != Some(0) {
+        remove_tmp();
+        return Err(ToolError::failed(format!(
+            "cannot move the verified upload into place at {path} on target '{t}': {}",
+            String::from_utf8_lossy(&r.stderr).trim()
+        )));
     }
     Ok(())
 }
