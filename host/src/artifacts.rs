@@ -235,6 +235,8 @@ impl ArtifactInfo {
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     dir: PathBuf,
+    /// Scrubs each artifact's description (it may quote a URL or a path the agent gave).
+    redactor: Option<crate::redact::Redactor>,
 }
 
 impl ArtifactStore {
@@ -242,6 +244,7 @@ impl ArtifactStore {
     pub fn open(dir: impl AsRef<Path>) -> anyhow::Result<ArtifactStore> {
         let store = ArtifactStore {
             dir: dir.as_ref().to_path_buf(),
+            redactor: None,
         };
         std::fs::create_dir_all(&store.dir)
             .map_err(|e| store.io("cannot create the artifact directory", e))?;
@@ -295,10 +298,21 @@ impl ArtifactStore {
         w.finish().await
     }
 
+    /// The same store, scrubbing every known secret from the metadata it writes. The content is
+    /// the writer's to scrub: it streams, and only the caller knows whether it should be.
+    pub fn with_redactor(mut self, redactor: crate::redact::Redactor) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
     /// Starts a streamed artifact; nothing is visible until [`ArtifactWriter::finish`].
     pub async fn writer(&self, mut meta: ArtifactMeta) -> anyhow::Result<ArtifactWriter> {
         if meta.media_type.is_empty() {
             meta.media_type = DEFAULT_MEDIA_TYPE.to_string();
+        }
+        if let Some(r) = &self.redactor {
+            meta.description = r.scrub_str(&meta.description).into_owned();
+            meta.trace_id = r.scrub_str(&meta.trace_id).into_owned();
         }
         let tmp = self
             .dir

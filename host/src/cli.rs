@@ -73,7 +73,7 @@ pub enum AuditCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    init_logging();
+    crate::logging::init(crate::redact::Redactor::process());
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -92,17 +92,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr: stdout belongs to JSON-RPC. `INFRA_LOG` sets the filter (default `warn`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("INFRA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
 }
 
 async fn open_router() -> anyhow::Result<Router> {

@@ -50,6 +50,13 @@ impl fmt::Debug for Redactor {
 }
 
 impl Redactor {
+    /// The redactor of this process: the one the router fills with the secrets it resolves and
+    /// the log writer scrubs stderr with (logging starts before the router exists).
+    pub fn process() -> Redactor {
+        static PROCESS: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        PROCESS.get_or_init(Redactor::default).clone()
+    }
+
     /// An empty redactor (key-based scrubbing still applies).
     pub fn new() -> Redactor {
         Redactor::default()

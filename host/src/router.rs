@@ -84,13 +84,14 @@ impl Router {
     pub async fn open(state: StateDir, flags: Flags) -> anyhow::Result<Self> {
         let policy = Arc::new(load_policy(&state)?);
         let profiles = Arc::new(Profiles::load(&state.profiles())?);
-        let redactor = Redactor::default();
+        let redactor = Redactor::process();
         for r in profiles.secret_refs() {
             // A secret that cannot be read now is reported when a call uses it.
             if let Ok(v) = r.resolve() {
                 redactor.add(&v);
             }
         }
+        crate::caps::http::register_profile_secrets(&profiles, &redactor);
         let targets = Arc::new(crate::targets::Targets::load(
             &state.root().join("targets.json"),
         )?);
@@ -100,8 +101,11 @@ impl Router {
             }
         }
         let ssh = crate::caps::ssh::Pool::new(targets, state.root().join("known_hosts.json"));
-        let artifacts =
-            Arc::new(ArtifactStore::open(state.artifacts()).context("opening the artifact store")?);
+        let artifacts = Arc::new(
+            ArtifactStore::open(state.artifacts())
+                .context("opening the artifact store")?
+                .with_redactor(redactor.clone()),
+        );
         let audit = Arc::new(
             AuditLog::open(state.audit(), redactor.clone()).context("opening the audit log")?,
         );

@@ -2,9 +2,15 @@
 //! key, an `authorized_keys` with two generated client keys (one protected by a passphrase), its
 //! own config and a verbose log (to count accepted connections). It logs in as the user the
 //! tests run as (root in CI). Torn down — with every session process it forked — on drop.
+//!
+//! Also here: an OS user with a password for password authentication ([`password_login`]), and
+//! the PATHs the monitoring tests give SSH sessions through `SetEnv` — stand-ins for docker,
+//! smartctl and journalctl ([`ToolStubs`]), or only the basic tools ([`BareTools`]).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -82,6 +88,13 @@ pub fn unique(prefix: &str) -> String {
 impl Sshd {
     /// Generates the keys and config and starts sshd; panics with advice when sshd is missing.
     pub fn start() -> Sshd {
+        Self::start_with("")
+    }
+
+    /// [`Sshd::start`] with `extra_config` written before the harness's own settings: sshd takes
+    /// the first value it reads for each keyword (and only the first `SetEnv` line), so these
+    /// lines win. No `Match` block: it would swallow the settings after it.
+    pub fn start_with(extra_config: &str) -> Sshd {
         assert!(
             Path::new(SSHD).is_file(),
             "{SSHD} is missing: install openssh-server (scripts/test.sh does)"
@@ -96,7 +109,11 @@ impl Sshd {
         authorized.push_str(&std::fs::read_to_string(d.join("client_enc.pub")).unwrap());
         std::fs::write(d.join("authorized_keys"), authorized).unwrap();
         let port = free_port();
-        let config = format!(
+        let mut config = extra_config.to_string();
+        if !config.is_empty() && !config.ends_with('\n') {
+            config.push('\n');
+        }
+        config.push_str(&format!(
             "Port {port}\n\
              ListenAddress 127.0.0.1\n\
              HostKey {dir}/host_ed25519\n\
@@ -113,7 +130,7 @@ impl Sshd {
              MaxStartups 64\n\
              Subsystem sftp internal-sftp\n",
             dir = d.display()
-        );
+        ));
         std::fs::write(d.join("sshd_config"), config).unwrap();
         // sshd running as root wants its privilege-separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -181,6 +198,27 @@ impl Sshd {
     /// Connections that authenticated since the start (`Accepted publickey` lines).
     pub fn accepted(&self) -> usize {
         self.log().matches("Accepted publickey for").count()
+    }
+
+    /// Connections that authenticated with a password for `user` (`Accepted password` lines).
+    pub fn accepted_password(&self, user: &str) -> usize {
+        self.log()
+            .matches(&format!("Accepted password for {user} "))
+            .count()
+    }
+
+    /// Generates one more client key (no passphrase) named `name` in [`Sshd::dir`] and adds it
+    /// to `authorized_keys` (sshd reads that file at each login: no restart). Returns its path.
+    pub fn authorize_new_key(&self, name: &str) -> PathBuf {
+        let key = self.dir().join(name);
+        keygen(&key, "", &format!("infra-test-{name}"));
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir().join("authorized_keys"))
+            .unwrap();
+        std::io::Write::write_all(&mut file, public.as_bytes()).unwrap();
+        key
     }
 
     /// A `targets.json` entry: `key` is `"plain"` or `"encrypted"` (the passphrase from
@@ -277,4 +315,199 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
         }
     }
     found
+}
+
+/// The OS user the password-authentication tests log in as.
+pub const PASSWORD_USER: &str = "infra-ssh-test";
+
+/// `(user, password)` for password logins: [`PASSWORD_USER`], created when missing (home
+/// directory, `/bin/sh`), with a fresh unique password (a canary) set once per test process.
+/// `Err(why)` when that cannot be done: creating users and setting passwords needs root. An
+/// sshd for it needs `PasswordAuthentication yes` ([`Sshd::start_with`]).
+pub fn password_login() -> Result<(String, String), String> {
+    static LOGIN: OnceLock<Result<(String, String), String>> = OnceLock::new();
+    LOGIN
+        .get_or_init(|| {
+            if whoami() != "root" {
+                return Err(format!(
+                    "running as '{}', not root: cannot create user {PASSWORD_USER} or set its password",
+                    whoami()
+                ));
+            }
+            let exists = Command::new("id")
+                .arg(PASSWORD_USER)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map_err(|e| format!("id: {e}"))?
+                .success();
+            if !exists {
+                let out = Command::new("useradd")
+                    .args(["-m", "-s", "/bin/sh", PASSWORD_USER])
+                    .output()
+                    .map_err(|e| format!("useradd: {e}"))?;
+                // A parallel test process may have created it in the meantime.
+                if !out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("exists")
+                {
+                    return Err(format!(
+                        "useradd {PASSWORD_USER}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+            let password = unique("canary-ssh-password");
+            let mut child = Command::new("chpasswd")
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("chpasswd: {e}"))?;
+            std::io::Write::write_all(
+                child.stdin.as_mut().expect("piped stdin"),
+                format!("{PASSWORD_USER}:{password}\n").as_bytes(),
+            )
+            .map_err(|e| format!("chpasswd stdin: {e}"))?;
+            let out = child
+                .wait_with_output()
+                .map_err(|e| format!("chpasswd: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "chpasswd: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok((PASSWORD_USER.to_string(), password))
+        })
+        .clone()
+}
+
+/// A temporary directory every user can read and enter (tempfile makes them 0700), so SSH
+/// sessions of [`PASSWORD_USER`] can run what is in it.
+fn shared_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temp dir");
+    dir
+}
+
+/// `SetEnv` for an sshd whose sessions get `path` as PATH. SHLVL=1 keeps bash from sourcing
+/// `~/.bashrc` for commands sshd runs (it does when SHLVL is unset), which could prepend to
+/// PATH or run slow init; sshd only reads the first `SetEnv` line, so both go on one.
+fn set_env_path(path: &str) -> String {
+    format!("SetEnv SHLVL=1 PATH={path}\n")
+}
+
+/// Stand-ins for `docker`, `smartctl` and `journalctl` (shell scripts in
+/// `tests/fixtures/monitoring/bin`) that answer the ssh plugin's monitoring commands with
+/// output captured in the real tools' formats and record their argv: no Docker engine runs here
+/// and the VM has no S.M.A.R.T. disks. Copied to a temporary directory a test may add data to.
+pub struct ToolStubs {
+    dir: tempfile::TempDir,
+}
+
+impl ToolStubs {
+    /// Copies the fixtures and the scripts into a fresh, world-readable directory.
+    pub fn install() -> ToolStubs {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/monitoring");
+        let dir = shared_tempdir("infra-tool-stubs");
+        fn copy(from: &Path, to: &Path) {
+            for e in std::fs::read_dir(from)
+                .expect("fixtures/monitoring")
+                .flatten()
+            {
+                let target = to.join(e.file_name());
+                if e.path().is_dir() {
+                    std::fs::create_dir_all(&target).unwrap();
+                    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
+                    copy(&e.path(), &target);
+                } else {
+                    std::fs::copy(e.path(), &target).unwrap();
+                }
+            }
+        }
+        copy(&src, dir.path());
+        // Set explicitly: a checkout may not keep the executable bit.
+        for tool in ["docker", "smartctl", "journalctl"] {
+            let p = dir.path().join("bin").join(tool);
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        // Sessions of any user append to it.
+        let log = dir.path().join("argv.log");
+        std::fs::write(&log, "").unwrap();
+        std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        ToolStubs { dir }
+    }
+
+    /// The directory with the fixture data (`docker-logs-<container>.txt`, `journal.jsonl`…).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// sshd config putting the stubs first on PATH, before the system's directories.
+    pub fn sshd_config(&self) -> String {
+        set_env_path(&format!(
+            "{}:/usr/local/bin:/usr/bin:/bin",
+            self.dir.path().join("bin").display()
+        ))
+    }
+
+    /// Every invocation so far, one line each: `docker [logs] [--tail] [3] …`.
+    pub fn argv(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("argv.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Turns a behaviour switch on or off: `broken-inspect` (docker inspect prints a cut-off
+    /// array), `old-smartctl` (smartmontools 6, without -j), `no-journal` (no journal files).
+    pub fn switch(&self, name: &str, on: bool) {
+        let p = self.dir.path().join(name);
+        if on {
+            std::fs::write(p, "").unwrap();
+        } else {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The basic tools the ssh plugin's scripts use (shell, coreutils, awk…), as symlinks in a
+/// directory of their own: a PATH of only this lacks docker, smartctl and journalctl whatever
+/// the machine has installed.
+pub struct BareTools {
+    dir: tempfile::TempDir,
+}
+
+impl BareTools {
+    /// Links each tool found on this machine's PATH (the scripts fall back when a few, such as
+    /// `hostname` or `nproc`, are missing).
+    pub fn install() -> BareTools {
+        let dir = shared_tempdir("infra-bare-tools");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+        dirs.extend(["/usr/bin", "/bin", "/usr/sbin", "/sbin"].map(PathBuf::from));
+        for tool in [
+            "sh", "cat", "awk", "df", "uname", "id", "hostname", "cut", "getconf", "nproc", "head",
+            "sleep", "tr",
+        ] {
+            if let Some(found) = dirs.iter().map(|d| d.join(tool)).find(|p| p.is_file()) {
+                std::os::unix::fs::symlink(&found, dir.path().join(tool)).unwrap();
+            }
+        }
+        BareTools { dir }
+    }
+
+    /// The directory of symlinks.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// sshd config making this directory the whole PATH.
+    pub fn sshd_config(&self) -> String {
+        set_env_path(&self.dir.path().display().to_string())
+    }
 }

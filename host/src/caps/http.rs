@@ -189,14 +189,8 @@ impl CallCtx {
                 })?;
                 origin = Some(base.origin());
                 auth = auth_headers(profile)?;
-                // The wire form of a credential (e.g. base64 of user:password) is as secret as
-                // the credential: scrub it too, should a server echo it back.
-                for (_, value) in &auth {
-                    self.shared.redactor.add(value);
-                    if let Some((_, encoded)) = value.split_once(' ') {
-                        self.shared.redactor.add(encoded);
-                    }
-                }
+                // Registered at start too; again here, for a secret rotated since.
+                register_auth(&auth, &self.shared.redactor);
                 for (k, v) in &profile.headers {
                     headers.push((k.clone(), v.clone()));
                 }
@@ -403,6 +397,32 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The headers a profile's auth adds, resolved now.
+/// Teaches `redactor` the header values a profile's auth sends. The wire form of a credential
+/// (e.g. base64 of user:password) is as secret as the credential: a server, a remote command or
+/// a database may echo it back long before any http call used the profile.
+fn register_auth(auth: &[(String, String)], redactor: &crate::redact::Redactor) {
+    for (_, value) in auth {
+        redactor.add(value);
+        if let Some((_, encoded)) = value.split_once(' ') {
+            redactor.add(encoded);
+        }
+    }
+}
+
+/// Registers the wire form of every http profile's credentials whose references resolve now.
+pub fn register_profile_secrets(
+    profiles: &crate::profiles::Profiles,
+    redactor: &crate::redact::Redactor,
+) {
+    for p in profiles.values() {
+        if let crate::profiles::Profile::Http(h) = p
+            && let Ok(auth) = auth_headers(h)
+        {
+            register_auth(&auth, redactor);
+        }
+    }
+}
+
 fn auth_headers(profile: &HttpProfile) -> Result<Vec<(String, String)>, CapError> {
     let resolve = |r: &crate::profiles::SecretRef| {
         r.resolve().map_err(|e| CapError::Failed(format!("{e:#}")))

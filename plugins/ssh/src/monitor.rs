@@ -1,5 +1,6 @@
 //! Linux device monitoring: the target's own tools, parsed to JSON. A target without the tool
-//! an action needs gets an error naming the tool, never an empty success.
+//! an action needs gets an error naming the tool, never an empty success; output that does not
+//! parse is an error quoting it, never a result full of nulls.
 
 use infra_sdk::prelude::*;
 
@@ -8,6 +9,9 @@ use crate::args::{Action, SshArgs, sh_quote};
 /// What the guard prints when a tool is missing.
 const MISSING: &str = "__infra_missing__";
 
+/// Characters of a tool's output quoted in an error: enough to recognise it, not a flood.
+const EXCERPT_CHARS: usize = 400;
+
 /// A command that first checks `tool` is installed.
 fn needs(tool: &str, command: &str) -> String {
     format!(
@@ -15,26 +19,107 @@ fn needs(tool: &str, command: &str) -> String {
     )
 }
 
-/// Runs `command`; Ok(stdout) on exit 0, an error naming a missing tool or quoting stderr.
+/// The start of `text`, trimmed, at most [`EXCERPT_CHARS`] characters (`…` when cut).
+fn head_excerpt(text: &str) -> String {
+    let t = text.trim();
+    match t.char_indices().nth(EXCERPT_CHARS) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t.to_string(),
+    }
+}
+
+/// The end of `text`, trimmed, at most [`EXCERPT_CHARS`] characters: a failing tool says why
+/// last, after whatever else it printed.
+fn tail_excerpt(text: &str) -> String {
+    let t = text.trim();
+    let n = t.chars().count();
+    if n <= EXCERPT_CHARS {
+        return t.to_string();
+    }
+    let (i, _) = t
+        .char_indices()
+        .nth(n - EXCERPT_CHARS)
+        .expect("n > EXCERPT_CHARS");
+    format!("…{}", &t[i..])
+}
+
+/// The error for a tool (or, for `journald`, a journal) the target lacks.
+fn missing(target: &str, action: &str, tool: &str) -> ToolError {
+    let message = match tool {
+        "journald" => format!(
+            "`{action}` reads the systemd journal, and target '{target}' has none: journalctl found no journal files (journald is not running there or keeps no logs); read the service's own log files with `exec` instead"
+        ),
+        _ => {
+            let package = match tool {
+                "docker" => " (the Docker CLI, package docker-ce-cli or docker.io)",
+                "smartctl" => " (package smartmontools)",
+                "journalctl" => " (part of systemd)",
+                _ => "",
+            };
+            format!(
+                "`{action}` needs `{tool}`{package} on target '{target}', and it is not installed there (or not on the PATH of the SSH user)"
+            )
+        }
+    };
+    ToolError::failed(message).with_detail(json!({"missing_tool": tool}))
+}
+
+/// Runs `command`; Ok(stdout) on exit 0, an error naming a missing tool or quoting what the
+/// command printed.
 fn run_cmd(target: &str, ctx: &Ctx, action: &str, command: &str) -> Result<String, ToolError> {
     let r = crate::probe(target, ctx, command, 8 * 1024 * 1024)?;
+    let stdout = String::from_utf8_lossy(&r.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
     if let Some(line) = stderr.lines().find(|l| l.starts_with(MISSING)) {
-        let tool = line[MISSING.len()..].trim();
-        return Err(ToolError::failed(format!(
-            "`{action}` needs `{tool}` on target '{target}', and it is not installed there (or not on the PATH of the SSH user)"
-        ))
-        .with_detail(json!({"missing_tool": tool})));
+        return Err(missing(target, action, line[MISSING.len()..].trim()));
     }
     if r.exit_code != Some(0) {
+        // Some commands merge stderr into stdout (`docker logs … 2>&1`), so their error message
+        // arrives on stdout: quote that when stderr says nothing.
+        let said = if stderr.trim().is_empty() {
+            &stdout
+        } else {
+            &stderr
+        };
         return Err(ToolError::failed(format!(
             "`{action}` on target '{target}': the command exited {}: {}",
             r.exit_code
                 .map_or_else(|| format!("by signal {:?}", r.signal), |c| c.to_string()),
-            stderr.trim()
+            match tail_excerpt(said) {
+                s if s.is_empty() => "(it printed nothing)".to_string(),
+                s => s,
+            }
         )));
     }
-    Ok(String::from_utf8_lossy(&r.stdout).into_owned())
+    Ok(stdout)
+}
+
+/// Parses the JSON `tool` printed; a failure is an error quoting the start of the output, so
+/// an old tool version or a warning mixed into stdout is visible instead of silent nulls.
+fn parse_json(target: &str, action: &str, tool: &str, text: &str) -> Result<Value, ToolError> {
+    serde_json::from_str(text).map_err(|e| {
+        ToolError::failed(format!(
+            "`{action}` on target '{target}': the output of `{tool}` could not be parsed as JSON ({e}); it began: {}",
+            match head_excerpt(text) {
+                s if s.is_empty() => "(nothing)".to_string(),
+                s => format!("{s:?}"),
+            }
+        ))
+    })
+}
+
+/// Parses one JSON value per non-empty line (`docker ps --format '{{json .}}'`,
+/// `journalctl -o json`).
+fn parse_lines(
+    target: &str,
+    action: &str,
+    tool: &str,
+    text: &str,
+) -> Result<Vec<Value>, ToolError> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| parse_json(target, action, tool, l))
+        .collect()
 }
 
 /// Key=value lines into a map.
@@ -94,17 +179,9 @@ pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
     let lines = args.lines.unwrap_or(100).clamp(1, 10_000);
     match args.action {
         Action::Containers => {
-            let out = run_cmd(
-                t,
-                ctx,
-                "containers",
-                &needs("docker", "docker ps -a --no-trunc --format '{{json .}}'"),
-            )?;
-            let mut list: Vec<Value> = out
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect();
+            let ps = "docker ps -a --no-trunc --format '{{json .}}'";
+            let out = run_cmd(t, ctx, "containers", &needs("docker", ps))?;
+            let mut list = parse_lines(t, "containers", ps, &out)?;
             if args.inspect.unwrap_or(false) && !list.is_empty() {
                 let ids: Vec<String> = list
                     .iter()
@@ -116,7 +193,13 @@ pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
                     "containers",
                     &needs("docker", &format!("docker inspect {}", ids.join(" "))),
                 )?;
-                let details: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+                let details = parse_json(t, "containers", "docker inspect", &text)?;
+                let Value::Array(details) = details else {
+                    return Err(ToolError::failed(format!(
+                        "`containers` on target '{t}': `docker inspect` printed JSON that is not an array of containers; it began: {:?}",
+                        head_excerpt(&text)
+                    )));
+                };
                 for c in &mut list {
                     let id = c["ID"].as_str().unwrap_or_default().to_string();
                     if let Some(d) = details
@@ -175,7 +258,7 @@ pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
                         "disk_health",
                         &needs("smartctl", "smartctl -j --scan"),
                     )?;
-                    let v: Value = serde_json::from_str(&scan).unwrap_or(Value::Null);
+                    let v = parse_json(t, "disk_health", "smartctl -j --scan", &scan)?;
                     v["devices"]
                         .as_array()
                         .into_iter()
@@ -187,12 +270,10 @@ pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
             let mut disks = Vec::new();
             for d in &devices {
                 // smartctl's exit code is a bit mask of findings; read the JSON whatever it is.
-                let cmd = needs(
-                    "smartctl",
-                    &format!("smartctl -j -H -A -i {} ; true", sh_quote(d)),
-                );
+                let smartctl = format!("smartctl -j -H -A -i {}", sh_quote(d));
+                let cmd = needs("smartctl", &format!("{smartctl} ; true"));
                 let out = run_cmd(t, ctx, "disk_health", &cmd)?;
-                let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+                let v = parse_json(t, "disk_health", &smartctl, &out)?;
                 disks.push(json!({
                     "device": d,
                     "model": v["model_name"],
@@ -200,6 +281,7 @@ pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
                     "passed": v["smart_status"]["passed"],
                     "temperature_c": v["temperature"]["current"],
                     "power_on_hours": v["power_on_time"]["hours"],
+                    "exit_status": v["smartctl"]["exit_status"],
                     "messages": v["smartctl"]["messages"],
                 }));
             }
@@ -216,15 +298,19 @@ pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
             if let Some(s) = &args.since {
                 cmd.push_str(&format!(" --since {}", sh_quote(s)));
             }
-            // journalctl alone prints "No journal files were found" and exits 0 on a machine
-            // without journald: check for the journal itself first.
-            let cmd = format!(
-                "[ -d /run/systemd/journal ] || [ -d /var/log/journal ] || {{ echo '{MISSING} journald' >&2; exit 127; }}\n{cmd}"
+            // Without journal files journalctl prints nothing and exits 0, and `-o json` even
+            // silences its notice: ask once in text mode (stdout dropped, the notice kept) so a
+            // machine without a journal is an error, not zero entries. Where the journal lives
+            // (/run, /var/log, a namespace) is journalctl's business, so no path is assumed.
+            let script = format!(
+                "notice=$(journalctl --no-pager -n 0 2>&1 >/dev/null) || {{ printf 'journalctl: %s\\n' \"$notice\" >&2; exit 1; }}\n\
+                 case $notice in *'No journal files were found'*) echo '{MISSING} journald' >&2; exit 127;; esac\n\
+                 case $notice in *'insufficient permissions'*) printf 'journalctl: %s\\n' \"$notice\" >&2; exit 1;; esac\n\
+                 {cmd}"
             );
-            let out = run_cmd(t, ctx, "logs", &needs("journalctl", &cmd))?;
-            let entries: Vec<Value> = out
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            let out = run_cmd(t, ctx, "logs", &needs("journalctl", &script))?;
+            let entries: Vec<Value> = parse_lines(t, "logs", "journalctl -o json", &out)?
+                .into_iter()
                 .map(|e| {
                     json!({
                         "time_us": e["__REALTIME_TIMESTAMP"].as_str().and_then(|s| s.parse::<u64>().ok()),

@@ -62,9 +62,10 @@ async fn control(
     Ok(r)
 }
 
-/// The shell function `alive`: true while any process of the job's group is left.
+/// The shell function `alive`: true while any process of the job's group is left. `kill -0
+/// -PGID` without `--`, which dash (Debian's `/bin/sh`) refuses.
 fn alive_fn(pid: u32) -> String {
-    format!("alive() {{ kill -0 -- -{pid} 2>/dev/null; }}\n")
+    format!("alive() {{ kill -0 -{pid} 2>/dev/null; }}\n")
 }
 
 /// Starts `req` in the background and records it as a job.
@@ -232,11 +233,11 @@ pub async fn cancel(call: &CallCtx, job: &Job, grace_ms: u64) -> Result<Stopped,
     let ticks = grace_ms.div_ceil(100).max(1);
     let script = format!(
         r#"{alive}alive || {{ echo not-running; exit 0; }}
-kill -TERM -- -{pid} 2>/dev/null
+kill -TERM -{pid} 2>/dev/null
 i=0
 while alive && [ "$i" -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done
 alive || {{ echo terminated; exit 0; }}
-kill -KILL -- -{pid} 2>/dev/null
+kill -KILL -{pid} 2>/dev/null
 i=0
 while alive && [ "$i" -lt 30 ]; do sleep 0.1; i=$((i+1)); done
 alive && {{ echo "process group {pid} survived SIGKILL (a process in uninterruptible sleep?)" >&2; exit 1; }}

@@ -201,10 +201,11 @@ fn failed(e: anyhow::Error) -> CapError {
 }
 
 /// Kills the remote process group `pid` over a fresh channel: TERM, a moment, then KILL.
+/// Spelled `kill -SIG -PGID`, without `--`: dash (Debian's `/bin/sh`) rejects `kill -- -PGID`.
 pub async fn kill_group(conn: &Conn, pid: u32) -> Result<(), russh::Error> {
     let ch = conn.channel_open_session().await?;
     let cmd = format!(
-        "kill -TERM -- -{pid} 2>/dev/null || kill -TERM {pid} 2>/dev/null; sleep 0.3; kill -KILL -- -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; true"
+        "kill -TERM -{pid} 2>/dev/null || kill -TERM {pid} 2>/dev/null; sleep 0.3; kill -KILL -{pid} 2>/dev/null; kill -KILL {pid} 2>/dev/null; true"
     );
     ch.exec(true, cmd).await?;
     let mut ch = ch;
