@@ -2,13 +2,13 @@
 //! `profiles.json`, checked against `[plugin.<name>.postgres]`.
 //!
 //! - **Pools.** One pool of at most [`POOL_SIZE`] connections per profile, kept in [`Pools`] for
-//!   the life of the server and shared by every call. After each call, off the caller's path, the
-//!   connection's session is reset ([`RESET_SESSION`]: `ROLLBACK`, `RESET ALL`, `DISCARD TEMP`, …
-//!   — no session state leaks from one call to the next, whichever plugin makes it) and only
-//!   then goes back to the pool; a connection whose reset fails, or whose call was abandoned or
-//!   timed out, is closed instead. Checkout only checks that the connection is still open
-//!   (`RecyclingMethod::Fast`), so a pool whose server restarted drops the dead connections and
-//!   opens new ones, without a round trip per call.
+//!   the life of the server and shared by every call. At the end of each call the connection's
+//!   session is reset ([`RESET_SESSION`]: `ROLLBACK`, `RESET ALL`, `DISCARD TEMP`, … — no
+//!   session state, not even a transaction a bare `BEGIN` opened, leaks from one call to the
+//!   next, whichever plugin makes it) and only then goes back to the pool; a connection whose
+//!   reset fails, or whose call was abandoned or timed out, is closed instead. Checkout only
+//!   checks that the connection is still open (`RecyclingMethod::Fast`), so a pool whose server
+//!   restarted drops the dead connections and opens new ones.
 //!   The password is read from its reference when a call uses the profile; a changed password
 //!   (or host, port, user, database) replaces the pool.
 //! - **Parameters** arrive as a JSON array and are bound with the types the server infers for
@@ -69,7 +69,7 @@ const COPY_BATCH: usize = 256 * 1024;
 const GRACE: Duration = Duration::from_secs(2);
 /// Run on a connection after each call, before it goes back to the pool: what deadpool's
 /// `RecyclingMethod::Clean` runs at checkout, plus a `ROLLBACK` for a transaction a statement
-/// such as `BEGIN` left open. Running it after the call keeps it off the next caller's path.
+/// such as `BEGIN` left open (deadpool's `Clean` would have run inside it).
 pub const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; \
 RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
@@ -78,19 +78,17 @@ RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SE
 struct Lease(Option<Object>);
 
 impl Lease {
-    /// Resets the session on a task of its own, then returns the connection to the pool.
-    fn release(mut self) {
+    /// Resets the session, then returns the connection to the pool; closes it if the reset fails.
+    async fn release(mut self) {
         let Some(client) = self.0.take() else { return };
-        tokio::spawn(async move {
-            match tokio::time::timeout(CONNECT_TIMEOUT, client.batch_execute(RESET_SESSION)).await {
-                Ok(Ok(())) => drop(client),
-                Ok(Err(e)) => {
-                    tracing::debug!("postgres: closing a connection whose reset failed: {e}");
-                    drop(Object::take(client));
-                }
-                Err(_) => drop(Object::take(client)),
+        match tokio::time::timeout(CONNECT_TIMEOUT, client.batch_execute(RESET_SESSION)).await {
+            Ok(Ok(())) => drop(client),
+            Ok(Err(e)) => {
+                tracing::debug!("postgres: closing a connection whose reset failed: {e}");
+                drop(Object::take(client));
             }
-        });
+            Err(_) => drop(Object::take(client)),
+        }
     }
 }
 
@@ -358,7 +356,7 @@ impl CallCtx {
         };
         match tokio::time::timeout_at(deadline, work(conn)).await {
             Ok(r) => {
-                client.release();
+                client.release().await;
                 r
             }
             Err(_) => {
