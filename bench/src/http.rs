@@ -176,7 +176,12 @@ pub async fn download(scale: Scale) -> Result<Vec<Row>> {
         )?;
         let dt_curl = secs(t);
         // What infra delivers besides the bytes: their sha256 (and a sync, not counted here).
-        let dt_sha = run_quiet(Command::new("sha256sum").arg(&curl_file))?;
+        // OpenSSL's sha256 uses the CPU's SHA extensions, as infra's does (coreutils' does not).
+        let dt_sha = run_quiet(
+            Command::new("openssl")
+                .args(["dgst", "-sha256"])
+                .arg(&curl_file),
+        )?;
         let got = std::fs::metadata(&curl_file)?.len();
         if got != size {
             bail!("curl wrote {got} bytes, expected {size}");
@@ -211,7 +216,7 @@ pub async fn download(scale: Scale) -> Result<Vec<Row>> {
             name: format!("http download {mib} MiB → artifact (loopback)"),
             infra: m(infra, "MB/s"),
             baseline: Some((
-                "`curl -o FILE` then `sha256sum FILE` (the same result: bytes and digest)".into(),
+                "`curl -o FILE` then `openssl dgst -sha256 FILE` (the same result: bytes and digest)".into(),
                 m(native_hashed, "MB/s"),
             )),
             target: None,
