@@ -45,8 +45,7 @@ async fn throughput(
 pub async fn run(scale: Scale) -> Result<Vec<Row>> {
     let n = scale.n(512, 16);
     let fixture = FixtureServer::start().await?;
-    let mut sshd = Sshd::start();
-    crate::ssh::quiet_shell(&mut sshd)?;
+    let sshd = Sshd::start_with(infra_tests::sshd::QUIET_SHELL);
     let pg = PgServer::start();
     pg.create_db("app", PASSWORD);
     let home = Home::new();

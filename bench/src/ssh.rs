@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use infra_tests::Home;
-use infra_tests::sshd::Sshd;
+use infra_tests::sshd::{QUIET_SHELL, Sshd};
 use russh::ChannelMsg;
 use russh::client;
 use russh::keys::PrivateKeyWithHashAlg;
@@ -88,23 +88,10 @@ fn openssh(sshd: &Sshd, known_hosts: &std::path::Path) -> Command {
     c
 }
 
-/// Makes the login shell skip `~/.bashrc`: bash sources it for every command sshd runs when
-/// SHLVL is unset, and a user's rc file (pyenv init here: ~200 ms) would swamp what is measured
-/// on all three sides alike. SHLVL=1 makes bash think it is nested.
-pub fn quiet_shell(sshd: &mut Sshd) -> Result<()> {
-    let config = sshd.dir().join("sshd_config");
-    let mut text = std::fs::read_to_string(&config)?;
-    text.push_str("SetEnv SHLVL=1\n");
-    std::fs::write(&config, text)?;
-    sshd.restart();
-    Ok(())
-}
-
 /// The two rows: infra vs russh (≥ 0.9×) and infra vs the OpenSSH client (≥ 5×).
 pub async fn run(scale: Scale) -> Result<Vec<Row>> {
     let n = scale.n(100, 5);
-    let mut sshd = Sshd::start();
-    quiet_shell(&mut sshd)?;
+    let sshd = Sshd::start_with(QUIET_SHELL);
     let home = Home::new();
     std::fs::write(
         home.path().join("targets.json"),

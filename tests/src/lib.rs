@@ -201,18 +201,41 @@ impl Home {
     }
 }
 
+/// `tools/call` on any client session, whatever its handler; panics on a protocol-level error
+/// (a tool's failure is a result, with `is_error`).
+pub async fn call_tool(
+    peer: &rmcp::service::Peer<rmcp::RoleClient>,
+    tool: &str,
+    args: Value,
+) -> rmcp::model::CallToolResult {
+    let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());
+    if let Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    peer.call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
+}
+
+/// `base` with the fields of the object `extra` added (replacing those it has).
+pub fn with_fields(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+/// The string at JSON pointer `path` of `v`; panics naming the path and showing `v`.
+pub fn text<'a>(v: &'a Value, path: &str) -> &'a str {
+    v.pointer(path)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no string at {path} in {v}"))
+}
+
 impl Mcp {
     /// `tools/call`: (is_error, structuredContent). Also checks that the text mirror matches.
     pub async fn call(&self, tool: &str, args: Value) -> (bool, Value) {
-        let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());
-        if let Value::Object(map) = args {
-            params = params.with_arguments(map);
-        }
-        let result = self
-            .client
-            .call_tool(params)
-            .await
-            .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"));
+        let result = call_tool(&self.client, tool, args).await;
         let structured = result
             .structured_content
             .clone()

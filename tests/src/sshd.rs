@@ -392,11 +392,15 @@ fn shared_tempdir(prefix: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `SetEnv` for an sshd whose sessions get `path` as PATH. SHLVL=1 keeps bash from sourcing
-/// `~/.bashrc` for commands sshd runs (it does when SHLVL is unset), which could prepend to
-/// PATH or run slow init; sshd only reads the first `SetEnv` line, so both go on one.
+/// sshd config ([`Sshd::start_with`]) that keeps bash from sourcing `~/.bashrc` for the commands
+/// sshd runs (it does when SHLVL is unset): a user's rc file may prepend to PATH or run slow init
+/// (pyenv's, ~200 ms here, swamps what the bench measures).
+pub const QUIET_SHELL: &str = "SetEnv SHLVL=1";
+
+/// `SetEnv` for an sshd whose sessions get `path` as PATH, with [`QUIET_SHELL`]'s setting: sshd
+/// only reads the first `SetEnv` line, so both go on one.
 fn set_env_path(path: &str) -> String {
-    format!("SetEnv SHLVL=1 PATH={path}\n")
+    format!("{QUIET_SHELL} PATH={path}\n")
 }
 
 /// Stand-ins for `docker`, `smartctl` and `journalctl` (shell scripts in

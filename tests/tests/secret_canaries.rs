@@ -18,13 +18,10 @@ use base64::Engine as _;
 use infra::fixture_server::FixtureServer;
 use infra_tests::pg::PgServer;
 use infra_tests::sshd::{Sshd, ToolStubs, password_login, unique};
-use infra_tests::{Home, contains};
+use infra_tests::{Home, call_tool, contains, text};
 #[allow(deprecated)]
 use rmcp::model::LoggingMessageNotificationParam;
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation,
-    ProgressNotificationParam,
-};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{Value, json};
@@ -90,15 +87,7 @@ struct Session {
 impl Session {
     /// `tools/call`: (is_error, structuredContent).
     async fn call(&mut self, tool: &str, args: Value) -> (bool, Value) {
-        let mut params = CallToolRequestParams::new(tool.to_string());
-        if let Value::Object(map) = args.clone() {
-            params = params.with_arguments(map);
-        }
-        let result = self
-            .client
-            .call_tool(params)
-            .await
-            .unwrap_or_else(|e| panic!("tools/call {tool} {args}: protocol error {e}"));
+        let result = call_tool(&self.client, tool, args.clone()).await;
         self.calls += 1;
         // Short names in the report: the arguments themselves carry the canaries.
         let name = format!(
@@ -143,12 +132,6 @@ impl Session {
         assert!(err, "{tool} {args} should have failed: {out}");
         out
     }
-}
-
-fn text<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {path} in {v}"))
 }
 
 /// Every secret value of the run, by slot.

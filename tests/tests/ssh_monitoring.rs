@@ -8,7 +8,7 @@
 //! errors, whatever this machine has installed.
 
 use infra_tests::sshd::{BareTools, Sshd, ToolStubs};
-use infra_tests::{Home, Mcp};
+use infra_tests::{Home, Mcp, text, with_fields};
 use serde_json::{Value, json};
 
 /// Full container ids of the fixture (`docker ps --no-trunc` prints them whole).
@@ -32,19 +32,13 @@ fn setup(config: &str) -> Setup {
     Setup { sshd, home }
 }
 
-fn text<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {path} in {v}"))
-}
-
 /// Runs an ssh action on `box` with `extra` fields.
 async fn ssh(mcp: &Mcp, action: &str, extra: Value) -> (bool, Value) {
-    let mut args = json!({"action": action, "target": "box"});
-    for (k, v) in extra.as_object().unwrap() {
-        args[k] = v.clone();
-    }
-    mcp.call("ssh", args).await
+    mcp.call(
+        "ssh",
+        with_fields(json!({"action": action, "target": "box"}), extra),
+    )
+    .await
 }
 
 /// Runs an action that must succeed; returns its `data`.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use infra_tests::sshd::{Sshd, fingerprint, processes_matching};
-use infra_tests::{Home, Mcp};
+use infra_tests::{Home, Mcp, text, with_fields};
 use serde_json::{Value, json};
 
 /// An sshd, a state directory whose targets.json has `plain` (key without passphrase) and `enc`
@@ -39,18 +39,12 @@ fn write_targets(home: &Home, targets: Value) {
     std::fs::write(home.path().join("targets.json"), targets.to_string()).unwrap();
 }
 
-fn text<'a>(v: &'a Value, path: &str) -> &'a str {
-    v.pointer(path)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no string at {path} in {v}"))
-}
-
 async fn exec(mcp: &Mcp, target: &str, extra: Value) -> (bool, Value) {
-    let mut args = json!({"action": "exec", "target": target});
-    for (k, v) in extra.as_object().unwrap() {
-        args[k] = v.clone();
-    }
-    mcp.call("ssh", args).await
+    mcp.call(
+        "ssh",
+        with_fields(json!({"action": "exec", "target": target}), extra),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -698,12 +692,9 @@ async fn an_idle_connection_dropped_by_the_server_is_replaced_transparently() {
 
 /// Starts `command` with `exec_detached`, its job directory inside the sshd's temporary one.
 async fn detach(s: &Setup, mcp: &Mcp, command: &str, extra: Value) -> Value {
-    let mut args = json!({"action": "exec_detached", "target": "plain", "command": command,
+    let args = json!({"action": "exec_detached", "target": "plain", "command": command,
         "env": {"HOME": s.sshd.dir()}});
-    for (k, v) in extra.as_object().unwrap() {
-        args[k] = v.clone();
-    }
-    let (err, out) = mcp.call("ssh", args).await;
+    let (err, out) = mcp.call("ssh", with_fields(args, extra)).await;
     assert!(!err, "{out}");
     out
 }

@@ -396,7 +396,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The headers a profile's auth adds, resolved now.
 /// Teaches `redactor` the header values a profile's auth sends. The wire form of a credential
 /// (e.g. base64 of user:password) is as secret as the credential: a server, a remote command or
 /// a database may echo it back long before any http call used the profile.
@@ -423,6 +422,7 @@ pub fn register_profile_secrets(
     }
 }
 
+/// The headers a profile's auth adds, resolved now.
 fn auth_headers(profile: &HttpProfile) -> Result<Vec<(String, String)>, CapError> {
     let resolve = |r: &crate::profiles::SecretRef| {
         r.resolve().map_err(|e| CapError::Failed(format!("{e:#}")))

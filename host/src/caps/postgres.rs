@@ -70,7 +70,7 @@ const GRACE: Duration = Duration::from_secs(2);
 /// Run on a connection after each call, before it goes back to the pool: what deadpool's
 /// `RecyclingMethod::Clean` runs at checkout, plus a `ROLLBACK` for a transaction a statement
 /// such as `BEGIN` left open (deadpool's `Clean` would have run inside it).
-pub const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; \
+const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; \
 RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
 /// A pooled connection lent to one call. Dropped without [`Lease::release`] (the call was

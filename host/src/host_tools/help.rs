@@ -23,41 +23,10 @@ pub struct Args {
     pub action: Option<String>,
 }
 
-/// The values of the `action` field of a schema, if it has one.
-fn actions(schema: &Value) -> Vec<String> {
-    let field = &schema["properties"]["action"];
-    let from_enum = |v: &Value| -> Vec<String> {
-        v["enum"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut found = from_enum(field);
-    if found.is_empty()
-        && let Some(r) = field["$ref"].as_str()
-    {
-        let name = r.rsplit('/').next().unwrap_or_default();
-        let def = &schema["$defs"][name];
-        found = from_enum(def);
-        if found.is_empty() {
-            found = def["oneOf"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| {
-                    b["const"]
-                        .as_str()
-                        .or(b["enum"][0].as_str())
-                        .map(String::from)
-                })
-                .collect();
-        }
-    }
-    found
+/// The `action` value a schema (or one branch of it) stands for: its `const`, or its first
+/// `enum` value.
+fn tag_of(v: &Value) -> Option<&str> {
+    v["const"].as_str().or(v["enum"][0].as_str())
 }
 
 /// The `action` field's schema, with a `$ref` followed.
@@ -69,12 +38,29 @@ fn action_field(schema: &Value) -> &Value {
     }
 }
 
+/// The values of the `action` field of a schema, if it has one.
+fn actions(schema: &Value) -> Vec<String> {
+    let field = action_field(schema);
+    if let Some(values) = field["enum"].as_array() {
+        return values
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect();
+    }
+    field["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| tag_of(b).map(String::from))
+        .collect()
+}
+
 /// The doc line of one action, when the schema has one.
 fn action_doc(schema: &Value, action: &str) -> Option<String> {
     action_field(schema)["oneOf"]
         .as_array()?
         .iter()
-        .find(|b| b["const"].as_str() == Some(action) || b["enum"][0].as_str() == Some(action))
+        .find(|b| tag_of(b) == Some(action))
         .and_then(|b| b["description"].as_str().map(String::from))
 }
 
@@ -101,14 +87,13 @@ fn applies(description: &str, action: &str, all: &[String]) -> bool {
 /// `schema` narrowed to the fields that apply to `action`: the matching branch of a tagged
 /// `oneOf`, or the properties of a flat schema whose descriptions name their actions.
 fn for_action(schema: &Value, action: &str, all: &[String]) -> Value {
-    if let Some(branches) = schema["oneOf"].as_array() {
-        let tag = |b: &Value| {
-            let f = &b["properties"]["action"];
-            f["const"].as_str() == Some(action) || f["enum"][0].as_str() == Some(action)
-        };
-        if let Some(b) = branches.iter().find(|b| tag(b)) {
-            return b.clone();
-        }
+    if let Some(b) = schema["oneOf"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| tag_of(&b["properties"]["action"]) == Some(action))
+    {
+        return b.clone();
     }
     let mut narrowed = schema.clone();
     let Some(props) = schema["properties"].as_object() else {

@@ -4,7 +4,7 @@ use infra_sdk::caps::ssh::ExecResult;
 use infra_sdk::prelude::*;
 
 /// How one remote command ended.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct CommandOutput {
     /// The command line.
     pub command: String,
@@ -56,16 +56,8 @@ impl CommandOutput {
     pub fn failed(command: &str, error: &ToolError) -> Self {
         Self {
             command: command.to_string(),
-            exit_code: None,
-            signal: None,
-            stdout: String::new(),
-            stderr: String::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
-            stdout_artifact: None,
-            stderr_artifact: None,
-            elapsed_ms: 0,
             error: Some(format!("{}: {}", error.kind, error.message)),
+            ..Self::default()
         }
     }
 }

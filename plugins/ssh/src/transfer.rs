@@ -150,17 +150,14 @@ fn replace_verified(
     let remove_tmp = || {
         let _ = crate::probe(t, ctx, &format!("rm -f -- {}", sh_quote(&tmp)), 1024);
     };
-    ssh::sftp_write(t, &tmp, content, mode, args.mkdirs.unwrap_or(false), false).map_err(|e| {
-        let e = ToolError::from(e);
-        if e.message.contains(&tmp) {
-            ToolError {
-                message: e.message.replace(&tmp, path),
-                ..e
-            }
-        } else {
-            e
-        }
-    })?;
+    if let Err(e) = ssh::sftp_write(t, &tmp, content, mode, args.mkdirs.unwrap_or(false), false) {
+        // A write that failed midway may have left part of the file: take it away, and speak of
+        // the path the agent asked for, not of the temporary name.
+        remove_tmp();
+        let mut e = ToolError::from(e);
+        e.message = e.message.replace(&tmp, path);
+        return Err(e);
+    }
     let after = remote_sha256(t, ctx, &tmp)?;
     if after.as_deref() != Some(want) {
         remove_tmp();
