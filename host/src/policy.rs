@@ -164,6 +164,20 @@ pub struct Limits {
     pub output_bytes: u64,
     /// Results larger than this are spilled to an artifact with a preview.
     pub inline_bytes: u64,
+    /// Most bytes of one response body or output stream a capability keeps in host memory; an
+    /// agent's `max_bytes` / `max_output` is clamped to it.
+    pub capture_bytes: u64,
+    /// Most bytes of one stored artifact (a download, a spilled stream, a COPY); an agent's size
+    /// argument is clamped to it.
+    pub artifact_bytes: u64,
+    /// Most bytes the artifact store may hold; oldest unpinned artifacts go first.
+    pub artifacts_quota_bytes: u64,
+    /// Most artifacts the store may hold; oldest unpinned artifacts go first.
+    pub artifacts_quota_count: u64,
+    /// Most tool calls one server runs at once; more are refused as busy.
+    pub calls_in_flight: u64,
+    /// Most calls of one plugin that run at once; more are refused as busy.
+    pub plugin_calls_in_flight: u64,
 }
 
 impl Default for Limits {
@@ -174,6 +188,12 @@ impl Default for Limits {
             memory_mib: 64,
             output_bytes: 4 * 1024 * 1024,
             inline_bytes: 64 * 1024,
+            capture_bytes: 16 * 1024 * 1024,
+            artifact_bytes: 2 * 1024 * 1024 * 1024,
+            artifacts_quota_bytes: 10 * 1024 * 1024 * 1024,
+            artifacts_quota_count: 10_000,
+            calls_in_flight: 64,
+            plugin_calls_in_flight: 32,
         }
     }
 }
@@ -557,6 +577,12 @@ struct RawLimits {
     memory_mib: Option<u64>,
     output_bytes: Option<u64>,
     inline_bytes: Option<u64>,
+    capture_bytes: Option<u64>,
+    artifact_bytes: Option<u64>,
+    artifacts_quota_bytes: Option<u64>,
+    artifacts_quota_count: Option<u64>,
+    calls_in_flight: Option<u64>,
+    plugin_calls_in_flight: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -1079,6 +1105,14 @@ impl Loader<'_> {
             memory_mib: raw.memory_mib.unwrap_or(d.memory_mib),
             output_bytes: raw.output_bytes.unwrap_or(d.output_bytes),
             inline_bytes: raw.inline_bytes.unwrap_or(d.inline_bytes),
+            capture_bytes: raw.capture_bytes.unwrap_or(d.capture_bytes),
+            artifact_bytes: raw.artifact_bytes.unwrap_or(d.artifact_bytes),
+            artifacts_quota_bytes: raw.artifacts_quota_bytes.unwrap_or(d.artifacts_quota_bytes),
+            artifacts_quota_count: raw.artifacts_quota_count.unwrap_or(d.artifacts_quota_count),
+            calls_in_flight: raw.calls_in_flight.unwrap_or(d.calls_in_flight),
+            plugin_calls_in_flight: raw
+                .plugin_calls_in_flight
+                .unwrap_or(d.plugin_calls_in_flight),
         };
         let p = ["limits"];
         for (key, v) in [
@@ -1087,6 +1121,12 @@ impl Loader<'_> {
             ("memory_mib", l.memory_mib),
             ("output_bytes", l.output_bytes),
             ("inline_bytes", l.inline_bytes),
+            ("capture_bytes", l.capture_bytes),
+            ("artifact_bytes", l.artifact_bytes),
+            ("artifacts_quota_bytes", l.artifacts_quota_bytes),
+            ("artifacts_quota_count", l.artifacts_quota_count),
+            ("calls_in_flight", l.calls_in_flight),
+            ("plugin_calls_in_flight", l.plugin_calls_in_flight),
         ] {
             if v == 0 {
                 return Err(self.invalid(&p, Some(key), None, "0 would make every call fail; give a positive number or remove the key for the default".into()));
@@ -1432,6 +1472,12 @@ mod tests {
                     "memory_mib",
                     "output_bytes",
                     "inline_bytes",
+                    "capture_bytes",
+                    "artifact_bytes",
+                    "artifacts_quota_bytes",
+                    "artifacts_quota_count",
+                    "calls_in_flight",
+                    "plugin_calls_in_flight",
                 ],
             ),
             (
