@@ -12,9 +12,11 @@
 use std::fmt;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -53,6 +55,9 @@ pub enum ArtifactError {
     /// Something the store cannot do, with the reason and the fix.
     #[error("{0}")]
     Invalid(String),
+    /// The store's quota (or the one-artifact limit) leaves no room; the message says what to do.
+    #[error("{0}")]
+    Full(String),
     /// No such artifact.
     #[error("{uri} not found; {LIST_ADVICE}")]
     NotFound {
@@ -222,6 +227,10 @@ pub struct ArtifactInfo {
     pub trace_id: String,
     /// What it holds.
     pub description: String,
+    /// Kept through retention until unpinned or deleted (not stored in the sidecar: the
+    /// `<id>.pin` marker says it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
 }
 
 impl ArtifactInfo {
@@ -231,12 +240,48 @@ impl ArtifactInfo {
     }
 }
 
+/// How much the store may hold (`[limits]` of the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Most bytes of one artifact.
+    pub artifact_bytes: u64,
+    /// Most bytes of all artifacts together.
+    pub total_bytes: u64,
+    /// Most artifacts.
+    pub count: u64,
+}
+
+impl Quota {
+    /// No limits (tests and the demo's throw-away stores).
+    pub const UNLIMITED: Quota = Quota {
+        artifact_bytes: u64::MAX,
+        total_bytes: u64::MAX,
+        count: u64::MAX,
+    };
+}
+
+/// The suffix of the empty marker file that pins an artifact (kept through retention).
+const PIN_SUFFIX: &str = ".pin";
+
 /// The store: a directory of artifacts. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     dir: PathBuf,
     /// Scrubs each artifact's description (it may quote a URL or a path the agent gave).
     redactor: Option<crate::redact::Redactor>,
+    quota: Quota,
+    /// One publisher at a time in this process: retention's accounting must see every artifact
+    /// another writer is about to add (other processes are ordered by a lock file).
+    publishing: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// One stored artifact as retention sees it.
+struct Held {
+    id: ArtifactId,
+    size: u64,
+    pinned: bool,
+    /// When its data was last written (ids only have whole seconds).
+    written: Option<SystemTime>,
 }
 
 impl ArtifactStore {
@@ -245,6 +290,8 @@ impl ArtifactStore {
         let store = ArtifactStore {
             dir: dir.as_ref().to_path_buf(),
             redactor: None,
+            quota: Quota::UNLIMITED,
+            publishing: Arc::new(tokio::sync::Mutex::new(())),
         };
         std::fs::create_dir_all(&store.dir)
             .map_err(|e| store.io("cannot create the artifact directory", e))?;
@@ -305,8 +352,170 @@ impl ArtifactStore {
         self
     }
 
+    /// The same store, holding at most `quota`: a new artifact makes room by removing the oldest
+    /// unpinned ones, and is refused (with advice) when it cannot fit.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = quota;
+        self
+    }
+
+    /// The store's limits.
+    pub fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    /// Every published artifact, oldest first.
+    fn held(&self) -> std::io::Result<Vec<Held>> {
+        let mut names = std::collections::HashSet::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            names.insert(entry?.file_name().to_string_lossy().into_owned());
+        }
+        let mut held = Vec::new();
+        for name in &names {
+            let Some(id) = name
+                .strip_suffix(".json")
+                .and_then(|stem| ArtifactId::parse(stem).ok())
+            else {
+                continue;
+            };
+            if !names.contains(id.as_str()) {
+                continue;
+            }
+            let meta = std::fs::metadata(self.data_path(&id)).ok();
+            let pinned = names.contains(&format!("{}{PIN_SUFFIX}", id.as_str()));
+            held.push(Held {
+                size: meta.as_ref().map_or(0, |m| m.len()),
+                written: meta.and_then(|m| m.modified().ok()),
+                id,
+                pinned,
+            });
+        }
+        held.sort_by(|a, b| {
+            a.written
+                .cmp(&b.written)
+                .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+        });
+        Ok(held)
+    }
+
+    /// Removes the oldest unpinned artifacts until one more of `incoming` bytes fits; refuses,
+    /// removing nothing, when it cannot fit even then.
+    ///
+    /// With `evict` false it only checks that the artifact could fit once unpinned ones go.
+    fn make_room(&self, incoming: u64, evict: bool) -> anyhow::Result<()> {
+        let q = self.quota;
+        if q == Quota::UNLIMITED {
+            return Ok(());
+        }
+        let held = self
+            .held()
+            .map_err(|e| self.io("cannot list the artifact directory", e))?;
+        let mut bytes: u64 = held.iter().map(|h| h.size).sum();
+        let mut count = held.len() as u64;
+        let fits = |bytes: u64, count: u64| {
+            bytes.saturating_add(incoming) <= q.total_bytes && count < q.count
+        };
+        if fits(bytes, count) {
+            return Ok(());
+        }
+        let pinned_bytes: u64 = held.iter().filter(|h| h.pinned).map(|h| h.size).sum();
+        let pinned_count = held.iter().filter(|h| h.pinned).count() as u64;
+        if !fits(pinned_bytes, pinned_count) {
+            return Err(ArtifactError::Full(format!(
+                "the artifact store is full: a new artifact of {incoming} bytes would not fit even \
+                 after removing every unpinned one ({pinned_count} pinned artifacts hold \
+                 {pinned_bytes} bytes; [limits] artifacts_quota_bytes = {}, artifacts_quota_count \
+                 = {}); delete or unpin artifacts (artifacts delete / unpin), ask for less, or \
+                 have the operator raise the quota",
+                q.total_bytes, q.count
+            ))
+            .into());
+        }
+        if !evict {
+            return Ok(());
+        }
+        for h in held.iter().filter(|h| !h.pinned) {
+            if fits(bytes, count) {
+                break;
+            }
+            self.remove_files(&h.id)?;
+            bytes -= h.size;
+            count -= 1;
+            tracing::info!(
+                "artifact store over quota: removed the oldest unpinned artifact {}",
+                h.id.uri()
+            );
+        }
+        Ok(())
+    }
+
+    fn remove_files(&self, id: &ArtifactId) -> anyhow::Result<()> {
+        // The sidecar first: without it the artifact is no longer listed or readable.
+        for name in [
+            id.sidecar_name(),
+            id.as_str().to_string(),
+            format!("{}{PIN_SUFFIX}", id.as_str()),
+        ] {
+            match std::fs::remove_file(self.dir.join(&name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(format!("cannot remove {}", id.uri()), e).into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an artifact (pinned or not).
+    pub async fn delete(&self, uri: &str) -> anyhow::Result<ArtifactInfo> {
+        let id = ArtifactId::from_uri(uri)?;
+        let info = self.info_of(&id).await?;
+        let _one = self.publishing.lock().await;
+        self.remove_files(&id)?;
+        Ok(info)
+    }
+
+    /// Pins (`true`) or unpins an artifact: retention never removes a pinned one.
+    pub async fn pin(&self, uri: &str, pinned: bool) -> anyhow::Result<ArtifactInfo> {
+        let id = ArtifactId::from_uri(uri)?;
+        let mut info = self.info_of(&id).await?;
+        let marker = self.dir.join(format!("{}{PIN_SUFFIX}", id.as_str()));
+        let done = if pinned {
+            std::fs::write(&marker, b"")
+        } else {
+            std::fs::remove_file(&marker).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+        };
+        done.map_err(|e| self.io(format!("cannot change the pin of {uri}"), e))?;
+        info.pinned = pinned;
+        Ok(info)
+    }
+
+    /// What the store holds against its quota.
+    pub fn usage(&self) -> anyhow::Result<Value> {
+        let held = self
+            .held()
+            .map_err(|e| self.io("cannot list the artifact directory", e))?;
+        let q = self.quota;
+        let limit = |v: u64| if v == u64::MAX { Value::Null } else { v.into() };
+        Ok(serde_json::json!({
+            "count": held.len(),
+            "bytes": held.iter().map(|h| h.size).sum::<u64>(),
+            "pinned": held.iter().filter(|h| h.pinned).count(),
+            "quota_bytes": limit(q.total_bytes),
+            "quota_count": limit(q.count),
+            "artifact_bytes": limit(q.artifact_bytes),
+        }))
+    }
+
     /// Starts a streamed artifact; nothing is visible until [`ArtifactWriter::finish`].
     pub async fn writer(&self, mut meta: ArtifactMeta) -> anyhow::Result<ArtifactWriter> {
+        // Refuse at once what could never fit, before the caller streams anything.
+        self.make_room(0, false)?;
         if meta.media_type.is_empty() {
             meta.media_type = DEFAULT_MEDIA_TYPE.to_string();
         }
@@ -364,7 +573,13 @@ impl ArtifactStore {
             return Err(not_found().into());
         }
         match tokio::fs::metadata(self.data_path(id)).await {
-            Ok(m) if m.is_file() => Ok(info),
+            Ok(m) if m.is_file() => Ok(ArtifactInfo {
+                pinned: self
+                    .dir
+                    .join(format!("{}{PIN_SUFFIX}", id.as_str()))
+                    .exists(),
+                ..info
+            }),
             _ => Err(not_found().into()),
         }
     }
@@ -622,6 +837,15 @@ impl ArtifactWriter {
             )
             .into());
         }
+        let limit = self.store.quota.artifact_bytes;
+        if self.size.saturating_add(data.len() as u64) > limit {
+            return Err(ArtifactError::Full(format!(
+                "an artifact may hold at most {limit} bytes ([limits] artifact_bytes); nothing was \
+                 stored — ask for less (a range, a filter, a smaller max_bytes) or have the \
+                 operator raise the limit"
+            ))
+            .into());
+        }
         self.size += data.len() as u64;
         if self.buf.is_empty() && data.len() >= WRITE_BATCH {
             return self.send(data.to_vec()).await;
@@ -689,6 +913,9 @@ impl ArtifactWriter {
             .map_err(|e| store.io("cannot sync an artifact to disk", e))?;
         let tmp = self.tmp.clone().unwrap_or_default();
         let sha256 = hex::encode(hasher.finalize());
+        let publishing = store.publishing.clone();
+        let _one = publishing.lock().await;
+        store.make_room(self.size, true)?;
         let now = OffsetDateTime::now_utc();
         let created = now.format(&Rfc3339).unwrap_or_default();
 
@@ -712,6 +939,7 @@ impl ArtifactWriter {
                 tool: self.meta.tool.clone(),
                 trace_id: self.meta.trace_id.clone(),
                 description: self.meta.description.clone(),
+                pinned: false,
             };
             match write_sidecar(&store, &id, &info).await {
                 Ok(true) => {
@@ -1287,5 +1515,82 @@ mod tests {
         assert!(ArtifactId::parse("20250101T120000-0a1b2c3d.-x").is_err());
         assert!(ArtifactId::parse("20250101t120000-0a1b2c3d").is_err());
         assert!(ArtifactId::parse("20250101T120000_0a1b2c3d").is_err());
+    }
+
+    fn quota(total_bytes: u64, count: u64) -> Quota {
+        Quota {
+            artifact_bytes: 1000,
+            total_bytes,
+            count,
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_removes_the_oldest_unpinned_first() {
+        let dir = TempDir::new("quota");
+        let store = ArtifactStore::open(dir.0.path())
+            .unwrap()
+            .with_quota(quota(300, 100));
+        let a = store.put(&[b'a'; 100], meta("")).await.unwrap();
+        let b = store.put(&[b'b'; 100], meta("")).await.unwrap();
+        let c = store.put(&[b'c'; 100], meta("")).await.unwrap();
+        store.pin(&a.uri, true).await.unwrap();
+        // Full: the next one removes b (a is older but pinned).
+        let d = store.put(&[b'd'; 100], meta("")).await.unwrap();
+        assert!(store.info(&a.uri).await.unwrap().pinned, "a is kept, pinned");
+        assert!(store.info(&b.uri).await.is_err(), "b, the oldest unpinned, went");
+        assert!(store.info(&c.uri).await.is_ok() && store.info(&d.uri).await.is_ok());
+        let usage = store.usage().unwrap();
+        assert_eq!((usage["count"].as_u64(), usage["bytes"].as_u64()), (Some(3), Some(300)));
+        assert_eq!(usage["pinned"], 1);
+    }
+
+    #[tokio::test]
+    async fn the_count_quota_holds_too() {
+        let dir = TempDir::new("count");
+        let store = ArtifactStore::open(dir.0.path())
+            .unwrap()
+            .with_quota(quota(u64::MAX - 1, 2));
+        let a = store.put(b"1", meta("")).await.unwrap();
+        store.put(b"2", meta("")).await.unwrap();
+        store.put(b"3", meta("")).await.unwrap();
+        assert!(store.info(&a.uri).await.is_err(), "the oldest went");
+        assert_eq!(store.list(10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn what_cannot_fit_is_refused_and_removes_nothing() {
+        let dir = TempDir::new("full");
+        let store = ArtifactStore::open(dir.0.path())
+            .unwrap()
+            .with_quota(quota(250, 100));
+        let a = store.put(&[b'a'; 100], meta("")).await.unwrap();
+        let b = store.put(&[b'b'; 100], meta("")).await.unwrap();
+        store.pin(&a.uri, true).await.unwrap();
+        store.pin(&b.uri, true).await.unwrap();
+        let e = store.put(&[b'c'; 100], meta("")).await.unwrap_err();
+        assert!(matches!(kind(&e), ArtifactError::Full(_)), "{e:#}");
+        let text = format!("{e:#}");
+        assert!(text.contains("unpin") && text.contains("artifacts_quota_bytes"), "{text}");
+        assert!(store.info(&a.uri).await.is_ok() && store.info(&b.uri).await.is_ok());
+        // One artifact over the per-artifact limit is refused as it streams.
+        store.pin(&b.uri, false).await.unwrap();
+        let mut w = store.writer(meta("")).await.unwrap();
+        let e = w.write(&[0u8; 1001]).await.unwrap_err();
+        assert!(format!("{e:#}").contains("artifact_bytes"), "{e:#}");
+        drop(w);
+        assert!(names(dir.0.path()).iter().all(|n| !n.starts_with(TEMP_PREFIX)));
+    }
+
+    #[tokio::test]
+    async fn delete_removes_data_sidecar_and_pin() {
+        let dir = TempDir::new("delete");
+        let store = ArtifactStore::open(dir.0.path()).unwrap();
+        let a = store.put(b"bye", meta("text/plain")).await.unwrap();
+        store.pin(&a.uri, true).await.unwrap();
+        store.delete(&a.uri).await.unwrap();
+        assert!(names(dir.0.path()).is_empty(), "{:?}", names(dir.0.path()));
+        assert!(store.delete(&a.uri).await.is_err(), "a second delete: not found");
+        assert!(store.delete("artifact://../../etc/passwd").await.is_err());
     }
 }

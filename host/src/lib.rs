@@ -5,6 +5,7 @@
 //! [`host_tools`] tool, spills large output to [`artifacts`] and appends to the [`audit`] log.
 //! Plugins reach the outside world only through [`caps`], each gated by the [`policy`].
 
+pub mod admission;
 pub mod artifacts;
 pub mod audit;
 pub mod caps;

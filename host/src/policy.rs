@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use toml::de::{DeTable, DeValue};
 
 use crate::flags::Flags;
+use crate::profiles::SecretRef;
 
 /// The locked-down policy compiled into the binary, used when the state directory has none.
 pub const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
@@ -566,6 +567,8 @@ fn host_port(target: &Target, port: u16) -> String {
 struct RawPolicy {
     limits: Option<RawLimits>,
     #[serde(default)]
+    secrets: BTreeMap<String, String>,
+    #[serde(default)]
     plugin: BTreeMap<String, RawPlugin>,
 }
 
@@ -664,6 +667,8 @@ struct RawExec {
 pub struct Policy {
     origin: String,
     limits: Limits,
+    /// `[secrets]`: logical secret names → references, written by the operator.
+    secrets: BTreeMap<String, SecretRef>,
     plugins: BTreeMap<String, PluginPolicy>,
 }
 
@@ -843,7 +848,17 @@ impl Policy {
     /// Whether the policy grants the plugin secret `name`. A grant alone releases nothing: the
     /// secrets capability must also require `INFRA_ALLOW_SECRET_EXPORT=1`, which it checks
     /// first, because flags are enforced in `caps` whatever the policy says.
+    /// The reference the operator mapped the logical secret `name` to under `[secrets]`.
+    pub fn secret_ref(&self, name: &str) -> Option<&SecretRef> {
+        self.secrets.get(name)
+    }
+
+    /// May `plugin` read the secret named `name` (a logical name of `[secrets]`)? The caller — the
+    /// secrets capability — must also require `INFRA_ALLOW_SECRET_EXPORT=1`.
     pub fn check_secret(&self, plugin: &str, name: &str) -> Decision {
+        if let Err(why) = check_secret_name(name) {
+            return Decision::Deny(format!("policy: secret name '{name}': {why}"));
+        }
         let globs = self
             .plugin(plugin)
             .and_then(|p| p.secrets.as_ref())
@@ -1062,6 +1077,7 @@ struct Loader<'a> {
 impl Loader<'_> {
     fn build(&self, raw: RawPolicy) -> Result<Policy, PolicyError> {
         let limits = self.limits(raw.limits)?;
+        let secrets = self.secret_map(raw.secrets)?;
         let mut plugins = BTreeMap::new();
         for (name, rp) in raw.plugin {
             let p = self.plugin(&name, rp, &limits)?;
@@ -1070,6 +1086,7 @@ impl Loader<'_> {
         Ok(Policy {
             origin: self.origin.to_string(),
             limits,
+            secrets,
             plugins,
         })
     }
@@ -1236,7 +1253,7 @@ impl Loader<'_> {
         let secrets = match raw.secrets {
             None => None,
             Some(s) => Some(SecretsGrant {
-                names: self.globs(&["plugin", name, "secrets"], "names", &s.names)?,
+                names: self.secret_globs(name, &s.names)?,
             }),
         };
         let ssh = match raw.ssh {
@@ -1308,6 +1325,39 @@ impl Loader<'_> {
             .collect()
     }
 
+    /// `[secrets]`: every name a logical name, every reference `env:VAR` or an absolute
+    /// `file:` path with no `.`/`..` components (a grant must mean one file, not a family of
+    /// paths that walk out of a directory).
+    fn secret_map(
+        &self,
+        raw: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, SecretRef>, PolicyError> {
+        let mut map = BTreeMap::new();
+        for (name, reference) in raw {
+            if let Err(why) = check_secret_name(&name) {
+                return Err(self.invalid(&["secrets"], Some(&name), None, why));
+            }
+            let r = SecretRef::try_from(reference)
+                .and_then(|r| r.canonical())
+                .map_err(|why| self.invalid(&["secrets"], Some(&name), None, why))?;
+            map.insert(name, r);
+        }
+        Ok(map)
+    }
+
+    /// Grants of `[plugin.<name>.secrets] names`: globs over logical names, never references.
+    fn secret_globs(&self, plugin: &str, raw: &[String]) -> Result<Vec<Glob>, PolicyError> {
+        let sec = ["plugin", plugin, "secrets"];
+        for (i, g) in raw.iter().enumerate() {
+            if g.contains([':', '/']) {
+                return Err(self.invalid(&sec, Some("names"), Some(i), format!(
+                    "'{g}' looks like a reference; grant logical names, and map each to its reference under [secrets] (e.g. acme-key = \"file:/run/secrets/acme\")"
+                )));
+            }
+        }
+        self.globs(&sec, "names", raw)
+    }
+
     fn globs(&self, sec: &[&str], key: &str, raw: &[String]) -> Result<Vec<Glob>, PolicyError> {
         raw.iter()
             .enumerate()
@@ -1322,6 +1372,22 @@ impl Loader<'_> {
                 })
             })
             .collect()
+    }
+}
+
+/// A logical secret name: letters, digits, `.`, `_`, `-`, starting with a letter or digit, at
+/// most 128 bytes — so it can never be read as a path or a reference.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err("a secret name is a logical name (letters, digits, '.', '_', '-'; starts with a letter or digit; at most 128 bytes) that the operator maps to a reference under [secrets]".into())
     }
 }
 

@@ -34,6 +34,30 @@ impl SecretRef {
         &self.0
     }
 
+    /// The reference in a form a grant can name exactly: `env:` with a plain variable name, or
+    /// `file:` with an absolute path (or `~/…`) that has no `.`/`..` components or empty parts.
+    pub fn canonical(self) -> Result<SecretRef, String> {
+        if let Some(var) = self.0.strip_prefix("env:") {
+            let ok = !var.is_empty()
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit();
+            return if ok {
+                Ok(self)
+            } else {
+                Err(format!("'{}': an environment variable name is letters, digits and '_'", self.0))
+            };
+        }
+        let path = self.0.trim_start_matches("file:");
+        let rest = path.strip_prefix("~/").or_else(|| path.strip_prefix('/'));
+        let Some(rest) = rest else {
+            return Err(format!("'{}': give an absolute path (file:/...) or one under ~/ (file:~/...)", self.0));
+        };
+        if rest.split('/').any(|part| matches!(part, "" | "." | "..")) {
+            return Err(format!("'{}': the path may not contain '.', '..' or '//'; write the real path of the file", self.0));
+        }
+        Ok(self)
+    }
+
     /// Reads the secret's value now (so rotation needs no restart).
     pub fn resolve(&self) -> anyhow::Result<String> {
         if let Some(var) = self.0.strip_prefix("env:") {

@@ -77,6 +77,8 @@ pub struct Router {
     state: StateDir,
     /// The listed tools, built once after loading (schemas with the common fields and envelope).
     tools: Vec<ToolSpec>,
+    /// Caps on plugin calls running at once.
+    admission: crate::admission::Admission,
 }
 
 impl Router {
@@ -104,12 +106,18 @@ impl Router {
         let artifacts = Arc::new(
             ArtifactStore::open(state.artifacts())
                 .context("opening the artifact store")?
-                .with_redactor(redactor.clone()),
+                .with_redactor(redactor.clone())
+                .with_quota(crate::artifacts::Quota {
+                    artifact_bytes: policy.limits().artifact_bytes,
+                    total_bytes: policy.limits().artifacts_quota_bytes,
+                    count: policy.limits().artifacts_quota_count,
+                }),
         );
         let audit = Arc::new(
             AuditLog::open(state.audit(), redactor.clone()).context("opening the audit log")?,
         );
         let jobs = Arc::new(crate::jobs::Jobs::open(&state.jobs())?);
+        let policy_limits = *policy.limits();
         let shared = Arc::new(Shared {
             policy,
             flags,
@@ -130,6 +138,10 @@ impl Router {
             audit,
             state,
             tools: Vec::new(),
+            admission: crate::admission::Admission::new(
+                policy_limits.calls_in_flight as usize,
+                policy_limits.plugin_calls_in_flight as usize,
+            ),
         };
         router.load_plugins().await;
         router.tools = router.build_tools();
@@ -327,6 +339,12 @@ impl Router {
                 )),
                 Vec::new(),
             );
+        };
+        // Refused at once when full, before any capability is touched: an agent that fires calls
+        // faster than they finish gets told, rather than queueing without bound.
+        let _ticket = match self.admission.admit(plugin_name) {
+            Ok(t) => t,
+            Err(busy) => return (Err(Failure::new("busy", busy.to_string())), Vec::new()),
         };
         let policy = &self.shared.policy;
         let limits = CallLimits {

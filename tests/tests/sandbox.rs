@@ -555,7 +555,7 @@ async fn a_plugin_importing_more_than_its_manifest_is_refused_at_load() {
 }
 
 /// The policy that grants hostile the canary secret and the log (where it leaks what it gets).
-const SECRET_GRANT: &str = "[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"env:HOSTILE_CANARY\"]\n\n[plugin.hostile.log]\n";
+const SECRET_GRANT: &str = "[secrets]\ncanary = \"env:HOSTILE_CANARY\"\n\n[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"canary\"]\n\n[plugin.hostile.log]\n";
 
 #[test]
 fn secrets_are_denied_without_the_export_flag_even_with_a_grant() {
@@ -563,7 +563,7 @@ fn secrets_are_denied_without_the_export_flag_even_with_a_grant() {
     let home = hostile_home(SECRET_GRANT);
     let (is_error, out, stderr) = home.call_with(
         "hostile",
-        &json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        &json!({"action": "secrets_get", "name": "canary"}),
         |c| {
             c.env("HOSTILE_CANARY", &secret);
         },
@@ -596,11 +596,11 @@ fn secrets_are_denied_without_the_export_flag_even_with_a_grant() {
 fn secrets_with_the_flag_but_without_a_grant_are_denied() {
     let secret = canary("secret-canary");
     let home = hostile_home(
-        "[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"env:SOMETHING_ELSE\"]\n",
+        "[secrets]\ncanary = \"env:HOSTILE_CANARY\"\nother = \"env:SOMETHING_ELSE\"\n\n[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"other\"]\n",
     );
     let (is_error, out, stderr) = home.call_with(
         "hostile",
-        &json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        &json!({"action": "secrets_get", "name": "canary"}),
         |c| {
             c.env("HOSTILE_CANARY", &secret)
                 .env("INFRA_ALLOW_SECRET_EXPORT", "1");
@@ -631,7 +631,7 @@ fn secrets_with_flag_and_grant_reach_the_plugin_and_are_scrubbed_everywhere() {
     let home = hostile_home(SECRET_GRANT);
     let (is_error, out, stderr) = home.call_with(
         "hostile",
-        &json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+        &json!({"action": "secrets_get", "name": "canary"}),
         |c| {
             c.env("HOSTILE_CANARY", &secret)
                 .env("INFRA_ALLOW_SECRET_EXPORT", "1");
@@ -656,7 +656,7 @@ fn secrets_with_flag_and_grant_reach_the_plugin_and_are_scrubbed_everywhere() {
         "the value is nowhere in the output: {out:#}"
     );
     assert!(
-        stderr.contains("the secret env:HOSTILE_CANARY is"),
+        stderr.contains("the secret canary is"),
         "the plugin's leaking log line reached stderr (so the next check is not vacuous): {stderr}"
     );
     assert!(
@@ -673,6 +673,149 @@ fn secrets_with_flag_and_grant_reach_the_plugin_and_are_scrubbed_everywhere() {
         !contains(&home.all_bytes(), &secret),
         "the value is nowhere in the state directory (audit, artifacts)"
     );
+}
+
+/// A grant names logical secrets; only the operator's `[secrets]` map turns a name into a file.
+/// Before, grants were globs over raw references, so `file:<dir>/*` also matched
+/// `file:<dir>/../outside` and handed the plugin a file outside the granted directory.
+#[test]
+fn secret_names_cannot_walk_out_of_a_granted_directory() {
+    let outside = canary("outside-canary");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("secrets")).expect("secrets dir");
+    std::fs::write(dir.path().join("secrets/a"), canary("granted")).expect("granted file");
+    std::fs::write(dir.path().join("outside"), &outside).expect("outside file");
+    let secrets = dir.path().join("secrets").display().to_string();
+
+    // The old form of grant: a glob over file references. It is refused at load, with advice.
+    let home = hostile_home(&format!(
+        "[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"file:{secrets}/*\"]\n"
+    ));
+    for name in [
+        format!("file:{secrets}/../outside"),
+        format!("file:{secrets}/a/../../outside"),
+    ] {
+        let (ok, text) = secret_call(&home, &name);
+        assert!(!ok, "{name}: must fail: {text}");
+        assert!(
+            !text.contains("\"escaped\": true") && !text.contains("\"escaped\":true"),
+            "{name}: the plugin got a value: {text}"
+        );
+        assert!(!text.contains(&outside), "{name}: the outside file leaked: {text}");
+        assert!(
+            text.contains("grant logical names"),
+            "{name}: the refusal says how to grant: {text}"
+        );
+    }
+
+    // The new form: logical names. A guest's name that is a path or reference is refused, and a
+    // `..` in the operator's own map is refused at load.
+    let home = hostile_home(&format!(
+        "[secrets]\na = \"file:{secrets}/a\"\n\n[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"*\"]\n"
+    ));
+    for name in [
+        format!("file:{secrets}/../outside"),
+        "a/../../outside".to_string(),
+        "../outside".to_string(),
+        "env:HOME".to_string(),
+    ] {
+        let (is_error, out, stderr) = home.call_with(
+            "hostile",
+            &json!({"action": "secrets_get", "name": name}),
+            |c| {
+                c.env("INFRA_ALLOW_SECRET_EXPORT", "1");
+            },
+        );
+        let error = error_of(is_error, &out, &name);
+        assert_eq!(error["kind"], "denied", "{name}: {out:#}");
+        assert!(
+            !format!("{out:#}{stderr}").contains(&outside),
+            "{name}: the outside file leaked"
+        );
+    }
+    let home = hostile_home(&format!(
+        "[secrets]\na = \"file:{secrets}/../outside\"\n\n[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"a\"]\n"
+    ));
+    let (ok, text) = secret_call(&home, "a");
+    assert!(!ok && !text.contains(&outside), "a '..' in [secrets] is refused: {text}");
+    assert!(text.contains("'..'"), "the refusal names the problem: {text}");
+}
+
+/// `infra call hostile secrets_get NAME` with secret export on: (succeeded, stdout + stderr). Not
+/// `call_with`: a refused policy prints its error on stderr, with no JSON.
+fn secret_call(home: &Home, name: &str) -> (bool, String) {
+    let out = home
+        .command()
+        .args(["call", "hostile", &json!({"action": "secrets_get", "name": name}).to_string()])
+        .env("INFRA_ALLOW_SECRET_EXPORT", "1")
+        .output()
+        .expect("run infra call");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Spinning guests yield to the executor every epoch tick: with more spinners than the server
+/// has worker threads, another call is still answered while they spin. Before, each spinning
+/// guest held its worker thread until its deadline, so nothing else ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_guests_do_not_starve_other_calls() {
+    let home = hostile_home("[plugin.hostile]\ntimeout_ms = 6000\n");
+    let server = Server::start(&home, &[("TOKIO_WORKER_THREADS", "2")]).await;
+    let spin = || async {
+        let r = server.call("hostile", json!({"action": "spin"})).await;
+        (Instant::now(), r)
+    };
+    let other = async {
+        // Give the spinners time to occupy the server's two workers (this wait cannot make the
+        // fixed server fail; it makes the starving one fail reliably).
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let r = server.call("help", json!({})).await;
+        (Instant::now(), r)
+    };
+    let (a, b, c, d, (helped, (help_error, help))) = tokio::join!(spin(), spin(), spin(), spin(), other);
+    assert!(!help_error, "help answered: {help:#}");
+    for (done, (is_error, out)) in [a, b, c, d] {
+        assert_eq!(error_of(is_error, &out, "spin")["kind"], "timeout", "{out:#}");
+        assert!(
+            helped < done,
+            "help was answered while the spinners still ran, not after one of them ended"
+        );
+    }
+    server.stop().await;
+}
+
+/// Past `[limits] plugin_calls_in_flight`, a call is refused at once as `busy`, with advice,
+/// and the server keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_the_in_flight_cap_are_refused_as_busy() {
+    let home = hostile_home("[limits]\nplugin_calls_in_flight = 2\n\n[plugin.hostile]\ntimeout_ms = 3000\n");
+    let server = Server::start(&home, &[]).await;
+    let spin = || server.call("hostile", json!({"action": "spin"}));
+    let (a, b, c) = tokio::join!(spin(), spin(), spin());
+    let kinds: Vec<String> = [&a, &b, &c]
+        .iter()
+        .map(|(e, out)| error_of(*e, out, "spin")["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "busy").count(),
+        1,
+        "exactly one of three spinners is refused as busy: {kinds:?}"
+    );
+    let busy = [&a, &b, &c]
+        .into_iter()
+        .find(|(_, out)| out["error"]["kind"] == "busy")
+        .expect("a busy one");
+    assert!(
+        busy.1["error"]["message"].as_str().unwrap_or("").contains("plugin_calls_in_flight"),
+        "the refusal names the limit: {:#}",
+        busy.1
+    );
+    server.still_serves("a busy refusal").await;
+    server.stop().await;
 }
 
 /// Every escape, one after another, through one server: each is stopped, and after each the
@@ -771,7 +914,7 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
     let (is_error, out) = server
         .call(
             "hostile",
-            json!({"action": "secrets_get", "name": "env:HOSTILE_CANARY"}),
+            json!({"action": "secrets_get", "name": "canary"}),
         )
         .await;
     assert_eq!(

@@ -1,9 +1,9 @@
-//! `infra:host/secrets`: a secret's value, only with `INFRA_ALLOW_SECRET_EXPORT=1` and a grant.
+//! `infra:host/secrets`: a secret's value, only with `INFRA_ALLOW_SECRET_EXPORT=1` and a grant
+//! of its logical name, resolved through the policy's `[secrets]` map.
 
 use super::StoreState;
 use super::infra::host::secrets::Host;
 use super::infra::host::types::CapError;
-use crate::profiles::SecretRef;
 
 impl Host for StoreState {
     async fn get(&mut self, name: String) -> Result<String, CapError> {
@@ -29,8 +29,14 @@ impl Host for StoreState {
             call.shared.policy.check_secret(&call.plugin, &name),
         )
         .map_err(CapError::Denied)?;
-        let reference = SecretRef::try_from(name.clone())
-            .map_err(|e| CapError::Invalid(format!("name: {e}")))?;
+        // The guest names a logical secret; only the operator's [secrets] map turns it into a
+        // file or variable, so no name a guest can choose walks to another file.
+        let reference = call.shared.policy.secret_ref(&name).ok_or_else(|| {
+            CapError::NotFound(format!(
+                "secret '{name}' is granted but not defined: the operator maps it to a reference under [secrets] in {}",
+                call.shared.policy.origin()
+            ))
+        })?;
         let value = reference
             .resolve()
             .map_err(|e| CapError::NotFound(format!("{e:#}")))?;

@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 
 use crate::router::{Failure, Router};
 
-pub const DESCRIPTION: &str = "Stored outputs (artifact:// URIs): `list` newest first; `get` a \
-byte range (offset, length); `head`/`tail` the first/last bytes. Every answer carries size and sha256.";
+pub const DESCRIPTION: &str = "Stored outputs (artifact:// URIs): `list` newest first (with the \
+store's usage against its quota); `get` a byte range (offset, length); `head`/`tail` the first/last \
+bytes; `pin`/`unpin` (the oldest unpinned artifacts are removed when the store is full); `delete`. \
+Every answer carries size and sha256.";
 
 /// Largest range returned inline.
 const MAX_INLINE: u64 = 256 * 1024;
@@ -25,13 +27,19 @@ pub enum Action {
     Head,
     /// The last `length` bytes.
     Tail,
+    /// Keep it when the store makes room.
+    Pin,
+    /// Let the store remove it when it makes room (oldest first).
+    Unpin,
+    /// Remove it now.
+    Delete,
 }
 
 /// Arguments of `artifacts`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    /// `list`, `get`, `head` or `tail`.
+    /// `list`, `get`, `head`, `tail`, `pin`, `unpin` or `delete`.
     pub action: Action,
     /// The `artifact://` URI (all but list).
     pub uri: Option<String>,
@@ -47,18 +55,28 @@ pub async fn run(router: &Router, args: Args) -> Result<Value, Failure> {
     let store = router.artifacts();
     if let Action::List = args.action {
         let list = store.list(args.limit.unwrap_or(50)).await?;
-        return Ok(json!({ "items": list }));
+        return Ok(json!({ "items": list, "usage": store.usage()? }));
     }
     let uri = args.uri.ok_or_else(|| {
         Failure::invalid("uri", "missing: give the artifact:// URI (list shows them)")
     })?;
+    let changed = match args.action {
+        Action::Pin => Some(("pinned", store.pin(&uri, true).await)),
+        Action::Unpin => Some(("unpinned", store.pin(&uri, false).await)),
+        Action::Delete => Some(("deleted", store.delete(&uri).await)),
+        _ => None,
+    };
+    if let Some((what, done)) = changed {
+        let info = done.map_err(|e| Failure::new("not-found", format!("{e:#}")))?;
+        return Ok(json!({ what: true, "uri": info.uri, "size": info.size, "sha256": info.sha256 }));
+    }
     let info = store
         .info(&uri)
         .await
         .map_err(|e| Failure::new("not-found", format!("{e:#}")))?;
     let length = args.length.unwrap_or(16 * 1024).min(MAX_INLINE);
     let offset = match args.action {
-        Action::Head | Action::List => 0,
+        Action::Head | Action::List | Action::Pin | Action::Unpin | Action::Delete => 0,
         Action::Get => args.offset.unwrap_or(0),
         Action::Tail => info.size.saturating_sub(length),
     };
