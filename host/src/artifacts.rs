@@ -1537,11 +1537,20 @@ mod tests {
         store.pin(&a.uri, true).await.unwrap();
         // Full: the next one removes b (a is older but pinned).
         let d = store.put(&[b'd'; 100], meta("")).await.unwrap();
-        assert!(store.info(&a.uri).await.unwrap().pinned, "a is kept, pinned");
-        assert!(store.info(&b.uri).await.is_err(), "b, the oldest unpinned, went");
+        assert!(
+            store.info(&a.uri).await.unwrap().pinned,
+            "a is kept, pinned"
+        );
+        assert!(
+            store.info(&b.uri).await.is_err(),
+            "b, the oldest unpinned, went"
+        );
         assert!(store.info(&c.uri).await.is_ok() && store.info(&d.uri).await.is_ok());
         let usage = store.usage().unwrap();
-        assert_eq!((usage["count"].as_u64(), usage["bytes"].as_u64()), (Some(3), Some(300)));
+        assert_eq!(
+            (usage["count"].as_u64(), usage["bytes"].as_u64()),
+            (Some(3), Some(300))
+        );
         assert_eq!(usage["pinned"], 1);
     }
 
@@ -1571,7 +1580,10 @@ mod tests {
         let e = store.put(&[b'c'; 100], meta("")).await.unwrap_err();
         assert!(matches!(kind(&e), ArtifactError::Full(_)), "{e:#}");
         let text = format!("{e:#}");
-        assert!(text.contains("unpin") && text.contains("artifacts_quota_bytes"), "{text}");
+        assert!(
+            text.contains("unpin") && text.contains("artifacts_quota_bytes"),
+            "{text}"
+        );
         assert!(store.info(&a.uri).await.is_ok() && store.info(&b.uri).await.is_ok());
         // One artifact over the per-artifact limit is refused as it streams.
         store.pin(&b.uri, false).await.unwrap();
@@ -1579,7 +1591,11 @@ mod tests {
         let e = w.write(&[0u8; 1001]).await.unwrap_err();
         assert!(format!("{e:#}").contains("artifact_bytes"), "{e:#}");
         drop(w);
-        assert!(names(dir.0.path()).iter().all(|n| !n.starts_with(TEMP_PREFIX)));
+        assert!(
+            names(dir.0.path())
+                .iter()
+                .all(|n| !n.starts_with(TEMP_PREFIX))
+        );
     }
 
     #[tokio::test]
@@ -1590,7 +1606,31 @@ mod tests {
         store.pin(&a.uri, true).await.unwrap();
         store.delete(&a.uri).await.unwrap();
         assert!(names(dir.0.path()).is_empty(), "{:?}", names(dir.0.path()));
-        assert!(store.delete(&a.uri).await.is_err(), "a second delete: not found");
+        assert!(
+            store.delete(&a.uri).await.is_err(),
+            "a second delete: not found"
+        );
         assert!(store.delete("artifact://../../etc/passwd").await.is_err());
+    }
+
+    proptest::proptest! {
+        /// No string an agent sends parses to an id that names anything but a plain file
+        /// directly inside the store.
+        #[test]
+        fn no_parsed_id_leaves_the_store(s in "[0-9a-zA-Z./\\\\:%-]{0,40}|20250101T120000-[0-9a-f]{8}[./a-z0-9%]{0,12}") {
+            if let Ok(id) = ArtifactId::parse(&s) {
+                let dir = Path::new("/store");
+                let path = ArtifactStore {
+                    dir: dir.to_path_buf(),
+                    redactor: None,
+                    quota: Quota::UNLIMITED,
+                    publishing: Default::default(),
+                }
+                .data_path(&id);
+                proptest::prop_assert_eq!(path.parent(), Some(dir));
+                proptest::prop_assert!(!s.contains('/') && !s.contains("..") && !s.starts_with('.'));
+                proptest::prop_assert!(ArtifactId::from_uri(&id.uri()).is_ok());
+            }
+        }
     }
 }

@@ -44,16 +44,25 @@ impl SecretRef {
             return if ok {
                 Ok(self)
             } else {
-                Err(format!("'{}': an environment variable name is letters, digits and '_'", self.0))
+                Err(format!(
+                    "'{}': an environment variable name is letters, digits and '_'",
+                    self.0
+                ))
             };
         }
         let path = self.0.trim_start_matches("file:");
         let rest = path.strip_prefix("~/").or_else(|| path.strip_prefix('/'));
         let Some(rest) = rest else {
-            return Err(format!("'{}': give an absolute path (file:/...) or one under ~/ (file:~/...)", self.0));
+            return Err(format!(
+                "'{}': give an absolute path (file:/...) or one under ~/ (file:~/...)",
+                self.0
+            ));
         };
         if rest.split('/').any(|part| matches!(part, "" | "." | "..")) {
-            return Err(format!("'{}': the path may not contain '.', '..' or '//'; write the real path of the file", self.0));
+            return Err(format!(
+                "'{}': the path may not contain '.', '..' or '//'; write the real path of the file",
+                self.0
+            ));
         }
         Ok(self)
     }

@@ -137,7 +137,12 @@ pub fn private_dir(dir: &Path, what: &str) -> anyhow::Result<()> {
         // Readable but not writable by others: not an attack route, but what infra keeps there
         // (audit log, artifacts) is the user's; tighten it rather than refuse to start.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
-            || format!("cannot make the {what} {} private; run `chmod 700` on it", dir.display()),
+            || {
+                format!(
+                    "cannot make the {what} {} private; run `chmod 700` on it",
+                    dir.display()
+                )
+            },
         )?;
     }
     Ok(())

@@ -1743,4 +1743,60 @@ mod tests {
         assert_eq!(edit_distance("abc", "acb"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
+
+    /// Any JSON built from the schema's own field names and hostile values.
+    fn hostile_args() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("exec".to_string()),
+                Just("system_info".to_string()),
+                Just("ping".to_string()),
+                Just("rows".to_string()),
+                ".{0,12}",
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            let key = prop_oneof![
+                Just("action".to_string()),
+                Just("command".to_string()),
+                Just("timeout_ms".to_string()),
+                Just("headers".to_string()),
+                Just("mode".to_string()),
+                Just("limits".to_string()),
+                Just("rows".to_string()),
+                Just("columns".to_string()),
+                Just("target".to_string()),
+                Just("ratio".to_string()),
+                "[a-z_]{1,8}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(key, inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever an agent sends, the validator answers (never panics), an error names a field
+        /// and says what to do, and what it accepts the plugin's own serde types accept too — so
+        /// a call that passes validation never fails later on argument shape.
+        #[test]
+        fn the_validator_agrees_with_serde_on_hostile_arguments(args in hostile_args()) {
+            let schema = schema_of::<Ssh>();
+            match validate_args("ssh", &schema, &args) {
+                Ok(()) => {
+                    let parsed: Result<Ssh, _> = serde_json::from_value(args.clone());
+                    proptest::prop_assert!(parsed.is_ok(), "accepted {args} but serde refuses: {:?}", parsed.err());
+                }
+                Err(e) => proptest::prop_assert!(!e.message.is_empty(), "an empty message for {args}"),
+            }
+        }
+    }
 }

@@ -701,7 +701,10 @@ fn secret_names_cannot_walk_out_of_a_granted_directory() {
             !text.contains("\"escaped\": true") && !text.contains("\"escaped\":true"),
             "{name}: the plugin got a value: {text}"
         );
-        assert!(!text.contains(&outside), "{name}: the outside file leaked: {text}");
+        assert!(
+            !text.contains(&outside),
+            "{name}: the outside file leaked: {text}"
+        );
         assert!(
             text.contains("grant logical names"),
             "{name}: the refusal says how to grant: {text}"
@@ -737,8 +740,14 @@ fn secret_names_cannot_walk_out_of_a_granted_directory() {
         "[secrets]\na = \"file:{secrets}/../outside\"\n\n[plugin.hostile]\n\n[plugin.hostile.secrets]\nnames = [\"a\"]\n"
     ));
     let (ok, text) = secret_call(&home, "a");
-    assert!(!ok && !text.contains(&outside), "a '..' in [secrets] is refused: {text}");
-    assert!(text.contains("'..'"), "the refusal names the problem: {text}");
+    assert!(
+        !ok && !text.contains(&outside),
+        "a '..' in [secrets] is refused: {text}"
+    );
+    assert!(
+        text.contains("'..'"),
+        "the refusal names the problem: {text}"
+    );
 }
 
 /// `infra call hostile secrets_get NAME` with secret export on: (succeeded, stdout + stderr). Not
@@ -746,7 +755,11 @@ fn secret_names_cannot_walk_out_of_a_granted_directory() {
 fn secret_call(home: &Home, name: &str) -> (bool, String) {
     let out = home
         .command()
-        .args(["call", "hostile", &json!({"action": "secrets_get", "name": name}).to_string()])
+        .args([
+            "call",
+            "hostile",
+            &json!({"action": "secrets_get", "name": name}).to_string(),
+        ])
         .env("INFRA_ALLOW_SECRET_EXPORT", "1")
         .output()
         .expect("run infra call");
@@ -776,10 +789,15 @@ async fn spinning_guests_do_not_starve_other_calls() {
         let r = server.call("help", json!({})).await;
         (Instant::now(), r)
     };
-    let (a, b, c, d, (helped, (help_error, help))) = tokio::join!(spin(), spin(), spin(), spin(), other);
+    let (a, b, c, d, (helped, (help_error, help))) =
+        tokio::join!(spin(), spin(), spin(), spin(), other);
     assert!(!help_error, "help answered: {help:#}");
     for (done, (is_error, out)) in [a, b, c, d] {
-        assert_eq!(error_of(is_error, &out, "spin")["kind"], "timeout", "{out:#}");
+        assert_eq!(
+            error_of(is_error, &out, "spin")["kind"],
+            "timeout",
+            "{out:#}"
+        );
         assert!(
             helped < done,
             "help was answered while the spinners still ran, not after one of them ended"
@@ -792,13 +810,20 @@ async fn spinning_guests_do_not_starve_other_calls() {
 /// and the server keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_past_the_in_flight_cap_are_refused_as_busy() {
-    let home = hostile_home("[limits]\nplugin_calls_in_flight = 2\n\n[plugin.hostile]\ntimeout_ms = 3000\n");
+    let home = hostile_home(
+        "[limits]\nplugin_calls_in_flight = 2\n\n[plugin.hostile]\ntimeout_ms = 3000\n",
+    );
     let server = Server::start(&home, &[]).await;
     let spin = || server.call("hostile", json!({"action": "spin"}));
     let (a, b, c) = tokio::join!(spin(), spin(), spin());
     let kinds: Vec<String> = [&a, &b, &c]
         .iter()
-        .map(|(e, out)| error_of(*e, out, "spin")["kind"].as_str().unwrap_or("").to_string())
+        .map(|(e, out)| {
+            error_of(*e, out, "spin")["kind"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect();
     assert_eq!(
         kinds.iter().filter(|k| *k == "busy").count(),
@@ -810,7 +835,10 @@ async fn calls_past_the_in_flight_cap_are_refused_as_busy() {
         .find(|(_, out)| out["error"]["kind"] == "busy")
         .expect("a busy one");
     assert!(
-        busy.1["error"]["message"].as_str().unwrap_or("").contains("plugin_calls_in_flight"),
+        busy.1["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("plugin_calls_in_flight"),
         "the refusal names the limit: {:#}",
         busy.1
     );

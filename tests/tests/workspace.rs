@@ -73,8 +73,14 @@ fn a_checkout_cannot_plant_the_state_directory() {
         ],
     );
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(!out.status.success(), "the planted profile must not exist: {all}");
-    assert!(all.contains("planted"), "the error names the missing profile: {all}");
+    assert!(
+        !out.status.success(),
+        "the planted profile must not exist: {all}"
+    );
+    assert!(
+        all.contains("planted"),
+        "the error names the missing profile: {all}"
+    );
     match attacker.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => panic!("infra connected to the planted profile's server: {other:?}"),
@@ -82,9 +88,17 @@ fn a_checkout_cannot_plant_the_state_directory() {
 
     // The state went to ~/.local/state/infra (created private), not into the checkout.
     let state = home.path().join(".local/state/infra");
-    assert!(state.join("audit.jsonl").is_file(), "the call was audited in {}", state.display());
+    assert!(
+        state.join("audit.jsonl").is_file(),
+        "the call was audited in {}",
+        state.display()
+    );
     assert_eq!(
-        std::fs::metadata(&state).expect("state dir").permissions().mode() & 0o777,
+        std::fs::metadata(&state)
+            .expect("state dir")
+            .permissions()
+            .mode()
+            & 0o777,
         0o700,
         "a new state directory is private"
     );
@@ -93,7 +107,11 @@ fn a_checkout_cannot_plant_the_state_directory() {
         .flatten()
         .map(|e| e.file_name())
         .collect();
-    assert_eq!(planted_files.len(), 2, "infra wrote nothing into the checkout: {planted_files:?}");
+    assert_eq!(
+        planted_files.len(),
+        2,
+        "infra wrote nothing into the checkout: {planted_files:?}"
+    );
 
     // `plugins` reports the embedded policy, not the planted one.
     let out = in_workspace(workspace.path(), home.path(), &["plugins"]);
@@ -111,14 +129,28 @@ fn state_directories_others_can_write_are_refused() {
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let out = run(&home);
     let err = text(&out.stderr);
-    assert!(!out.status.success(), "a world-writable state dir is refused: {err}");
-    assert!(err.contains("chmod 700"), "the refusal says how to fix it: {err}");
+    assert!(
+        !out.status.success(),
+        "a world-writable state dir is refused: {err}"
+    );
+    assert!(
+        err.contains("chmod 700"),
+        "the refusal says how to fix it: {err}"
+    );
 
     std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = run(&home);
-    assert!(out.status.success(), "a readable one is accepted: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "a readable one is accepted: {}",
+        text(&out.stderr)
+    );
     assert_eq!(
-        std::fs::metadata(home.path()).expect("meta").permissions().mode() & 0o777,
+        std::fs::metadata(home.path())
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
         0o700,
         "and made private"
     );
@@ -129,8 +161,14 @@ fn state_directories_others_can_write_are_refused() {
         std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).expect("chown");
         let out = run(&home);
         let err = text(&out.stderr);
-        assert!(!out.status.success(), "another user's state dir is refused: {err}");
-        assert!(err.contains("uid 65534"), "the refusal names the owner: {err}");
+        assert!(
+            !out.status.success(),
+            "another user's state dir is refused: {err}"
+        );
+        assert!(
+            err.contains("uid 65534"),
+            "the refusal names the owner: {err}"
+        );
         std::os::unix::fs::chown(home.path(), Some(0), Some(0)).expect("chown back");
     }
 }
@@ -175,7 +213,10 @@ fn the_compile_cache_only_loads_entries_this_installation_wrote() {
     let home = Home::new();
     let cache = tempfile::tempdir().expect("cache");
     let cold = plugins_with_cache(&home, cache.path());
-    assert!(cold["compile_cache"]["misses"].as_u64().unwrap_or(0) >= 2, "{cold:#}");
+    assert!(
+        cold["compile_cache"]["misses"].as_u64().unwrap_or(0) >= 2,
+        "{cold:#}"
+    );
     let key = cache.path().join("key");
     assert_eq!(
         std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
@@ -196,18 +237,36 @@ fn the_compile_cache_only_loads_entries_this_installation_wrote() {
     // Swapped: ssh's genuine entry under http's name.
     std::fs::copy(&ssh, &http).expect("swap");
     let warm = plugins_with_cache(&home, cache.path());
-    let refused = warm["compile_cache"]["refused"].as_array().cloned().unwrap_or_default();
-    assert_eq!(refused.len(), 1, "the swapped entry is refused and reported: {warm:#}");
-    assert!(refused[0]["file"].as_str().unwrap().ends_with(
-        http.file_name().unwrap().to_str().unwrap()
-    ));
-    assert_eq!(plugin(&warm, "http")["compiled_from_cache"], false, "recompiled");
+    let refused = warm["compile_cache"]["refused"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        refused.len(),
+        1,
+        "the swapped entry is refused and reported: {warm:#}"
+    );
+    assert!(
+        refused[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with(http.file_name().unwrap().to_str().unwrap())
+    );
+    assert_eq!(
+        plugin(&warm, "http")["compiled_from_cache"],
+        false,
+        "recompiled"
+    );
     assert_eq!(
         plugin(&warm, "http")["tools"],
         json!(["http"]),
         "http's own code runs, not ssh's: {warm:#}"
     );
-    assert_eq!(plugin(&warm, "ssh")["compiled_from_cache"], true, "the others still hit");
+    assert_eq!(
+        plugin(&warm, "ssh")["compiled_from_cache"],
+        true,
+        "the others still hit"
+    );
 
     // The recompiled entry is authentic again.
     let again = plugins_with_cache(&home, cache.path());
@@ -233,7 +292,10 @@ fn the_compile_cache_only_loads_entries_this_installation_wrote() {
         std::fs::copy(&e, cache.path().join(e.file_name().unwrap())).expect("plant");
     }
     let warm = plugins_with_cache(&home, cache.path());
-    let refused = warm["compile_cache"]["refused"].as_array().map(Vec::len).unwrap_or(0);
+    let refused = warm["compile_cache"]["refused"]
+        .as_array()
+        .map(Vec::len)
+        .unwrap_or(0);
     assert_eq!(
         refused,
         entries(other.path()).len(),

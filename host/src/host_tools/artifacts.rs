@@ -68,7 +68,9 @@ pub async fn run(router: &Router, args: Args) -> Result<Value, Failure> {
     };
     if let Some((what, done)) = changed {
         let info = done.map_err(|e| Failure::new("not-found", format!("{e:#}")))?;
-        return Ok(json!({ what: true, "uri": info.uri, "size": info.size, "sha256": info.sha256 }));
+        return Ok(
+            json!({ what: true, "uri": info.uri, "size": info.size, "sha256": info.sha256 }),
+        );
     }
     let info = store
         .info(&uri)

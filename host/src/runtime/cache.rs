@@ -236,8 +236,8 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             meta.permissions().mode() & 0o777
         );
     }
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("reading the cache key {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the cache key {}", path.display()))?;
     bytes.as_slice().try_into().map_err(|_| {
         anyhow::anyhow!(
             "the cache key {} is damaged ({} bytes, not 32); delete it and infra makes a new one",
