@@ -575,13 +575,12 @@ impl Router {
             trace_id: trace_id.into(),
             description: format!("full result of {tool} ({} bytes)", text.len()),
         };
-        let info = match self.shared.artifacts.put(text.as_bytes(), meta).await {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::error!("could not spill a large result: {e:#}");
-                return None;
-            }
-        };
+        // A result that cannot be stored (the store is full of pinned artifacts, the disk is
+        // full) is still cut to a preview: the agent's context is not the overflow.
+        let stored = self.shared.artifacts.put(text.as_bytes(), meta).await;
+        if let Err(e) = &stored {
+            tracing::warn!("could not spill a large result: {e:#}");
+        }
         let mut slim = Map::new();
         for k in [
             "ok",
@@ -604,16 +603,21 @@ impl Router {
                 (cap / 4).max(1024)
             )),
         );
-        slim.insert(
-            "note".into(),
-            json!(format!(
+        let note = match &stored {
+            Ok(info) => format!(
                 "the result is {} bytes, over the {cap}-byte inline cap; the whole of it is {} — read it with the artifacts tool (action get/head/tail)",
                 text.len(),
                 info.uri
-            )),
-        );
+            ),
+            Err(e) => format!(
+                "the result is {} bytes, over the {cap}-byte inline cap, and could not be stored \
+                 as an artifact ({e:#}); only this preview is left — ask for less",
+                text.len()
+            ),
+        };
+        slim.insert("note".into(), json!(note));
         *output = Value::Object(slim);
-        Some(info.uri)
+        stored.ok().map(|info| info.uri)
     }
 }
 

@@ -846,6 +846,74 @@ async fn calls_past_the_in_flight_cap_are_refused_as_busy() {
     server.stop().await;
 }
 
+/// An agent that makes large outputs cannot fill the disk: the artifact store keeps to its
+/// quota by removing the oldest unpinned artifacts, and a result that cannot fit even then (the
+/// rest is pinned) comes back as a preview with advice — never inline in full.
+#[test]
+fn large_outputs_keep_the_artifact_store_within_its_quota() {
+    let home = hostile_home(
+        "[limits]\noutput_bytes = 1048576\nartifacts_quota_bytes = 400000\n\n[plugin.hostile]\n",
+    );
+    let flood = json!({"action": "output_flood", "bytes": 150000});
+    let mut uris = Vec::new();
+    for _ in 0..4 {
+        let (is_error, out, stderr) = home.call("hostile", &flood);
+        assert!(!is_error, "{out:#}\n{stderr}");
+        assert_eq!(out["truncated"], true, "spilled: {out:#}");
+        uris.push(
+            out["artifacts"][0]
+                .as_str()
+                .expect("an artifact")
+                .to_string(),
+        );
+    }
+    let (_, listed, _) = home.call("artifacts", &json!({"action": "list"}));
+    let held: Vec<&str> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["uri"].as_str())
+        .collect();
+    assert_eq!(held.len(), 2, "two of ~150 KB fit in 400 KB: {listed:#}");
+    assert!(
+        held.contains(&uris[3].as_str()) && held.contains(&uris[2].as_str()),
+        "the newest stay"
+    );
+    assert!(
+        listed["usage"]["bytes"].as_u64().unwrap() <= 400_000,
+        "{listed:#}"
+    );
+
+    // Pin both: the next large result has nowhere to go.
+    for uri in &held {
+        let (is_error, out, _) = home.call("artifacts", &json!({"action": "pin", "uri": uri}));
+        assert!(!is_error && out["pinned"] == true, "{out:#}");
+    }
+    let (is_error, out, _) = home.call("hostile", &flood);
+    assert!(!is_error, "the call itself worked: {out:#}");
+    let text = out.to_string();
+    assert!(
+        text.len() < 40_000,
+        "only a preview came back ({} bytes)",
+        text.len()
+    );
+    let note = out["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("could not be stored") && note.contains("artifacts_quota_bytes"),
+        "the note says why and what to do: {out:#}"
+    );
+
+    // Delete frees the room.
+    let (is_error, out, _) = home.call("artifacts", &json!({"action": "delete", "uri": held[0]}));
+    assert!(!is_error && out["deleted"] == true, "{out:#}");
+    let (_, out, _) = home.call("hostile", &flood);
+    assert_eq!(
+        out["artifacts"].as_array().map(Vec::len),
+        Some(1),
+        "{out:#}"
+    );
+}
+
 /// Every escape, one after another, through one server: each is stopped, and after each the
 /// same process answers a normal call. The deadline here comes from the call's own timeout_ms.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
