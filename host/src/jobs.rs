@@ -6,10 +6,11 @@
 //! `jobs` host tool.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::locked_file::Locked;
 
 /// Jobs kept in the registry; the oldest finished ones are dropped beyond this.
 const MAX_JOBS: usize = 500;
@@ -64,28 +65,22 @@ pub struct Job {
     pub ended_at: Option<String>,
 }
 
-/// The registry, persisted on every change.
+/// The registry: `jobs.json` itself, shared with every other infra process on the state
+/// directory. Each change re-reads the file under its lock ([`Locked`]), so jobs another process
+/// recorded meanwhile are kept; reads take the file as it is now.
 pub struct Jobs {
     path: PathBuf,
-    jobs: Mutex<Vec<Job>>,
 }
 
 impl Jobs {
-    /// Opens the registry at `path` (empty when the file does not exist).
+    /// Opens the registry at `path` (empty when the file does not exist); a file that does not
+    /// parse is refused now rather than at the first job.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let jobs = match crate::state::read_optional(path)? {
-            None => Vec::new(),
-            Some(text) => serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{} is not a valid job registry; move it aside to start a fresh one",
-                    path.display()
-                )
-            })?,
-        };
-        Ok(Self {
+        let jobs = Self {
             path: path.to_path_buf(),
-            jobs: Mutex::new(jobs),
-        })
+        };
+        jobs.load()?;
+        Ok(jobs)
     }
 
     /// A fresh job id.
@@ -95,51 +90,67 @@ impl Jobs {
 
     /// Records a new job.
     pub fn add(&self, job: Job) -> anyhow::Result<()> {
-        let mut jobs = self.lock();
-        jobs.push(job);
-        if jobs.len() > MAX_JOBS
-            && let Some(i) = jobs.iter().position(|j| j.state.is_final())
-        {
-            jobs.remove(i);
-        }
-        self.save(&jobs)
+        self.change(|jobs| {
+            jobs.push(job);
+            if jobs.len() > MAX_JOBS
+                && let Some(i) = jobs.iter().position(|j| j.state.is_final())
+            {
+                jobs.remove(i);
+            }
+        })
     }
 
     /// The job with this id.
-    pub fn get(&self, id: &str) -> Option<Job> {
-        self.lock().iter().find(|j| j.id == id).cloned()
+    pub fn get(&self, id: &str) -> anyhow::Result<Option<Job>> {
+        Ok(self.load()?.into_iter().find(|j| j.id == id))
     }
 
     /// Jobs, newest first.
-    pub fn list(&self) -> Vec<Job> {
-        self.lock().iter().rev().cloned().collect()
+    pub fn list(&self) -> anyhow::Result<Vec<Job>> {
+        Ok(self.load()?.into_iter().rev().collect())
     }
 
     /// Replaces the stored copy of `job`.
     pub fn update(&self, job: &Job) -> anyhow::Result<()> {
-        let mut jobs = self.lock();
-        if let Some(slot) = jobs.iter_mut().find(|j| j.id == job.id) {
-            *slot = job.clone();
+        self.change(|jobs| {
+            if let Some(slot) = jobs.iter_mut().find(|j| j.id == job.id) {
+                *slot = job.clone();
+            }
+        })
+    }
+
+    fn load(&self) -> anyhow::Result<Vec<Job>> {
+        match crate::state::read_optional(&self.path)? {
+            None => Ok(Vec::new()),
+            Some(text) => self.parse(&text),
         }
-        self.save(&jobs)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
-        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    fn parse(&self, text: &str) -> anyhow::Result<Vec<Job>> {
+        serde_json::from_str(text).with_context(|| {
+            format!(
+                "{} is not a valid job registry; move it aside to start a fresh one",
+                self.path.display()
+            )
+        })
     }
 
-    /// Writes the registry atomically, so a crash leaves the old or the new file, never half.
-    fn save(&self, jobs: &[Job]) -> anyhow::Result<()> {
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(jobs)?;
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .with_context(|| {
-                format!(
-                    "cannot write the job registry {}; check the state directory's permissions",
-                    self.path.display()
-                )
-            })
+    /// Applies `edit` to the registry as it is on disk now, under the file's lock.
+    fn change(&self, edit: impl FnOnce(&mut Vec<Job>)) -> anyhow::Result<()> {
+        let cannot = || {
+            format!(
+                "cannot update the job registry {}; check the state directory's permissions",
+                self.path.display()
+            )
+        };
+        let file = Locked::acquire(&self.path).with_context(cannot)?;
+        let mut jobs = match file.read().with_context(cannot)? {
+            None => Vec::new(),
+            Some(text) => self.parse(&text)?,
+        };
+        edit(&mut jobs);
+        file.replace(&serde_json::to_vec_pretty(&jobs)?)
+            .with_context(cannot)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod flags;
 pub mod host_tools;
 pub mod inspect;
 pub mod jobs;
+pub mod locked_file;
 pub mod logging;
 pub mod mcp;
 pub mod named;

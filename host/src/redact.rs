@@ -19,6 +19,11 @@ pub const REDACTED: &str = "[REDACTED]";
 /// in a result would destroy it without protecting anything worth the name.
 pub const MIN_SECRET_CHARS: usize = 4;
 
+/// Body lines of a private key shorter than this are not registered on their own: the short
+/// last line of a base64 body (`AAAA`, `Zg==`) occurs in unrelated text, and it is also inside
+/// the whole key, which is registered.
+const MIN_KEY_LINE_CHARS: usize = 16;
+
 /// Words that mark a key's value as secret; compared against the key's words and its ending.
 const SECRET_WORDS: &[&str] = &[
     "password",
@@ -64,15 +69,33 @@ impl Redactor {
 
     /// Registers a secret value. Surrounding whitespace is dropped, because values read from
     /// files usually end in a newline that the secret's other appearances lack; values shorter
-    /// than [`MIN_SECRET_CHARS`] are ignored.
+    /// than [`MIN_SECRET_CHARS`] are ignored. A multi-line value is registered with `\n` and
+    /// with `\r\n` line ends: a pty turns every `\n` it passes into `\r\n`.
     pub fn add(&self, secret: &str) {
         let secret = secret.trim();
         if secret.chars().count() < MIN_SECRET_CHARS {
             return;
         }
+        let unix = secret.replace("\r\n", "\n");
+        let crlf = unix.replace('\n', "\r\n");
         let mut values = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if !values.iter().any(|v| v == secret) {
-            values.push(secret.to_string());
+        for form in [secret.to_string(), unix, crlf] {
+            if !values.contains(&form) {
+                values.push(form);
+            }
+        }
+    }
+
+    /// Registers a private key's text (PEM or OpenSSH armour): the whole of it and each line
+    /// of its body, so a key shown in part, re-wrapped or through a pty is scrubbed too. The
+    /// armour and header lines say only what kind of key it is and are left alone.
+    pub fn add_private_key(&self, text: &str) {
+        self.add(text);
+        for line in text.lines().map(str::trim) {
+            let armour = line.starts_with("-----") || line.contains(": ");
+            if !armour && line.len() >= MIN_KEY_LINE_CHARS {
+                self.add(line);
+            }
         }
     }
 
@@ -254,15 +277,22 @@ fn replace_spans(bytes: &[u8], spans: &[(usize, usize)]) -> Vec<u8> {
     out
 }
 
-/// Scrubs a byte stream chunk by chunk, catching secrets split across chunks.
+/// Scrubs a byte stream chunk by chunk, catching secrets split across chunks; the output is
+/// the same as [`Redactor::scrub_bytes`] of the whole stream, however it is cut.
 ///
 /// It holds back the last (longest secret − 1) bytes of what it has seen, because those could
 /// be the start of a secret the next chunk completes; [`StreamScrubber::finish`] releases them.
+/// Overlapping occurrences are one redaction: a run of them that reaches into the held-back
+/// bytes may still grow, so its marker goes out at once and its bytes are dropped as they come,
+/// keeping only what a later occurrence could overlap. Memory stays bounded by the longest
+/// secret whatever the stream holds.
 #[derive(Clone)]
 pub struct StreamScrubber {
     needles: Vec<Vec<u8>>,
     keep: usize,
     tail: Vec<u8>,
+    /// `tail[..run_end]` is covered by a redaction already emitted that may still grow.
+    run_end: usize,
 }
 
 impl fmt::Debug for StreamScrubber {
@@ -289,6 +319,7 @@ impl StreamScrubber {
             needles,
             keep,
             tail: Vec::new(),
+            run_end: 0,
         }
     }
 
@@ -299,21 +330,63 @@ impl StreamScrubber {
         }
         let mut buf = std::mem::take(&mut self.tail);
         buf.extend_from_slice(chunk);
-        let spans = find_spans(&buf, &self.needles);
-        let boundary = buf.len().saturating_sub(self.keep);
-        // A match that starts before the boundary lies wholly in `buf` (no secret is longer
-        // than keep + 1), so it is replaced now and emission runs to its end; a match starting
-        // later stays in the tail and is found again with the next chunk.
-        let emit: Vec<(usize, usize)> = spans.into_iter().filter(|&(s, _)| s < boundary).collect();
-        let emit_end = emit.last().map_or(boundary, |&(_, e)| e.max(boundary));
-        self.tail = buf.split_off(emit_end);
-        replace_spans(&buf, &emit)
+        let settled = buf.len().saturating_sub(self.keep);
+        self.advance(buf, settled)
     }
 
     /// Scrubs and returns whatever was held back.
-    pub fn finish(self) -> Vec<u8> {
-        let spans = find_spans(&self.tail, &self.needles);
-        replace_spans(&self.tail, &spans)
+    pub fn finish(mut self) -> Vec<u8> {
+        let buf = std::mem::take(&mut self.tail);
+        let end = buf.len();
+        self.advance(buf, end)
+    }
+
+    /// Emits `buf` up to `settled` — no occurrence completed by later bytes can start before
+    /// it, since no secret is longer than `keep + 1` — and keeps the rest as the tail.
+    fn advance(&mut self, buf: Vec<u8>, settled: usize) -> Vec<u8> {
+        let mut spans = find_spans(&buf, &self.needles).into_iter().peekable();
+        let mut out = Vec::new();
+        let mut at = 0;
+        if self.run_end > 0 {
+            // Occurrences overlapping the open run join it (find_spans merges the same way).
+            let mut end = self.run_end;
+            while let Some(&(s, e)) = spans.peek() {
+                if s >= end {
+                    break;
+                }
+                end = end.max(e);
+                spans.next();
+            }
+            if end > settled {
+                self.hold(buf, settled, end);
+                return out;
+            }
+            self.run_end = 0;
+            at = end;
+        }
+        for (s, e) in spans {
+            if s >= settled {
+                // Found again with the next chunk, from the tail.
+                break;
+            }
+            out.extend_from_slice(&buf[at..s]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            if e > settled {
+                // A later occurrence may still overlap this one and extend it.
+                self.hold(buf, settled, e);
+                return out;
+            }
+            at = e;
+        }
+        out.extend_from_slice(&buf[at..settled]);
+        self.tail = buf[settled..].to_vec();
+        out
+    }
+
+    /// Keeps `buf[from..]`, of which the first `run_end - from` bytes are in the open run.
+    fn hold(&mut self, buf: Vec<u8>, from: usize, run_end: usize) {
+        self.tail = buf[from..].to_vec();
+        self.run_end = run_end - from;
     }
 }
 
@@ -527,5 +600,83 @@ mod tests {
         let mut s = Redactor::new().stream();
         assert_eq!(s.push(b"abc"), b"abc");
         assert!(s.finish().is_empty());
+    }
+
+    #[test]
+    fn multi_line_secrets_are_also_caught_with_pty_line_ends() {
+        let r = redactor(&["first-line\nsecond-line"]);
+        assert_eq!(
+            r.scrub_str("a first-line\r\nsecond-line b"),
+            "a [REDACTED] b"
+        );
+        assert_eq!(r.scrub_str("a first-line\nsecond-line b"), "a [REDACTED] b");
+        let r = redactor(&["first-line\r\nsecond-line"]);
+        assert_eq!(r.scrub_str("first-line\nsecond-line"), "[REDACTED]");
+    }
+
+    #[test]
+    fn a_private_key_is_scrubbed_whole_and_line_by_line_but_not_its_armour() {
+        let key = "-----BEGIN OPENSSH PRIVATE KEY-----\n\
+                   b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n\
+                   QyNTUxOQAAACDo0mEV7Cz3pZ1rV9xVh2bYFz1Q6JtYl5s8o1pV1o8r1wAAAJh1bq9KdW6v\n\
+                   Zg==\n\
+                   -----END OPENSSH PRIVATE KEY-----\n";
+        let r = Redactor::new();
+        r.add_private_key(key);
+        assert_eq!(r.scrub_str(key).trim(), "[REDACTED]");
+        let line = "QyNTUxOQAAACDo0mEV7Cz3pZ1rV9xVh2bYFz1Q6JtYl5s8o1pV1o8r1wAAAJh1bq9KdW6v";
+        assert_eq!(r.scrub_str(&format!("x {line} y")), "x [REDACTED] y");
+        let other = "-----BEGIN OPENSSH PRIVATE KEY-----\nZg==\n";
+        assert_eq!(r.scrub_str(other), other, "armour and short lines stay");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Secrets over a tiny alphabet, so they overlap each other and themselves often.
+        fn secrets() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec("[ab\n]{4,9}", 1..4)
+        }
+
+        /// Filler and secrets interleaved: (take a secret?, which one, filler).
+        fn pieces() -> impl Strategy<Value = Vec<(bool, usize, String)>> {
+            prop::collection::vec((any::<bool>(), 0usize..4, "[abx\r\n]{0,6}"), 0..14)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// However the stream is cut into chunks, it is scrubbed as the whole would be.
+            #[test]
+            fn stream_equals_one_shot_at_any_chunking(
+                secrets in secrets(),
+                pieces in pieces(),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..10),
+            ) {
+                let r = Redactor::new();
+                for s in &secrets {
+                    r.add(s);
+                }
+                let mut body = Vec::new();
+                for (take, i, filler) in &pieces {
+                    if *take {
+                        body.extend_from_slice(secrets[i % secrets.len()].as_bytes());
+                    }
+                    body.extend_from_slice(filler.as_bytes());
+                }
+                let mut at: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
+                at.push(0);
+                at.push(body.len());
+                at.sort_unstable();
+                let chunks: Vec<&[u8]> = at.windows(2).map(|w| &body[w[0]..w[1]]).collect();
+                let streamed = stream_all(&r, &chunks);
+                let whole = r.scrub_bytes(&body).into_owned();
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&streamed),
+                    String::from_utf8_lossy(&whole)
+                );
+            }
+        }
     }
 }

@@ -97,11 +97,7 @@ impl Router {
         let targets = Arc::new(crate::targets::Targets::load(
             &state.root().join("targets.json"),
         )?);
-        for r in targets.secret_refs() {
-            if let Ok(v) = r.resolve() {
-                redactor.add(v.trim());
-            }
-        }
+        targets.register_secrets(&redactor);
         let ssh = crate::caps::ssh::Pool::new(targets, state.root().join("known_hosts.json"));
         let artifacts = Arc::new(
             ArtifactStore::open(state.artifacts())

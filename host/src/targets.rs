@@ -11,6 +11,7 @@ use anyhow::Context;
 use serde::Deserialize;
 
 use crate::profiles::SecretRef;
+use crate::redact::Redactor;
 
 /// How a target's host key is trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +114,28 @@ impl Targets {
             .flat_map(|t| [&t.key, &t.passphrase, &t.password])
             .flatten()
             .collect()
+    }
+
+    /// Registers every secret the targets hold with `redactor`: passphrases and passwords, and
+    /// private keys (`key` or the content of `key_file`) whole and line by line, so a key
+    /// shown on any target is scrubbed even before its own target was used. One that cannot
+    /// be read now is reported when a call uses it.
+    pub fn register_secrets(&self, redactor: &Redactor) {
+        for t in self.values() {
+            for r in [&t.passphrase, &t.password].into_iter().flatten() {
+                if let Ok(v) = r.resolve() {
+                    redactor.add(&v);
+                }
+            }
+            let key = match (&t.key, t.key_path()) {
+                (Some(r), _) => r.resolve().ok(),
+                (None, Some(path)) => std::fs::read_to_string(path).ok(),
+                (None, None) => None,
+            };
+            if let Some(k) = key {
+                redactor.add_private_key(&k);
+            }
+        }
     }
 }
 

@@ -317,6 +317,19 @@ pub fn processes_matching(needle: &str) -> Vec<u32> {
     found
 }
 
+/// sshd config ([`Sshd::start_with`]) making it listen on `127.0.0.2` … `127.0.0.<n+1>` too,
+/// and those host names: distinct endpoints of one server (one TOFU record each). sshd takes
+/// at most 16 listen addresses, its own `127.0.0.1` included.
+pub fn loopback_aliases(n: u8) -> (String, Vec<String>) {
+    assert!(n <= 15, "sshd listens on at most 16 addresses");
+    let hosts: Vec<String> = (2..n + 2).map(|i| format!("127.0.0.{i}")).collect();
+    let config = hosts
+        .iter()
+        .map(|h| format!("ListenAddress {h}\n"))
+        .collect();
+    (config, hosts)
+}
+
 /// The OS user the password-authentication tests log in as.
 pub const PASSWORD_USER: &str = "infra-ssh-test";
 

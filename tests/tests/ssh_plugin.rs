@@ -1,9 +1,10 @@
 //! The ssh plugin through the real binary over MCP, against a real OpenSSH sshd on loopback.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use infra_tests::sshd::{Sshd, fingerprint, processes_matching};
+use infra_tests::sshd::{Sshd, fingerprint, loopback_aliases, processes_matching, unique};
 use infra_tests::{Home, Mcp, text, with_fields};
 use serde_json::{Value, json};
 
@@ -473,23 +474,51 @@ async fn sshd_killed_mid_command_is_a_clean_error_and_the_next_call_reconnects()
     let mcp = s.home.mcp().await;
     let (err, out) = exec(&mcp, "plain", json!({"command": "echo warm"})).await;
     assert!(!err, "{out}");
+    // A command line of its own, so the test can see it running on the target before the kill.
+    let marker = unique("mid-exec");
     let call = exec(
         &mcp,
         "plain",
-        json!({"command": "sleep 20; echo late", "timeout_ms": 30000}),
+        json!({"command": format!("sleep 20; echo {marker}"), "timeout_ms": 30000}),
     );
     let restart = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Polled, not slept: sshd is killed only once the command really runs (a generous
+        // bound, for busy machines).
+        let started = std::time::Instant::now();
+        while processes_matching(&marker).is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the command never started on the target"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         s.sshd.restart();
     };
     let ((err, out), ()) = tokio::join!(call, restart);
     assert!(err, "{out}");
     let msg = text(&out, "/error/message");
     assert!(msg.contains("lost") && msg.contains("reconnects"), "{msg}");
+    assert!(
+        processes_matching(&marker).is_empty(),
+        "the cut command survived the kill"
+    );
     let (err, out) = exec(&mcp, "plain", json!({"command": "echo again"})).await;
     assert!(!err, "{out}");
     assert_eq!(text(&out, "/command/stdout"), "again\n");
     assert_eq!(s.sshd.accepted(), 2, "{}", s.sshd.log());
+    // While the server is down, calls fail saying so; once it is back, the next one reconnects.
+    s.sshd.kill_all();
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo down"})).await;
+    assert!(err, "{out}");
+    assert!(
+        text(&out, "/error/message").contains("cannot connect to target 'plain'"),
+        "{out}"
+    );
+    s.sshd.restart();
+    let (err, out) = exec(&mcp, "plain", json!({"command": "echo back"})).await;
+    assert!(!err, "{out}");
+    assert_eq!(text(&out, "/command/stdout"), "back\n");
+    assert_eq!(s.sshd.accepted(), 3, "{}", s.sshd.log());
     mcp.close().await;
 }
 
@@ -955,4 +984,301 @@ async fn jobs_wait_sends_progress_while_the_job_runs() {
         "{seen:?}"
     );
     client.cancel().await.unwrap();
+}
+
+// Hardening: hostile arguments, concurrent servers, redaction gaps, sizes (issue 9).
+
+#[tokio::test]
+async fn a_hostile_cwd_runs_nothing_on_the_target_and_names_the_directory() {
+    let s = setup();
+    let mcp = s.home.mcp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let planted = dir.path().join("PWNED_x");
+    let p = planted.display();
+    for cwd in [
+        format!("/nonexistent/$(touch {p})"),
+        format!("/nonexistent/`touch {p}`"),
+        format!("/nonexistent/\"; touch {p}; echo \""),
+        format!("/nonexistent/\\\"; touch {p}; echo \\"),
+    ] {
+        let (err, out) = exec(
+            &mcp,
+            "plain",
+            json!({"command": format!("touch {p}.after"), "cwd": cwd}),
+        )
+        .await;
+        assert!(!err, "{out}");
+        assert!(!planted.exists(), "cwd {cwd:?} ran a command on the target");
+        assert_eq!(out["command"]["exit_code"], 126, "{out}");
+        assert!(
+            text(&out, "/command/stderr").contains(&format!("cwd: cannot change to {cwd}\n")),
+            "the error names the directory as given: {out}"
+        );
+    }
+    assert!(
+        !dir.path().join("PWNED_x.after").exists(),
+        "the command ran after a failed cd"
+    );
+    mcp.close().await;
+}
+
+/// Runs `true` on each of `targets` through `mcp`, all at once; the failures, if any.
+async fn exec_all(mcp: &std::sync::Arc<Mcp>, targets: &[String]) -> Vec<Value> {
+    let mut calls = tokio::task::JoinSet::new();
+    for t in targets {
+        let (mcp, t) = (mcp.clone(), t.clone());
+        calls.spawn(async move { exec(&mcp, &t, json!({"command": "true"})).await });
+    }
+    let mut failed = Vec::new();
+    while let Some(r) = calls.join_next().await {
+        let (err, out) = r.expect("call task");
+        if err {
+            failed.push(out);
+        }
+    }
+    failed
+}
+
+#[tokio::test]
+async fn two_servers_recording_tofu_keys_at_once_lose_no_record() {
+    // 2 sshd × 16 loopback addresses: 32 endpoints, each recorded on first use.
+    let (config, aliases) = loopback_aliases(15);
+    let servers = [Sshd::start_with(&config), Sshd::start_with(&config)];
+    let home = Home::new();
+    let mut targets = serde_json::Map::new();
+    let mut names: [Vec<String>; 2] = Default::default();
+    let mut want = std::collections::BTreeMap::new();
+    for (i, sshd) in servers.iter().enumerate() {
+        for host in std::iter::once("127.0.0.1").chain(aliases.iter().map(String::as_str)) {
+            let name = format!("s{i}-{host}");
+            let mut t = sshd.target(false, None);
+            t["host"] = json!(host);
+            t["host_key"] = json!("tofu");
+            targets.insert(name.clone(), t);
+            names[i].push(name);
+            want.insert(
+                format!("{host}:{}", sshd.port),
+                sshd.host_fingerprint.clone(),
+            );
+        }
+    }
+    write_targets(&home, Value::Object(targets));
+    let known = home.path().join("known_hosts.json");
+    for round in 0..3 {
+        let _ = std::fs::remove_file(&known);
+        let (a, b) = tokio::join!(home.mcp(), home.mcp());
+        let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+        let (fa, fb) = tokio::join!(exec_all(&a, &names[0]), exec_all(&b, &names[1]));
+        assert!(
+            fa.is_empty() && fb.is_empty(),
+            "round {round}: {fa:?} {fb:?}"
+        );
+        for m in [a, b] {
+            if let Ok(m) = std::sync::Arc::try_unwrap(m) {
+                m.close().await;
+            }
+        }
+        let recorded: std::collections::BTreeMap<String, String> =
+            serde_json::from_str(&std::fs::read_to_string(&known).unwrap()).unwrap();
+        assert_eq!(recorded, want, "round {round}: records were lost");
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&known).unwrap().permissions());
+    assert_eq!(mode & 0o077, 0, "known_hosts.json is {mode:o}");
+}
+
+#[tokio::test]
+async fn two_servers_starting_jobs_lose_none_of_them() {
+    let s = setup();
+    let (a, b) = tokio::join!(s.home.mcp(), s.home.mcp());
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let (x, y) = tokio::join!(
+            detach(&s, &a, "true", json!({})),
+            detach(&s, &b, "true", json!({}))
+        );
+        ids.push(text(&x, "/job/id").to_string());
+        ids.push(text(&y, "/job/id").to_string());
+    }
+    // Each server sees the jobs the other started.
+    for (mcp, id) in [(&a, &ids[1]), (&b, &ids[0])] {
+        let (err, st) = jobs(mcp, json!({"action": "status", "id": id})).await;
+        assert!(!err, "{st}");
+    }
+    a.close().await;
+    b.close().await;
+    let mcp = s.home.mcp().await;
+    let (err, list) = jobs(&mcp, json!({"action": "list", "limit": 100})).await;
+    assert!(!err, "{list}");
+    let listed: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    for id in &ids {
+        assert!(listed.contains(&id.as_str()), "{id} was lost: {list}");
+    }
+    mcp.close().await;
+}
+
+/// A target that authenticates with its key and also names `password` (a `file:` reference):
+/// the password is a registered secret the target never needs to see.
+fn target_with_secret(sshd: &Sshd, home: &Home, dir: &std::path::Path, secret: &str) -> PathBuf {
+    let file = dir.join("secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let mut t = sshd.target(false, None);
+    t["password"] = json!(format!("file:{}", file.display()));
+    write_targets(home, json!({ "plain": t }));
+    file
+}
+
+#[tokio::test]
+async fn a_multi_line_secret_is_scrubbed_through_a_pty_too() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = format!(
+        "{}\n{}",
+        unique("canary-line-one"),
+        unique("canary-line-two")
+    );
+    let file = target_with_secret(&sshd, &home, dir.path(), &secret);
+    let mcp = home.mcp().await;
+    for pty in [false, true] {
+        let (err, out) = exec(
+            &mcp,
+            "plain",
+            json!({"command": format!("cat {}", file.display()), "pty": pty}),
+        )
+        .await;
+        assert!(!err, "{out}");
+        let stdout = text(&out, "/command/stdout");
+        assert!(!stdout.contains("canary-line"), "pty {pty}: {stdout:?}");
+        assert!(stdout.contains("[REDACTED]"), "pty {pty}: {stdout:?}");
+    }
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn the_key_file_is_scrubbed_wherever_it_is_shown() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copied_key");
+    std::fs::copy(&s.sshd.key, &copy).unwrap();
+    let key = std::fs::read_to_string(&s.sshd.key).unwrap();
+    let body: Vec<&str> = key
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .collect();
+    assert!(body.len() >= 3, "{key}");
+    let mcp = s.home.mcp().await;
+    let c = copy.display();
+    for (command, pty) in [
+        (format!("cat {c}"), false),
+        (format!("cat {c}"), true),
+        (format!("sed -n 3p {c}"), false),
+    ] {
+        let (err, out) = exec(&mcp, "plain", json!({"command": command, "pty": pty})).await;
+        assert!(!err, "{out}");
+        let stdout = text(&out, "/command/stdout");
+        for line in &body {
+            assert!(!stdout.contains(line), "{command} (pty {pty}): {stdout}");
+        }
+        assert!(stdout.contains("[REDACTED]"), "{command}: {stdout}");
+    }
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn sizes_asked_for_are_clamped_to_the_policy_limits() {
+    let s = setup();
+    s.home.policy(
+        "[limits]\ncapture_bytes = 1000\nartifact_bytes = 3000\n\
+         [plugin.ssh.ssh]\ntargets = [\"*\"]\n[plugin.ssh.artifacts]\n[plugin.ssh.log]\n",
+    );
+    let mcp = s.home.mcp().await;
+    let (err, out) = exec(
+        &mcp,
+        "plain",
+        json!({"command": "head -c 10000 /dev/zero | tr '\\0' a", "max_output": 1_000_000}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let c = &out["command"];
+    assert_eq!(c["stdout"].as_str().unwrap().len(), 1000, "{out}");
+    assert_eq!(c["stdout_truncated"], true, "{out}");
+    assert_eq!(c["stdout_artifact"]["size"], 3000, "{out}");
+    let audit = std::fs::read_to_string(s.home.path().join("audit.jsonl")).unwrap();
+    assert!(
+        audit.contains("stdout artifact cut at limits.artifact_bytes (3000 bytes)"),
+        "{audit}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (small, large) = (dir.path().join("small"), dir.path().join("large"));
+    std::fs::write(&small, vec![b's'; 2000]).unwrap();
+    std::fs::write(&large, vec![b'l'; 5000]).unwrap();
+    let download = |path: &std::path::Path| json!({"action": "sftp_download", "target": "plain", "path": path, "max_bytes": 1_000_000});
+    let (err, out) = mcp.call("ssh", download(&small)).await;
+    assert!(!err, "{out}");
+    let (err, out) = mcp.call("ssh", download(&large)).await;
+    assert!(err, "{out}");
+    let msg = text(&out, "/error/message");
+    assert!(
+        msg.contains("limits.artifact_bytes (3000)") && msg.contains("policy.toml"),
+        "{msg}"
+    );
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn a_reflected_secret_cut_at_any_position_leaves_no_part_of_it() {
+    let sshd = Sshd::start();
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = unique("canary-reflected");
+    let file = target_with_secret(&sshd, &home, dir.path(), &secret);
+    let mcp = home.mcp().await;
+    let f = file.display();
+    let n = secret.len();
+    let want = "head-[REDACTED]-tail";
+    for cut in 0..=n {
+        // The secret leaves the target in two writes split at `cut` (two SSH data messages),
+        // and the inline output is cut where the secret's `cut`-th byte would be.
+        let command = format!(
+            "printf head-; head -c {cut} {f}; sleep 0.05; head -c {n} {f} | tail -c +{}; printf %s -tail",
+            cut + 1
+        );
+        let max = "head-".len() + cut;
+        let (err, out) = exec(
+            &mcp,
+            "plain",
+            json!({"command": command, "max_output": max}),
+        )
+        .await;
+        assert!(!err, "{out}");
+        let c = &out["command"];
+        let stdout = text(&out, "/command/stdout");
+        let full = if c["stdout_truncated"] == true {
+            let uri = text(&out, "/command/stdout_artifact/uri");
+            let (err, a) = mcp
+                .call("artifacts", json!({"action": "get", "uri": uri}))
+                .await;
+            assert!(!err, "{a}");
+            text(&a, "/text").to_string()
+        } else {
+            stdout.to_string()
+        };
+        assert_eq!(full, want, "cut {cut}");
+        assert_eq!(stdout, &want[..max.min(want.len())], "cut {cut}");
+        for w in secret.as_bytes().windows(4) {
+            let w = std::str::from_utf8(w).unwrap();
+            assert!(
+                !stdout.contains(w) && !full.contains(w),
+                "cut {cut}: {w} in {out}"
+            );
+        }
+    }
+    mcp.close().await;
 }

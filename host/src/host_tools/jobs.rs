@@ -89,7 +89,7 @@ pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, 
         )
     })?;
     let jobs = &router.shared().jobs;
-    let mut job = jobs.get(id).ok_or_else(|| {
+    let mut job = jobs.get(id)?.ok_or_else(|| {
         Failure::new(
             "not-found",
             format!("no job '{id}'; `jobs` with action list shows the known ones"),
@@ -139,7 +139,7 @@ async fn list(router: &Router, args: &Args, host: &HostCall) -> Result<Value, Fa
     for mut job in router
         .shared()
         .jobs
-        .list()
+        .list()?
         .into_iter()
         .filter(|j| args.target.as_ref().is_none_or(|t| &j.target == t))
         .take(limit)

@@ -198,7 +198,7 @@ pub async fn tail(
     let mut r = control(
         call,
         &job.target,
-        format!("[ ! -f {file} ] || tail -c {bytes} {file}"),
+        format!("[ ! -f {file} ] || tail -c {bytes} -- {file}"),
         bytes,
     )
     .await?;
@@ -207,7 +207,7 @@ pub async fn tail(
         let whole = control(
             call,
             &job.target,
-            format!("[ ! -f {file} ] || cat {file}"),
+            format!("[ ! -f {file} ] || cat -- {file}"),
             0,
         )
         .await?;

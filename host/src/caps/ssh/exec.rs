@@ -50,10 +50,11 @@ fn wrap(req: &ExecRequest) -> Result<String, CapError> {
         script.push_str(&format!("export {}={}\n", kv.key, sh_quote(&kv.value)));
     }
     if let Some(cwd) = &req.cwd {
+        // The directory reaches the shell only as one single-quoted word, in `cd` and in the
+        // message alike: inside double quotes `$(…)` and backquotes would still run.
+        let dir = sh_quote(cwd);
         script.push_str(&format!(
-            "cd {} || {{ echo \"cwd: cannot change to {}\" >&2; exit 126; }}\n",
-            sh_quote(cwd),
-            sh_quote(cwd).replace('"', "\\\"")
+            "cd -- {dir} || {{ printf 'cwd: cannot change to %s\\n' {dir} >&2; exit 126; }}\n"
         ));
     }
     script.push_str(&req.command);
@@ -66,6 +67,12 @@ struct Sink {
     inline: Vec<u8>,
     max: usize,
     writer: Option<ArtifactWriter>,
+    /// Most bytes the artifact may hold (`limits.artifact_bytes`); the rest is dropped.
+    artifact_max: u64,
+    /// Bytes written to the artifact so far.
+    spilled: u64,
+    /// Output was dropped at `artifact_max` (said in the call's audit record).
+    cut: bool,
     scrubber: StreamScrubber,
     /// Bytes before the marker line has been seen (only for the stream that carries it).
     prelude: Option<Vec<u8>>,
@@ -81,6 +88,9 @@ impl Sink {
             inline: Vec::new(),
             max,
             writer: None,
+            artifact_max: call.shared.policy.limits().artifact_bytes,
+            spilled: 0,
+            cut: false,
             scrubber: StreamScrubber::new(&call.shared.redactor),
             prelude: carries_mark.then(Vec::new),
             pid: None,
@@ -129,9 +139,9 @@ impl Sink {
 
     async fn keep(&mut self, call: &CallCtx, clean: &[u8]) -> Result<(), CapError> {
         let room = self.max.saturating_sub(self.inline.len()).min(clean.len());
-        if let Some(w) = self.writer.as_mut() {
+        if self.writer.is_some() {
             self.inline.extend_from_slice(&clean[..room]);
-            return w.write(clean).await.map_err(failed);
+            return self.spill(clean).await;
         }
         if self.inline.len() + clean.len() <= self.max {
             self.inline.extend_from_slice(clean);
@@ -159,27 +169,45 @@ impl Sink {
             trace_id: call.trace_id.clone(),
             description: format!("full {} of an ssh command", self.name),
         };
-        let mut w = call.shared.artifacts.writer(meta).await.map_err(failed)?;
-        w.write(&self.inline).await.map_err(failed)?;
-        w.write(clean).await.map_err(failed)?;
+        self.writer = Some(call.shared.artifacts.writer(meta).await.map_err(failed)?);
+        let inline = std::mem::take(&mut self.inline);
+        self.spill(&inline).await?;
+        self.spill(clean).await?;
+        self.inline = inline;
         self.inline.extend_from_slice(&clean[..room]);
-        self.writer = Some(w);
         Ok(())
     }
 
-    /// (inline bytes, truncated, artifact of the full stream).
+    /// Appends to the artifact what fits under `artifact_max`.
+    async fn spill(&mut self, clean: &[u8]) -> Result<(), CapError> {
+        let fits = self
+            .artifact_max
+            .saturating_sub(self.spilled)
+            .min(clean.len() as u64) as usize;
+        if let Some(w) = self.writer.as_mut()
+            && fits > 0
+        {
+            w.write(&clean[..fits]).await.map_err(failed)?;
+            self.spilled += fits as u64;
+        }
+        self.cut |= fits < clean.len();
+        Ok(())
+    }
+
+    /// (inline bytes, truncated, artifact of the full stream, that artifact was cut).
     async fn finish(
         mut self,
         call: &CallCtx,
-    ) -> Result<(Vec<u8>, bool, Option<ArtifactRef>), CapError> {
+    ) -> Result<(Vec<u8>, bool, Option<ArtifactRef>, bool), CapError> {
         if let Some(pre) = self.prelude.take() {
             let clean = self.scrubber.push(&pre);
             self.keep(call, &clean).await?;
         }
         let rest = self.scrubber.clone().finish();
         self.keep(call, &rest).await?;
+        let cut = self.cut;
         match self.writer.take() {
-            None => Ok((self.inline, self.dropped, None)),
+            None => Ok((self.inline, self.dropped, None, false)),
             Some(w) => {
                 let info = w.finish().await.map_err(failed)?;
                 Ok((
@@ -190,6 +218,7 @@ impl Sink {
                         size: info.size,
                         sha256: info.sha256,
                     }),
+                    cut,
                 ))
             }
         }
@@ -298,7 +327,13 @@ pub async fn run(
         writer
     });
 
-    let max = req.max_output.min(usize::MAX as u64) as usize;
+    // Inline output is held in host memory: never more than the policy's capture limit,
+    // whatever the plugin asked.
+    let limits = call.shared.policy.limits();
+    let max = req
+        .max_output
+        .min(limits.capture_bytes)
+        .min(usize::MAX as u64) as usize;
     let mut out = Sink::new("stdout", max, call, req.pty);
     let mut err = Sink::new("stderr", max, call, !req.pty);
     let mut guard = KillGuard {
@@ -373,8 +408,13 @@ pub async fn run(
     };
     guard.armed = outcome.is_err() && exit_code.is_none() && signal.is_none() && guard.armed;
     stdin_task.abort();
-    let (stdout, stdout_truncated, stdout_artifact) = out.finish(call).await?;
-    let (stderr, stderr_truncated, stderr_artifact) = err.finish(call).await?;
+
+    let (stdout, stdout_truncated, stdout_artifact, stdout_cut) = out.finish(call).await?;
+    let (stderr, stderr_truncated, stderr_artifact, stderr_cut) = err.finish(call).await?;
+    let cut: Vec<&str> = [("stdout", stdout_cut), ("stderr", stderr_cut)]
+        .into_iter()
+        .filter_map(|(name, cut)| cut.then_some(name))
+        .collect();
     outcome?;
     if refused && exit_code.is_none() && signal.is_none() {
         return Err(CapError::Failed(format!(
@@ -389,11 +429,23 @@ pub async fn run(
         decision: "allow",
         reason: None,
         duration_ms: started.elapsed().as_millis() as u64,
-        detail: Some(match (exit_code, &signal) {
-            (Some(c), _) => format!("exit {c}"),
-            (None, Some(s)) => format!("signal {s}"),
-            _ => "no exit status".into(),
-        }),
+        detail: Some(format!(
+            "{}{}",
+            match (exit_code, &signal) {
+                (Some(c), _) => format!("exit {c}"),
+                (None, Some(s)) => format!("signal {s}"),
+                _ => "no exit status".into(),
+            },
+            if cut.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} artifact cut at limits.artifact_bytes ({} bytes)",
+                    cut.join(" and "),
+                    limits.artifact_bytes
+                )
+            }
+        )),
     });
     Ok(ExecResult {
         exit_code,
@@ -413,5 +465,52 @@ fn sig_name(s: &russh::Sig) -> String {
     match text.strip_prefix("Custom(\"") {
         Some(rest) => rest.trim_end_matches("\")").to_string(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(cwd: &str) -> ExecRequest {
+        ExecRequest {
+            target: "t".into(),
+            command: "true".into(),
+            stdin: None,
+            env: Vec::new(),
+            cwd: Some(cwd.into()),
+            pty: false,
+            timeout_ms: 1000,
+            max_output: 1000,
+        }
+    }
+
+    /// The prelude run by a local `sh`: the same POSIX shell code the target runs.
+    #[test]
+    fn a_hostile_cwd_is_a_directory_name_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("PWNED");
+        let p = planted.display();
+        for cwd in [
+            format!("/nonexistent/$(touch {p})"),
+            format!("/nonexistent/`touch {p}`"),
+            format!("/nonexistent/\"; touch {p}; \""),
+            format!("/nonexistent/\\\"; touch {p}; echo \\"),
+            format!("/nonexistent/'; touch {p}; '"),
+            format!("-P/$(touch {p})"),
+        ] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(wrap(&request(&cwd)).unwrap())
+                .output()
+                .unwrap();
+            assert!(!planted.exists(), "cwd {cwd:?} ran a command");
+            assert_eq!(out.status.code(), Some(126), "{cwd:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains(&format!("cwd: cannot change to {cwd}\n")),
+                "{cwd:?}: {stderr}"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! channel that cannot open) and replaced on the next call.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 
 use super::super::infra::host::types::CapError;
+use crate::locked_file::Locked;
 use crate::redact::Redactor;
 use crate::targets::{HostKeyTrust, Target, Targets};
 
@@ -233,12 +234,14 @@ fn load_key(
     let text = match (&target.key_file, &target.key) {
         (Some(_), _) => {
             let path = target.key_path().unwrap_or_default();
-            std::fs::read_to_string(&path)
-                .map_err(|e| failed(format!("cannot read key_file {path}: {e}")))?
+            let t = std::fs::read_to_string(&path)
+                .map_err(|e| failed(format!("cannot read key_file {path}: {e}")))?;
+            redactor.add_private_key(&t);
+            t
         }
         (None, Some(r)) => {
             let t = r.resolve().map_err(|e| failed(format!("{e:#}")))?;
-            redactor.add(t.trim());
+            redactor.add_private_key(&t);
             t
         }
         (None, None) => return Ok(None),
@@ -292,38 +295,34 @@ fn fingerprint(key: &PublicKeyOrCertificate) -> String {
     fp.to_string().trim_end_matches('=').to_string()
 }
 
-/// Serializes reads and writes of `known_hosts.json` within this process.
-static KNOWN_HOSTS_LOCK: Mutex<()> = Mutex::new(());
-
 /// Checks `actual` against the TOFU record of `endpoint`, recording it when there is none.
 /// A file that cannot be read or parsed is an error, never an empty record: treating it as empty
-/// would trust whatever key the server presents next.
-fn tofu(path: &PathBuf, endpoint: &str, actual: &str) -> Result<Option<String>, String> {
-    let _lock = KNOWN_HOSTS_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let mut known: BTreeMap<String, String> = match std::fs::read_to_string(path) {
-        Ok(t) => serde_json::from_str(&t).map_err(|e| {
+/// would trust whatever key the server presents next. The check and the record happen under the
+/// file's lock, re-read inside it, so another infra process recording a key meanwhile is never
+/// overwritten (a lost record would trust the next key seen for that server).
+fn tofu(path: &Path, endpoint: &str, actual: &str) -> Result<Option<String>, String> {
+    let cannot = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", path.display());
+    let file = Locked::acquire(path).map_err(|e| cannot("lock", e))?;
+    let mut known: BTreeMap<String, String> = match file.read().map_err(|e| cannot("read", e))? {
+        Some(t) => serde_json::from_str(&t).map_err(|e| {
             format!(
                 "{} is not valid JSON ({e}); it records the trusted host keys of \"tofu\" targets, so infra will not guess: fix or restore it (an object of \"host:port\": \"SHA256:…\"), or delete it to trust the next key seen for every tofu target",
                 path.display()
             )
         })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        None => BTreeMap::new(),
     };
     if let Some(expected) = known.get(endpoint) {
         return Ok((expected != actual).then(|| expected.clone()));
     }
     known.insert(endpoint.to_string(), actual.to_string());
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(&known).unwrap_or_default();
-    std::fs::write(&tmp, text + "\n")
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            format!(
-                "cannot record the host key of {endpoint} in {}: {e}",
-                path.display()
-            )
-        })?;
+    let text = serde_json::to_string_pretty(&known).unwrap_or_default() + "\n";
+    file.replace(text.as_bytes()).map_err(|e| {
+        format!(
+            "cannot record the host key of {endpoint} in {}: {e}",
+            path.display()
+        )
+    })?;
     Ok(None)
 }
 

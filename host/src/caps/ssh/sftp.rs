@@ -152,6 +152,17 @@ pub async fn read(
     let started = Instant::now();
     call.require("artifacts", &format!("sftp read {path}"))
         .map_err(CapError::Denied)?;
+    // The artifact store takes no file larger than the policy allows, whatever was asked.
+    let limit = call.shared.policy.limits().artifact_bytes;
+    let (max_bytes, cap, advice) = if max_bytes > limit {
+        (
+            limit,
+            "limits.artifact_bytes",
+            "the policy caps every artifact at that size; an operator may raise it in policy.toml",
+        )
+    } else {
+        (max_bytes, "max_bytes", "raise max_bytes")
+    };
     let sftp = session(call, target).await?;
     let meta = sftp
         .metadata(path)
@@ -166,7 +177,7 @@ pub async fn read(
         && size > max_bytes
     {
         return Err(CapError::Failed(format!(
-            "{path} on target '{target}' is {size} bytes, more than max_bytes ({max_bytes}); nothing was stored — raise max_bytes"
+            "{path} on target '{target}' is {size} bytes, more than {cap} ({max_bytes}); nothing was stored — {advice}"
         )));
     }
     let mut file = sftp
@@ -203,7 +214,7 @@ pub async fn read(
         total += n as u64;
         if total > max_bytes {
             return Err(CapError::Failed(format!(
-                "{path} on target '{target}' is larger than max_bytes ({max_bytes}); nothing was stored — raise max_bytes"
+                "{path} on target '{target}' is larger than {cap} ({max_bytes}); nothing was stored — {advice}"
             )));
         }
         writer
