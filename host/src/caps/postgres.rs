@@ -1,7 +1,8 @@
 //! `infra:host/postgres` (tokio-postgres, deadpool-postgres): SQL on the postgres profiles of
 //! `profiles.json`, checked against `[plugin.<name>.postgres]`.
 //!
-//! - **Pools.** One pool of at most [`POOL_SIZE`] connections per profile, kept in [`Pools`] for
+//! - **Pools.** Per profile, a pool of at most [`POOL_SIZE`] connections for read-write calls and
+//!   one for read-only calls (whose sessions start read-only), kept in [`Pools`] for
 //!   the life of the server and shared by every call. At the end of each call the connection's
 //!   session is reset ([`RESET_SESSION`]: `ROLLBACK`, `RESET ALL`, `DISCARD TEMP`, … — no
 //!   session state, not even a transaction a bare `BEGIN` opened, leaks from one call to the
@@ -14,20 +15,31 @@
 //! - **Parameters** arrive as a JSON array and are bound with the types the server infers for
 //!   the prepared statement (`$1…$n`), never interpolated: see [`param`] for the mapping.
 //! - **Read-only.** `read-only` in the call, `read_only` in the profile or `read_only = true` in
-//!   the policy runs the statement inside `BEGIN READ ONLY`. The extended protocol takes exactly
-//!   one statement, so "one statement only" is enforced by the server.
+//!   the policy makes a call read-only, in four layers: a statement must begin with a query
+//!   keyword (see [`read_only`]: no `COMMIT`, `SET`, `DO`, `CALL` …), checked before anything is
+//!   sent; it runs inside a `READ ONLY` transaction the host opens; that transaction is always
+//!   rolled back, never committed; and the session's default is read-only too. User SQL only
+//!   ever goes through the extended protocol (prepare, then execute or COPY of the prepared
+//!   text), which takes exactly one statement. This is a guard, not a permission: a role with
+//!   only SELECT grants is what really keeps a database unwritten.
 //! - **Timeouts.** `SET LOCAL statement_timeout` from the call's timeout (the server cancels the
 //!   statement: SQLSTATE 57014 becomes a `timeout` error), and the host gives up on the
 //!   connection at the call's deadline whatever happens.
 //! - **Row cap.** Rows come from a portal, `max-rows + 1` at a time: the rest of a large result
-//!   is never sent. When truncated, up to 10,000 more rows are counted (not decoded) for `total`.
+//!   is never sent. Rows are kept while their JSON fits the policy's `[limits] capture_bytes`,
+//!   whatever `max-rows` asks; the cut falls between whole rows, so a secret in a cell is never
+//!   split before scrubbing. When truncated, up to 10,000 more rows are counted (not decoded)
+//!   for `total`.
 //! - **Rows to JSON** (see [`cell`]): bool, ints, floats (NaN/±Infinity as strings), numeric as
 //!   an exact decimal string, text types, json/jsonb as JSON, uuid, timestamptz as RFC 3339,
 //!   timestamp/date/time as ISO 8601 text, bytea as base64, arrays of those as JSON arrays,
 //!   NULL as null. Any other type gives its binary value as text when that is printable UTF-8
 //!   (enums, citext, …) and else as `\x` hex: cast it with `::text` in SQL for the server's text.
 //! - **COPY OUT** streams from the server through the secret scrubber into an artifact; the
-//!   data never enters plugin memory.
+//!   data never enters plugin memory. An export whose scrubbed bytes pass `[limits]
+//!   artifact_bytes` fails with advice and leaves no artifact.
+//! - **Lost connections** (the server shut down or restarted mid-call, the link broke) fail the
+//!   call saying so and to retry; the dead connection is closed, never returned to the pool.
 //! - **Errors** the server raises come back as `sql-error` with its message (plus detail and
 //!   hint), SQLSTATE and 1-based position in the caller's SQL.
 //!
@@ -57,6 +69,8 @@ use crate::artifacts::ArtifactMeta;
 use crate::profiles::{PostgresProfile, Profile};
 use crate::redact::StreamScrubber;
 
+mod read_only;
+
 /// Connections one profile's pool holds at most: N concurrent calls share them.
 pub const POOL_SIZE: usize = 4;
 /// How long opening a connection may take.
@@ -72,6 +86,9 @@ const GRACE: Duration = Duration::from_secs(2);
 /// such as `BEGIN` left open (deadpool's `Clean` would have run inside it).
 const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; \
 RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+
+/// Why a call that set `read-only` is read-only.
+const ASKED: &str = "the call asked for read_only";
 
 /// A pooled connection lent to one call. Dropped without [`Lease::release`] (the call was
 /// abandoned or failed at the connection), it is closed rather than returned in an unknown state.
@@ -100,19 +117,23 @@ impl Drop for Lease {
     }
 }
 
-/// Postgres connection pools, one per profile.
+/// Postgres connection pools: per profile, one for read-write calls and one for read-only calls.
 #[derive(Default)]
 pub struct Pools {
-    by_profile: Mutex<HashMap<String, (String, Pool)>>,
+    by_profile: Mutex<HashMap<(String, bool), (String, Pool)>>,
 }
 
 impl Pools {
-    /// The pool of profile `name`, made on first use or when the profile's settings changed.
+    /// The pool of profile `name` for read-only or read-write calls, made on first use or when
+    /// the profile's settings changed. A read-only pool's sessions start with
+    /// `default_transaction_read_only = on`, which `RESET ALL` returns to: should a statement
+    /// ever leave the host's read-only transaction, what it runs next is still read-only.
     fn get(
         &self,
         name: &str,
         p: &PostgresProfile,
         password: Option<&str>,
+        read_only: bool,
     ) -> Result<Pool, CapError> {
         let mut hash = Sha256::new();
         for part in [&p.host, &p.port.to_string(), &p.user, &p.database] {
@@ -122,7 +143,8 @@ impl Pools {
         hash.update(password.unwrap_or("").as_bytes());
         let key = hex::encode(hash.finalize());
         let mut map = self.by_profile.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, pool)) = map.get(name)
+        let slot = (name.to_string(), read_only);
+        if let Some((k, pool)) = map.get(&slot)
             && *k == key
         {
             return Ok(pool.clone());
@@ -135,6 +157,9 @@ impl Pools {
             .application_name("infra")
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true);
+        if read_only {
+            cfg.options("-c default_transaction_read_only=on");
+        }
         if let Some(pw) = password {
             cfg.password(pw);
         }
@@ -149,19 +174,23 @@ impl Pools {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| CapError::Failed(format!("cannot build the pool of '{name}': {e}")))?;
-        if let Some((_, old)) = map.insert(name.to_string(), (key, pool.clone())) {
+        if let Some((_, old)) = map.insert(slot, (key, pool.clone())) {
             old.close();
         }
         Ok(pool)
     }
 
-    /// `(connections open, connections idle)` of a profile's pool, when it has one.
+    /// `(connections open, connections idle)` of a profile's pools, when it has any.
     pub fn status(&self, name: &str) -> Option<(usize, usize)> {
         let map = self.by_profile.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(name).map(|(_, pool)| {
-            let s = pool.status();
-            (s.size, s.available)
-        })
+        [false, true]
+            .iter()
+            .filter_map(|ro| map.get(&(name.to_string(), *ro)))
+            .map(|(_, pool)| {
+                let s = pool.status();
+                (s.size, s.available)
+            })
+            .reduce(|a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 
@@ -170,8 +199,18 @@ struct Target {
     pool: Pool,
     /// `profile NAME (host:port/db)`, for events and messages.
     label: String,
-    /// The policy or the profile forces read-only.
-    read_only: bool,
+    /// Why the call is read-only (the policy, the profile or the call said so), when it is.
+    read_only: Option<String>,
+}
+
+impl Target {
+    /// Refuses, before anything is sent, a statement a read-only call may not run.
+    fn check(&self, sql: &str) -> Result<(), PgError> {
+        match &self.read_only {
+            Some(why) => read_only::check(sql, why).map_err(invalid),
+            None => Ok(()),
+        }
+    }
 }
 
 fn cap(e: CapError) -> PgError {
@@ -210,6 +249,10 @@ fn pg_err(e: &tokio_postgres::Error, label: &str, offset: u32) -> PgError {
             message.push_str("; hint: ");
             message.push_str(h);
         }
+        // The server went away under the call (shut down, crashed, restarting) or the link broke.
+        if code.starts_with("57P") || code.starts_with("08") {
+            return lost(label, &format!("{message} (SQLSTATE {code})"));
+        }
         if code == "57014" {
             return cap(CapError::Timeout(format!(
                 "{message} (SQLSTATE 57014, on {label}); raise timeout_ms or make the statement cheaper"
@@ -230,18 +273,26 @@ fn pg_err(e: &tokio_postgres::Error, label: &str, offset: u32) -> PgError {
             position,
         });
     }
-    if e.is_closed() {
-        return cap(CapError::Failed(format!(
-            "the connection to {label} closed ({}); the next call reconnects",
-            error_chain(e)
-        )));
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        return lost(label, &error_chain(e));
     }
     cap(CapError::Failed(format!("{label}: {}", error_chain(e))))
 }
 
+/// The connection died under a call: the statement did not finish; the pool drops the dead
+/// connection, so the same call made again opens a new one.
+fn lost(label: &str, why: &str) -> PgError {
+    cap(CapError::Failed(format!(
+        "the connection to {label} was lost ({why}); the statement did not finish — retry the \
+         call: the next call opens a new connection"
+    )))
+}
+
 impl CallCtx {
-    /// Checks the grants and resolves the profile and its pool.
-    fn pg_target(&self, profile: &str) -> Result<Target, PgError> {
+    /// Checks the grants and resolves the profile and its pool. `asked` says why the call itself
+    /// is read-only, when it is; the policy and the profile can make it read-only, never undo it.
+    fn pg_target(&self, profile: &str, asked: Option<&str>) -> Result<Target, PgError> {
         let target = format!("profile {profile}");
         self.require("postgres", &target)
             .map_err(|r| cap(CapError::Denied(r)))?;
@@ -288,15 +339,25 @@ impl CallCtx {
         if let Some(pw) = &password {
             self.shared.redactor.add(pw);
         }
+        let read_only = if self.shared.policy.postgres_read_only(&self.plugin) {
+            Some(format!(
+                "the policy's [plugin.{}.postgres] read_only forces it",
+                self.plugin
+            ))
+        } else if p.read_only {
+            Some(format!("profile '{profile}' has \"read_only\": true"))
+        } else {
+            asked.map(str::to_string)
+        };
         let pool = self
             .shared
             .postgres
-            .get(profile, p, password.as_deref())
+            .get(profile, p, password.as_deref(), read_only.is_some())
             .map_err(cap)?;
         Ok(Target {
             pool,
             label: format!("profile {profile} ({}:{}/{})", p.host, p.port, p.database),
-            read_only: p.read_only || self.shared.policy.postgres_read_only(&self.plugin),
+            read_only,
         })
     }
 
@@ -979,26 +1040,26 @@ fn columns(cols: &[tokio_postgres::Column]) -> (Vec<String>, Value) {
     (names, Value::Array(described))
 }
 
-fn rows_json(names: &[String], cols: &[tokio_postgres::Column], rows: &[Row]) -> String {
-    let out: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            let mut obj = Map::with_capacity(names.len());
-            for (i, (name, col)) in names.iter().zip(cols).enumerate() {
-                obj.insert(name.clone(), cell(row, i, col.type_()));
-            }
-            Value::Object(obj)
-        })
-        .collect();
-    Value::Array(out).to_string()
+/// One row as a JSON object.
+fn row_json(names: &[String], cols: &[tokio_postgres::Column], row: &Row) -> String {
+    let mut obj = Map::with_capacity(names.len());
+    for (i, (name, col)) in names.iter().zip(cols).enumerate() {
+        obj.insert(name.clone(), cell(row, i, col.type_()));
+    }
+    Value::Object(obj).to_string()
 }
 
 /// Runs one prepared statement inside `tx`: rows through a capped portal, or a command.
+///
+/// Rows are kept while they fit both `max_rows` and `capture_bytes` of JSON (the policy's
+/// `[limits] capture_bytes`, so an agent's `max_rows` cannot make the host hold more): the cut
+/// falls between whole rows, so a secret in a cell is either whole, and scrubbed, or absent.
 async fn run_in_tx(
     tx: &tokio_postgres::Transaction<'_>,
     st: &tokio_postgres::Statement,
     params: &[Param],
     max_rows: u32,
+    capture_bytes: u64,
     label: &str,
 ) -> Result<Rows, PgError> {
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -1014,30 +1075,54 @@ async fn run_in_tx(
         });
     }
     let cap = max_rows.min(i32::MAX as u32 - 1) as i32;
+    let capture = usize::try_from(capture_bytes).unwrap_or(usize::MAX);
+    let (names, described) = columns(st.columns());
     let portal = tx.bind(st, &refs).await.map_err(err)?;
-    let mut rows = tx.query_portal(&portal, cap + 1).await.map_err(err)?;
-    let truncated = rows.len() > cap as usize;
-    let total = if truncated {
-        rows.truncate(cap as usize);
+    let stream = tx.query_portal_raw(&portal, cap + 1).await.map_err(err)?;
+    futures::pin_mut!(stream);
+    let mut json = String::from("[");
+    let mut kept: u64 = 0;
+    let mut seen: u64 = 0;
+    let mut full = false;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(err)?;
+        seen += 1;
+        // Past a cap the rest of this batch is only counted, never decoded.
+        if full || kept == cap as u64 {
+            continue;
+        }
+        let text = row_json(&names, st.columns(), &row);
+        // The separating comma and the closing bracket count too.
+        if json.len() + text.len() + 2 > capture {
+            full = true;
+            continue;
+        }
+        if kept > 0 {
+            json.push(',');
+        }
+        json.push_str(&text);
+        kept += 1;
+    }
+    json.push(']');
+    let total = if seen > cap as u64 {
         let more = tx
             .query_portal_raw(&portal, COUNT_PAST_CAP)
             .await
             .map_err(err)?;
         futures::pin_mut!(more);
-        let mut counted: i64 = 0;
+        let mut counted: u64 = 0;
         while let Some(r) = more.next().await {
             r.map_err(err)?;
             counted += 1;
         }
-        (counted < i64::from(COUNT_PAST_CAP)).then(|| cap as u64 + 1 + counted as u64)
+        (counted < COUNT_PAST_CAP as u64).then_some(seen + counted)
     } else {
-        Some(rows.len() as u64)
+        Some(seen)
     };
-    let (names, described) = columns(st.columns());
     Ok(Rows {
         columns_json: described.to_string(),
-        rows_json: rows_json(&names, st.columns(), &rows),
-        truncated,
+        rows_json: json,
+        truncated: seen > kept,
         affected: None,
         total,
     })
@@ -1082,13 +1167,15 @@ impl CallCtx {
     async fn pg_query(&self, stmt: Statement) -> Result<Rows, PgError> {
         let call = self;
         let started = Instant::now();
-        let t = call.pg_target(&stmt.profile)?;
-        let read_only = stmt.read_only || t.read_only;
+        let t = call.pg_target(&stmt.profile, stmt.read_only.then_some(ASKED))?;
+        let read_only = t.read_only.is_some();
+        t.check(&stmt.sql)?;
         let values = parse_params(&stmt.params_json)?;
         let ms = call.pg_budget(stmt.timeout_ms);
         let label = t.label.clone();
         let sql = stmt.sql.clone();
         let max_rows = stmt.max_rows;
+        let capture = call.shared.policy.limits().capture_bytes;
         let r = call
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
@@ -1122,7 +1209,9 @@ impl CallCtx {
                         .start()
                         .await
                         .map_err(err)?;
-                    let rows = run_in_tx(&tx, &st, &params, max_rows, &label).await?;
+                    let rows = run_in_tx(&tx, &st, &params, max_rows, capture, &label).await?;
+                    // A read-only call never commits: whatever slipped past the guard and the
+                    // READ ONLY transaction is undone.
                     if read_only {
                         tx.rollback().await.map_err(err)?;
                     } else {
@@ -1149,8 +1238,15 @@ impl CallCtx {
                 first.profile, other.profile
             )));
         }
-        let t = call.pg_target(&first.profile)?;
-        let read_only = t.read_only || stmts.iter().any(|s| s.read_only);
+        let t = call.pg_target(
+            &first.profile,
+            stmts.iter().any(|s| s.read_only).then_some(ASKED),
+        )?;
+        let read_only = t.read_only.is_some();
+        for (i, s) in stmts.iter().enumerate() {
+            t.check(&s.sql).map_err(|e| prefix(e, i, stmts.len()))?;
+        }
+        let capture = call.shared.policy.limits().capture_bytes;
         let ms = call.pg_budget(stmts.iter().map(|s| s.timeout_ms).max().unwrap_or(0));
         let mut work = Vec::with_capacity(stmts.len());
         for (i, s) in stmts.iter().enumerate() {
@@ -1177,7 +1273,7 @@ impl CallCtx {
                         let one = async {
                             let st = tx.prepare(sql).await.map_err(err)?;
                             let params = bind_params(&st, values)?;
-                            run_in_tx(&tx, &st, &params, *max_rows, &label).await
+                            run_in_tx(&tx, &st, &params, *max_rows, capture, &label).await
                         };
                         out.push(one.await.map_err(|e| prefix(e, i, n))?);
                     }
@@ -1191,6 +1287,7 @@ impl CallCtx {
             })
             .await;
         let detail = match &r {
+            Ok(v) if read_only => format!("{} statements rolled back (read-only)", v.len()),
             Ok(v) => format!("{} statements committed", v.len()),
             Err(_) => String::new(),
         };
@@ -1205,7 +1302,8 @@ impl CallCtx {
     ) -> Result<CopyResult, PgError> {
         let call = self;
         let started = Instant::now();
-        let t = call.pg_target(&stmt.profile)?;
+        let t = call.pg_target(&stmt.profile, Some("an export always runs read-only"))?;
+        read_only::check_export(&stmt.sql).map_err(invalid)?;
         call.require("artifacts", "copy-out")
             .map_err(|r| cap(CapError::Denied(r)))?;
         if !parse_params(&stmt.params_json)?.is_empty() {
@@ -1238,6 +1336,7 @@ impl CallCtx {
         let ms = call.pg_budget(stmt.timeout_ms);
         let label = t.label.clone();
         let shared = call.shared.clone();
+        let limit = shared.policy.limits().artifact_bytes;
         let meta = ArtifactMeta {
             media_type: media_type.into(),
             tool: call.tool.clone(),
@@ -1288,17 +1387,37 @@ impl CallCtx {
                     // The server sends one message per row: batch them so the scrubber and
                     // the artifact file see large writes.
                     let mut buf: Vec<u8> = Vec::with_capacity(COPY_BATCH + 4096);
+                    // Only scrubbed bytes are measured against the limit and written: a secret
+                    // is replaced before any cut could split it. Past the limit the export fails
+                    // and the partial artifact is removed (the writer is dropped unfinished).
+                    let mut written: u64 = 0;
+                    let mut within = |scrubbed: &[u8]| {
+                        written += scrubbed.len() as u64;
+                        if written > limit {
+                            return Err(cap(CapError::Failed(format!(
+                                "the export passed {limit} bytes, the most one artifact may \
+                                 hold ([limits] artifact_bytes of the policy); export fewer rows \
+                                 or columns (WHERE, LIMIT, a column list), or ask the operator \
+                                 to raise the limit"
+                            ))));
+                        }
+                        Ok(())
+                    };
                     while let Some(chunk) = stream.next().await {
                         let chunk = chunk.map_err(|e| pg_err(&e, &label, offset))?;
                         counter.feed(&chunk);
                         buf.extend_from_slice(&chunk);
                         if buf.len() >= COPY_BATCH {
-                            writer.write(&scrubber.push(&buf)).await.map_err(failed)?;
+                            let out = scrubber.push(&buf);
+                            within(&out)?;
+                            writer.write(&out).await.map_err(failed)?;
                             buf.clear();
                         }
                     }
-                    writer.write(&scrubber.push(&buf)).await.map_err(failed)?;
-                    writer.write(&scrubber.finish()).await.map_err(failed)?;
+                    let mut out = scrubber.push(&buf);
+                    out.extend(scrubber.finish());
+                    within(&out)?;
+                    writer.write(&out).await.map_err(failed)?;
                     let info = writer.finish().await.map_err(failed)?;
                     tx.rollback().await.map_err(err)?;
                     let rows = counter.lines - u64::from(quote.is_some() && counter.lines > 0);

@@ -81,7 +81,11 @@ pub struct PsqlOutput {
 /// A host error as a tool error: SQL errors keep SQLSTATE and position in `detail`.
 fn tool_error(e: PgError, sql: &str) -> ToolError {
     match e {
-        PgError::Cap(c) => c.into(),
+        PgError::Cap(c) => {
+            let mut err: ToolError = c.into();
+            err.field = refused_field(&err.message);
+            err
+        }
         PgError::Sql(s) => {
             let at = s
                 .position
@@ -106,6 +110,27 @@ fn tool_error(e: PgError, sql: &str) -> ToolError {
             }
         }
     }
+}
+
+/// The argument a host refusal names: it starts "sql: …" or "params: …", after "statement N of
+/// M: " within a transaction (then the field is `statements[N-1].sql`).
+fn refused_field(message: &str) -> Option<String> {
+    let (index, rest) = match message.strip_prefix("statement ") {
+        Some(r) => {
+            let (n, rest) = r.split_once(" of ")?;
+            let (_, rest) = rest.split_once(": ")?;
+            (Some(n.parse::<usize>().ok()?.checked_sub(1)?), rest)
+        }
+        None => (None, message),
+    };
+    let (field, _) = rest.split_once(": ")?;
+    if !matches!(field, "sql" | "params") {
+        return None;
+    }
+    Some(match index {
+        Some(i) => format!("statements[{i}].{field}"),
+        None => field.to_string(),
+    })
 }
 
 fn statement(
