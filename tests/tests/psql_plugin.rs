@@ -31,8 +31,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(canary())
+}
+
+/// [`setup`] with the given password.
+fn setup_with(password: String) -> Setup {
     let pg = PgServer::start();
-    let password = canary();
     pg.create_db("app", &password);
     let home = Home::new();
     home.profiles(&json!({
@@ -1257,5 +1261,45 @@ async fn exports_are_held_to_artifact_bytes_and_never_store_part_of_a_secret() {
     assert!(
         !has_prefix_of(&s.home.all_bytes(), &pw),
         "part of the password is in the state directory (artifacts, audit)"
+    );
+}
+
+/// A password with a quote and a backslash, reflected in rows and in csv and jsonl exports,
+/// where JSON escapes it and CSV doubles its quote: no form of it reaches the output or the
+/// state directory.
+#[tokio::test]
+async fn a_password_that_needs_quoting_is_scrubbed_in_every_form() {
+    let tail = canary();
+    let s = setup_with(format!("q\"uo\\te'{tail}"));
+    let pw = s.password.clone();
+    let mcp = serve(&s.home, &s.password, None).await;
+    ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "CREATE TABLE secrets (v text)"}),
+    )
+    .await;
+    ok(
+        &mcp,
+        json!({"action": "insert", "profile": "db", "table": "secrets", "values": {"v": pw}}),
+    )
+    .await;
+    let mut outputs = String::new();
+    for args in [
+        json!({"action": "query", "profile": "db", "sql": "SELECT $1::text AS echoed, v, row_to_json(secrets)::text AS j FROM secrets", "params": [pw]}),
+        json!({"action": "export", "profile": "db", "table": "secrets"}),
+        json!({"action": "export", "profile": "db", "table": "secrets", "format": "jsonl"}),
+    ] {
+        let out = ok(&mcp, args).await;
+        outputs.push_str(&out.to_string());
+    }
+    mcp.close().await;
+    assert!(outputs.contains("[REDACTED]"), "{outputs}");
+    assert!(
+        !outputs.contains(&tail),
+        "the output holds a form of the password: {outputs}"
+    );
+    assert!(
+        !contains(&s.home.all_bytes(), &tail),
+        "the state directory (artifacts, audit) holds a form of the password"
     );
 }

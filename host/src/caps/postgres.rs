@@ -338,6 +338,9 @@ impl CallCtx {
         };
         if let Some(pw) = &password {
             self.shared.redactor.add(pw);
+            for form in quoted_forms(pw) {
+                self.shared.redactor.add(&form);
+            }
         }
         let read_only = if self.shared.policy.postgres_read_only(&self.plugin) {
             Some(format!(
@@ -473,6 +476,22 @@ impl CallCtx {
             ..r
         }
     }
+}
+
+/// How a password reads once reflected inside a JSON string (rows, jsonl exports: `"`, `\` and
+/// control characters escaped) or a quoted CSV field (csv exports: `"` doubled), when that
+/// differs from the password itself: the scrubber matches bytes, so each form is a secret too.
+fn quoted_forms(pw: &str) -> Vec<String> {
+    let quoted = serde_json::to_string(pw).unwrap_or_default();
+    let json = quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string();
+    let csv = pw.replace('"', "\"\"");
+    let mut forms: Vec<String> = vec![json, csv];
+    forms.retain(|f| f != pw);
+    forms.dedup();
+    forms
 }
 
 /// Parses `params-json`: empty text or a JSON array.
@@ -1515,6 +1534,15 @@ mod tests {
         }
         assert!(encode_numeric("12a", &mut BytesMut::new()).is_err());
         assert!(encode_numeric("", &mut BytesMut::new()).is_err());
+    }
+
+    #[test]
+    fn quoted_forms_are_how_json_and_csv_write_a_password() {
+        assert!(quoted_forms("plain-secret").is_empty());
+        assert_eq!(
+            quoted_forms("a\"b\\c\n"),
+            vec!["a\\\"b\\\\c\\n".to_string(), "a\"\"b\\c\n".to_string()]
+        );
     }
 
     #[test]
