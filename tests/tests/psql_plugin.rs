@@ -1095,11 +1095,21 @@ async fn a_read_only_profile_cannot_be_made_to_write() {
     assert_eq!(out["value"], 0, "{out}");
     let out = ok(
         &mcp,
-        tx(&["SHOW transaction_read_only", "TABLE t", "VALUES (1)"]),
+        tx(&[
+            "SHOW transaction_read_only",
+            "SHOW default_transaction_read_only",
+            "TABLE t",
+            "VALUES (1)",
+        ]),
     )
     .await;
     assert_eq!(
         out["results"][0]["rows"][0]["transaction_read_only"], "on",
+        "{out}"
+    );
+    // The session's own default is read-only too, should a statement ever leave the transaction.
+    assert_eq!(
+        out["results"][1]["rows"][0]["default_transaction_read_only"], "on",
         "{out}"
     );
     mcp.close().await;
@@ -1189,6 +1199,16 @@ async fn rows_are_clamped_to_capture_bytes_and_never_cut_a_secret() {
         "{} rows exceed {CAPTURE} bytes",
         rows.len()
     );
+    // The statements of a transaction share the budget.
+    let out = ok(
+        &mcp,
+        json!({"action": "transaction", "profile": "db", "statements": [
+            {"sql": "SELECT repeat('x', 1500) AS a"}, {"sql": "SELECT repeat('y', 1500) AS b"}]}),
+    )
+    .await;
+    assert_eq!(out["results"][0]["truncated"], false, "{out}");
+    assert_eq!(out["results"][1]["truncated"], true, "{out}");
+    assert_eq!(out["results"][1]["row_count"], 0, "{out}");
     // A first row of padding, then the password: move the cut across every byte of it.
     let pw = s.password.clone();
     let row2 = json!({"v": pw}).to_string().len();

@@ -1288,13 +1288,17 @@ impl CallCtx {
                         .await
                         .map_err(err)?;
                     let mut out = Vec::with_capacity(n);
+                    // The statements share one capture budget: all their rows are held at once.
+                    let mut left = capture;
                     for (i, (sql, values, max_rows)) in work.iter().enumerate() {
                         let one = async {
                             let st = tx.prepare(sql).await.map_err(err)?;
                             let params = bind_params(&st, values)?;
-                            run_in_tx(&tx, &st, &params, *max_rows, capture, &label).await
+                            run_in_tx(&tx, &st, &params, *max_rows, left, &label).await
                         };
-                        out.push(one.await.map_err(|e| prefix(e, i, n))?);
+                        let rows = one.await.map_err(|e| prefix(e, i, n))?;
+                        left = left.saturating_sub(rows.rows_json.len() as u64);
+                        out.push(rows);
                     }
                     if read_only {
                         tx.rollback().await.map_err(err)?;
