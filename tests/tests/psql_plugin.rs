@@ -958,6 +958,14 @@ async fn a_read_only_profile_cannot_be_made_to_write() {
             tx(&["-- x\n\t\x0c  cOmMiT\n;", "\n\tinsert\tinto t values (1)"]),
         ),
         (
+            "a COMMIT after a line comment that \\r ends",
+            tx(&["-- x\rCOMMIT", ins]),
+        ),
+        (
+            "a write hidden behind a line comment that \\r ends",
+            q("-- x\rCREATE TABLE made3 AS\nSELECT 1"),
+        ),
+        (
             "BEGIN, COMMIT, BEGIN",
             tx(&["BEGIN", "COMMIT", "BEGIN", ins, "COMMIT"]),
         ),

@@ -24,8 +24,12 @@ pub fn first_keyword(sql: &str) -> Option<String> {
         match b.get(i)? {
             // The server's whitespace: space, tab, newline, carriage return, form feed, vertical tab.
             b' ' | b'\t' | b'\n' | b'\r' | 0x0c | 0x0b | b'(' => i += 1,
+            // A line comment ends at a newline, which for the server is `\n` or `\r`.
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = b[i..].iter().position(|&c| c == b'\n').map(|p| i + p)?;
+                i = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n' || c == b'\r')
+                    .map(|p| i + p)?;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i)?,
             _ => break,
@@ -110,6 +114,7 @@ mod tests {
             ("SELECT 1", Some("SELECT")),
             ("  \n\tselect 1", Some("SELECT")),
             ("-- note\nCOMMIT", Some("COMMIT")),
+            ("-- note\rCOMMIT\nSELECT 1", Some("COMMIT")),
             ("/* a /* nested */ b */ commit; insert", Some("COMMIT")),
             ("((VALUES (1)))", Some("VALUES")),
             ("\x0b\x0cEnd", Some("END")),
@@ -127,6 +132,95 @@ mod tests {
             ("\u{a0}SELECT 1", None),
         ] {
             assert_eq!(first_keyword(sql).as_deref(), want, "{sql:?}");
+        }
+    }
+
+    /// Every combination of what may come before the keyword, of keywords in mixed case and of
+    /// what may follow it: the keyword is found exactly when nothing glues it to an identifier.
+    #[test]
+    fn every_prefix_keyword_and_suffix_combination_is_read_as_the_server_reads_it() {
+        let prefixes = [
+            "",
+            " ",
+            "\t\n\r",
+            "\x0b\x0c",
+            "(",
+            "( (",
+            "-- c\n",
+            "--\n",
+            "/**/",
+            "/* a */",
+            "/* /* nested */ */",
+            "/*/**/*/",
+            "/* -- */",
+            "-- /*\n",
+            " ( /* x */ ( -- y\n",
+        ];
+        let keywords = [
+            "select",
+            "SELECT",
+            "SeLeCt",
+            "with",
+            "values",
+            "table",
+            "show",
+            "explain",
+            "commit",
+            "END",
+            "rollback",
+            "abort",
+            "begin",
+            "start",
+            "set",
+            "do",
+            "call",
+            "copy",
+            "insert",
+            "prepare",
+            "savepoint",
+            "release",
+            "alter",
+            "create",
+        ];
+        let suffixes = [
+            ("", true),
+            (" 1", true),
+            ("(", true),
+            (";", true),
+            ("\n", true),
+            ("/**/", true),
+            ("--", true),
+            ("1", false),
+            ("_x", false),
+            ("$", false),
+            ("\u{e9}", false),
+        ];
+        for p in prefixes {
+            for k in keywords {
+                for (sfx, is_keyword) in suffixes {
+                    let sql = format!("{p}{k}{sfx}");
+                    let want = is_keyword.then(|| k.to_ascii_uppercase());
+                    assert_eq!(first_keyword(&sql), want, "{sql:?}");
+                    let allowed = want.is_some_and(|w| QUERY_KEYWORDS.contains(&w.as_str()));
+                    assert_eq!(check(&sql, "test").is_ok(), allowed, "{sql:?}");
+                }
+            }
+        }
+    }
+
+    /// Every string of up to six characters over the characters that steer the scan: no panic,
+    /// and a keyword found is a run of ASCII letters, uppercased.
+    #[test]
+    fn any_short_string_scans_without_panicking() {
+        let alphabet = ['-', '/', '*', '(', ' ', '\n', 's', '\u{e9}'];
+        let mut stack = vec![String::new()];
+        while let Some(s) = stack.pop() {
+            if let Some(k) = first_keyword(&s) {
+                assert!(k.bytes().all(|b| b.is_ascii_uppercase()), "{s:?} -> {k:?}");
+            }
+            if s.chars().count() < 6 {
+                stack.extend(alphabet.iter().map(|c| format!("{s}{c}")));
+            }
         }
     }
 
