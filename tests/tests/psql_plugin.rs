@@ -1331,3 +1331,42 @@ async fn a_password_that_needs_quoting_is_scrubbed_in_every_form() {
         "the state directory (artifacts, audit) holds a form of the password"
     );
 }
+
+/// The server clips what it quotes (values in "Failing row contains" to 64 bytes, identifiers to
+/// 63) and a clipped password no longer matches the scrubber; the plugin pointed at errors with
+/// a snippet of the SQL cut to 24 characters. For every clip position across the password, no
+/// part of it longer than three characters reaches the output.
+#[tokio::test]
+async fn a_password_clipped_by_the_server_or_a_snippet_leaves_no_prefix() {
+    let s = setup();
+    let pw = s.password.clone();
+    let mcp = serve(&s.home, &s.password, None).await;
+    ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "CREATE TABLE c (v text, n int NOT NULL)"}),
+    )
+    .await;
+    let mut leaks = Vec::new();
+    for pad in 20..64 - 3 {
+        let x = "x".repeat(pad);
+        for args in [
+            json!({"action": "query", "profile": "db",
+                   "sql": "INSERT INTO c (v, n) VALUES (repeat('x', $1::int) || $2::text, NULL)",
+                   "params": [pad, pw]}),
+            json!({"action": "query", "profile": "db", "sql": format!("SELECT 1 AS \"{x}{pw}\"")}),
+            json!({"action": "query", "profile": "db", "sql": format!("SELECT * FROM \"{pw}\"")}),
+        ] {
+            let (_, out) = mcp.call("psql", args.clone()).await;
+            if has_prefix_of(out.to_string().as_bytes(), &pw) {
+                leaks.push(format!("pad {pad}: {out}"));
+            }
+        }
+    }
+    mcp.close().await;
+    assert!(
+        leaks.is_empty(),
+        "{} leaks, e.g. {:?}",
+        leaks.len(),
+        leaks.first()
+    );
+}

@@ -45,6 +45,7 @@
 //!
 //! Connections use no TLS yet: profiles reach servers on trusted networks (loopback, VPN).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -67,7 +68,7 @@ use super::infra::host::types::{ArtifactRef, CapError};
 use super::{CallCtx, CapEvent, StoreState};
 use crate::artifacts::ArtifactMeta;
 use crate::profiles::{PostgresProfile, Profile};
-use crate::redact::StreamScrubber;
+use crate::redact::{MIN_SECRET_CHARS, REDACTED, StreamScrubber};
 
 mod read_only;
 
@@ -201,9 +202,27 @@ struct Target {
     label: String,
     /// Why the call is read-only (the policy, the profile or the call said so), when it is.
     read_only: Option<String>,
+    /// The profile's password, to redact what the server clips of it.
+    password: Option<String>,
 }
 
 impl Target {
+    /// Redacts, in a result or an error, what the server clipped of the password (see
+    /// [`unclip`]); the whole password is scrubbed on the way out like every secret.
+    fn unclip<T: Unclip>(&self, r: Result<T, PgError>) -> Result<T, PgError> {
+        let Some(pw) = self.password.as_deref() else {
+            return r;
+        };
+        let fix = |t: String| match unclip(&t, pw) {
+            Cow::Borrowed(_) => t,
+            Cow::Owned(o) => o,
+        };
+        match r {
+            Ok(v) => Ok(v.map_text(&fix)),
+            Err(e) => Err(map_message(e, fix)),
+        }
+    }
+
     /// Refuses, before anything is sent, a statement a read-only call may not run.
     fn check(&self, sql: &str) -> Result<(), PgError> {
         match &self.read_only {
@@ -361,6 +380,7 @@ impl CallCtx {
             pool,
             label: format!("profile {profile} ({}:{}/{})", p.host, p.port, p.database),
             read_only,
+            password,
         })
     }
 
@@ -438,7 +458,14 @@ impl CallCtx {
         let detail = match r {
             Ok(_) => ok,
             Err(PgError::Sql(s)) => format!("SQLSTATE {}", s.code),
-            Err(PgError::Cap(e)) => format!("{e:?}").chars().take(200).collect(),
+            // Scrubbed whole, then cut: a cut first could split a secret past recognition.
+            Err(PgError::Cap(e)) => self
+                .shared
+                .redactor
+                .scrub_str(&format!("{e:?}"))
+                .chars()
+                .take(200)
+                .collect(),
         };
         self.record(CapEvent {
             cap: "postgres".into(),
@@ -451,21 +478,7 @@ impl CallCtx {
     }
 
     fn scrub_err(&self, e: PgError) -> PgError {
-        let s = |t: String| self.shared.redactor.scrub_str(&t).into_owned();
-        match e {
-            PgError::Sql(x) => PgError::Sql(SqlError {
-                message: s(x.message),
-                code: x.code,
-                position: x.position,
-            }),
-            PgError::Cap(c) => PgError::Cap(match c {
-                CapError::Denied(m) => CapError::Denied(s(m)),
-                CapError::NotFound(m) => CapError::NotFound(s(m)),
-                CapError::Invalid(m) => CapError::Invalid(s(m)),
-                CapError::Timeout(m) => CapError::Timeout(s(m)),
-                CapError::Failed(m) => CapError::Failed(s(m)),
-            }),
-        }
+        map_message(e, |t| self.shared.redactor.scrub_str(&t).into_owned())
     }
 
     fn scrub_rows(&self, r: Rows) -> Rows {
@@ -492,6 +505,99 @@ fn quoted_forms(pw: &str) -> Vec<String> {
     forms.retain(|f| f != pw);
     forms.dedup();
     forms
+}
+
+/// The server clips what it quotes: values in "Failing row contains (…)" to 64 bytes followed by
+/// `...`, identifiers to 63 bytes. A password clipped so is no longer the secret the scrubber
+/// matches, so a prefix of it (at least [`MIN_SECRET_CHARS`] long) is redacted where a clipped
+/// text ends: before `...`, before a closing quote (`"`, or `\"` inside JSON text) or at the end.
+fn unclip<'a>(text: &'a str, pw: &str) -> Cow<'a, str> {
+    let head = match pw.char_indices().nth(MIN_SECRET_CHARS) {
+        Some((i, _)) => &pw[..i],
+        None => return Cow::Borrowed(text),
+    };
+    let ends_clip = |rest: &str| {
+        rest.is_empty()
+            || rest.starts_with("...")
+            || rest.starts_with('"')
+            || rest.starts_with("\\\"")
+    };
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for start in memchr::memmem::find_iter(text.as_bytes(), head.as_bytes()) {
+        let rest = &text[start..];
+        // The longest prefix of the password here, then every shorter one down to the head.
+        let common = rest
+            .char_indices()
+            .zip(pw.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, c), _)| i + c.len_utf8());
+        let clipped = (head.len()..=common)
+            .rev()
+            .filter(|&k| pw.is_char_boundary(k) && k < pw.len())
+            .find(|&k| ends_clip(&rest[k..]));
+        if let Some(k) = clipped
+            && spans.last().is_none_or(|&(_, e)| e <= start)
+        {
+            spans.push((start, start + k));
+        }
+    }
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (s, e) in spans {
+        out.push_str(&text[at..s]);
+        out.push_str(REDACTED);
+        at = e;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+/// A result whose text [`Target::unclip`] goes over.
+trait Unclip {
+    fn map_text(self, f: &impl Fn(String) -> String) -> Self;
+}
+
+impl Unclip for Rows {
+    fn map_text(self, f: &impl Fn(String) -> String) -> Self {
+        Rows {
+            columns_json: f(self.columns_json),
+            rows_json: f(self.rows_json),
+            ..self
+        }
+    }
+}
+
+impl Unclip for Vec<Rows> {
+    fn map_text(self, f: &impl Fn(String) -> String) -> Self {
+        self.into_iter().map(|r| r.map_text(f)).collect()
+    }
+}
+
+impl Unclip for CopyResult {
+    fn map_text(self, _: &impl Fn(String) -> String) -> Self {
+        self
+    }
+}
+
+/// Applies `f` to an error's message, keeping its kind, SQLSTATE and position.
+fn map_message(e: PgError, f: impl Fn(String) -> String) -> PgError {
+    match e {
+        PgError::Sql(s) => PgError::Sql(SqlError {
+            message: f(s.message),
+            ..s
+        }),
+        PgError::Cap(c) => PgError::Cap(match c {
+            CapError::Denied(m) => CapError::Denied(f(m)),
+            CapError::NotFound(m) => CapError::NotFound(f(m)),
+            CapError::Invalid(m) => CapError::Invalid(f(m)),
+            CapError::Timeout(m) => CapError::Timeout(f(m)),
+            CapError::Failed(m) => CapError::Failed(f(m)),
+        }),
+    }
 }
 
 /// Parses `params-json`: empty text or a JSON array.
@@ -1240,6 +1346,7 @@ impl CallCtx {
                 })
             })
             .await;
+        let r = t.unclip(r);
         let detail = r.as_ref().map(rows_detail).unwrap_or_default();
         call.pg_event(&t, started, &r, detail);
         r
@@ -1309,6 +1416,7 @@ impl CallCtx {
                 })
             })
             .await;
+        let r = t.unclip(r);
         let detail = match &r {
             Ok(v) if read_only => format!("{} statements rolled back (read-only)", v.len()),
             Ok(v) => format!("{} statements committed", v.len()),
@@ -1455,6 +1563,7 @@ impl CallCtx {
                 })
             })
             .await;
+        let r = t.unclip(r);
         let detail = match &r {
             Ok(c) => format!("{} rows to {}", c.rows, c.artifact.uri),
             Err(_) => String::new(),
@@ -1466,20 +1575,7 @@ impl CallCtx {
 
 /// Names the failing statement of a transaction.
 fn prefix(e: PgError, i: usize, n: usize) -> PgError {
-    let p = |m: String| format!("statement {} of {n}: {m}", i + 1);
-    match e {
-        PgError::Sql(s) => PgError::Sql(SqlError {
-            message: p(s.message),
-            ..s
-        }),
-        PgError::Cap(c) => PgError::Cap(match c {
-            CapError::Denied(m) => CapError::Denied(p(m)),
-            CapError::NotFound(m) => CapError::NotFound(p(m)),
-            CapError::Invalid(m) => CapError::Invalid(p(m)),
-            CapError::Timeout(m) => CapError::Timeout(p(m)),
-            CapError::Failed(m) => CapError::Failed(p(m)),
-        }),
-    }
+    map_message(e, |m| format!("statement {} of {n}: {m}", i + 1))
 }
 
 impl Host for StoreState {
@@ -1547,6 +1643,32 @@ mod tests {
             quoted_forms("a\"b\\c\n"),
             vec!["a\\\"b\\\\c\\n".to_string(), "a\"\"b\\c\n".to_string()]
         );
+    }
+
+    #[test]
+    fn what_the_server_clipped_of_a_password_is_redacted() {
+        let pw = "pgcanary-0123456789";
+        for (text, want) in [
+            (
+                "Failing row contains (xxxxpgcanary-0123..., null).",
+                "Failing row contains (xxxx[REDACTED]..., null).",
+            ),
+            (
+                r#"[{"name":"xxpgcanary-01"}]"#,
+                r#"[{"name":"xx[REDACTED]"}]"#,
+            ),
+            (r#"{\"k\":\"xpgca\"}"#, r#"{\"k\":\"x[REDACTED]\"}"#),
+            ("ends in pgcanary-0", "ends in [REDACTED]"),
+            ("pgcanary is a word", "pgcanary is a word"),
+            ("pgc...", "pgc..."),
+            (
+                "the whole pgcanary-0123456789 is the scrubber's",
+                "the whole pgcanary-0123456789 is the scrubber's",
+            ),
+        ] {
+            assert_eq!(unclip(text, pw), want, "{text}");
+        }
+        assert_eq!(unclip("abc...", "abcd"), "abc...");
     }
 
     #[test]

@@ -87,15 +87,16 @@ fn tool_error(e: PgError, sql: &str) -> ToolError {
             err
         }
         PgError::Sql(s) => {
+            // Line and column, not a snippet of the SQL: a snippet cut to a length could end
+            // inside a secret the SQL holds, and a cut secret no longer matches the scrubber.
             let at = s
                 .position
                 .map(|p| {
-                    let near: String = sql
-                        .chars()
-                        .skip((p as usize).saturating_sub(1))
-                        .take(24)
-                        .collect();
-                    format!(" at position {p} (near '{near}')")
+                    let before: Vec<char> =
+                        sql.chars().take((p as usize).saturating_sub(1)).collect();
+                    let line = 1 + before.iter().filter(|&&c| c == '\n').count();
+                    let column = 1 + before.iter().rev().take_while(|&&c| c != '\n').count();
+                    format!(" at position {p} (line {line}, column {column})")
                 })
                 .unwrap_or_default();
             ToolError {
