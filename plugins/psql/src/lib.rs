@@ -17,7 +17,8 @@ use args::{Action, Format, Mode, PsqlArgs, Stmt};
 const DESCRIPTION: &str = "SQL on PostgreSQL through the host (`profile` names a postgres entry \
 of profiles.json; the password stays in the host). Actions: `query` (`sql` + `params` bound, \
 never interpolated; `mode` rows/row/value/command; `max_rows` cap with `truncated`; \
-`read_only: true` runs one statement in a READ ONLY transaction), `batch` (statements each on \
+`read_only: true` runs only queries — SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN — in a READ ONLY \
+transaction, as a read-only profile or policy always does), `batch` (statements each on \
 their own), `transaction` (all or nothing), `select`/`count`/`exists`/`insert`/`update`/`delete` \
 (`table`, `where`, `values`, `set`, `returning`: quoted identifiers and bound values; update and \
 delete without `where` are refused unless `all_rows: true`), `export` (COPY of `sql` or `table` \
