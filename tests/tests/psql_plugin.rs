@@ -31,8 +31,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(canary())
+}
+
+/// [`setup`] with the given password.
+fn setup_with(password: String) -> Setup {
     let pg = PgServer::start();
-    let password = canary();
     pg.create_db("app", &password);
     let home = Home::new();
     home.profiles(&json!({
@@ -83,6 +87,19 @@ fn msg(out: &Value) -> String {
         .as_str()
         .unwrap_or_default()
         .to_string()
+}
+
+/// The host refused a statement a read-only call may not run, before sending it, saying why
+/// the call is read-only (`because`) and what it allows.
+fn refused_as_read_only(out: &Value, because: &str) {
+    assert_eq!(out["error"]["kind"], "invalid", "{out}");
+    let field = out["error"]["field"].as_str().unwrap_or_default();
+    assert!(field == "sql" || field.ends_with("].sql"), "{out}");
+    let m = msg(out);
+    assert!(
+        m.contains("read-only") && m.contains("SELECT") && m.contains(because),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -433,6 +450,14 @@ async fn sql_errors_and_refusals_say_what_went_wrong() {
         json!({"action": "query", "profile": "db", "read_only": true, "sql": "DELETE FROM t"}),
     )
     .await;
+    refused_as_read_only(&out, "the call asked for read_only");
+    // A write the keyword check lets through still meets the READ ONLY transaction.
+    let out = fails(
+        &mcp,
+        json!({"action": "query", "profile": "db", "read_only": true,
+        "sql": "WITH d AS (DELETE FROM t RETURNING 1) SELECT count(*) FROM d"}),
+    )
+    .await;
     assert_eq!(out["error"]["detail"]["sqlstate"], "25006", "{out}");
     let out = fails(
         &mcp,
@@ -596,7 +621,7 @@ async fn batches_transactions_profiles_and_totals() {
         "sql": "INSERT INTO t VALUES (9)"}),
     )
     .await;
-    assert_eq!(out["error"]["detail"]["sqlstate"], "25006", "{out}");
+    refused_as_read_only(&out, "profile 'db' has \"read_only\": true");
     let out = ok(
         &mcp,
         json!({"action": "count", "profile": "db", "table": "t"}),
@@ -622,7 +647,7 @@ async fn read_only_forced_by_policy_refuses_writes() {
         json!({"action": "transaction", "profile": "db", "statements": [{"sql": "DELETE FROM t"}]}),
     ] {
         let out = fails(&mcp, args.clone()).await;
-        assert_eq!(out["error"]["detail"]["sqlstate"], "25006", "{args}: {out}");
+        refused_as_read_only(&out, "[plugin.psql.postgres] read_only");
     }
     let out = ok(
         &mcp,
@@ -797,8 +822,14 @@ async fn a_million_row_export_lands_in_an_artifact() {
         json!({"action": "export", "profile": "db", "sql": "SELEC 1"}),
     )
     .await;
+    assert!(msg(&out).contains("begins with SELEC"), "{out}");
+    let out = fails(
+        &mcp,
+        json!({"action": "export", "profile": "db", "sql": "SELECT 1 ORDER id"}),
+    )
+    .await;
     assert_eq!(
-        out["error"]["detail"]["position"], 1,
+        out["error"]["detail"]["position"], 16,
         "points into the caller's SQL: {out}"
     );
     mcp.close().await;
@@ -868,4 +899,474 @@ async fn the_password_never_leaves_the_host() {
     let stderr = std::fs::read(&stderr_path).unwrap_or_default();
     let _ = std::fs::remove_file(&stderr_path);
     assert!(!contains(&stderr, &pw), "stderr leaked the password");
+}
+
+/// What the database holds, read through `psql` as the superuser outside infra: rows, the
+/// sequence, tables, role settings, prepared transactions and large objects.
+fn fingerprint(pg: &PgServer) -> String {
+    pg.psql(
+        "app",
+        "SELECT concat_ws(' ', 'rows=' || (SELECT count(*) FROM t), \
+         'seq=' || (SELECT last_value || '/' || is_called FROM s), \
+         'tables=' || (SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace), \
+         'role_settings=' || (SELECT count(*) FROM pg_db_role_setting), \
+         'prepared=' || (SELECT count(*) FROM pg_prepared_xacts), \
+         'large_objects=' || (SELECT count(*) FROM pg_largeobject_metadata))",
+    )
+}
+
+/// A read-only profile cannot be made to write. Each trick goes through the psql plugin (every
+/// action that takes SQL) on a profile with `"read_only": true`, and the database is checked
+/// through `psql` outside infra before and after it.
+#[tokio::test]
+async fn a_read_only_profile_cannot_be_made_to_write() {
+    let s = setup();
+    s.pg.psql(
+        "app",
+        "CREATE TABLE t (id int); CREATE SEQUENCE s; \
+         CREATE FUNCTION f_ins() RETURNS int VOLATILE LANGUAGE sql \
+           AS 'INSERT INTO t VALUES (1) RETURNING id'; \
+         CREATE PROCEDURE p_ins() LANGUAGE plpgsql AS $$ BEGIN INSERT INTO t VALUES (1); END $$; \
+         CREATE PROCEDURE p_commit() LANGUAGE plpgsql AS $$ BEGIN COMMIT; \
+           SET TRANSACTION READ WRITE; INSERT INTO t VALUES (1); COMMIT; END $$; \
+         ALTER TABLE t OWNER TO app; ALTER SEQUENCE s OWNER TO app; \
+         ALTER FUNCTION f_ins() OWNER TO app; ALTER PROCEDURE p_ins() OWNER TO app; \
+         ALTER PROCEDURE p_commit() OWNER TO app; GRANT CREATE ON SCHEMA public TO app",
+    );
+    s.home.profiles(&json!({
+        "ro": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app",
+               "database": "app", "password": format!("env:{PW_VAR}"), "read_only": true},
+    }));
+    let mcp = serve(&s.home, &s.password, None).await;
+    let q = |sql: &str| json!({"action": "query", "profile": "ro", "sql": sql});
+    let tx = |sqls: &[&str]| {
+        let statements: Vec<Value> = sqls.iter().map(|s| json!({"sql": s})).collect();
+        json!({"action": "transaction", "profile": "ro", "statements": statements})
+    };
+    let ins = "INSERT INTO t VALUES (1)";
+    let tricks = [
+        ("COMMIT, then a write", tx(&["COMMIT", ins])),
+        ("END, then a write", tx(&["END", ins])),
+        ("ROLLBACK, then a write", tx(&["ROLLBACK", ins])),
+        ("ABORT, then a write", tx(&["ABORT", ins])),
+        (
+            "a commented COMMIT",
+            tx(&["/* a /* nested */ comment */ COMMIT", ins]),
+        ),
+        (
+            "a lowercase COMMIT in odd whitespace",
+            tx(&["-- x\n\t\x0c  cOmMiT\n;", "\n\tinsert\tinto t values (1)"]),
+        ),
+        (
+            "a COMMIT after a line comment that \\r ends",
+            tx(&["-- x\rCOMMIT", ins]),
+        ),
+        (
+            "a write hidden behind a line comment that \\r ends",
+            q("-- x\rCREATE TABLE made3 AS\nSELECT 1"),
+        ),
+        (
+            "BEGIN, COMMIT, BEGIN",
+            tx(&["BEGIN", "COMMIT", "BEGIN", ins, "COMMIT"]),
+        ),
+        (
+            "START TRANSACTION READ WRITE after COMMIT",
+            tx(&["COMMIT", "START TRANSACTION READ WRITE", ins, "COMMIT"]),
+        ),
+        (
+            "SAVEPOINT, RELEASE, COMMIT",
+            tx(&["SAVEPOINT a", "RELEASE a", "COMMIT", ins]),
+        ),
+        (
+            "SET TRANSACTION READ WRITE",
+            tx(&["SET TRANSACTION READ WRITE", ins, "COMMIT"]),
+        ),
+        (
+            "SET SESSION CHARACTERISTICS",
+            tx(&[
+                "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+                "COMMIT",
+                ins,
+            ]),
+        ),
+        (
+            "set_config of the session default, then a later write",
+            tx(&[
+                "SELECT set_config('default_transaction_read_only', 'off', false)",
+                "COMMIT",
+                ins,
+            ]),
+        ),
+        (
+            "set_config of transaction_read_only",
+            tx(&[
+                "SELECT set_config('transaction_read_only', 'off', true)",
+                ins,
+            ]),
+        ),
+        (
+            "set_config and a write in one query",
+            q("SELECT set_config('transaction_read_only', 'off', true), f_ins()"),
+        ),
+        (
+            "two statements in one string",
+            q("SELECT 1; INSERT INTO t VALUES (1)"),
+        ),
+        (
+            "COMMIT and a write in one string",
+            q("COMMIT; INSERT INTO t VALUES (1)"),
+        ),
+        ("DO", q("DO $$ BEGIN INSERT INTO t VALUES (1); END $$")),
+        (
+            "COMMIT, then DO",
+            tx(&["COMMIT", "DO $$ BEGIN INSERT INTO t VALUES (1); END $$"]),
+        ),
+        ("CALL", q("CALL p_ins()")),
+        ("CALL of a procedure that commits", tx(&["CALL p_commit()"])),
+        ("a volatile function that inserts", q("SELECT f_ins()")),
+        ("the same in parentheses", q("((SELECT f_ins()))")),
+        (
+            "a data-modifying WITH",
+            q("WITH x AS (INSERT INTO t VALUES (1) RETURNING id) SELECT * FROM x"),
+        ),
+        (
+            "EXPLAIN ANALYZE INSERT",
+            q("EXPLAIN ANALYZE INSERT INTO t VALUES (1)"),
+        ),
+        (
+            "explain with analyze",
+            json!({"action": "explain", "profile": "ro", "analyze": true, "read_only": false, "sql": ins}),
+        ),
+        ("nextval", q("SELECT nextval('s')")),
+        ("setval", q("SELECT setval('s', 42)")),
+        (
+            "PREPARE TRANSACTION",
+            tx(&["PREPARE TRANSACTION 'p1'", ins]),
+        ),
+        ("COPY FROM", q("COPY t FROM STDIN")),
+        ("CREATE TABLE AS", q("CREATE TABLE made AS SELECT 1 AS x")),
+        ("SELECT INTO", q("SELECT 1 AS x INTO made2")),
+        (
+            "ALTER ROLE SET after COMMIT",
+            tx(&[
+                "COMMIT",
+                "ALTER ROLE app SET default_transaction_read_only = off",
+            ]),
+        ),
+        ("a large object", q("SELECT lo_from_bytea(0, 'x')")),
+        (
+            "export of INSERT … RETURNING",
+            json!({"action": "export", "profile": "ro", "sql": "INSERT INTO t VALUES (1) RETURNING id"}),
+        ),
+        (
+            "export of a volatile function",
+            json!({"action": "export", "profile": "ro", "sql": "SELECT f_ins()"}),
+        ),
+        (
+            "batch: COMMIT, then a write",
+            json!({"action": "batch", "profile": "ro", "stop_on_error": false,
+                   "statements": [{"sql": "COMMIT"}, {"sql": ins}]}),
+        ),
+        (
+            "the insert helper asking read_only false",
+            json!({"action": "insert", "profile": "ro", "table": "t", "values": {"id": 1}, "read_only": false}),
+        ),
+    ];
+    let mut wrote = Vec::new();
+    for (name, args) in &tricks {
+        let before = fingerprint(&s.pg);
+        let (_, out) = mcp.call("psql", args.clone()).await;
+        let after = fingerprint(&s.pg);
+        if before != after {
+            eprintln!("WROTE through '{name}': {before} -> {after}; infra said {out}");
+            wrote.push(*name);
+        }
+    }
+    assert!(
+        wrote.is_empty(),
+        "{} of {} tricks wrote through a read-only profile: {wrote:?}",
+        wrote.len(),
+        tricks.len()
+    );
+    // Refused before anything is sent, saying why and naming the statement.
+    let out = fails(&mcp, tx(&["SELECT 1", "COMMIT", ins])).await;
+    refused_as_read_only(&out, "profile 'ro' has \"read_only\": true");
+    assert_eq!(out["error"]["field"], "statements[1].sql", "{out}");
+    assert!(msg(&out).contains("begins with COMMIT"), "{out}");
+    // Queries still work.
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "ro", "mode": "value",
+               "sql": "/* count */ (SELECT count(*) FROM t)"}),
+    )
+    .await;
+    assert_eq!(out["value"], 0, "{out}");
+    let out = ok(
+        &mcp,
+        tx(&[
+            "SHOW transaction_read_only",
+            "SHOW default_transaction_read_only",
+            "TABLE t",
+            "VALUES (1)",
+        ]),
+    )
+    .await;
+    assert_eq!(
+        out["results"][0]["rows"][0]["transaction_read_only"], "on",
+        "{out}"
+    );
+    // The session's own default is read-only too, should a statement ever leave the transaction.
+    assert_eq!(
+        out["results"][1]["rows"][0]["default_transaction_read_only"], "on",
+        "{out}"
+    );
+    mcp.close().await;
+}
+
+/// PostgreSQL restarts while a query runs: the cut call says the connection was lost and to
+/// retry, and the next call works on a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_query_fails_the_call_clearly_and_the_next_one_works() {
+    let mut s = setup();
+    let mcp = serve(&s.home, &s.password, None).await;
+    let slow = mcp.call(
+        "psql",
+        json!({"action": "query", "profile": "db", "sql": "SELECT pg_sleep(60) AS slept",
+               "timeout_ms": 120000}),
+    );
+    let pg = &mut s.pg;
+    let restart = async move {
+        // Restart only once the query is running on the server.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' \
+             AND state = 'active'",
+        ) != "1"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the query never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tokio::task::block_in_place(|| pg.restart());
+    };
+    let ((err, out), ()) = tokio::join!(slow, restart);
+    assert!(err, "the cut call failed: {out}");
+    assert_eq!(out["error"]["kind"], "failed", "{out}");
+    let m = msg(&out);
+    assert!(
+        m.contains("connection") && m.contains("lost") && m.contains("retry"),
+        "says the connection was lost and to retry: {out}"
+    );
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "SELECT 7 AS n", "mode": "value"}),
+    )
+    .await;
+    assert_eq!(out["value"], 7, "{out}");
+    mcp.close().await;
+}
+
+/// A policy whose `[limits]` add `extra` to the psql grants.
+fn policy_with_limits(extra: &str) -> String {
+    format!(
+        "[limits]\n{extra}\n[plugin.psql.postgres]\nprofiles = [\"*\"]\nread_only = false\n\
+         [plugin.psql.artifacts]\n"
+    )
+}
+
+/// Whether `hay` holds the first four characters of `secret` (any longer prefix holds them).
+fn has_prefix_of(hay: &[u8], secret: &str) -> bool {
+    contains(hay, &secret[..4])
+}
+
+/// Rows are clamped to `[limits] capture_bytes` whatever `max_rows` asks, and the cut never
+/// splits a reflected password: for every position of the cut across it, the output holds the
+/// whole secret scrubbed, or none of it.
+#[tokio::test]
+async fn rows_are_clamped_to_capture_bytes_and_never_cut_a_secret() {
+    const CAPTURE: usize = 2048;
+    let s = setup();
+    s.home
+        .policy(&policy_with_limits(&format!("capture_bytes = {CAPTURE}")));
+    let mcp = serve(&s.home, &s.password, None).await;
+    let out = ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "max_rows": 1000000,
+               "sql": "SELECT g, repeat('x', 100) AS pad FROM generate_series(1, 400) g"}),
+    )
+    .await;
+    assert_eq!(out["truncated"], true, "{out}");
+    assert_eq!(out["total"], 400, "{out}");
+    let rows = out["rows"].as_array().expect("rows");
+    assert!(!rows.is_empty(), "{out}");
+    assert!(
+        out["rows"].to_string().len() <= CAPTURE,
+        "{} rows exceed {CAPTURE} bytes",
+        rows.len()
+    );
+    // The statements of a transaction share the budget.
+    let out = ok(
+        &mcp,
+        json!({"action": "transaction", "profile": "db", "statements": [
+            {"sql": "SELECT repeat('x', 1500) AS a"}, {"sql": "SELECT repeat('y', 1500) AS b"}]}),
+    )
+    .await;
+    assert_eq!(out["results"][0]["truncated"], false, "{out}");
+    assert_eq!(out["results"][1]["truncated"], true, "{out}");
+    assert_eq!(out["results"][1]["row_count"], 0, "{out}");
+    // A first row of padding, then the password: move the cut across every byte of it.
+    let pw = s.password.clone();
+    let row2 = json!({"v": pw}).to_string().len();
+    let first = CAPTURE - row2 - "[{\"v\":\"\"},]".len();
+    for pad in first - 8..first + row2 + 8 {
+        let out = ok(
+            &mcp,
+            json!({"action": "query", "profile": "db",
+                   "sql": "SELECT v FROM (VALUES (1, repeat('x', $1::int)), (2, $2::text)) AS r(i, v) ORDER BY i",
+                   "params": [pad, pw]}),
+        )
+        .await;
+        let text = out.to_string();
+        assert!(
+            !has_prefix_of(text.as_bytes(), &pw),
+            "pad {pad}: part of the password reached the output: {text}"
+        );
+        assert!(
+            out["truncated"] == true || text.contains("[REDACTED]"),
+            "pad {pad}: {text}"
+        );
+    }
+    mcp.close().await;
+}
+
+/// A COPY export is held to `[limits] artifact_bytes`, measured on scrubbed bytes: for every
+/// position of the limit across a reflected password, the export either fits (whole secret
+/// scrubbed) or fails with advice and leaves no artifact; no part of the password is stored.
+#[tokio::test]
+async fn exports_are_held_to_artifact_bytes_and_never_store_part_of_a_secret() {
+    const LIMIT: usize = 4096;
+    let s = setup();
+    s.home
+        .policy(&policy_with_limits(&format!("artifact_bytes = {LIMIT}")));
+    let mcp = serve(&s.home, &s.password, None).await;
+    let pw = s.password.clone();
+    // csv: "v\n", the padding line, then the password's line ("[REDACTED]" once scrubbed).
+    let fits = |pad: usize| "v\n".len() + pad + "\n[REDACTED]\n".len() <= LIMIT;
+    let first = LIMIT - 2 - 1 - pw.len() - 1;
+    let (mut fitted, mut refused) = (0, 0);
+    for pad in first - 8..first + pw.len() + 8 {
+        let (err, out) = mcp
+            .call(
+                "psql",
+                json!({"action": "export", "profile": "db",
+                       "sql": format!("SELECT v FROM (VALUES (1, repeat('x', {pad})), (2, '{pw}')) AS r(i, v) ORDER BY i")}),
+            )
+            .await;
+        if fits(pad) {
+            assert!(!err, "pad {pad}: {out}");
+            let data = std::fs::read(artifact_path(&s.home, &out)).unwrap();
+            assert!(data.len() <= LIMIT, "pad {pad}: {} bytes", data.len());
+            assert!(contains(&data, "[REDACTED]"), "pad {pad}");
+            fitted += 1;
+        } else {
+            assert!(err, "pad {pad}: an export over the limit is refused: {out}");
+            assert!(msg(&out).contains("artifact_bytes"), "{out}");
+            refused += 1;
+        }
+        assert!(
+            !has_prefix_of(out.to_string().as_bytes(), &pw),
+            "pad {pad}: {out}"
+        );
+    }
+    assert!(
+        fitted > 0 && refused > 0,
+        "{fitted} fitted, {refused} refused"
+    );
+    mcp.close().await;
+    assert!(
+        !has_prefix_of(&s.home.all_bytes(), &pw),
+        "part of the password is in the state directory (artifacts, audit)"
+    );
+}
+
+/// A password with a quote and a backslash, reflected in rows and in csv and jsonl exports,
+/// where JSON escapes it and CSV doubles its quote: no form of it reaches the output or the
+/// state directory.
+#[tokio::test]
+async fn a_password_that_needs_quoting_is_scrubbed_in_every_form() {
+    let tail = canary();
+    let s = setup_with(format!("q\"uo\\te'{tail}"));
+    let pw = s.password.clone();
+    let mcp = serve(&s.home, &s.password, None).await;
+    ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "CREATE TABLE secrets (v text)"}),
+    )
+    .await;
+    ok(
+        &mcp,
+        json!({"action": "insert", "profile": "db", "table": "secrets", "values": {"v": pw}}),
+    )
+    .await;
+    let mut outputs = String::new();
+    for args in [
+        json!({"action": "query", "profile": "db", "sql": "SELECT $1::text AS echoed, v, row_to_json(secrets)::text AS j FROM secrets", "params": [pw]}),
+        json!({"action": "export", "profile": "db", "table": "secrets"}),
+        json!({"action": "export", "profile": "db", "table": "secrets", "format": "jsonl"}),
+    ] {
+        let out = ok(&mcp, args).await;
+        outputs.push_str(&out.to_string());
+    }
+    mcp.close().await;
+    assert!(outputs.contains("[REDACTED]"), "{outputs}");
+    assert!(
+        !outputs.contains(&tail),
+        "the output holds a form of the password: {outputs}"
+    );
+    assert!(
+        !contains(&s.home.all_bytes(), &tail),
+        "the state directory (artifacts, audit) holds a form of the password"
+    );
+}
+
+/// The server clips what it quotes (values in "Failing row contains" to 64 bytes, identifiers to
+/// 63) and a clipped password no longer matches the scrubber; the plugin pointed at errors with
+/// a snippet of the SQL cut to 24 characters. For every clip position across the password, no
+/// part of it longer than three characters reaches the output.
+#[tokio::test]
+async fn a_password_clipped_by_the_server_or_a_snippet_leaves_no_prefix() {
+    let s = setup();
+    let pw = s.password.clone();
+    let mcp = serve(&s.home, &s.password, None).await;
+    ok(
+        &mcp,
+        json!({"action": "query", "profile": "db", "sql": "CREATE TABLE c (v text, n int NOT NULL)"}),
+    )
+    .await;
+    let mut leaks = Vec::new();
+    for pad in 20..64 - 3 {
+        let x = "x".repeat(pad);
+        for args in [
+            json!({"action": "query", "profile": "db",
+                   "sql": "INSERT INTO c (v, n) VALUES (repeat('x', $1::int) || $2::text, NULL)",
+                   "params": [pad, pw]}),
+            json!({"action": "query", "profile": "db", "sql": format!("SELECT 1 AS \"{x}{pw}\"")}),
+            json!({"action": "query", "profile": "db", "sql": format!("SELECT * FROM \"{pw}\"")}),
+        ] {
+            let (_, out) = mcp.call("psql", args.clone()).await;
+            if has_prefix_of(out.to_string().as_bytes(), &pw) {
+                leaks.push(format!("pad {pad}: {out}"));
+            }
+        }
+    }
+    mcp.close().await;
+    assert!(
+        leaks.is_empty(),
+        "{} leaks, e.g. {:?}",
+        leaks.len(),
+        leaks.first()
+    );
 }

@@ -1,7 +1,8 @@
 //! `infra:host/postgres` (tokio-postgres, deadpool-postgres): SQL on the postgres profiles of
 //! `profiles.json`, checked against `[plugin.<name>.postgres]`.
 //!
-//! - **Pools.** One pool of at most [`POOL_SIZE`] connections per profile, kept in [`Pools`] for
+//! - **Pools.** Per profile, a pool of at most [`POOL_SIZE`] connections for read-write calls and
+//!   one for read-only calls (whose sessions start read-only), kept in [`Pools`] for
 //!   the life of the server and shared by every call. At the end of each call the connection's
 //!   session is reset ([`RESET_SESSION`]: `ROLLBACK`, `RESET ALL`, `DISCARD TEMP`, … — no
 //!   session state, not even a transaction a bare `BEGIN` opened, leaks from one call to the
@@ -14,25 +15,37 @@
 //! - **Parameters** arrive as a JSON array and are bound with the types the server infers for
 //!   the prepared statement (`$1…$n`), never interpolated: see [`param`] for the mapping.
 //! - **Read-only.** `read-only` in the call, `read_only` in the profile or `read_only = true` in
-//!   the policy runs the statement inside `BEGIN READ ONLY`. The extended protocol takes exactly
-//!   one statement, so "one statement only" is enforced by the server.
+//!   the policy makes a call read-only, in four layers: a statement must begin with a query
+//!   keyword (see [`read_only`]: no `COMMIT`, `SET`, `DO`, `CALL` …), checked before anything is
+//!   sent; it runs inside a `READ ONLY` transaction the host opens; that transaction is always
+//!   rolled back, never committed; and the session's default is read-only too. User SQL only
+//!   ever goes through the extended protocol (prepare, then execute or COPY of the prepared
+//!   text), which takes exactly one statement. This is a guard, not a permission: a role with
+//!   only SELECT grants is what really keeps a database unwritten.
 //! - **Timeouts.** `SET LOCAL statement_timeout` from the call's timeout (the server cancels the
 //!   statement: SQLSTATE 57014 becomes a `timeout` error), and the host gives up on the
 //!   connection at the call's deadline whatever happens.
 //! - **Row cap.** Rows come from a portal, `max-rows + 1` at a time: the rest of a large result
-//!   is never sent. When truncated, up to 10,000 more rows are counted (not decoded) for `total`.
+//!   is never sent. Rows are kept while their JSON fits the policy's `[limits] capture_bytes`,
+//!   whatever `max-rows` asks; the cut falls between whole rows, so a secret in a cell is never
+//!   split before scrubbing. When truncated, up to 10,000 more rows are counted (not decoded)
+//!   for `total`.
 //! - **Rows to JSON** (see [`cell`]): bool, ints, floats (NaN/±Infinity as strings), numeric as
 //!   an exact decimal string, text types, json/jsonb as JSON, uuid, timestamptz as RFC 3339,
 //!   timestamp/date/time as ISO 8601 text, bytea as base64, arrays of those as JSON arrays,
 //!   NULL as null. Any other type gives its binary value as text when that is printable UTF-8
 //!   (enums, citext, …) and else as `\x` hex: cast it with `::text` in SQL for the server's text.
 //! - **COPY OUT** streams from the server through the secret scrubber into an artifact; the
-//!   data never enters plugin memory.
+//!   data never enters plugin memory. An export whose scrubbed bytes pass `[limits]
+//!   artifact_bytes` fails with advice and leaves no artifact.
+//! - **Lost connections** (the server shut down or restarted mid-call, the link broke) fail the
+//!   call saying so and to retry; the dead connection is closed, never returned to the pool.
 //! - **Errors** the server raises come back as `sql-error` with its message (plus detail and
 //!   hint), SQLSTATE and 1-based position in the caller's SQL.
 //!
 //! Connections use no TLS yet: profiles reach servers on trusted networks (loopback, VPN).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,7 +68,9 @@ use super::infra::host::types::{ArtifactRef, CapError};
 use super::{CallCtx, CapEvent, StoreState};
 use crate::artifacts::ArtifactMeta;
 use crate::profiles::{PostgresProfile, Profile};
-use crate::redact::StreamScrubber;
+use crate::redact::{MIN_SECRET_CHARS, REDACTED, StreamScrubber};
+
+mod read_only;
 
 /// Connections one profile's pool holds at most: N concurrent calls share them.
 pub const POOL_SIZE: usize = 4;
@@ -72,6 +87,9 @@ const GRACE: Duration = Duration::from_secs(2);
 /// such as `BEGIN` left open (deadpool's `Clean` would have run inside it).
 const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; \
 RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+
+/// Why a call that set `read-only` is read-only.
+const ASKED: &str = "the call asked for read_only";
 
 /// A pooled connection lent to one call. Dropped without [`Lease::release`] (the call was
 /// abandoned or failed at the connection), it is closed rather than returned in an unknown state.
@@ -100,19 +118,23 @@ impl Drop for Lease {
     }
 }
 
-/// Postgres connection pools, one per profile.
+/// Postgres connection pools: per profile, one for read-write calls and one for read-only calls.
 #[derive(Default)]
 pub struct Pools {
-    by_profile: Mutex<HashMap<String, (String, Pool)>>,
+    by_profile: Mutex<HashMap<(String, bool), (String, Pool)>>,
 }
 
 impl Pools {
-    /// The pool of profile `name`, made on first use or when the profile's settings changed.
+    /// The pool of profile `name` for read-only or read-write calls, made on first use or when
+    /// the profile's settings changed. A read-only pool's sessions start with
+    /// `default_transaction_read_only = on`, which `RESET ALL` returns to: should a statement
+    /// ever leave the host's read-only transaction, what it runs next is still read-only.
     fn get(
         &self,
         name: &str,
         p: &PostgresProfile,
         password: Option<&str>,
+        read_only: bool,
     ) -> Result<Pool, CapError> {
         let mut hash = Sha256::new();
         for part in [&p.host, &p.port.to_string(), &p.user, &p.database] {
@@ -122,7 +144,8 @@ impl Pools {
         hash.update(password.unwrap_or("").as_bytes());
         let key = hex::encode(hash.finalize());
         let mut map = self.by_profile.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((k, pool)) = map.get(name)
+        let slot = (name.to_string(), read_only);
+        if let Some((k, pool)) = map.get(&slot)
             && *k == key
         {
             return Ok(pool.clone());
@@ -135,6 +158,9 @@ impl Pools {
             .application_name("infra")
             .connect_timeout(CONNECT_TIMEOUT)
             .keepalives(true);
+        if read_only {
+            cfg.options("-c default_transaction_read_only=on");
+        }
         if let Some(pw) = password {
             cfg.password(pw);
         }
@@ -149,19 +175,23 @@ impl Pools {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| CapError::Failed(format!("cannot build the pool of '{name}': {e}")))?;
-        if let Some((_, old)) = map.insert(name.to_string(), (key, pool.clone())) {
+        if let Some((_, old)) = map.insert(slot, (key, pool.clone())) {
             old.close();
         }
         Ok(pool)
     }
 
-    /// `(connections open, connections idle)` of a profile's pool, when it has one.
+    /// `(connections open, connections idle)` of a profile's pools, when it has any.
     pub fn status(&self, name: &str) -> Option<(usize, usize)> {
         let map = self.by_profile.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(name).map(|(_, pool)| {
-            let s = pool.status();
-            (s.size, s.available)
-        })
+        [false, true]
+            .iter()
+            .filter_map(|ro| map.get(&(name.to_string(), *ro)))
+            .map(|(_, pool)| {
+                let s = pool.status();
+                (s.size, s.available)
+            })
+            .reduce(|a, b| (a.0 + b.0, a.1 + b.1))
     }
 }
 
@@ -170,8 +200,36 @@ struct Target {
     pool: Pool,
     /// `profile NAME (host:port/db)`, for events and messages.
     label: String,
-    /// The policy or the profile forces read-only.
-    read_only: bool,
+    /// Why the call is read-only (the policy, the profile or the call said so), when it is.
+    read_only: Option<String>,
+    /// The profile's password, to redact what the server clips of it.
+    password: Option<String>,
+}
+
+impl Target {
+    /// Redacts, in a result or an error, what the server clipped of the password (see
+    /// [`unclip`]); the whole password is scrubbed on the way out like every secret.
+    fn unclip<T: Unclip>(&self, r: Result<T, PgError>) -> Result<T, PgError> {
+        let Some(pw) = self.password.as_deref() else {
+            return r;
+        };
+        let fix = |t: String| match unclip(&t, pw) {
+            Cow::Borrowed(_) => t,
+            Cow::Owned(o) => o,
+        };
+        match r {
+            Ok(v) => Ok(v.map_text(&fix)),
+            Err(e) => Err(map_message(e, fix)),
+        }
+    }
+
+    /// Refuses, before anything is sent, a statement a read-only call may not run.
+    fn check(&self, sql: &str) -> Result<(), PgError> {
+        match &self.read_only {
+            Some(why) => read_only::check(sql, why).map_err(invalid),
+            None => Ok(()),
+        }
+    }
 }
 
 fn cap(e: CapError) -> PgError {
@@ -210,6 +268,10 @@ fn pg_err(e: &tokio_postgres::Error, label: &str, offset: u32) -> PgError {
             message.push_str("; hint: ");
             message.push_str(h);
         }
+        // The server went away under the call (shut down, crashed, restarting) or the link broke.
+        if code.starts_with("57P") || code.starts_with("08") {
+            return lost(label, &format!("{message} (SQLSTATE {code})"));
+        }
         if code == "57014" {
             return cap(CapError::Timeout(format!(
                 "{message} (SQLSTATE 57014, on {label}); raise timeout_ms or make the statement cheaper"
@@ -230,18 +292,26 @@ fn pg_err(e: &tokio_postgres::Error, label: &str, offset: u32) -> PgError {
             position,
         });
     }
-    if e.is_closed() {
-        return cap(CapError::Failed(format!(
-            "the connection to {label} closed ({}); the next call reconnects",
-            error_chain(e)
-        )));
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        return lost(label, &error_chain(e));
     }
     cap(CapError::Failed(format!("{label}: {}", error_chain(e))))
 }
 
+/// The connection died under a call: the statement did not finish; the pool drops the dead
+/// connection, so the same call made again opens a new one.
+fn lost(label: &str, why: &str) -> PgError {
+    cap(CapError::Failed(format!(
+        "the connection to {label} was lost ({why}); the statement did not finish — retry the \
+         call: the next call opens a new connection"
+    )))
+}
+
 impl CallCtx {
-    /// Checks the grants and resolves the profile and its pool.
-    fn pg_target(&self, profile: &str) -> Result<Target, PgError> {
+    /// Checks the grants and resolves the profile and its pool. `asked` says why the call itself
+    /// is read-only, when it is; the policy and the profile can make it read-only, never undo it.
+    fn pg_target(&self, profile: &str, asked: Option<&str>) -> Result<Target, PgError> {
         let target = format!("profile {profile}");
         self.require("postgres", &target)
             .map_err(|r| cap(CapError::Denied(r)))?;
@@ -287,16 +357,30 @@ impl CallCtx {
         };
         if let Some(pw) = &password {
             self.shared.redactor.add(pw);
+            for form in quoted_forms(pw) {
+                self.shared.redactor.add(&form);
+            }
         }
+        let read_only = if self.shared.policy.postgres_read_only(&self.plugin) {
+            Some(format!(
+                "the policy's [plugin.{}.postgres] read_only forces it",
+                self.plugin
+            ))
+        } else if p.read_only {
+            Some(format!("profile '{profile}' has \"read_only\": true"))
+        } else {
+            asked.map(str::to_string)
+        };
         let pool = self
             .shared
             .postgres
-            .get(profile, p, password.as_deref())
+            .get(profile, p, password.as_deref(), read_only.is_some())
             .map_err(cap)?;
         Ok(Target {
             pool,
             label: format!("profile {profile} ({}:{}/{})", p.host, p.port, p.database),
-            read_only: p.read_only || self.shared.policy.postgres_read_only(&self.plugin),
+            read_only,
+            password,
         })
     }
 
@@ -374,7 +458,14 @@ impl CallCtx {
         let detail = match r {
             Ok(_) => ok,
             Err(PgError::Sql(s)) => format!("SQLSTATE {}", s.code),
-            Err(PgError::Cap(e)) => format!("{e:?}").chars().take(200).collect(),
+            // Scrubbed whole, then cut: a cut first could split a secret past recognition.
+            Err(PgError::Cap(e)) => self
+                .shared
+                .redactor
+                .scrub_str(&format!("{e:?}"))
+                .chars()
+                .take(200)
+                .collect(),
         };
         self.record(CapEvent {
             cap: "postgres".into(),
@@ -387,21 +478,7 @@ impl CallCtx {
     }
 
     fn scrub_err(&self, e: PgError) -> PgError {
-        let s = |t: String| self.shared.redactor.scrub_str(&t).into_owned();
-        match e {
-            PgError::Sql(x) => PgError::Sql(SqlError {
-                message: s(x.message),
-                code: x.code,
-                position: x.position,
-            }),
-            PgError::Cap(c) => PgError::Cap(match c {
-                CapError::Denied(m) => CapError::Denied(s(m)),
-                CapError::NotFound(m) => CapError::NotFound(s(m)),
-                CapError::Invalid(m) => CapError::Invalid(s(m)),
-                CapError::Timeout(m) => CapError::Timeout(s(m)),
-                CapError::Failed(m) => CapError::Failed(s(m)),
-            }),
-        }
+        map_message(e, |t| self.shared.redactor.scrub_str(&t).into_owned())
     }
 
     fn scrub_rows(&self, r: Rows) -> Rows {
@@ -411,6 +488,115 @@ impl CallCtx {
             rows_json: s(r.rows_json),
             ..r
         }
+    }
+}
+
+/// How a password reads once reflected inside a JSON string (rows, jsonl exports: `"`, `\` and
+/// control characters escaped) or a quoted CSV field (csv exports: `"` doubled), when that
+/// differs from the password itself: the scrubber matches bytes, so each form is a secret too.
+fn quoted_forms(pw: &str) -> Vec<String> {
+    let quoted = serde_json::to_string(pw).unwrap_or_default();
+    let json = quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string();
+    let csv = pw.replace('"', "\"\"");
+    let mut forms: Vec<String> = vec![json, csv];
+    forms.retain(|f| f != pw);
+    forms.dedup();
+    forms
+}
+
+/// The server clips what it quotes: values in "Failing row contains (…)" to 64 bytes followed by
+/// `...`, identifiers to 63 bytes. A password clipped so is no longer the secret the scrubber
+/// matches, so a prefix of it (at least [`MIN_SECRET_CHARS`] long) is redacted where a clipped
+/// text ends: before `...`, before a closing quote (`"`, or `\"` inside JSON text) or at the end.
+fn unclip<'a>(text: &'a str, pw: &str) -> Cow<'a, str> {
+    let head = match pw.char_indices().nth(MIN_SECRET_CHARS) {
+        Some((i, _)) => &pw[..i],
+        None => return Cow::Borrowed(text),
+    };
+    let ends_clip = |rest: &str| {
+        rest.is_empty()
+            || rest.starts_with("...")
+            || rest.starts_with('"')
+            || rest.starts_with("\\\"")
+    };
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for start in memchr::memmem::find_iter(text.as_bytes(), head.as_bytes()) {
+        let rest = &text[start..];
+        // The longest prefix of the password here, then every shorter one down to the head.
+        let common = rest
+            .char_indices()
+            .zip(pw.chars())
+            .take_while(|((_, a), b)| a == b)
+            .last()
+            .map_or(0, |((i, c), _)| i + c.len_utf8());
+        let clipped = (head.len()..=common)
+            .rev()
+            .filter(|&k| pw.is_char_boundary(k) && k < pw.len())
+            .find(|&k| ends_clip(&rest[k..]));
+        if let Some(k) = clipped
+            && spans.last().is_none_or(|&(_, e)| e <= start)
+        {
+            spans.push((start, start + k));
+        }
+    }
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (s, e) in spans {
+        out.push_str(&text[at..s]);
+        out.push_str(REDACTED);
+        at = e;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+/// A result whose text [`Target::unclip`] goes over.
+trait Unclip {
+    fn map_text(self, f: &impl Fn(String) -> String) -> Self;
+}
+
+impl Unclip for Rows {
+    fn map_text(self, f: &impl Fn(String) -> String) -> Self {
+        Rows {
+            columns_json: f(self.columns_json),
+            rows_json: f(self.rows_json),
+            ..self
+        }
+    }
+}
+
+impl Unclip for Vec<Rows> {
+    fn map_text(self, f: &impl Fn(String) -> String) -> Self {
+        self.into_iter().map(|r| r.map_text(f)).collect()
+    }
+}
+
+impl Unclip for CopyResult {
+    fn map_text(self, _: &impl Fn(String) -> String) -> Self {
+        self
+    }
+}
+
+/// Applies `f` to an error's message, keeping its kind, SQLSTATE and position.
+fn map_message(e: PgError, f: impl Fn(String) -> String) -> PgError {
+    match e {
+        PgError::Sql(s) => PgError::Sql(SqlError {
+            message: f(s.message),
+            ..s
+        }),
+        PgError::Cap(c) => PgError::Cap(match c {
+            CapError::Denied(m) => CapError::Denied(f(m)),
+            CapError::NotFound(m) => CapError::NotFound(f(m)),
+            CapError::Invalid(m) => CapError::Invalid(f(m)),
+            CapError::Timeout(m) => CapError::Timeout(f(m)),
+            CapError::Failed(m) => CapError::Failed(f(m)),
+        }),
     }
 }
 
@@ -979,26 +1165,26 @@ fn columns(cols: &[tokio_postgres::Column]) -> (Vec<String>, Value) {
     (names, Value::Array(described))
 }
 
-fn rows_json(names: &[String], cols: &[tokio_postgres::Column], rows: &[Row]) -> String {
-    let out: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            let mut obj = Map::with_capacity(names.len());
-            for (i, (name, col)) in names.iter().zip(cols).enumerate() {
-                obj.insert(name.clone(), cell(row, i, col.type_()));
-            }
-            Value::Object(obj)
-        })
-        .collect();
-    Value::Array(out).to_string()
+/// One row as a JSON object.
+fn row_json(names: &[String], cols: &[tokio_postgres::Column], row: &Row) -> String {
+    let mut obj = Map::with_capacity(names.len());
+    for (i, (name, col)) in names.iter().zip(cols).enumerate() {
+        obj.insert(name.clone(), cell(row, i, col.type_()));
+    }
+    Value::Object(obj).to_string()
 }
 
 /// Runs one prepared statement inside `tx`: rows through a capped portal, or a command.
+///
+/// Rows are kept while they fit both `max_rows` and `capture_bytes` of JSON (the policy's
+/// `[limits] capture_bytes`, so an agent's `max_rows` cannot make the host hold more): the cut
+/// falls between whole rows, so a secret in a cell is either whole, and scrubbed, or absent.
 async fn run_in_tx(
     tx: &tokio_postgres::Transaction<'_>,
     st: &tokio_postgres::Statement,
     params: &[Param],
     max_rows: u32,
+    capture_bytes: u64,
     label: &str,
 ) -> Result<Rows, PgError> {
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -1014,30 +1200,54 @@ async fn run_in_tx(
         });
     }
     let cap = max_rows.min(i32::MAX as u32 - 1) as i32;
+    let capture = usize::try_from(capture_bytes).unwrap_or(usize::MAX);
+    let (names, described) = columns(st.columns());
     let portal = tx.bind(st, &refs).await.map_err(err)?;
-    let mut rows = tx.query_portal(&portal, cap + 1).await.map_err(err)?;
-    let truncated = rows.len() > cap as usize;
-    let total = if truncated {
-        rows.truncate(cap as usize);
+    let stream = tx.query_portal_raw(&portal, cap + 1).await.map_err(err)?;
+    futures::pin_mut!(stream);
+    let mut json = String::from("[");
+    let mut kept: u64 = 0;
+    let mut seen: u64 = 0;
+    let mut full = false;
+    while let Some(row) = stream.next().await {
+        let row = row.map_err(err)?;
+        seen += 1;
+        // Past a cap the rest of this batch is only counted, never decoded.
+        if full || kept == cap as u64 {
+            continue;
+        }
+        let text = row_json(&names, st.columns(), &row);
+        // The separating comma and the closing bracket count too.
+        if json.len() + text.len() + 2 > capture {
+            full = true;
+            continue;
+        }
+        if kept > 0 {
+            json.push(',');
+        }
+        json.push_str(&text);
+        kept += 1;
+    }
+    json.push(']');
+    let total = if seen > cap as u64 {
         let more = tx
             .query_portal_raw(&portal, COUNT_PAST_CAP)
             .await
             .map_err(err)?;
         futures::pin_mut!(more);
-        let mut counted: i64 = 0;
+        let mut counted: u64 = 0;
         while let Some(r) = more.next().await {
             r.map_err(err)?;
             counted += 1;
         }
-        (counted < i64::from(COUNT_PAST_CAP)).then(|| cap as u64 + 1 + counted as u64)
+        (counted < COUNT_PAST_CAP as u64).then_some(seen + counted)
     } else {
-        Some(rows.len() as u64)
+        Some(seen)
     };
-    let (names, described) = columns(st.columns());
     Ok(Rows {
         columns_json: described.to_string(),
-        rows_json: rows_json(&names, st.columns(), &rows),
-        truncated,
+        rows_json: json,
+        truncated: seen > kept,
         affected: None,
         total,
     })
@@ -1082,13 +1292,15 @@ impl CallCtx {
     async fn pg_query(&self, stmt: Statement) -> Result<Rows, PgError> {
         let call = self;
         let started = Instant::now();
-        let t = call.pg_target(&stmt.profile)?;
-        let read_only = stmt.read_only || t.read_only;
+        let t = call.pg_target(&stmt.profile, stmt.read_only.then_some(ASKED))?;
+        let read_only = t.read_only.is_some();
+        t.check(&stmt.sql)?;
         let values = parse_params(&stmt.params_json)?;
         let ms = call.pg_budget(stmt.timeout_ms);
         let label = t.label.clone();
         let sql = stmt.sql.clone();
         let max_rows = stmt.max_rows;
+        let capture = call.shared.policy.limits().capture_bytes;
         let r = call
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
@@ -1122,7 +1334,9 @@ impl CallCtx {
                         .start()
                         .await
                         .map_err(err)?;
-                    let rows = run_in_tx(&tx, &st, &params, max_rows, &label).await?;
+                    let rows = run_in_tx(&tx, &st, &params, max_rows, capture, &label).await?;
+                    // A read-only call never commits: whatever slipped past the guard and the
+                    // READ ONLY transaction is undone.
                     if read_only {
                         tx.rollback().await.map_err(err)?;
                     } else {
@@ -1132,6 +1346,7 @@ impl CallCtx {
                 })
             })
             .await;
+        let r = t.unclip(r);
         let detail = r.as_ref().map(rows_detail).unwrap_or_default();
         call.pg_event(&t, started, &r, detail);
         r
@@ -1149,8 +1364,15 @@ impl CallCtx {
                 first.profile, other.profile
             )));
         }
-        let t = call.pg_target(&first.profile)?;
-        let read_only = t.read_only || stmts.iter().any(|s| s.read_only);
+        let t = call.pg_target(
+            &first.profile,
+            stmts.iter().any(|s| s.read_only).then_some(ASKED),
+        )?;
+        let read_only = t.read_only.is_some();
+        for (i, s) in stmts.iter().enumerate() {
+            t.check(&s.sql).map_err(|e| prefix(e, i, stmts.len()))?;
+        }
+        let capture = call.shared.policy.limits().capture_bytes;
         let ms = call.pg_budget(stmts.iter().map(|s| s.timeout_ms).max().unwrap_or(0));
         let mut work = Vec::with_capacity(stmts.len());
         for (i, s) in stmts.iter().enumerate() {
@@ -1173,13 +1395,17 @@ impl CallCtx {
                         .await
                         .map_err(err)?;
                     let mut out = Vec::with_capacity(n);
+                    // The statements share one capture budget: all their rows are held at once.
+                    let mut left = capture;
                     for (i, (sql, values, max_rows)) in work.iter().enumerate() {
                         let one = async {
                             let st = tx.prepare(sql).await.map_err(err)?;
                             let params = bind_params(&st, values)?;
-                            run_in_tx(&tx, &st, &params, *max_rows, &label).await
+                            run_in_tx(&tx, &st, &params, *max_rows, left, &label).await
                         };
-                        out.push(one.await.map_err(|e| prefix(e, i, n))?);
+                        let rows = one.await.map_err(|e| prefix(e, i, n))?;
+                        left = left.saturating_sub(rows.rows_json.len() as u64);
+                        out.push(rows);
                     }
                     if read_only {
                         tx.rollback().await.map_err(err)?;
@@ -1190,7 +1416,9 @@ impl CallCtx {
                 })
             })
             .await;
+        let r = t.unclip(r);
         let detail = match &r {
+            Ok(v) if read_only => format!("{} statements rolled back (read-only)", v.len()),
             Ok(v) => format!("{} statements committed", v.len()),
             Err(_) => String::new(),
         };
@@ -1205,7 +1433,8 @@ impl CallCtx {
     ) -> Result<CopyResult, PgError> {
         let call = self;
         let started = Instant::now();
-        let t = call.pg_target(&stmt.profile)?;
+        let t = call.pg_target(&stmt.profile, Some("an export always runs read-only"))?;
+        read_only::check_export(&stmt.sql).map_err(invalid)?;
         call.require("artifacts", "copy-out")
             .map_err(|r| cap(CapError::Denied(r)))?;
         if !parse_params(&stmt.params_json)?.is_empty() {
@@ -1238,6 +1467,7 @@ impl CallCtx {
         let ms = call.pg_budget(stmt.timeout_ms);
         let label = t.label.clone();
         let shared = call.shared.clone();
+        let limit = shared.policy.limits().artifact_bytes;
         let meta = ArtifactMeta {
             media_type: media_type.into(),
             tool: call.tool.clone(),
@@ -1288,17 +1518,37 @@ impl CallCtx {
                     // The server sends one message per row: batch them so the scrubber and
                     // the artifact file see large writes.
                     let mut buf: Vec<u8> = Vec::with_capacity(COPY_BATCH + 4096);
+                    // Only scrubbed bytes are measured against the limit and written: a secret
+                    // is replaced before any cut could split it. Past the limit the export fails
+                    // and the partial artifact is removed (the writer is dropped unfinished).
+                    let mut written: u64 = 0;
+                    let mut within = |scrubbed: &[u8]| {
+                        written += scrubbed.len() as u64;
+                        if written > limit {
+                            return Err(cap(CapError::Failed(format!(
+                                "the export passed {limit} bytes, the most one artifact may \
+                                 hold ([limits] artifact_bytes of the policy); export fewer rows \
+                                 or columns (WHERE, LIMIT, a column list), or ask the operator \
+                                 to raise the limit"
+                            ))));
+                        }
+                        Ok(())
+                    };
                     while let Some(chunk) = stream.next().await {
                         let chunk = chunk.map_err(|e| pg_err(&e, &label, offset))?;
                         counter.feed(&chunk);
                         buf.extend_from_slice(&chunk);
                         if buf.len() >= COPY_BATCH {
-                            writer.write(&scrubber.push(&buf)).await.map_err(failed)?;
+                            let out = scrubber.push(&buf);
+                            within(&out)?;
+                            writer.write(&out).await.map_err(failed)?;
                             buf.clear();
                         }
                     }
-                    writer.write(&scrubber.push(&buf)).await.map_err(failed)?;
-                    writer.write(&scrubber.finish()).await.map_err(failed)?;
+                    let mut out = scrubber.push(&buf);
+                    out.extend(scrubber.finish());
+                    within(&out)?;
+                    writer.write(&out).await.map_err(failed)?;
                     let info = writer.finish().await.map_err(failed)?;
                     tx.rollback().await.map_err(err)?;
                     let rows = counter.lines - u64::from(quote.is_some() && counter.lines > 0);
@@ -1313,6 +1563,7 @@ impl CallCtx {
                 })
             })
             .await;
+        let r = t.unclip(r);
         let detail = match &r {
             Ok(c) => format!("{} rows to {}", c.rows, c.artifact.uri),
             Err(_) => String::new(),
@@ -1324,20 +1575,7 @@ impl CallCtx {
 
 /// Names the failing statement of a transaction.
 fn prefix(e: PgError, i: usize, n: usize) -> PgError {
-    let p = |m: String| format!("statement {} of {n}: {m}", i + 1);
-    match e {
-        PgError::Sql(s) => PgError::Sql(SqlError {
-            message: p(s.message),
-            ..s
-        }),
-        PgError::Cap(c) => PgError::Cap(match c {
-            CapError::Denied(m) => CapError::Denied(p(m)),
-            CapError::NotFound(m) => CapError::NotFound(p(m)),
-            CapError::Invalid(m) => CapError::Invalid(p(m)),
-            CapError::Timeout(m) => CapError::Timeout(p(m)),
-            CapError::Failed(m) => CapError::Failed(p(m)),
-        }),
-    }
+    map_message(e, |m| format!("statement {} of {n}: {m}", i + 1))
 }
 
 impl Host for StoreState {
@@ -1396,6 +1634,41 @@ mod tests {
         }
         assert!(encode_numeric("12a", &mut BytesMut::new()).is_err());
         assert!(encode_numeric("", &mut BytesMut::new()).is_err());
+    }
+
+    #[test]
+    fn quoted_forms_are_how_json_and_csv_write_a_password() {
+        assert!(quoted_forms("plain-secret").is_empty());
+        assert_eq!(
+            quoted_forms("a\"b\\c\n"),
+            vec!["a\\\"b\\\\c\\n".to_string(), "a\"\"b\\c\n".to_string()]
+        );
+    }
+
+    #[test]
+    fn what_the_server_clipped_of_a_password_is_redacted() {
+        let pw = "pgcanary-0123456789";
+        for (text, want) in [
+            (
+                "Failing row contains (xxxxpgcanary-0123..., null).",
+                "Failing row contains (xxxx[REDACTED]..., null).",
+            ),
+            (
+                r#"[{"name":"xxpgcanary-01"}]"#,
+                r#"[{"name":"xx[REDACTED]"}]"#,
+            ),
+            (r#"{\"k\":\"xpgca\"}"#, r#"{\"k\":\"x[REDACTED]\"}"#),
+            ("ends in pgcanary-0", "ends in [REDACTED]"),
+            ("pgcanary is a word", "pgcanary is a word"),
+            ("pgc...", "pgc..."),
+            (
+                "the whole pgcanary-0123456789 is the scrubber's",
+                "the whole pgcanary-0123456789 is the scrubber's",
+            ),
+        ] {
+            assert_eq!(unclip(text, pw), want, "{text}");
+        }
+        assert_eq!(unclip("abc...", "abcd"), "abc...");
     }
 
     #[test]

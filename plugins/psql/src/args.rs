@@ -91,8 +91,10 @@ pub struct PsqlArgs {
     pub mode: Option<Mode>,
     /// Rows returned at most (default 1000); the result says `truncated` when there were more.
     pub max_rows: Option<u32>,
-    /// Run in a READ ONLY transaction (one statement). `select`, `count`, `exists`, `tables`,
-    /// `columns`, `database_info` and `explain` are read-only unless this is `false`.
+    /// Run read-only: only queries (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN), in a READ ONLY
+    /// transaction that is rolled back. `select`, `count`, `exists`, `tables`, `columns`,
+    /// `database_info` and `explain` are read-only unless this is `false`; a read-only profile
+    /// or policy makes every call read-only.
     pub read_only: Option<bool>,
     /// `batch`, `transaction`: the statements.
     pub statements: Option<Vec<Stmt>>,

@@ -17,7 +17,8 @@ use args::{Action, Format, Mode, PsqlArgs, Stmt};
 const DESCRIPTION: &str = "SQL on PostgreSQL through the host (`profile` names a postgres entry \
 of profiles.json; the password stays in the host). Actions: `query` (`sql` + `params` bound, \
 never interpolated; `mode` rows/row/value/command; `max_rows` cap with `truncated`; \
-`read_only: true` runs one statement in a READ ONLY transaction), `batch` (statements each on \
+`read_only: true` runs only queries — SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN — in a READ ONLY \
+transaction, as a read-only profile or policy always does), `batch` (statements each on \
 their own), `transaction` (all or nothing), `select`/`count`/`exists`/`insert`/`update`/`delete` \
 (`table`, `where`, `values`, `set`, `returning`: quoted identifiers and bound values; update and \
 delete without `where` are refused unless `all_rows: true`), `export` (COPY of `sql` or `table` \
@@ -81,17 +82,22 @@ pub struct PsqlOutput {
 /// A host error as a tool error: SQL errors keep SQLSTATE and position in `detail`.
 fn tool_error(e: PgError, sql: &str) -> ToolError {
     match e {
-        PgError::Cap(c) => c.into(),
+        PgError::Cap(c) => {
+            let mut err: ToolError = c.into();
+            err.field = refused_field(&err.message);
+            err
+        }
         PgError::Sql(s) => {
+            // Line and column, not a snippet of the SQL: a snippet cut to a length could end
+            // inside a secret the SQL holds, and a cut secret no longer matches the scrubber.
             let at = s
                 .position
                 .map(|p| {
-                    let near: String = sql
-                        .chars()
-                        .skip((p as usize).saturating_sub(1))
-                        .take(24)
-                        .collect();
-                    format!(" at position {p} (near '{near}')")
+                    let before: Vec<char> =
+                        sql.chars().take((p as usize).saturating_sub(1)).collect();
+                    let line = 1 + before.iter().filter(|&&c| c == '\n').count();
+                    let column = 1 + before.iter().rev().take_while(|&&c| c != '\n').count();
+                    format!(" at position {p} (line {line}, column {column})")
                 })
                 .unwrap_or_default();
             ToolError {
@@ -106,6 +112,27 @@ fn tool_error(e: PgError, sql: &str) -> ToolError {
             }
         }
     }
+}
+
+/// The argument a host refusal names: it starts "sql: …" or "params: …", after "statement N of
+/// M: " within a transaction (then the field is `statements[N-1].sql`).
+fn refused_field(message: &str) -> Option<String> {
+    let (index, rest) = match message.strip_prefix("statement ") {
+        Some(r) => {
+            let (n, rest) = r.split_once(" of ")?;
+            let (_, rest) = rest.split_once(": ")?;
+            (Some(n.parse::<usize>().ok()?.checked_sub(1)?), rest)
+        }
+        None => (None, message),
+    };
+    let (field, _) = rest.split_once(": ")?;
+    if !matches!(field, "sql" | "params") {
+        return None;
+    }
+    Some(match index {
+        Some(i) => format!("statements[{i}].{field}"),
+        None => field.to_string(),
+    })
 }
 
 fn statement(
