@@ -4,7 +4,9 @@
 //! Endpoints: `/hello`, `/echo` (method, path, query, body, header names — never header values,
 //! so a test can prove an injected token reached the server without it being echoed),
 //! `/status/N`, `/redirect?to=URL[&code=N]`, `/slow?ms=N`, `/flaky?key=K&fail=N` (N× 503, then 200),
-//! `/bytes?n=N`, `/text?n=N`, `/items?page=N&per_page=M&total=T` (Link header), `/cursor?cursor=C`.
+//! `/bytes?n=N`, `/text?n=N`, `/items?page=N&per_page=M&total=T` (Link header), `/cursor?cursor=C`,
+//! and two hostile ones: `/reflect-auth` (JSON) and `/reflect?header=H&pad=N&after=M` (text: N
+//! dots, the value of request header H — authorization by default — then M dots).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -156,6 +158,23 @@ async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             json(200, serde_json::json!({ "you_sent": auth }))
+        }
+        "/reflect" => {
+            // Hostile too, and shaped for truncation tests: the reflected value sits exactly
+            // `pad` bytes into the body, so a test can put a cut anywhere across it.
+            let name = q.get("header").map_or("authorization", String::as_str);
+            let value = parts
+                .headers
+                .get(name)
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
+            let mut data = vec![b'.'; num("pad", 0) as usize];
+            data.extend_from_slice(&value);
+            data.resize(data.len() + num("after", 0) as usize, b'.');
+            Response::builder()
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(data)))
+                .expect("valid")
         }
         p if p.starts_with("/status/") => {
             let code = p.trim_start_matches("/status/").parse().unwrap_or(500);
