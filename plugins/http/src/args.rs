@@ -81,7 +81,7 @@ pub struct HttpArgs {
     /// How to return the body (default auto).
     pub response_type: Option<ResponseType>,
     /// Cap on the body kept (default 1 MiB inline; for download, the cap on the stored size,
-    /// default the host's limit). The host clamps it to its limits and says so in `note`.
+    /// default the host's limit). The host clamps it to its limits and says so in `clamped`.
     pub max_bytes: Option<u64>,
     /// Redirects to follow (default 5; 0 = none). Each hop is re-checked by the policy.
     pub follow_redirects: Option<u32>,

@@ -63,9 +63,9 @@ pub struct HttpOutput {
     /// `download`: the stored body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
-    /// What the host changed in the request, e.g. a `max_bytes` clamped to its limit.
+    /// Set when the host applied a smaller `max_bytes` than asked: which, and the limit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub clamped: Option<String>,
 }
 
 /// The note to give when the host applied a smaller cap than the agent asked for.
@@ -156,7 +156,7 @@ pub fn response(
     asked: Option<u64>,
 ) -> Result<HttpOutput, ToolError> {
     let headers = header_map(&resp.headers);
-    let note = clamp_note(asked, resp.max_bytes, "capture_bytes");
+    let clamped = clamp_note(asked, resp.max_bytes, "capture_bytes");
     let bytes = resp.body.len() as u64;
     let decoded = decode_body(
         resp.body,
@@ -172,7 +172,7 @@ pub fn response(
         final_url: Some(resp.final_url),
         redirects: Some(resp.redirects),
         attempts: Some(resp.attempts),
-        note,
+        clamped,
         ..Default::default()
     };
     decoded.fill(&mut out);
@@ -215,7 +215,7 @@ pub fn check(resp: Result<Response, CapError>, args: &HttpArgs, latency_ms: u64)
 /// The output of `download`; `asked` is the agent's `max_bytes`.
 pub fn download(d: Download, asked: Option<u64>) -> HttpOutput {
     HttpOutput {
-        note: clamp_note(asked, d.max_bytes, "artifact_bytes"),
+        clamped: clamp_note(asked, d.max_bytes, "artifact_bytes"),
         status: Some(d.status),
         headers: Some(header_map(&d.headers)),
         bytes: Some(d.artifact.size),
