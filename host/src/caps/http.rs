@@ -418,6 +418,20 @@ struct Exchanged {
     timeout_ms: u32,
 }
 
+impl Exchanged {
+    /// The body, to read chunk by chunk within the exchange's deadline.
+    fn into_body(self) -> BodyRead {
+        BodyRead {
+            status: self.resp.status(),
+            stream: self.resp.bytes_stream().boxed(),
+            url: self.final_url,
+            received: 0,
+            deadline: self.deadline,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+}
+
 /// Waits before a retry: exponential from 100 ms, or the server's Retry-After (capped at 5 s),
 /// never past the deadline.
 async fn backoff(attempt: u32, retry_after_s: Option<u64>, deadline: Instant) {
@@ -522,22 +536,20 @@ fn header_list(headers: &reqwest::header::HeaderMap) -> Vec<KeyValue> {
         .collect()
 }
 
-/// A response body being read: where it comes from, for messages that say what happened.
-struct BodyRead<'a> {
-    url: &'a str,
+/// A response body being read, and what to say when it stops short.
+struct BodyRead {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    url: String,
     status: StatusCode,
     received: u64,
     deadline: tokio::time::Instant,
     timeout_ms: u32,
 }
 
-impl BodyRead<'_> {
+impl BodyRead {
     /// The next chunk of the body, within the exchange's deadline.
-    async fn next(
-        &mut self,
-        stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    ) -> Result<Option<bytes::Bytes>, CapError> {
-        let next = tokio::time::timeout_at(self.deadline, stream.next()).await;
+    async fn next(&mut self) -> Result<Option<bytes::Bytes>, CapError> {
+        let next = tokio::time::timeout_at(self.deadline, self.stream.next()).await;
         match next {
             Ok(None) => Ok(None),
             Ok(Some(Ok(c))) => {
@@ -563,54 +575,30 @@ impl BodyRead<'_> {
     }
 }
 
-/// Clamps an agent's size to a host limit, naming the limit when it bit.
-fn clamp(asked: u64, limit: u64, key: &str) -> (u64, Option<String>) {
-    if asked > limit {
-        (
-            limit,
-            Some(format!(
-                "max_bytes {asked} is above the host's limits.{key}; {limit} applies"
-            )),
-        )
-    } else {
-        (asked, None)
-    }
-}
-
 impl Host for StoreState {
     async fn send(&mut self, req: Request) -> Result<Response, CapError> {
         let call = &self.call;
-        let (max_bytes, _) = clamp(
-            req.max_bytes,
-            call.shared.policy.limits().capture_bytes,
-            "capture_bytes",
-        );
+        // The body is held in host memory: the agent's cap gives way to the operator's.
+        let max_bytes = req.max_bytes.min(call.shared.policy.limits().capture_bytes);
         let x = call.exchange(&req).await?;
-        let status = x.resp.status();
         let headers = header_list(x.resp.headers());
-        let mut read = BodyRead {
-            url: &x.final_url,
-            status,
-            received: 0,
-            deadline: x.deadline,
-            timeout_ms: x.timeout_ms,
-        };
+        let (final_url, redirects, attempts) = (x.final_url.clone(), x.redirects, x.attempts);
+        let mut read = x.into_body();
         let mut body = Capture::new(&call.shared.redactor, max_bytes);
-        let mut stream = x.resp.bytes_stream();
-        while let Some(chunk) = read.next(&mut stream).await? {
+        while let Some(chunk) = read.next().await? {
             if !body.push(&chunk) {
                 break;
             }
         }
         let (body, truncated) = body.finish();
         Ok(Response {
-            status: status.as_u16(),
+            status: read.status.as_u16(),
             headers,
             body,
             truncated,
-            final_url: x.final_url.clone(),
-            redirects: x.redirects,
-            attempts: x.attempts,
+            final_url,
+            redirects,
+            attempts,
             max_bytes,
         })
     }
@@ -619,11 +607,8 @@ impl Host for StoreState {
         let call = &self.call;
         call.require("artifacts", "download")
             .map_err(CapError::Denied)?;
-        let (max_bytes, clamped) = clamp(
-            req.max_bytes,
-            call.shared.policy.limits().artifact_bytes,
-            "artifact_bytes",
-        );
+        let limit = call.shared.policy.limits().artifact_bytes;
+        let max_bytes = req.max_bytes.min(limit);
         let x = call.exchange(&req).await?;
         let (status, final_url) = (x.resp.status(), x.final_url.clone());
         if !status.is_success() {
@@ -652,24 +637,18 @@ impl Host for StoreState {
             .await
             .map_err(|e| CapError::Failed(format!("{e:#}")))?;
         let mut scrubber = StreamScrubber::new(&call.shared.redactor);
-        let mut read = BodyRead {
-            url: &final_url,
-            status,
-            received: 0,
-            deadline: x.deadline,
-            timeout_ms: x.timeout_ms,
-        };
-        let mut stream = x.resp.bytes_stream();
-        while let Some(chunk) = read.next(&mut stream).await? {
+        let mut read = x.into_body();
+        while let Some(chunk) = read.next().await? {
             if read.received > max_bytes {
                 // Dropping the writer removes what was written: a cut download is no download.
-                return Err(CapError::Failed(match &clamped {
-                    None => format!(
+                return Err(CapError::Failed(if max_bytes == limit {
+                    format!(
+                        "{final_url} is larger than {limit} bytes, the host's limits.artifact_bytes; nothing was stored — fetch a smaller part (e.g. with a Range header), or ask the operator to raise limits.artifact_bytes"
+                    )
+                } else {
+                    format!(
                         "{final_url} is larger than max_bytes ({max_bytes} bytes); nothing was stored — raise max_bytes"
-                    ),
-                    Some(why) => format!(
-                        "{final_url} is larger than {max_bytes} bytes ({why}); nothing was stored — fetch a smaller part (e.g. a Range header), or ask the operator to raise limits.artifact_bytes"
-                    ),
+                    )
                 }));
             }
             writer
