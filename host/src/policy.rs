@@ -2200,6 +2200,15 @@ mod tests {
             out
         }
 
+        /// Whether the policy allows `host` the way the capability sees it: as the host of a
+        /// parsed URL, in the URL parser's canonical form.
+        fn via_url(p: &Policy, host: &str, port: u16) -> Result<bool, TestCaseError> {
+            let url = url::Url::parse(&format!("http://{host}:{port}/"))
+                .map_err(|e| TestCaseError::fail(format!("{host}: {e}")))?;
+            let parsed = url.host_str().unwrap_or_default();
+            Ok(p.check_http_target("http", parsed, port).is_allowed())
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -2212,10 +2221,17 @@ mod tests {
                 let p = Policy::embedded_default().unwrap();
                 let ip = v4_in(v4[which % v4.len()], pick);
                 let host = spell_v4(ip, style, bases);
-                prop_assert!(!p.check_http_target("http", &host, port).is_allowed(), "{} as {} was allowed", ip, host);
+                prop_assert!(
+                    !p.check_http_target("http", &host, port).is_allowed(),
+                    "{} as {} was allowed", ip, host
+                );
+                prop_assert!(!via_url(&p, &host, port)?, "{} as {} in a URL was allowed", ip, host);
                 // And as an address a name resolved to, in each of its wire forms.
                 for form in [IpAddr::V4(ip), IpAddr::V6(ip.to_ipv6_mapped())] {
-                    prop_assert!(!p.check_http_addr("http", form).is_allowed(), "{} resolved was allowed", form);
+                    prop_assert!(
+                        !p.check_http_addr("http", form).is_allowed(),
+                        "{} resolved was allowed", form
+                    );
                 }
             }
 
@@ -2227,7 +2243,12 @@ mod tests {
                 let p = Policy::embedded_default().unwrap();
                 let ip = v6_in(v6[which % v6.len()], pick);
                 let host = spell_v6(ip, style);
-                prop_assert!(!p.check_http_target("http", &host, port).is_allowed(), "{} was allowed", host);
+                prop_assert!(
+                    !p.check_http_target("http", &host, port).is_allowed(),
+                    "{} was allowed", host
+                );
+                let bracketed = if host.starts_with('[') { host.clone() } else { format!("[{host}]") };
+                prop_assert!(!via_url(&p, &bracketed, port)?, "{} in a URL was allowed", host);
                 prop_assert!(!p.check_http_addr("http", IpAddr::V6(ip)).is_allowed());
             }
 
@@ -2238,7 +2259,11 @@ mod tests {
                 let (_, _, names) = default_denials();
                 let p = Policy::embedded_default().unwrap();
                 let host = spell_name(&names[which % names.len()], flips, dot);
-                prop_assert!(!p.check_http_target("http", &host, port).is_allowed(), "{} was allowed", host);
+                prop_assert!(
+                    !p.check_http_target("http", &host, port).is_allowed(),
+                    "{} was allowed", host
+                );
+                prop_assert!(!via_url(&p, &host, port)?, "{} in a URL was allowed", host);
             }
 
             #[test]
