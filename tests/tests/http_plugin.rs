@@ -887,6 +887,15 @@ async fn a_profiles_literal_headers_are_scrubbed_and_stay_at_its_origin() {
                    "headers": {"x-tenant-key": tenant_key}}
     }));
     let mcp = home.mcp().await;
+    // Known from the start: echoed back before any call used the profile, it is scrubbed.
+    let (err, out) = mcp
+        .call(
+            "http",
+            json!({"action": "request", "method": "POST", "url": format!("{}/echo", server.base_url()), "body": tenant_key}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    assert!(!out.to_string().contains(&tenant_key), "echoed: {out}");
     let (err, out) = mcp
         .call(
             "http",
