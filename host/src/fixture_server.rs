@@ -4,7 +4,9 @@
 //! Endpoints: `/hello`, `/echo` (method, path, query, body, header names — never header values,
 //! so a test can prove an injected token reached the server without it being echoed),
 //! `/status/N`, `/redirect?to=URL[&code=N]`, `/slow?ms=N`, `/flaky?key=K&fail=N` (N× 503, then 200),
-//! `/bytes?n=N`, `/text?n=N`, `/items?page=N&per_page=M&total=T` (Link header), `/cursor?cursor=C`.
+//! `/bytes?n=N`, `/text?n=N`, `/items?page=N&per_page=M&total=T` (Link header), `/cursor?cursor=C`,
+//! and two hostile ones: `/reflect-auth` (JSON) and `/reflect?header=H&pad=N&after=M` (text: N
+//! dots, the value of request header H — authorization by default — then M dots).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -51,7 +53,12 @@ struct State {
 impl FixtureServer {
     /// Starts on 127.0.0.1 on a free port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Starts on `ip` on a free port; `::` listens on every local address, IPv4 and IPv6.
+    pub async fn start_on(ip: std::net::IpAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let seen = state.seen.clone();
@@ -73,6 +80,11 @@ impl FixtureServer {
     /// `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// The requests seen so far.
@@ -156,6 +168,23 @@ async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             json(200, serde_json::json!({ "you_sent": auth }))
+        }
+        "/reflect" => {
+            // Hostile too, and shaped for truncation tests: the reflected value sits exactly
+            // `pad` bytes into the body, so a test can put a cut anywhere across it.
+            let name = q.get("header").map_or("authorization", String::as_str);
+            let value = parts
+                .headers
+                .get(name)
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
+            let mut data = vec![b'.'; num("pad", 0) as usize];
+            data.extend_from_slice(&value);
+            data.resize(data.len() + num("after", 0) as usize, b'.');
+            Response::builder()
+                .header("content-type", "text/plain")
+                .body(Full::new(Bytes::from(data)))
+                .expect("valid")
         }
         p if p.starts_with("/status/") => {
             let code = p.trim_start_matches("/status/").parse().unwrap_or(500);

@@ -537,19 +537,50 @@ fn canonical_net(net: IpNet) -> IpNet {
 }
 
 /// Every address an address may stand for on the wire: itself (canonical), and the IPv4
-/// address embedded by the NAT64 well-known prefix `64:ff9b::/96` (RFC 6052), which a NAT64
-/// gateway would connect to — so a deny of 169.254.169.254 also covers `64:ff9b::a9fe:a9fe`.
+/// address a translation or tunnel mechanism would carry it to — the NAT64 prefixes
+/// `64:ff9b::/96` (RFC 6052) and `64:ff9b:1::/96` (RFC 8215, local use), 6to4 `2002:a.b.c.d::/48`
+/// (RFC 3056) and the deprecated IPv4-compatible `::a.b.c.d` — so a deny of 169.254.169.254 also
+/// covers `64:ff9b::a9fe:a9fe`, `2002:a9fe:a9fe::` and `::a9fe:a9fe`.
 fn ip_forms(ip: IpAddr) -> Vec<IpAddr> {
     let ip = canonical_ip(ip);
     let mut forms = vec![ip];
     if let IpAddr::V6(v6) = ip {
         let s = v6.segments();
-        if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-            let o = v6.octets();
-            forms.push(IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15])));
+        let o = v6.octets();
+        let low = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+        if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..6] == [0x64, 0xff9b, 1, 0, 0, 0] {
+            forms.push(IpAddr::V4(low));
+        }
+        if s[0] == 0x2002 {
+            forms.push(IpAddr::V4(Ipv4Addr::new(o[2], o[3], o[4], o[5])));
+        }
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses, not IPv4-compatible
+        // ones: only an embedded address outside 0.0.0.0/8 is read as IPv4.
+        if s[..6] == [0; 6] && o[12] != 0 {
+            forms.push(IpAddr::V4(low));
         }
     }
     forms
+}
+
+/// Whether `ip`, in any of its forms, is an unspecified address (`0.0.0.0/8`, `::`). Such an
+/// address names no host, yet the kernel turns a connection to it into one to this machine
+/// (Linux picks a local address, typically 127.0.0.1): it would walk past every loopback entry
+/// of `deny_hosts`.
+fn is_unspecified(ip: IpAddr) -> bool {
+    ip_forms(ip).iter().any(|f| match f {
+        IpAddr::V4(v4) => v4.octets()[0] == 0,
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    })
+}
+
+/// The denial of an unspecified address, whatever the policy grants.
+fn unspecified_denied(shown: &str) -> Decision {
+    Decision::Deny(format!(
+        "policy: {shown} is an unspecified address (0.0.0.0/8 or ::): it names no host, and a \
+         connection to it reaches this machine past any loopback entry of deny_hosts, so it is \
+         always refused; write 127.0.0.1 or [::1] if you mean this machine (and the policy grants it)"
+    ))
 }
 
 fn host_port(target: &Target, port: u16) -> String {
@@ -783,6 +814,7 @@ impl Policy {
 
     /// Whether the plugin may send a request to `host:port`: the host must match `hosts` and
     /// none of `deny_hosts`. `host` is a name or an IP literal (IPv6 with or without brackets).
+    /// An unspecified address (`0.0.0.0/8`, `::`, in any spelling) is always denied.
     pub fn check_http_target(&self, plugin: &str, host: &str, port: u16) -> Decision {
         let target = match normalize_host(host) {
             Ok(t) => t,
@@ -793,6 +825,11 @@ impl Policy {
             }
         };
         let shown = host_port(&target, port);
+        if let Target::Ip(ip) = target
+            && is_unspecified(ip)
+        {
+            return unspecified_denied(&shown);
+        }
         let grant = self.plugin(plugin).and_then(|p| p.http.as_ref());
         let Some(grant) = grant.filter(|g| g.hosts.iter().any(|h| h.matches_target(&target, port)))
         else {
@@ -808,8 +845,11 @@ impl Policy {
 
     /// Whether the plugin may connect to an address a granted name resolved to: denied when
     /// the address falls in an IP or CIDR entry of `deny_hosts`, so a DNS name cannot smuggle
-    /// a request to a blocked address.
+    /// a request to a blocked address. An unspecified address is always denied.
     pub fn check_http_addr(&self, plugin: &str, ip: IpAddr) -> Decision {
+        if is_unspecified(ip) {
+            return unspecified_denied(&format!("{ip} (a resolved address)"));
+        }
         let Some(grant) = self.plugin(plugin).and_then(|p| p.http.as_ref()) else {
             return self.deny(format!(
                 "plugin '{plugin}' has no grant for address {ip}; add it under [plugin.{plugin}.http] hosts in"
@@ -2027,6 +2067,297 @@ mod tests {
         let p = http_policy(&["*"], &[]);
         for host in ["", ".", "exa mple.com", "a/b", "[::1", "a..b", "foo@bar"] {
             assert!(!allowed(&p, host, 80), "{host:?} must be denied");
+        }
+    }
+
+    #[test]
+    fn unspecified_addresses_are_denied_whatever_the_grant() {
+        let loopback_denied = http_policy(&["*"], &["127.0.0.0/8", "::1"]);
+        let nothing_denied = http_policy(&["*"], &[]);
+        for p in [&loopback_denied, &nothing_denied] {
+            for host in [
+                "0.0.0.0",
+                "0",
+                "0x0",
+                "0.0",
+                "000.0.0.0",
+                "0.0.0.0.",
+                "0.1.2.3",
+                "[::]",
+                "::",
+                "[0:0:0:0:0:0:0:0]",
+                "[::ffff:0.0.0.0]",
+                "[::ffff:0:0]",
+                "[64:ff9b::]",
+                "[2002::]",
+            ] {
+                let d = p.check_http_target("p", host, 8080);
+                let reason = d
+                    .reason()
+                    .unwrap_or_else(|| panic!("{host} must be denied"));
+                assert!(
+                    reason.contains("unspecified") && reason.contains("127.0.0.1"),
+                    "{host}: {reason}"
+                );
+            }
+            for ip in ["0.0.0.0", "::", "::ffff:0.0.0.0", "0.255.0.1"] {
+                let ip: IpAddr = ip.parse().unwrap();
+                assert!(
+                    !p.check_http_addr("p", ip).is_allowed(),
+                    "{ip} must be denied after resolution"
+                );
+            }
+        }
+        // `::1` is IPv6 loopback, not the IPv4-compatible 0.0.0.1: no false unspecified denial.
+        assert!(allowed(&nothing_denied, "[::1]", 80));
+        assert!(!allowed(&loopback_denied, "[::1]", 80));
+        for host in [
+            "[::ffff:127.0.0.1]",
+            "[::127.0.0.1]",
+            "[64:ff9b::127.0.0.1]",
+            "[64:ff9b:1::7f00:1]",
+            "[2002:7f00:1::]",
+        ] {
+            let ip: IpAddr = host.trim_matches(['[', ']']).parse().unwrap();
+            assert!(!allowed(&loopback_denied, host, 80), "{host} is loopback");
+            assert!(
+                !loopback_denied.check_http_addr("p", ip).is_allowed(),
+                "{host} resolved is loopback"
+            );
+        }
+    }
+
+    /// Property tests over spellings: whatever form an agent writes a denied address in, the
+    /// policy sees the address.
+    mod spellings {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// The embedded default's deny entries, split into IPv4 blocks, IPv6 blocks and names.
+        fn default_denials() -> (Vec<ipnet::Ipv4Net>, Vec<ipnet::Ipv6Net>, Vec<String>) {
+            let p = Policy::embedded_default().expect("the default policy loads");
+            let grant = p
+                .plugin("http")
+                .and_then(|g| g.http.clone())
+                .expect("http grant");
+            let (mut v4, mut v6, mut names) = (vec![], vec![], vec![]);
+            for d in grant.deny_hosts {
+                match d.host {
+                    HostMatch::Ip(ip) => match IpNet::from(ip) {
+                        IpNet::V4(n) => v4.push(n),
+                        IpNet::V6(n) => v6.push(n),
+                    },
+                    HostMatch::Net(IpNet::V4(n)) => v4.push(n),
+                    HostMatch::Net(IpNet::V6(n)) => v6.push(n),
+                    HostMatch::Name(n) => names.push(n),
+                    HostMatch::Subdomains(_) | HostMatch::Any => {}
+                }
+            }
+            // Unspecified addresses are denied by infra itself, so they join the property.
+            v4.push("0.0.0.0/8".parse().unwrap());
+            (v4, v6, names)
+        }
+
+        /// An address inside `net`, chosen by `pick`.
+        fn v4_in(net: ipnet::Ipv4Net, pick: u32) -> Ipv4Addr {
+            let host_bits = 32 - u32::from(net.prefix_len());
+            let mask = if host_bits == 32 {
+                u32::MAX
+            } else {
+                (1u32 << host_bits) - 1
+            };
+            Ipv4Addr::from(u32::from(net.network()) | (pick & mask))
+        }
+
+        fn v6_in(net: ipnet::Ipv6Net, pick: u128) -> Ipv6Addr {
+            let host_bits = 128 - u32::from(net.prefix_len());
+            let mask = if host_bits == 128 {
+                u128::MAX
+            } else {
+                (1u128 << host_bits) - 1
+            };
+            Ipv6Addr::from(u128::from(net.network()) | (pick & mask))
+        }
+
+        /// One number in the base `base` picks (decimal, octal with leading zeros, hex in
+        /// either case), as WHATWG URL parsing and inet_aton read it.
+        fn number(n: u32, base: u8) -> String {
+            match base % 5 {
+                0 => n.to_string(),
+                1 => format!("0{n:o}"),
+                2 => format!("00{n:o}"),
+                3 => format!("0x{n:x}"),
+                _ => format!("0X{n:X}"),
+            }
+        }
+
+        /// `ip` written the way `style` picks, with per-part bases from `bases`.
+        fn spell_v4(ip: Ipv4Addr, style: u8, bases: [u8; 4]) -> String {
+            let [a, b, c, d] = ip.octets().map(u32::from);
+            let n = u32::from(ip);
+            let h = |x: u32| format!("{x:x}");
+            match style % 12 {
+                0 => format!(
+                    "{}.{}.{}.{}",
+                    number(a, bases[0]),
+                    number(b, bases[1]),
+                    number(c, bases[2]),
+                    number(d, bases[3])
+                ),
+                1 => number(n, bases[0]),
+                2 => format!(
+                    "{}.{}.{}",
+                    number(a, bases[0]),
+                    number(b, bases[1]),
+                    number(c << 8 | d, bases[2])
+                ),
+                3 => format!(
+                    "{}.{}",
+                    number(a, bases[0]),
+                    number(b << 16 | c << 8 | d, bases[1])
+                ),
+                4 => format!("{ip}."),
+                5 => format!("[::ffff:{ip}]"),
+                6 => format!("[::FFFF:{}:{}]", h(a << 8 | b), h(c << 8 | d)),
+                7 => format!("[64:ff9b::{ip}]"),
+                8 => format!("[64:ff9b:1::{}:{}]", h(a << 8 | b), h(c << 8 | d)),
+                9 => format!("[2002:{}:{}::1]", h(a << 8 | b), h(c << 8 | d)),
+                10 => {
+                    // Percent-encoded digits, decoded by the URL parser before the IPv4 parse.
+                    let text = ip.to_string();
+                    let (first, rest) = text.split_at(1);
+                    format!("%{:02X}{rest}", first.as_bytes()[0])
+                }
+                _ => format!("[0:0:0:0:0:ffff:{}:{}]", h(a << 8 | b), h(c << 8 | d)),
+            }
+        }
+
+        fn spell_v6(ip: Ipv6Addr, style: u8) -> String {
+            let full = ip
+                .segments()
+                .iter()
+                .map(|s| format!("{s:04x}"))
+                .collect::<Vec<_>>()
+                .join(":");
+            match style % 5 {
+                0 => format!("[{ip}]"),
+                1 => format!("[{}]", ip.to_string().to_uppercase()),
+                2 => format!("[{full}]"),
+                3 => format!("[{}]", full.to_uppercase()),
+                _ => ip.to_string(),
+            }
+        }
+
+        fn spell_name(name: &str, flips: u64, dot: bool) -> String {
+            let mut out: String = name
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if flips >> (i % 64) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            if dot {
+                out.push('.');
+            }
+            out
+        }
+
+        /// Whether the policy allows `host` the way the capability sees it: as the host of a
+        /// parsed URL, in the URL parser's canonical form.
+        fn via_url(p: &Policy, host: &str, port: u16) -> Result<bool, TestCaseError> {
+            let url = url::Url::parse(&format!("http://{host}:{port}/"))
+                .map_err(|e| TestCaseError::fail(format!("{host}: {e}")))?;
+            let parsed = url.host_str().unwrap_or_default();
+            Ok(p.check_http_target("http", parsed, port).is_allowed())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            #[test]
+            fn any_spelling_of_a_denied_ipv4_address_is_denied(
+                which in any::<usize>(), pick in any::<u32>(), style in any::<u8>(),
+                bases in any::<[u8; 4]>(), port in 1u16..,
+            ) {
+                let (v4, _, _) = default_denials();
+                let p = Policy::embedded_default().unwrap();
+                let ip = v4_in(v4[which % v4.len()], pick);
+                let host = spell_v4(ip, style, bases);
+                prop_assert!(
+                    !p.check_http_target("http", &host, port).is_allowed(),
+                    "{} as {} was allowed", ip, host
+                );
+                prop_assert!(!via_url(&p, &host, port)?, "{} as {} in a URL was allowed", ip, host);
+                // And as an address a name resolved to, in each of its wire forms.
+                for form in [IpAddr::V4(ip), IpAddr::V6(ip.to_ipv6_mapped())] {
+                    prop_assert!(
+                        !p.check_http_addr("http", form).is_allowed(),
+                        "{} resolved was allowed", form
+                    );
+                }
+            }
+
+            #[test]
+            fn any_spelling_of_a_denied_ipv6_address_is_denied(
+                which in any::<usize>(), pick in any::<u128>(), style in any::<u8>(), port in 1u16..,
+            ) {
+                let (_, v6, _) = default_denials();
+                let p = Policy::embedded_default().unwrap();
+                let ip = v6_in(v6[which % v6.len()], pick);
+                let host = spell_v6(ip, style);
+                prop_assert!(
+                    !p.check_http_target("http", &host, port).is_allowed(),
+                    "{} was allowed", host
+                );
+                let bracketed = if host.starts_with('[') { host.clone() } else { format!("[{host}]") };
+                prop_assert!(!via_url(&p, &bracketed, port)?, "{} in a URL was allowed", host);
+                prop_assert!(!p.check_http_addr("http", IpAddr::V6(ip)).is_allowed());
+            }
+
+            #[test]
+            fn any_spelling_of_a_denied_name_is_denied(
+                which in any::<usize>(), flips in any::<u64>(), dot in any::<bool>(), port in 1u16..,
+            ) {
+                let (_, _, names) = default_denials();
+                let p = Policy::embedded_default().unwrap();
+                let host = spell_name(&names[which % names.len()], flips, dot);
+                prop_assert!(
+                    !p.check_http_target("http", &host, port).is_allowed(),
+                    "{} was allowed", host
+                );
+                prop_assert!(!via_url(&p, &host, port)?, "{} in a URL was allowed", host);
+            }
+
+            #[test]
+            fn every_spelling_names_the_same_address(ip in any::<u32>(), style in any::<u8>(), bases in any::<[u8; 4]>()) {
+                let ip = Ipv4Addr::from(ip);
+                let host = spell_v4(ip, style, bases);
+                let target = normalize_host(&host).map_err(TestCaseError::fail)?;
+                let Target::Ip(seen) = target else { return Err(TestCaseError::fail(format!("{host} read as a name"))) };
+                prop_assert!(ip_forms(seen).contains(&IpAddr::V4(ip)), "{} read as {}", host, seen);
+            }
+
+            #[test]
+            fn a_cidr_pattern_matches_exactly_its_block(net in any::<u32>(), len in 0u8..=32, ip in any::<u32>()) {
+                let net = ipnet::Ipv4Net::new(Ipv4Addr::from(net), len).unwrap().trunc();
+                let pattern = HostPattern::parse(&net.to_string()).map_err(TestCaseError::fail)?;
+                let ip = Ipv4Addr::from(ip);
+                prop_assert_eq!(pattern.matches_host(&Target::Ip(IpAddr::V4(ip))), net.contains(&ip));
+                let mapped = HostPattern::parse(&format!("[::ffff:{}/{}]", net.network(), u32::from(len) + 96))
+                    .map_err(TestCaseError::fail)?;
+                prop_assert_eq!(mapped.matches_host(&Target::Ip(IpAddr::V4(ip))), net.contains(&ip));
+            }
+
+            #[test]
+            fn parsing_hostile_text_never_panics(text in "\\PC{0,40}", port in any::<u16>()) {
+                let _ = HostPattern::parse(&text);
+                let p = http_policy(&["*"], &["127.0.0.0/8"]);
+                let _ = p.check_http_target("p", &text, port);
+            }
         }
     }
 

@@ -126,7 +126,9 @@ pub struct HttpProfile {
     pub base_url: String,
     /// Auth the host injects.
     pub auth: Option<HttpAuth>,
-    /// Extra non-secret headers sent with every request.
+    /// Extra headers sent with every request to the profile's origin. Their values are treated
+    /// as secrets all the same (API keys end up here): scrubbed from every output, and not sent
+    /// on a redirect that leaves the origin.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }

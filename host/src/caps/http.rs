@@ -5,7 +5,12 @@
 //! the DNS resolver of the plugin's own client — so a granted name that resolves to a denied
 //! address (169.254.169.254) never gets a connection. Profile credentials are added here and
 //! dropped when a redirect leaves the profile's origin; response bytes are scrubbed of known
-//! secrets before the plugin sees them.
+//! secrets before the plugin sees them, and cut to the cap only after that ([`capture`]).
+//! Methods and headers that reflect, tunnel, re-address or encode are refused ([`host_owned`]).
+//! Sizes are clamped to the policy's `[limits]`.
+
+mod capture;
+mod host_owned;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +29,7 @@ use crate::artifacts::ArtifactMeta;
 use crate::policy::{Decision, Policy};
 use crate::profiles::{HttpAuth, HttpProfile, Profile};
 use crate::redact::StreamScrubber;
+use capture::Capture;
 
 /// Pooled clients, one per plugin, so connections are reused across calls while each client's
 /// resolver enforces only its own plugin's grants.
@@ -132,7 +138,8 @@ struct Prepared {
     method: Method,
     url: Url,
     headers: Vec<(String, String)>,
-    /// Headers that carry the profile's credentials; dropped when a redirect leaves `origin`.
+    /// Headers from the profile, its auth and its literal `headers`, all secrets; dropped when
+    /// a redirect leaves `origin`.
     auth: Vec<(String, String)>,
     origin: Option<url::Origin>,
     body: Option<Vec<u8>>,
@@ -145,9 +152,19 @@ fn invalid(msg: impl Into<String>) -> CapError {
 impl CallCtx {
     /// Applies the profile (base URL, auth) and validates the request.
     fn prepare(&self, req: &Request) -> Result<Prepared, CapError> {
+        if let Some(why) = host_owned::refused_method(&req.method) {
+            return Err(invalid(format!("method: {why}")));
+        }
         let method = Method::from_bytes(req.method.as_bytes())
             .map_err(|_| invalid(format!("method: '{}' is not an HTTP method", req.method)))?;
-        let mut headers: Vec<(String, String)> = req
+        if let Some(why) = req
+            .headers
+            .iter()
+            .find_map(|h| host_owned::refused_header(&h.key))
+        {
+            return Err(invalid(format!("headers: {why}")));
+        }
+        let headers: Vec<(String, String)> = req
             .headers
             .iter()
             .map(|h| (h.key.clone(), h.value.clone()))
@@ -188,23 +205,29 @@ impl CallCtx {
                     ))
                 })?;
                 origin = Some(base.origin());
-                auth = auth_headers(profile)?;
+                if let Some(why) = profile
+                    .headers
+                    .keys()
+                    .find_map(|k| host_owned::refused_header(k))
+                {
+                    return Err(CapError::Failed(format!(
+                        "profile '{name}' in {} sets a header {why} from the profile's headers",
+                        self.shared.profiles.origin()
+                    )));
+                }
+                auth = profile_headers(profile)?;
                 // Registered at start too; again here, for a secret rotated since.
                 register_auth(&auth, &self.shared.redactor);
-                for (k, v) in &profile.headers {
-                    headers.push((k.clone(), v.clone()));
-                }
                 join(&base, &req.url)?
             }
         };
-        if !auth.is_empty()
-            && headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        if let Some((k, _)) = auth
+            .iter()
+            .find(|(k, _)| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)))
         {
-            return Err(invalid(
-                "headers: the profile injects authorization; remove the Authorization header",
-            ));
+            return Err(invalid(format!(
+                "headers: the profile sets '{k}' itself; remove it from `headers`"
+            )));
         }
         let url = Url::parse(&url_text)
             .map_err(|e| invalid(format!("url: '{url_text}' is not a valid URL ({e})")))?;
@@ -260,10 +283,7 @@ impl CallCtx {
 
     /// Sends the request, following redirects and retrying as asked; returns the final response
     /// with its body unread.
-    async fn exchange(
-        &self,
-        req: &Request,
-    ) -> Result<(reqwest::Response, String, u32, u32), CapError> {
+    async fn exchange(&self, req: &Request) -> Result<Exchanged, CapError> {
         self.require("http", &req.url).map_err(CapError::Denied)?;
         let mut p = self.prepare(req)?;
         let client = self.shared.http.get(&self.plugin, &self.shared.policy)?;
@@ -276,6 +296,9 @@ impl CallCtx {
             let started = Instant::now();
             let mut builder = client.request(p.method.clone(), p.url.clone());
             let same_origin = p.origin.as_ref().is_none_or(|o| &p.url.origin() == o);
+            for (k, v) in host_owned::SENT {
+                builder = builder.header(*k, *v);
+            }
             for (k, v) in p
                 .headers
                 .iter()
@@ -315,9 +338,14 @@ impl CallCtx {
                         backoff(attempts, None, deadline).await;
                         continue;
                     }
-                    return Err(if e.is_timeout() {
+                    return Err(if e.is_timeout() && e.is_connect() {
                         CapError::Timeout(format!(
-                            "{} {} timed out after {} ms; raise timeout_ms or check the server",
+                            "{} {}: no connection within the {} ms deadline; check that the server is up and reachable, or raise timeout_ms",
+                            p.method, p.url, req.timeout_ms
+                        ))
+                    } else if e.is_timeout() {
+                        CapError::Timeout(format!(
+                            "{} {}: the server took the request but sent no response headers within the {} ms deadline; check the server, or raise timeout_ms",
                             p.method, p.url, req.timeout_ms
                         ))
                     } else {
@@ -368,8 +396,38 @@ impl CallCtx {
                 backoff(attempts, retry_after, deadline).await;
                 continue;
             }
-            let final_url = p.url.to_string();
-            return Ok((resp, final_url, redirects, attempts));
+            return Ok(Exchanged {
+                resp,
+                final_url: p.url.to_string(),
+                redirects,
+                attempts,
+                deadline: deadline.into(),
+                timeout_ms: req.timeout_ms,
+            });
+        }
+    }
+}
+
+/// A response whose headers arrived, its body still to read before `deadline`.
+struct Exchanged {
+    resp: reqwest::Response,
+    final_url: String,
+    redirects: u32,
+    attempts: u32,
+    deadline: tokio::time::Instant,
+    timeout_ms: u32,
+}
+
+impl Exchanged {
+    /// The body, to read chunk by chunk within the exchange's deadline.
+    fn into_body(self) -> BodyRead {
+        BodyRead {
+            status: self.resp.status(),
+            stream: self.resp.bytes_stream().boxed(),
+            url: self.final_url,
+            received: 0,
+            deadline: self.deadline,
+            timeout_ms: self.timeout_ms,
         }
     }
 }
@@ -408,18 +466,26 @@ fn register_auth(auth: &[(String, String)], redactor: &crate::redact::Redactor) 
     }
 }
 
-/// Registers the wire form of every http profile's credentials whose references resolve now.
+/// Registers the wire form of every http profile's credentials whose references resolve now,
+/// and the values of its literal `headers`, which often carry keys too.
 pub fn register_profile_secrets(
     profiles: &crate::profiles::Profiles,
     redactor: &crate::redact::Redactor,
 ) {
     for p in profiles.values() {
         if let crate::profiles::Profile::Http(h) = p
-            && let Ok(auth) = auth_headers(h)
+            && let Ok(sent) = profile_headers(h)
         {
-            register_auth(&auth, redactor);
+            register_auth(&sent, redactor);
         }
     }
+}
+
+/// Every header a profile adds: its auth, resolved now, then its literal `headers`.
+fn profile_headers(profile: &HttpProfile) -> Result<Vec<(String, String)>, CapError> {
+    let mut sent = auth_headers(profile)?;
+    sent.extend(profile.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(sent)
 }
 
 /// The headers a profile's auth adds, resolved now.
@@ -470,54 +536,70 @@ fn header_list(headers: &reqwest::header::HeaderMap) -> Vec<KeyValue> {
         .collect()
 }
 
-/// The next chunk of a response body, within the call's deadline.
-async fn next_chunk(
-    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+/// A response body being read, and what to say when it stops short.
+struct BodyRead {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    url: String,
+    status: StatusCode,
+    received: u64,
     deadline: tokio::time::Instant,
-    url: &str,
-) -> Result<Option<bytes::Bytes>, CapError> {
-    match tokio::time::timeout_at(deadline, stream.next()).await {
-        Err(_) => Err(CapError::Timeout(format!(
-            "reading the body of {url} ran past the deadline; raise timeout_ms"
-        ))),
-        Ok(None) => Ok(None),
-        Ok(Some(Err(e))) => Err(CapError::Failed(format!(
-            "reading the body of {url}: {}",
-            error_chain(&e)
-        ))),
-        Ok(Some(Ok(c))) => Ok(Some(c)),
+    timeout_ms: u32,
+}
+
+impl BodyRead {
+    /// The next chunk of the body, within the exchange's deadline.
+    async fn next(&mut self) -> Result<Option<bytes::Bytes>, CapError> {
+        let next = tokio::time::timeout_at(self.deadline, self.stream.next()).await;
+        match next {
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(c))) => {
+                self.received += c.len() as u64;
+                Ok(Some(c))
+            }
+            Ok(Some(Err(e))) if !e.is_timeout() => Err(CapError::Failed(format!(
+                "reading the body of {} (status {}) after {} bytes: {}",
+                self.url,
+                self.status.as_u16(),
+                self.received,
+                error_chain(&e)
+            ))),
+            // reqwest's own timeout and ours are the same deadline: one message for both.
+            Err(_) | Ok(Some(Err(_))) => Err(CapError::Timeout(format!(
+                "{} answered {} and sent {} bytes of its body, then stalled past the {} ms deadline; check the server, or raise timeout_ms",
+                self.url,
+                self.status.as_u16(),
+                self.received,
+                self.timeout_ms
+            ))),
+        }
     }
 }
 
 impl Host for StoreState {
     async fn send(&mut self, req: Request) -> Result<Response, CapError> {
         let call = &self.call;
-        let (resp, final_url, redirects, attempts) = call.exchange(&req).await?;
-        let status = resp.status().as_u16();
-        let headers = header_list(resp.headers());
-        let mut scrubber = StreamScrubber::new(&call.shared.redactor);
-        let mut body = Vec::new();
-        let mut truncated = false;
-        let mut stream = resp.bytes_stream();
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
-        while let Some(chunk) = next_chunk(&mut stream, deadline, &final_url).await? {
-            let room = (req.max_bytes as usize).saturating_sub(body.len());
-            if chunk.len() > room {
-                body.extend_from_slice(&scrubber.push(&chunk[..room]));
-                truncated = true;
+        // The body is held in host memory: the agent's cap gives way to the operator's.
+        let max_bytes = req.max_bytes.min(call.shared.policy.limits().capture_bytes);
+        let x = call.exchange(&req).await?;
+        let headers = header_list(x.resp.headers());
+        let (final_url, redirects, attempts) = (x.final_url.clone(), x.redirects, x.attempts);
+        let mut read = x.into_body();
+        let mut body = Capture::new(&call.shared.redactor, max_bytes);
+        while let Some(chunk) = read.next().await? {
+            if !body.push(&chunk) {
                 break;
             }
-            body.extend_from_slice(&scrubber.push(&chunk));
         }
-        body.extend_from_slice(&scrubber.finish());
+        let (body, truncated) = body.finish();
         Ok(Response {
-            status,
+            status: read.status.as_u16(),
             headers,
             body,
             truncated,
             final_url,
             redirects,
             attempts,
+            max_bytes,
         })
     }
 
@@ -525,15 +607,18 @@ impl Host for StoreState {
         let call = &self.call;
         call.require("artifacts", "download")
             .map_err(CapError::Denied)?;
-        let (resp, final_url, _, _) = call.exchange(&req).await?;
-        let status = resp.status();
+        let limit = call.shared.policy.limits().artifact_bytes;
+        let max_bytes = req.max_bytes.min(limit);
+        let x = call.exchange(&req).await?;
+        let (status, final_url) = (x.resp.status(), x.final_url.clone());
         if !status.is_success() {
             return Err(CapError::Failed(format!(
                 "{final_url} answered {status}; nothing was stored"
             )));
         }
-        let headers = header_list(resp.headers());
-        let media_type = resp
+        let headers = header_list(x.resp.headers());
+        let media_type = x
+            .resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -552,16 +637,19 @@ impl Host for StoreState {
             .await
             .map_err(|e| CapError::Failed(format!("{e:#}")))?;
         let mut scrubber = StreamScrubber::new(&call.shared.redactor);
-        let mut stream = resp.bytes_stream();
-        let mut size: u64 = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
-        while let Some(chunk) = next_chunk(&mut stream, deadline, &final_url).await? {
-            size += chunk.len() as u64;
-            if size > req.max_bytes {
-                return Err(CapError::Failed(format!(
-                    "{final_url} is larger than max_bytes ({} bytes); nothing was stored — raise max_bytes",
-                    req.max_bytes
-                )));
+        let mut read = x.into_body();
+        while let Some(chunk) = read.next().await? {
+            if read.received > max_bytes {
+                // Dropping the writer removes what was written: a cut download is no download.
+                return Err(CapError::Failed(if max_bytes == limit {
+                    format!(
+                        "{final_url} is larger than {limit} bytes, the host's limits.artifact_bytes; nothing was stored — fetch a smaller part (e.g. with a Range header), or ask the operator to raise limits.artifact_bytes"
+                    )
+                } else {
+                    format!(
+                        "{final_url} is larger than max_bytes ({max_bytes} bytes); nothing was stored — raise max_bytes"
+                    )
+                }));
             }
             writer
                 .write(&scrubber.push(&chunk))
@@ -585,6 +673,7 @@ impl Host for StoreState {
                 sha256: info.sha256,
             },
             final_url,
+            max_bytes,
         })
     }
 }

@@ -7,8 +7,8 @@ use infra_sdk::prelude::*;
 
 /// Default cap on an inline response body.
 pub const INLINE_MAX: u64 = 1024 * 1024;
-/// Default cap on a download.
-pub const DOWNLOAD_MAX: u64 = 8 * 1024 * 1024 * 1024;
+/// Default cap on a download: as large as the host allows (its `limits.artifact_bytes`).
+pub const DOWNLOAD_MAX: u64 = u64::MAX;
 
 /// What to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -80,7 +80,8 @@ pub struct HttpArgs {
     pub form: Option<BTreeMap<String, String>>,
     /// How to return the body (default auto).
     pub response_type: Option<ResponseType>,
-    /// Cap on the body kept (default 1 MiB inline; for download, the cap on the stored size).
+    /// Cap on the body kept (default 1 MiB inline; for download, the cap on the stored size,
+    /// default the host's limit). The host clamps it to its limits and says so in `clamped`.
     pub max_bytes: Option<u64>,
     /// Redirects to follow (default 5; 0 = none). Each hop is re-checked by the policy.
     pub follow_redirects: Option<u32>,

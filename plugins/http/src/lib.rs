@@ -66,7 +66,7 @@ fn run(args: HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
         Action::Request => {
             let req = build_request(&args, ctx, args.max_bytes.unwrap_or(args::INLINE_MAX))?;
             let resp = http::send(&req)?;
-            respond::response(resp, args.response_type)
+            respond::response(resp, args.response_type, args.max_bytes)
         }
         Action::Check => {
             let req = build_request(&args, ctx, args.max_bytes.unwrap_or(64 * 1024))?;
@@ -82,7 +82,7 @@ fn run(args: HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
         Action::Download => {
             let req = build_request(&args, ctx, args.max_bytes.unwrap_or(args::DOWNLOAD_MAX))?;
             let got = http::download(&req)?;
-            Ok(respond::download(got))
+            Ok(respond::download(got, args.max_bytes))
         }
     }
 }

@@ -63,6 +63,16 @@ pub struct HttpOutput {
     /// `download`: the stored body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
+    /// Set when the host applied a smaller `max_bytes` than asked: which, and the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamped: Option<String>,
+}
+
+/// The note to give when the host applied a smaller cap than the agent asked for.
+pub fn clamp_note(asked: Option<u64>, applied: u64, limit: &str) -> Option<String> {
+    asked
+        .filter(|a| *a > applied)
+        .map(|a| format!("max_bytes {a} was clamped to {applied}, the host's limits.{limit}"))
 }
 
 /// Headers as a map, lower-case names, repeated values joined.
@@ -139,9 +149,14 @@ pub fn decode_body(
     }
 }
 
-/// The output of `request`.
-pub fn response(resp: Response, kind: Option<ResponseType>) -> Result<HttpOutput, ToolError> {
+/// The output of `request`; `asked` is the agent's `max_bytes`.
+pub fn response(
+    resp: Response,
+    kind: Option<ResponseType>,
+    asked: Option<u64>,
+) -> Result<HttpOutput, ToolError> {
     let headers = header_map(&resp.headers);
+    let clamped = clamp_note(asked, resp.max_bytes, "capture_bytes");
     let bytes = resp.body.len() as u64;
     let decoded = decode_body(
         resp.body,
@@ -157,6 +172,7 @@ pub fn response(resp: Response, kind: Option<ResponseType>) -> Result<HttpOutput
         final_url: Some(resp.final_url),
         redirects: Some(resp.redirects),
         attempts: Some(resp.attempts),
+        clamped,
         ..Default::default()
     };
     decoded.fill(&mut out);
@@ -196,9 +212,10 @@ pub fn check(resp: Result<Response, CapError>, args: &HttpArgs, latency_ms: u64)
     out
 }
 
-/// The output of `download`.
-pub fn download(d: Download) -> HttpOutput {
+/// The output of `download`; `asked` is the agent's `max_bytes`.
+pub fn download(d: Download, asked: Option<u64>) -> HttpOutput {
     HttpOutput {
+        clamped: clamp_note(asked, d.max_bytes, "artifact_bytes"),
         status: Some(d.status),
         headers: Some(header_map(&d.headers)),
         bytes: Some(d.artifact.size),
