@@ -126,9 +126,10 @@ pub struct HttpProfile {
     pub base_url: String,
     /// Auth the host injects.
     pub auth: Option<HttpAuth>,
-    /// Extra headers sent with every request to the profile's origin. Their values are treated
-    /// as secrets all the same (API keys end up here): scrubbed from every output, and not sent
-    /// on a redirect that leaves the origin.
+    /// Extra headers sent with every request to the profile's origin, and never on a redirect
+    /// that leaves it. Their values are treated as secrets (API keys end up here) and scrubbed
+    /// from every output — except those of `Accept`, `Accept-Language`, `Content-Type`,
+    /// `User-Agent`, `Cache-Control` and `X-GitHub-Api-Version`, which carry no credential.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 }

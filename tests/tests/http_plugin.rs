@@ -884,7 +884,7 @@ async fn a_profiles_literal_headers_are_scrubbed_and_stay_at_its_origin() {
     let home = Home::new();
     home.profiles(&json!({
         "tenant": {"type": "http", "base_url": server.base_url(),
-                   "headers": {"x-tenant-key": tenant_key}}
+                   "headers": {"x-tenant-key": tenant_key, "accept": "application/json"}}
     }));
     let mcp = home.mcp().await;
     // Known from the start: echoed back before any call used the profile, it is scrubbed.
@@ -911,6 +911,18 @@ async fn a_profiles_literal_headers_are_scrubbed_and_stay_at_its_origin() {
     );
     assert!(!out.to_string().contains(&tenant_key), "reflected: {out}");
     assert!(out.to_string().contains("[REDACTED]"), "{out}");
+    // A header that carries no credential is not a secret: scrubbing "application/json" would
+    // erase it from every output.
+    let (err, out) = mcp
+        .call(
+            "http",
+            json!({"action": "request", "profile": "tenant", "url": "reflect?header=accept"}),
+        )
+        .await;
+    assert!(
+        !err && out.to_string().contains("application/json"),
+        "{out}"
+    );
     // A redirect off the profile's origin: the next hop gets none of the profile's headers.
     let (err, out) = mcp
         .call(

@@ -458,12 +458,33 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// (e.g. base64 of user:password) is as secret as the credential: a server, a remote command or
 /// a database may echo it back long before any http call used the profile.
 fn register_auth(auth: &[(String, String)], redactor: &crate::redact::Redactor) {
-    for (_, value) in auth {
+    for (name, value) in auth {
+        if is_plain_header(name) {
+            continue;
+        }
         redactor.add(value);
-        if let Some((_, encoded)) = value.split_once(' ') {
+        // "Bearer <token>" / "Basic <base64>": the credential also appears on its own.
+        if name.eq_ignore_ascii_case("authorization")
+            && let Some((_, encoded)) = value.split_once(' ')
+        {
             redactor.add(encoded);
         }
     }
+}
+
+/// Literal profile headers that carry no credential. Their values are everyday words
+/// ("application/json") that, registered as secrets, would be erased from every output; every
+/// other literal header is treated as a secret, since API keys end up there.
+fn is_plain_header(name: &str) -> bool {
+    const PLAIN: &[&str] = &[
+        "accept",
+        "accept-language",
+        "content-type",
+        "user-agent",
+        "cache-control",
+        "x-github-api-version",
+    ];
+    PLAIN.iter().any(|p| p.eq_ignore_ascii_case(name))
 }
 
 /// Registers the wire form of every http profile's credentials whose references resolve now,

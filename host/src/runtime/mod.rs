@@ -27,6 +27,10 @@ use crate::tool::{Annotations, ToolSpec};
 /// Plugin instances alive at once (calls in flight, across plugins): one beyond fails with an
 /// error rather than waiting, so this is set far above any client's concurrency.
 const POOL_INSTANCES: u32 = 1000;
+/// How long past the call's deadline wasm may still run, to report what a host call that hit
+/// the deadline told it. The outer bound in [`Runtime::call`] is twice as long.
+const GUEST_GRACE: Duration = Duration::from_millis(200);
+
 /// How often the epoch advances; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(5);
 
@@ -249,7 +253,9 @@ impl Runtime {
         store.limiter(|s| &mut s.limits);
         // Every tick, running wasm yields to the executor, so a spinning guest holds a tokio
         // worker for one tick at a time rather than until its deadline; past the deadline it traps.
-        let deadline = Instant::now() + limits.timeout;
+        // Host calls stop at the call's deadline and hand the guest an error it still has to turn
+        // into a result (a `timeout` saying what stalled); it gets a short grace to do so.
+        let deadline = Instant::now() + limits.timeout + GUEST_GRACE;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {
@@ -281,7 +287,7 @@ impl Runtime {
         };
         // The epoch deadline stops wasm code; this outer bound also stops a plugin parked in a
         // host call that ignores its own timeout.
-        let outcome = tokio::time::timeout(limits.timeout + Duration::from_millis(250), run).await;
+        let outcome = tokio::time::timeout(limits.timeout + 2 * GUEST_GRACE, run).await;
         let result = match outcome {
             Err(_) => return Err(CallError::Timeout(limits.timeout.as_millis())),
             Ok(Err(e)) => {
