@@ -42,6 +42,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, Result, bail};
@@ -433,6 +434,8 @@ struct Chain {
     path: PathBuf,
     redactor: Redactor,
     state: Mutex<ChainState>,
+    /// Successful `fdatasync`s of batches: with records, shows how much group commit shares.
+    syncs: AtomicU64,
 }
 
 impl fmt::Debug for AuditLog {
@@ -488,6 +491,7 @@ impl AuditLog {
                 prev: GENESIS.to_string(),
                 len: None,
             }),
+            syncs: AtomicU64::new(0),
         });
         {
             let mut st = chain.lock_state();
@@ -511,6 +515,11 @@ impl AuditLog {
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.chain.path
+    }
+
+    /// Batches synced to disk since the log was opened (each covers one or more records).
+    pub fn syncs(&self) -> u64 {
+        self.chain.syncs.load(Ordering::Relaxed)
     }
 
     /// Queues one record; the receiver answers once it is durable.
@@ -739,6 +748,7 @@ impl Chain {
             return Err(e)
                 .with_context(|| format!("cannot sync audit log {} to disk", self.path.display()));
         }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
         st.len = before.map(|l| l + text.len() as u64);
         st.next_seq = seq;
         st.prev = prev;
@@ -2101,6 +2111,138 @@ mod tests {
                 .unwrap_err()
                 .contains("ok, error, denied, timeout")
         );
+    }
+
+    /// A begin and its end, as the router writes them.
+    fn call(log: &AuditLog, id: &str, trace: &str, outcome: Option<Outcome>) {
+        let mut begin = AuditEntry::begin(id, trace, "http");
+        begin.action = Some("request".into());
+        begin.args = json!({"url": "https://example.com/"});
+        let end = begin.end(outcome.unwrap_or(Outcome::Ok));
+        log.append(begin).unwrap();
+        if let Some(outcome) = outcome {
+            let mut end = end;
+            end.outcome = outcome.to_string();
+            end.events = vec![json!({"cap": "http", "decision": "deny", "target": "x"})];
+            end.duration_ms = 7;
+            log.append(end).unwrap();
+        }
+    }
+
+    #[test]
+    fn begin_and_end_records_carry_their_own_fields_and_pair_by_call_id() {
+        let dir = TempDir::new("pairs");
+        let path = dir.log();
+        let log = AuditLog::open(&path, Redactor::new()).unwrap();
+        call(&log, "c-1", "same-trace", Some(Outcome::Ok));
+        call(&log, "c-2", "same-trace", Some(Outcome::Denied));
+        let ls: Vec<Value> = lines(&path)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(ls[0]["kind"], "begin");
+        assert!(ls[0].get("outcome").is_none() && ls[0].get("events").is_none());
+        assert_eq!(ls[0]["args"]["url"], "https://example.com/");
+        assert_eq!(ls[1]["kind"], "end");
+        assert!(
+            ls[1].get("args").is_none(),
+            "the args are in the begin only"
+        );
+        assert_eq!(ls[1]["call_id"], "c-1");
+
+        // One entry per call, a reused trace id notwithstanding.
+        let all = list(&path, &Filter::default(), 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0]["call_id"], "c-2", "newest first");
+        assert_eq!(all[0]["outcome"], "denied");
+        assert_eq!(all[0]["seq"], 3);
+        assert_eq!(all[0]["end_seq"], 4);
+        assert_eq!(all[1]["args"]["url"], "https://example.com/");
+        assert_eq!(all[1]["events"][0]["cap"], "http");
+        let s = stats(&path).unwrap();
+        assert_eq!(s["total"], 2);
+        assert_eq!(s["by_outcome"]["ok"], 1);
+        assert_eq!(s["denied_events"], 2);
+        let r = verify(&path).unwrap();
+        assert!(r.ok && r.unended.is_empty(), "{r}");
+    }
+
+    #[test]
+    fn a_begin_without_an_end_is_named_by_verify_list_and_stats_without_breaking_the_chain() {
+        let dir = TempDir::new("unended");
+        let path = dir.log();
+        let log = AuditLog::open(&path, Redactor::new()).unwrap();
+        call(&log, "c-1", "done", Some(Outcome::Ok));
+        call(&log, "c-2", "killed-midway", None);
+        call(&log, "c-3", "done-later", Some(Outcome::Error));
+        let r = verify(&path).unwrap();
+        assert!(r.ok && r.first_broken.is_none(), "{r}");
+        assert_eq!(r.records, 5);
+        assert_eq!(r.unended.len(), 1);
+        assert_eq!(r.unended[0].trace_id, "killed-midway");
+        assert_eq!(r.unended[0].seq, Some(3));
+        let text = r.to_string();
+        assert!(text.contains("chain intact"), "{text}");
+        assert!(
+            text.contains("1 call began and never ended")
+                && text.contains("trace killed-midway (http request, record 3")
+                && text.contains("not tampering"),
+            "{text}"
+        );
+        let unended = Filter {
+            outcome: Some("unended".into()),
+            ..Default::default()
+        };
+        let found = list(&path, &unended, 10).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["trace_id"], "killed-midway");
+        assert_eq!(stats(&path).unwrap()["by_outcome"]["unended"], 1);
+    }
+
+    #[test]
+    fn concurrent_appenders_share_syncs() {
+        let dir = TempDir::new("group");
+        let path = dir.log();
+        let log = Arc::new(AuditLog::open(&path, Redactor::new()).unwrap());
+        let start = Arc::new(std::sync::Barrier::new(64));
+        let handles: Vec<_> = (0..64)
+            .map(|t| {
+                let (log, start) = (log.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..4 {
+                        let rec = log.append(entry(t * 10 + i)).unwrap();
+                        // Durable on return: the record is in the file already.
+                        assert!(
+                            std::fs::read_to_string(log.path())
+                                .unwrap()
+                                .contains(&rec.hash)
+                        );
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let r = verify(&path).unwrap();
+        assert!(r.ok, "{r}");
+        assert_eq!(r.records, 256);
+        assert!(
+            log.syncs() < 256,
+            "64 appenders at once share syncs: {} syncs for 256 records",
+            log.syncs()
+        );
+    }
+
+    #[test]
+    fn a_record_queued_by_submit_is_written_before_the_log_closes() {
+        let dir = TempDir::new("submit");
+        let path = dir.log();
+        let log = AuditLog::open(&path, Redactor::new()).unwrap();
+        log.submit(entry(1));
+        drop(log);
+        assert_eq!(verify(&path).unwrap().records, 1);
     }
 
     #[test]
