@@ -19,7 +19,7 @@ use crate::table::{Row, m, median};
 const IN_FLIGHT: usize = 64;
 
 /// Runs every call with at most `width` in flight; the calls per second.
-async fn throughput(
+pub async fn throughput(
     mcp: &infra_tests::Mcp,
     calls: &[(String, Value)],
     width: usize,

@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p infra-bench [-- ROW… --scale F --reps N --no-build]`
 
+mod audit;
 mod concurrency;
 mod harness;
 mod http;
@@ -41,6 +42,10 @@ const ROWS: &[(&str, &str)] = &[
     ),
     ("rss", "RSS idle vs after 10,000 calls"),
     ("concurrency", "64 calls in flight vs 1"),
+    (
+        "audit",
+        "the audit log's cost: no-op calls 1 and 64 in flight",
+    ),
 ];
 
 struct Args {
@@ -111,6 +116,7 @@ async fn run_row(name: &str, scale: Scale) -> Result<Vec<Row>> {
         "download" => http::download(scale).await,
         "rss" => rss::run(scale).await,
         "concurrency" => concurrency::run(scale).await,
+        "audit" => audit::run(scale).await,
         _ => unreachable!("parse() accepts known rows only"),
     }
 }

@@ -34,7 +34,8 @@ pub async fn noop_tool(mcp: &Mcp) -> Result<String> {
         })
 }
 
-async fn latencies(mcp: &Mcp, tool: &str, args: &Value, n: usize) -> Result<Vec<f64>> {
+/// `n` sequential calls of `tool`, each one's latency in µs (a failed call is an error).
+pub async fn latencies(mcp: &Mcp, tool: &str, args: &Value, n: usize) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();

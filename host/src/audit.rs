@@ -1,28 +1,53 @@
-//! The audit log: one hash-chained JSON record per tool call, in `audit.jsonl`.
+//! The audit log: hash-chained JSON records of every tool call, in `audit.jsonl`.
 //!
-//! Each record carries `prev`, the hash of the record before it, and `hash`, the sha256 of
-//! `prev` followed by the record's canonical JSON (keys sorted, no whitespace, `hash` left out).
+//! # Records
+//!
+//! Every line is one record, canonical JSON (keys sorted, no whitespace). Each carries `seq`
+//! (from 1), `time` (RFC 3339 UTC), `kind`, `prev`, the hash of the record before it, and
+//! `hash`, the sha256 of `prev` followed by the record's canonical JSON without `hash`.
 //! Editing, deleting, inserting or reordering records therefore breaks the chain at a place
 //! [`verify`] can name. Deleting records from the *end* leaves a valid shorter chain; keeping
 //! a copy of the latest hash elsewhere (a backup, a ticket) is what catches that.
 //!
-//! Appends are crash-safe in the sense DESIGN.md asks for: a record is one `write_all` of a whole
-//! line on an `O_APPEND` file followed by `sync_data`, so a crash leaves at worst a torn last
-//! line, which the next [`AuditLog::open`] moves aside and records instead of silently dropping
-//! or accepting it. Several infra processes may share one log: an exclusive `flock` around each
-//! append keeps their records in one chain.
+//! A call is two records sharing a `call_id` (unique per call; the agent's `trace_id` may repeat):
+//!
+//! - `kind: "begin"` — `call_id`, `trace_id`, `tool`, `action`, `plugin`, `plugin_sha256` and the
+//!   redacted `args`. It is on disk before the call may use any capability; a call whose begin
+//!   cannot be written does not run.
+//! - `kind: "end"` — `call_id`, `trace_id`, `tool`, `action`, `plugin`, `outcome` (`ok`, `error`,
+//!   `denied`, `timeout`), `error`, `events` (the capability uses, in order, also those of a call
+//!   the client cancelled), `artifacts` and `duration_ms`. A call whose end cannot be written is
+//!   not reported as a success.
+//! - `kind: "call"` — one whole event in one record: a plugin whose `describe` tried to use
+//!   capabilities, the recovery of a torn or shrunken log. Records written before begin/end
+//!   records existed have no `kind` and read as `call`.
+//!
+//! A begin without an end is a call that was still running when the log was read, or whose
+//! server was killed: [`verify`] lists those by trace id without calling the chain broken.
+//! [`list`], [`tail`] and [`stats`] show one entry per call, a begin merged with its end
+//! (`outcome: "unended"` when it has none).
+//!
+//! # Writing
+//!
+//! One writer thread per open log takes records from a queue and appends all that are waiting
+//! as one batch: one `write_all` on an `O_APPEND` file and one `fdatasync` for the whole batch
+//! (group commit), so concurrent calls share a sync; each appender waits until its record is
+//! durable. A crash leaves at worst a torn last line, which the next [`AuditLog::open`] moves
+//! aside and records instead of silently dropping or accepting it. Several infra processes may
+//! share one log: an exclusive `flock` around each batch keeps their records in one chain.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -31,6 +56,9 @@ use crate::redact::Redactor;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Records one batch may hold: bounds the memory and the length of one write.
+const MAX_BATCH: usize = 1024;
 
 /// How a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -44,16 +72,20 @@ pub enum Outcome {
     Denied,
     /// The deadline passed.
     Timeout,
+    /// It began and has no end record: still running, or its server was killed. Never
+    /// written into a record; [`list`] and [`stats`] show it for such calls.
+    Unended,
 }
 
 impl Outcome {
-    /// The name used in records: `ok`, `error`, `denied`, `timeout`.
+    /// The name used in records: `ok`, `error`, `denied`, `timeout` (and `unended` in views).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
             Outcome::Denied => "denied",
             Outcome::Timeout => "timeout",
+            Outcome::Unended => "unended",
         }
     }
 }
@@ -73,16 +105,34 @@ impl FromStr for Outcome {
             "error" => Ok(Outcome::Error),
             "denied" => Ok(Outcome::Denied),
             "timeout" => Ok(Outcome::Timeout),
+            "unended" => Ok(Outcome::Unended),
             other => Err(format!(
-                "'{other}' is not an outcome; use one of ok, error, denied, timeout"
+                "'{other}' is not an outcome; use one of ok, error, denied, timeout, unended"
             )),
         }
     }
 }
 
-/// What the caller knows about a finished call; [`AuditLog::append`] adds seq, time and the chain.
+/// What a record stands for (see the module doc for the fields of each).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A call about to run, written before it may use any capability.
+    Begin,
+    /// How that call ended.
+    End,
+    /// A whole event in one record (and every record written before begin/end existed).
+    #[default]
+    Call,
+}
+
+/// What the caller knows about a call; [`AuditLog::append`] adds seq, time and the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
+    /// Begin, end, or a one-record event.
+    pub kind: Kind,
+    /// Pairs a begin with its end; unique per call.
+    pub call_id: Option<String>,
     /// The call's trace id.
     pub trace_id: String,
     /// The tool called.
@@ -91,12 +141,13 @@ pub struct AuditEntry {
     pub action: Option<String>,
     /// The plugin that ran it, for plugin tools.
     pub plugin: Option<String>,
-    /// The sha256 of that plugin's wasm.
+    /// The sha256 of that plugin's wasm (begin and call records).
     pub plugin_sha256: Option<String>,
-    /// The call's arguments, already redacted by the caller (they are scrubbed again anyway).
+    /// The call's arguments, already redacted by the caller (they are scrubbed again anyway);
+    /// begin and call records.
     pub args: Value,
     /// Capability uses, in order: objects `{cap, target, decision: "allow"|"deny", reason?,
-    /// duration_ms, detail?}` as `caps::CapEvent` serialises them.
+    /// duration_ms, detail?}` as `caps::CapEvent` serialises them (end and call records).
     pub events: Vec<Value>,
     /// How the call ended: `ok`, `error`, `denied` or `timeout` (see [`Outcome`]).
     pub outcome: String,
@@ -109,9 +160,12 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    /// An entry with no action, plugin, events, error or artifacts; fill in the rest by field.
+    /// A one-record event with no action, plugin, events, error or artifacts; fill in the
+    /// rest by field.
     pub fn new(trace_id: &str, tool: &str, outcome: Outcome) -> AuditEntry {
         AuditEntry {
+            kind: Kind::Call,
+            call_id: None,
             trace_id: trace_id.to_string(),
             tool: tool.to_string(),
             action: None,
@@ -125,6 +179,47 @@ impl AuditEntry {
             artifacts: Vec::new(),
         }
     }
+
+    /// The begin record of call `call_id`; set action, plugin and args by field.
+    pub fn begin(call_id: &str, trace_id: &str, tool: &str) -> AuditEntry {
+        AuditEntry {
+            kind: Kind::Begin,
+            call_id: Some(call_id.to_string()),
+            ..AuditEntry::new(trace_id, tool, Outcome::Ok)
+        }
+    }
+
+    /// The end record matching this begin, ending with `outcome`.
+    pub fn end(&self, outcome: Outcome) -> AuditEntry {
+        AuditEntry {
+            kind: Kind::End,
+            action: self.action.clone(),
+            plugin: self.plugin.clone(),
+            call_id: self.call_id.clone(),
+            ..AuditEntry::new(&self.trace_id, &self.tool, outcome)
+        }
+    }
+
+    /// The record's fields as written: each kind without the fields that belong to the other.
+    fn fields(&self) -> Result<Map<String, Value>> {
+        let Value::Object(mut map) =
+            serde_json::to_value(self).context("cannot encode an audit entry")?
+        else {
+            bail!("an audit entry did not encode as a JSON object");
+        };
+        let drop: &[&str] = match self.kind {
+            Kind::Begin => &["outcome", "error", "events", "duration_ms", "artifacts"],
+            Kind::End => &["args", "plugin_sha256"],
+            Kind::Call => &[],
+        };
+        for key in drop {
+            map.remove(*key);
+        }
+        if self.call_id.is_none() {
+            map.remove("call_id");
+        }
+        Ok(map)
+    }
 }
 
 /// One line of `audit.jsonl`.
@@ -134,6 +229,11 @@ pub struct AuditRecord {
     pub seq: u64,
     /// When it was written, RFC 3339 UTC.
     pub time: String,
+    /// Begin, end or call (`call` for records that predate the field).
+    #[serde(default)]
+    pub kind: Kind,
+    /// Pairs a begin with its end.
+    pub call_id: Option<String>,
     /// The call's trace id.
     pub trace_id: String,
     /// The tool called.
@@ -144,22 +244,96 @@ pub struct AuditRecord {
     pub plugin: Option<String>,
     /// The sha256 of that plugin's wasm.
     pub plugin_sha256: Option<String>,
-    /// The redacted arguments.
+    /// The redacted arguments (begin and call records).
+    #[serde(default)]
     pub args: Value,
-    /// Capability uses.
+    /// Capability uses (end and call records).
+    #[serde(default)]
     pub events: Vec<Value>,
-    /// How the call ended.
-    pub outcome: String,
+    /// How the call ended (end and call records).
+    pub outcome: Option<String>,
     /// The error message.
     pub error: Option<String>,
-    /// How long the call took.
-    pub duration_ms: u64,
+    /// How long the call took (end and call records).
+    pub duration_ms: Option<u64>,
     /// Artifact URIs.
+    #[serde(default)]
     pub artifacts: Vec<String>,
     /// Hash of the previous record ([`GENESIS`] for the first).
     pub prev: String,
     /// sha256 of `prev` and this record's canonical JSON without `hash`.
     pub hash: String,
+}
+
+/// Why an append failed, sorted into what the operator has to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// The disk (or the user's quota) is full.
+    DiskFull,
+    /// The log or its directory may not be written (or the file system is read-only).
+    Permissions,
+    /// Any other I/O failure.
+    Io,
+}
+
+/// A record that could not be made durable, with the cause and what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct AppendError {
+    /// What to fix.
+    pub cause: Cause,
+    /// The failure and the advice, naming the log.
+    pub message: String,
+}
+
+impl AppendError {
+    /// Sorts a failure to append to the log at `path` by its I/O error and adds advice.
+    fn new(path: &Path, e: &anyhow::Error) -> AppendError {
+        use std::io::ErrorKind;
+        let io = e.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+        let cause = match io {
+            Some(io)
+                if matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+                    || io.raw_os_error() == Some(libc::ENOSPC) =>
+            {
+                Cause::DiskFull
+            }
+            Some(io)
+                if matches!(
+                    io.kind(),
+                    ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Cause::Permissions
+            }
+            _ => Cause::Io,
+        };
+        let path = path.display();
+        let advice = match cause {
+            Cause::DiskFull => format!("the disk holding {path} is full: free space on it"),
+            Cause::Permissions => format!(
+                "check the permissions of {path} and of its directory: the user running infra \
+                 must be able to write both, on a file system mounted read-write"
+            ),
+            Cause::Io => format!("check the disk holding {path}"),
+        };
+        AppendError {
+            cause,
+            message: format!("{e:#} — {advice}"),
+        }
+    }
+
+    /// The writer thread is gone (it panicked): nothing more can be recorded.
+    fn writer_gone(path: &Path) -> AppendError {
+        AppendError {
+            cause: Cause::Io,
+            message: format!(
+                "the writer of audit log {} has stopped; restart infra",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// JSON with object keys sorted (by bytes) at every depth and no whitespace.
@@ -242,18 +416,44 @@ struct ChainState {
     len: Option<u64>,
 }
 
+/// A record waiting for the writer, and who waits for it to be durable.
+struct Job {
+    entry: AuditEntry,
+    reply: Option<tokio::sync::oneshot::Sender<Result<AuditRecord, AppendError>>>,
+}
+
 /// An open audit log; share it behind an `Arc`, every method takes `&self`.
 pub struct AuditLog {
+    chain: Arc<Chain>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The file and our view of its chain, used by the writer thread (and by `open`).
+struct Chain {
     path: PathBuf,
     redactor: Redactor,
     state: Mutex<ChainState>,
+    /// Successful `fdatasync`s of batches: with records, shows how much group commit shares.
+    syncs: AtomicU64,
 }
 
 impl fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuditLog")
-            .field("path", &self.path)
+            .field("path", &self.chain.path)
             .finish()
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued (a cancelled call's end
+        // record, say) and stop; waiting for it keeps those records from being lost at exit.
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -282,7 +482,7 @@ impl AuditLog {
                 path.display()
             )
         })?;
-        let log = AuditLog {
+        let chain = Arc::new(Chain {
             path,
             redactor,
             state: Mutex::new(ChainState {
@@ -291,26 +491,130 @@ impl AuditLog {
                 prev: GENESIS.to_string(),
                 len: None,
             }),
-        };
+            syncs: AtomicU64::new(0),
+        });
         {
-            let mut st = log.lock_state();
-            log.locked(&mut st, |st| log.catch_up(st))?;
+            let mut st = chain.lock_state();
+            chain.locked(&mut st, |st| chain.catch_up(st))?;
         }
-        Ok(log)
+        let (jobs, queue) = mpsc::channel();
+        let writer = {
+            let chain = chain.clone();
+            std::thread::Builder::new()
+                .name("infra-audit".into())
+                .spawn(move || chain.write_queue(queue))
+                .context("starting the audit writer thread")?
+        };
+        Ok(AuditLog {
+            chain,
+            jobs: Some(jobs),
+            writer: Some(writer),
+        })
     }
 
     /// The log's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.chain.path
     }
 
-    /// Appends one record (scrubbed through the redactor) and syncs it to disk before returning.
-    pub fn append(&self, entry: AuditEntry) -> Result<AuditRecord> {
-        let mut st = self.lock_state();
-        self.locked(&mut st, |st| {
-            self.catch_up(st)?;
-            self.write_record(st, entry)
-        })
+    /// Batches synced to disk since the log was opened (each covers one or more records).
+    pub fn syncs(&self) -> u64 {
+        self.chain.syncs.load(Ordering::Relaxed)
+    }
+
+    /// Queues one record; the receiver answers once it is durable.
+    fn enqueue(
+        &self,
+        entry: AuditEntry,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<AuditRecord, AppendError>>, AppendError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .as_ref()
+            .and_then(|jobs| {
+                jobs.send(Job {
+                    entry,
+                    reply: Some(reply),
+                })
+                .ok()
+            })
+            .ok_or_else(|| AppendError::writer_gone(&self.chain.path))?;
+        Ok(answer)
+    }
+
+    /// Appends one record (scrubbed through the redactor) and returns once it is on disk.
+    /// Blocks the thread: from async code use [`AuditLog::append_async`].
+    pub fn append(&self, entry: AuditEntry) -> Result<AuditRecord, AppendError> {
+        self.enqueue(entry)?
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(AppendError::writer_gone(&self.chain.path)))
+    }
+
+    /// Appends one record and resolves once it is on disk, sharing the sync with every record
+    /// appended meanwhile.
+    pub async fn append_async(&self, entry: AuditEntry) -> Result<AuditRecord, AppendError> {
+        self.enqueue(entry)?
+            .await
+            .unwrap_or_else(|_| Err(AppendError::writer_gone(&self.chain.path)))
+    }
+
+    /// Queues a record without waiting for it (for a `Drop`, which cannot wait); a failure to
+    /// write it is logged.
+    pub fn submit(&self, entry: AuditEntry) {
+        let queued = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job { entry, reply: None }).is_ok());
+        if !queued {
+            tracing::error!(log = %self.chain.path.display(), "the audit writer has stopped; a record was lost");
+        }
+    }
+}
+
+impl Chain {
+    /// The writer thread: appends whatever is queued as one batch with one sync, answers each
+    /// waiter, repeats until the log is dropped.
+    fn write_queue(&self, queue: mpsc::Receiver<Job>) {
+        while let Ok(first) = queue.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            let (entries, replies): (Vec<_>, Vec<_>) =
+                jobs.into_iter().map(|j| (j.entry, j.reply)).unzip();
+            let written = {
+                let mut st = self.lock_state();
+                self.locked(&mut st, |st| {
+                    self.catch_up(st)?;
+                    self.write_batch(st, entries)
+                })
+            };
+            match written {
+                Ok(records) => {
+                    for (record, reply) in records.into_iter().zip(replies) {
+                        if let Some(reply) = reply {
+                            let _ = reply.send(serde_json::from_value(record).map_err(|e| {
+                                AppendError {
+                                    cause: Cause::Io,
+                                    message: format!(
+                                        "cannot decode the audit record just written: {e}"
+                                    ),
+                                }
+                            }));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let err = AppendError::new(&self.path, &e);
+                    tracing::error!("could not append to the audit log: {err}");
+                    for reply in replies.into_iter().flatten() {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, ChainState> {
@@ -378,7 +682,7 @@ impl AuditLog {
                 torn.sha256,
                 torn.moved_to.display()
             ));
-            self.write_record(st, entry)?;
+            self.write_batch(st, vec![entry])?;
         }
         if let Some(before) = shrunk_from {
             tracing::warn!(log = %self.path.display(), before, now = len, "audit log shrank while open");
@@ -389,56 +693,66 @@ impl AuditLog {
                 "the audit log shrank from {before} to {len} bytes while infra had it open: records \
                  were removed from its end; compare it with a backup"
             ));
-            self.write_record(st, entry)?;
+            self.write_batch(st, vec![entry])?;
         }
         Ok(())
     }
 
-    fn write_record(&self, st: &mut ChainState, entry: AuditEntry) -> Result<AuditRecord> {
-        let mut value = serde_json::to_value(&entry).context("cannot encode an audit entry")?;
-        // The caller redacted the args already; secrets registered since, or hiding in an
-        // error message or event detail, are caught here, before anything is hashed.
-        self.redactor.scrub_value(&mut value);
-        let Value::Object(mut record) = value else {
-            bail!("an audit entry did not encode as a JSON object");
-        };
-        record.insert("seq".into(), json!(st.next_seq));
-        record.insert("time".into(), json!(now_rfc3339()));
-        record.insert("prev".into(), json!(st.prev));
-        let mut record = Value::Object(record);
-        let hash = record_hash(&record);
-        record["hash"] = json!(hash);
-        let mut line = canonical_json(&record);
-        line.push('\n');
-
+    /// Chains, writes and syncs `entries` as one unit: all of them are durable, or none is in
+    /// the file (a partial write is cut back off, so the next batch does not glue onto it).
+    fn write_batch(&self, st: &mut ChainState, entries: Vec<AuditEntry>) -> Result<Vec<Value>> {
+        let mut seq = st.next_seq;
+        let mut prev = st.prev.clone();
+        let mut text = String::new();
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut value = Value::Object(entry.fields()?);
+            // The caller redacted the args already; secrets registered since, or hiding in an
+            // error message or event detail, are caught here, before anything is hashed.
+            self.redactor.scrub_value(&mut value);
+            let Value::Object(mut record) = value else {
+                bail!("an audit entry did not encode as a JSON object");
+            };
+            record.insert("seq".into(), json!(seq));
+            record.insert("time".into(), json!(now_rfc3339()));
+            record.insert("prev".into(), json!(prev));
+            let mut record = Value::Object(record);
+            let hash = record_hash(&record);
+            record["hash"] = json!(hash);
+            text.push_str(&canonical_json(&record));
+            text.push('\n');
+            records.push(record);
+            seq += 1;
+            prev = hash;
+        }
         let before = st.len;
-        if let Err(e) = st
-            .file
-            .write_all(line.as_bytes())
-            .and_then(|()| st.file.flush())
-        {
-            // Take a partial line back off, so the next append does not glue onto it.
+        let undo = |st: &mut ChainState| {
             if let Some(len) = before {
                 let _ = st.file.set_len(len);
             }
             st.len = None;
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot append to audit log {}; check free space on its disk",
-                    self.path.display()
-                )
-            });
+        };
+        let written = st
+            .file
+            .write_all(text.as_bytes())
+            .and_then(|()| st.file.flush());
+        if let Err(e) = written {
+            undo(st);
+            return Err(e)
+                .with_context(|| format!("cannot append to audit log {}", self.path.display()));
         }
-        st.file.sync_data().with_context(|| {
-            format!(
-                "cannot sync audit log {} to disk; check its disk",
-                self.path.display()
-            )
-        })?;
-        st.len = before.map(|l| l + line.len() as u64);
-        st.next_seq += 1;
-        st.prev = hash;
-        serde_json::from_value(record).context("cannot decode the audit record just written")
+        if let Err(e) = st.file.sync_data() {
+            // The kernel may have dropped the pages it could not write: what is in the file
+            // now is unknown, so take the batch back off and report it as not written.
+            undo(st);
+            return Err(e)
+                .with_context(|| format!("cannot sync audit log {} to disk", self.path.display()));
+        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        st.len = before.map(|l| l + text.len() as u64);
+        st.next_seq = seq;
+        st.prev = prev;
+        Ok(records)
     }
 }
 
@@ -622,7 +936,32 @@ pub struct VerifyReport {
     pub first_broken: Option<Broken>,
     /// A torn last line: an interrupted write, not tampering.
     pub torn_tail: Option<TornTail>,
+    /// Calls with a begin record and no end record, oldest first: still running, or their
+    /// server was killed. Not tampering, and not counted against `ok`.
+    pub unended: Vec<Unended>,
 }
+
+/// A call that began and has no end record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unended {
+    /// The call's trace id.
+    pub trace_id: String,
+    /// The pairing id its end record would carry.
+    pub call_id: String,
+    /// The tool called.
+    pub tool: String,
+    /// The tool's action.
+    pub action: Option<String>,
+    /// The begin record's seq.
+    pub seq: Option<u64>,
+    /// Its 1-based line.
+    pub line: u64,
+    /// When it began.
+    pub time: String,
+}
+
+/// Unended calls a report names one by one; the rest are counted.
+const UNENDED_SHOWN: usize = 10;
 
 /// Where and how the chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -747,6 +1086,35 @@ impl fmt::Display for VerifyReport {
                 t.line, t.bytes
             )?;
         }
+        if !self.unended.is_empty() {
+            let n = self.unended.len();
+            let calls = if n == 1 { "call" } else { "calls" };
+            write!(
+                f,
+                "; {n} {calls} began and never ended — infra was killed during them, or they are \
+                 still running (this is not tampering; their effects may have happened without \
+                 a record of how they ended): "
+            )?;
+            for (i, u) in self.unended.iter().take(UNENDED_SHOWN).enumerate() {
+                let what = match &u.action {
+                    Some(a) => format!("{} {a}", u.tool),
+                    None => u.tool.clone(),
+                };
+                let at = match u.seq {
+                    Some(seq) => format!("record {seq}"),
+                    None => format!("line {}", u.line),
+                };
+                let sep = if i == 0 { "" } else { ", " };
+                write!(
+                    f,
+                    "{sep}trace {} ({what}, {at}, began {})",
+                    u.trace_id, u.time
+                )?;
+            }
+            if n > UNENDED_SHOWN {
+                write!(f, " and {} more", n - UNENDED_SHOWN)?;
+            }
+        }
         Ok(())
     }
 }
@@ -794,10 +1162,14 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
     // A seq that jumped ahead is a deletion unless the missing record turns up later.
     let mut looking_for: Option<u64> = None;
     let mut last_line_bad: Option<(u64, u64)> = None;
+    let mut open = Pairing::default();
     let torn = for_each_line(path, |line_no, bytes| {
         records += 1;
         last_line_bad = None;
         let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
+        if let Some(v) = &parsed {
+            open.see(line_no, v);
+        }
         if let (Some(want), Some(v)) = (looking_for, &parsed)
             && v.get("seq").and_then(Value::as_u64) == Some(want)
             && let Some(b) = first_broken.as_mut()
@@ -887,13 +1259,126 @@ pub fn verify(path: impl AsRef<Path>) -> Result<VerifyReport> {
         records -= 1;
         torn_tail = Some(TornTail { line, bytes });
     }
+    let unended = open
+        .into_unended()
+        .map(|(line, begin)| {
+            let s = |k: &str| begin.get(k).and_then(Value::as_str).map(str::to_string);
+            Unended {
+                trace_id: s("trace_id").unwrap_or_default(),
+                call_id: s("call_id").unwrap_or_default(),
+                tool: s("tool").unwrap_or_default(),
+                action: s("action"),
+                seq: begin.get("seq").and_then(Value::as_u64),
+                line,
+                time: s("time").unwrap_or_default(),
+            }
+        })
+        .collect();
     Ok(VerifyReport {
         path: path.to_path_buf(),
         records,
         ok: first_broken.is_none(),
         first_broken,
         torn_tail,
+        unended,
     })
+}
+
+/// Pairs begin records with their ends while the log is read, in order.
+#[derive(Default)]
+struct Pairing {
+    /// Begins waiting for their end, by call id: (line, record).
+    open: HashMap<String, (u64, Value)>,
+}
+
+impl Pairing {
+    /// Takes in one record; returns the begin that `v` ends, or `v` itself when it is not
+    /// part of a pair (a `call` record, an end whose begin is not in the log).
+    fn see(&mut self, line: u64, v: &Value) -> Option<Paired> {
+        let kind = v.get("kind").and_then(Value::as_str);
+        let id = v.get("call_id").and_then(Value::as_str);
+        match (kind, id) {
+            (Some("begin"), Some(id)) => {
+                self.open.insert(id.to_string(), (line, v.clone()));
+                None
+            }
+            (Some("end"), Some(id)) => Some(match self.open.remove(id) {
+                Some((_, begin)) => Paired::Ended(begin),
+                None => Paired::Alone,
+            }),
+            _ => Some(Paired::Alone),
+        }
+    }
+
+    /// The begins left without an end, oldest first: (line, record).
+    fn into_unended(self) -> impl Iterator<Item = (u64, Value)> {
+        let mut rest: Vec<(u64, Value)> = self.open.into_values().collect();
+        rest.sort_by_key(|(line, _)| *line);
+        rest.into_iter()
+    }
+}
+
+/// What a record completes, as [`Pairing::see`] tells it.
+enum Paired {
+    /// This end record closes that begin record.
+    Ended(Value),
+    /// The record stands for itself.
+    Alone,
+}
+
+/// The one entry [`list`] shows for a call: its begin with the end's fields added (`seq` and
+/// `time` are the begin's; `end_seq` and `end_time` the end's), or a begin alone with
+/// `outcome: "unended"`. Chain fields are left out: they belong to records, not to calls.
+fn call_view(begin: Value, end: Option<&Value>) -> Value {
+    let Value::Object(mut view) = begin else {
+        return begin;
+    };
+    for key in ["prev", "hash", "kind"] {
+        view.remove(key);
+    }
+    match end {
+        Some(end) => {
+            for key in ["outcome", "error", "events", "duration_ms", "artifacts"] {
+                if let Some(v) = end.get(key) {
+                    view.insert(key.into(), v.clone());
+                }
+            }
+            view.insert(
+                "end_seq".into(),
+                end.get("seq").cloned().unwrap_or(Value::Null),
+            );
+            view.insert(
+                "end_time".into(),
+                end.get("time").cloned().unwrap_or(Value::Null),
+            );
+        }
+        None => {
+            view.insert("outcome".into(), json!(Outcome::Unended.as_str()));
+        }
+    }
+    Value::Object(view)
+}
+
+/// Walks the log one call at a time (see [`call_view`]), calling `each(seq, entry)` with the
+/// seq that orders it (the begin's); ended calls come when their end is read, unended ones
+/// at the end. Lines that are not JSON are skipped; [`verify`] is the tool that reports them.
+fn for_each_call(path: &Path, mut each: impl FnMut(u64, Value)) -> Result<()> {
+    let mut pairing = Pairing::default();
+    let seq_of = |v: &Value| v.get("seq").and_then(Value::as_u64).unwrap_or(0);
+    for_each_line(path, |line, bytes| {
+        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+            return;
+        };
+        match pairing.see(line, &v) {
+            None => {}
+            Some(Paired::Ended(begin)) => each(seq_of(&begin), call_view(begin, Some(&v))),
+            Some(Paired::Alone) => each(seq_of(&v), v),
+        }
+    })?;
+    for (_, begin) in pairing.into_unended() {
+        each(seq_of(&begin), call_view(begin, None));
+    }
+    Ok(())
 }
 
 /// Which records [`list`] returns; every field that is set must match. Fields are strings as
@@ -972,25 +1457,24 @@ impl Matcher<'_> {
     }
 }
 
-/// Records matching `filter`, newest first, at most `limit`. Lines that are not JSON are
-/// skipped; [`verify`] is the tool that reports them.
+/// Calls matching `filter`, one entry per call (see [`call_view`]), newest first by when
+/// they began, at most `limit`.
 pub fn list(path: impl AsRef<Path>, filter: &Filter, limit: usize) -> Result<Vec<Value>> {
     let matcher = filter.matcher()?;
-    let mut found = VecDeque::with_capacity(limit.min(1024));
     if limit == 0 {
         return Ok(Vec::new());
     }
-    for_each_line(path.as_ref(), |_, bytes| {
-        if let Ok(v) = serde_json::from_slice::<Value>(bytes)
-            && matcher.matches(&v)
-        {
-            if found.len() == limit {
-                found.pop_front();
+    // Calls complete out of order; keeping the `limit` latest-begun bounds the memory.
+    let mut found: BTreeMap<u64, Value> = BTreeMap::new();
+    for_each_call(path.as_ref(), |seq, v| {
+        if matcher.matches(&v) {
+            found.insert(seq, v);
+            if found.len() > limit {
+                found.pop_first();
             }
-            found.push_back(v);
         }
     })?;
-    Ok(found.into_iter().rev().collect())
+    Ok(found.into_values().rev().collect())
 }
 
 /// The last `n` records, oldest first, as `tail` shows lines.
@@ -1000,18 +1484,16 @@ pub fn tail(path: impl AsRef<Path>, n: usize) -> Result<Vec<Value>> {
     Ok(newest_first)
 }
 
-/// Counts by tool and by outcome, denied capability events, total, first and last time.
+/// Counts of calls by tool and by outcome (`unended` included), denied capability events,
+/// total, first and last time.
 pub fn stats(path: impl AsRef<Path>) -> Result<Value> {
     let mut total = 0u64;
     let mut by_tool: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_outcome: BTreeMap<String, u64> = BTreeMap::new();
     let mut denied_events = 0u64;
-    let mut first_time: Option<String> = None;
-    let mut last_time: Option<String> = None;
-    for_each_line(path.as_ref(), |_, bytes| {
-        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
-            return;
-        };
+    let mut first_time: Option<(OffsetDateTime, String)> = None;
+    let mut last_time: Option<(OffsetDateTime, String)> = None;
+    for_each_call(path.as_ref(), |_, v| {
         total += 1;
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
         *by_tool.entry(s("tool")).or_default() += 1;
@@ -1021,9 +1503,19 @@ pub fn stats(path: impl AsRef<Path>) -> Result<Value> {
                 .filter(|e| e.get("decision").and_then(Value::as_str) == Some("deny"))
                 .count() as u64
         });
-        if let Some(t) = v.get("time").and_then(Value::as_str) {
-            first_time.get_or_insert_with(|| t.to_string());
-            last_time = Some(t.to_string());
+        for key in ["time", "end_time"] {
+            let Some(text) = v.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) else {
+                continue;
+            };
+            if first_time.as_ref().is_none_or(|(f, _)| t < *f) {
+                first_time = Some((t, text.to_string()));
+            }
+            if last_time.as_ref().is_none_or(|(l, _)| t > *l) {
+                last_time = Some((t, text.to_string()));
+            }
         }
     })?;
     Ok(json!({
@@ -1031,8 +1523,8 @@ pub fn stats(path: impl AsRef<Path>) -> Result<Value> {
         "by_tool": by_tool,
         "by_outcome": by_outcome,
         "denied_events": denied_events,
-        "first_time": first_time,
-        "last_time": last_time,
+        "first_time": first_time.map(|(_, t)| t),
+        "last_time": last_time.map(|(_, t)| t),
     }))
 }
 
@@ -1619,6 +2111,138 @@ mod tests {
                 .unwrap_err()
                 .contains("ok, error, denied, timeout")
         );
+    }
+
+    /// A begin and its end, as the router writes them.
+    fn call(log: &AuditLog, id: &str, trace: &str, outcome: Option<Outcome>) {
+        let mut begin = AuditEntry::begin(id, trace, "http");
+        begin.action = Some("request".into());
+        begin.args = json!({"url": "https://example.com/"});
+        let end = begin.end(outcome.unwrap_or(Outcome::Ok));
+        log.append(begin).unwrap();
+        if let Some(outcome) = outcome {
+            let mut end = end;
+            end.outcome = outcome.to_string();
+            end.events = vec![json!({"cap": "http", "decision": "deny", "target": "x"})];
+            end.duration_ms = 7;
+            log.append(end).unwrap();
+        }
+    }
+
+    #[test]
+    fn begin_and_end_records_carry_their_own_fields_and_pair_by_call_id() {
+        let dir = TempDir::new("pairs");
+        let path = dir.log();
+        let log = AuditLog::open(&path, Redactor::new()).unwrap();
+        call(&log, "c-1", "same-trace", Some(Outcome::Ok));
+        call(&log, "c-2", "same-trace", Some(Outcome::Denied));
+        let ls: Vec<Value> = lines(&path)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(ls[0]["kind"], "begin");
+        assert!(ls[0].get("outcome").is_none() && ls[0].get("events").is_none());
+        assert_eq!(ls[0]["args"]["url"], "https://example.com/");
+        assert_eq!(ls[1]["kind"], "end");
+        assert!(
+            ls[1].get("args").is_none(),
+            "the args are in the begin only"
+        );
+        assert_eq!(ls[1]["call_id"], "c-1");
+
+        // One entry per call, a reused trace id notwithstanding.
+        let all = list(&path, &Filter::default(), 10).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0]["call_id"], "c-2", "newest first");
+        assert_eq!(all[0]["outcome"], "denied");
+        assert_eq!(all[0]["seq"], 3);
+        assert_eq!(all[0]["end_seq"], 4);
+        assert_eq!(all[1]["args"]["url"], "https://example.com/");
+        assert_eq!(all[1]["events"][0]["cap"], "http");
+        let s = stats(&path).unwrap();
+        assert_eq!(s["total"], 2);
+        assert_eq!(s["by_outcome"]["ok"], 1);
+        assert_eq!(s["denied_events"], 2);
+        let r = verify(&path).unwrap();
+        assert!(r.ok && r.unended.is_empty(), "{r}");
+    }
+
+    #[test]
+    fn a_begin_without_an_end_is_named_by_verify_list_and_stats_without_breaking_the_chain() {
+        let dir = TempDir::new("unended");
+        let path = dir.log();
+        let log = AuditLog::open(&path, Redactor::new()).unwrap();
+        call(&log, "c-1", "done", Some(Outcome::Ok));
+        call(&log, "c-2", "killed-midway", None);
+        call(&log, "c-3", "done-later", Some(Outcome::Error));
+        let r = verify(&path).unwrap();
+        assert!(r.ok && r.first_broken.is_none(), "{r}");
+        assert_eq!(r.records, 5);
+        assert_eq!(r.unended.len(), 1);
+        assert_eq!(r.unended[0].trace_id, "killed-midway");
+        assert_eq!(r.unended[0].seq, Some(3));
+        let text = r.to_string();
+        assert!(text.contains("chain intact"), "{text}");
+        assert!(
+            text.contains("1 call began and never ended")
+                && text.contains("trace killed-midway (http request, record 3")
+                && text.contains("not tampering"),
+            "{text}"
+        );
+        let unended = Filter {
+            outcome: Some("unended".into()),
+            ..Default::default()
+        };
+        let found = list(&path, &unended, 10).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0]["trace_id"], "killed-midway");
+        assert_eq!(stats(&path).unwrap()["by_outcome"]["unended"], 1);
+    }
+
+    #[test]
+    fn concurrent_appenders_share_syncs() {
+        let dir = TempDir::new("group");
+        let path = dir.log();
+        let log = Arc::new(AuditLog::open(&path, Redactor::new()).unwrap());
+        let start = Arc::new(std::sync::Barrier::new(64));
+        let handles: Vec<_> = (0..64)
+            .map(|t| {
+                let (log, start) = (log.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..4 {
+                        let rec = log.append(entry(t * 10 + i)).unwrap();
+                        // Durable on return: the record is in the file already.
+                        assert!(
+                            std::fs::read_to_string(log.path())
+                                .unwrap()
+                                .contains(&rec.hash)
+                        );
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let r = verify(&path).unwrap();
+        assert!(r.ok, "{r}");
+        assert_eq!(r.records, 256);
+        assert!(
+            log.syncs() < 256,
+            "64 appenders at once share syncs: {} syncs for 256 records",
+            log.syncs()
+        );
+    }
+
+    #[test]
+    fn a_record_queued_by_submit_is_written_before_the_log_closes() {
+        let dir = TempDir::new("submit");
+        let path = dir.log();
+        let log = AuditLog::open(&path, Redactor::new()).unwrap();
+        log.submit(entry(1));
+        drop(log);
+        assert_eq!(verify(&path).unwrap().records, 1);
     }
 
     #[test]

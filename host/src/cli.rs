@@ -67,7 +67,8 @@ pub enum PluginsCommand {
 /// `infra audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Walk the hash chain; names the first broken record; exits non-zero when broken.
+    /// Walk the hash chain; names the first broken record and the calls that began and never
+    /// ended (a killed server); exits non-zero only when the chain is broken.
     Verify,
 }
 

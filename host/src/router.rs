@@ -1,7 +1,9 @@
 //! The router: every call from every front passes here. It resolves the tool, validates the
 //! arguments against the schema (bad input is an `isError` result that says what to fix, never
 //! a crash), runs a host tool or a plugin in a fresh sandbox, wraps the result in the common
-//! envelope, scrubs secrets, spills large output to an artifact and appends the audit record.
+//! envelope, scrubs secrets and spills large output to an artifact. The audit log brackets the
+//! call: its begin record is durable before the call may use any capability (else the call does
+//! not run), and a call whose end record cannot be written is not reported as a success.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use anyhow::Context;
 use serde_json::{Map, Value, json};
 
 use crate::artifacts::{ArtifactMeta, ArtifactStore};
-use crate::audit::{AuditEntry, AuditLog};
+use crate::audit::{AppendError, AuditEntry, AuditLog, Outcome};
 use crate::caps::{CallCtx, CapEvent, Shared};
 use crate::flags::Flags;
 use crate::policy::Policy;
@@ -169,24 +171,83 @@ impl Router {
                 self.refuse(name, source, reason);
                 continue;
             }
-            let ctx = self.call_ctx(
-                &name,
-                "describe",
-                "load".into(),
-                Duration::from_secs(10),
-                None,
-            );
-            match self
+            let ctx = self.describe_ctx(&name);
+            let events = ctx.events.clone();
+            let loaded = self
                 .runtime
                 .load(&wasm, manifest, source.clone(), ctx)
-                .await
-            {
+                .await;
+            self.audit_describe(&name, &wasm, &source, &events).await;
+            match loaded {
                 Ok(p) => match self.tool_clash(&p) {
                     Some(reason) => self.refuse(name, source, reason),
                     None => self.plugins.push(p),
                 },
                 Err(e) => self.refuse(name, source, format!("{e:#}")),
             }
+        }
+    }
+
+    /// The context a plugin's `describe` runs in: no grants and both flags off, whatever the
+    /// policy gives the plugin for its calls — listing tools needs no capability, and a
+    /// plugin must not be able to act at every start.
+    fn describe_ctx(&self, plugin: &str) -> CallCtx {
+        let nothing = Policy::load(
+            "",
+            "(describe): a plugin's describe export runs with no grants — use capabilities in \
+             tool calls only",
+        )
+        .expect("an empty policy is valid");
+        let shared = &self.shared;
+        let denying = Shared {
+            policy: Arc::new(nothing),
+            flags: Flags::SAFE,
+            profiles: shared.profiles.clone(),
+            redactor: shared.redactor.clone(),
+            artifacts: shared.artifacts.clone(),
+            http: Default::default(),
+            ssh: Default::default(),
+            postgres: Default::default(),
+            jobs: shared.jobs.clone(),
+        };
+        CallCtx {
+            plugin: plugin.into(),
+            trace_id: format!("describe-{}", new_trace_id()),
+            tool: "describe".into(),
+            deadline: Instant::now() + Duration::from_secs(10),
+            shared: Arc::new(denying),
+            events: Default::default(),
+            progress: None,
+        }
+    }
+
+    /// Records what a plugin's `describe` tried (every attempt was denied): one record per
+    /// start, only for plugins that tried something, so a plugin cannot probe unseen.
+    async fn audit_describe(
+        &self,
+        plugin: &str,
+        wasm: &[u8],
+        source: &str,
+        events: &Mutex<Vec<CapEvent>>,
+    ) {
+        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
+        if events.is_empty() {
+            return;
+        }
+        use sha2::Digest;
+        let mut entry = AuditEntry::new(&new_trace_id(), "plugins", Outcome::Denied);
+        entry.action = Some("describe".into());
+        entry.plugin = Some(plugin.into());
+        entry.plugin_sha256 = Some(hex::encode(sha2::Sha256::digest(wasm)));
+        entry.args = json!({ "source": source });
+        entry.events = events.iter().map(event_value).collect();
+        entry.error = Some(format!(
+            "plugin '{plugin}' tried to use capabilities while describing its tools; describe \
+             runs with no grants, so each attempt was denied — review the plugin"
+        ));
+        if let Err(e) = self.audit.append_async(entry).await {
+            // Nothing happened (every attempt was denied), so the start goes on.
+            tracing::error!(plugin, "could not audit what describe tried: {e}");
         }
     }
 
@@ -308,6 +369,8 @@ impl Router {
         tools
     }
 
+    /// Runs the tool; its capability events go into `events` as they happen, so that a call
+    /// cancelled midway still has the ones that already did.
     async fn run(
         &self,
         spec: &ToolSpec,
@@ -315,32 +378,28 @@ impl Router {
         trace_id: &str,
         timeout: Duration,
         progress: Option<crate::tool::ProgressFn>,
-    ) -> (Result<Value, Failure>, Vec<CapEvent>) {
+        events: Events,
+    ) -> Result<Value, Failure> {
         let Some(plugin_name) = &spec.plugin else {
-            let host = host_tools::HostCall::new(trace_id, timeout, progress);
-            let result = host_tools::call(self, &spec.name, args, &host).await;
-            let events =
-                std::mem::take(&mut *host.events.lock().unwrap_or_else(|p| p.into_inner()));
-            return (result, events);
+            let mut host = host_tools::HostCall::new(trace_id, timeout, progress);
+            host.events = events;
+            return host_tools::call(self, &spec.name, args, &host).await;
         };
         let Some(plugin) = self
             .plugins
             .iter()
             .find(|p| &p.manifest.name == plugin_name)
         else {
-            return (
-                Err(Failure::new(
-                    "failed",
-                    format!("plugin '{plugin_name}' is not loaded"),
-                )),
-                Vec::new(),
-            );
+            return Err(Failure::new(
+                "failed",
+                format!("plugin '{plugin_name}' is not loaded"),
+            ));
         };
         // Refused at once when full, before any capability is touched: an agent that fires calls
         // faster than they finish gets told, rather than queueing without bound.
         let _ticket = match self.admission.admit(plugin_name) {
             Ok(t) => t,
-            Err(busy) => return (Err(Failure::new("busy", busy.to_string())), Vec::new()),
+            Err(busy) => return Err(Failure::new("busy", busy.to_string())),
         };
         let policy = &self.shared.policy;
         let limits = CallLimits {
@@ -348,20 +407,19 @@ impl Router {
             memory_bytes: policy.memory_mib(plugin_name) << 20,
             output_bytes: policy.limits().output_bytes as usize,
         };
-        let ctx = self.call_ctx(
+        let mut ctx = self.call_ctx(
             plugin_name,
             &spec.name,
             trace_id.to_string(),
             timeout,
             progress,
         );
-        let events = ctx.events.clone();
+        ctx.events = events;
         let result = self
             .runtime
             .call(plugin, &spec.name, &args.to_string(), ctx, limits)
             .await;
-        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
-        let result = match result {
+        match result {
             Ok(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
                 Failure::new(
                     "failed",
@@ -381,8 +439,7 @@ impl Router {
             }),
             Err(e @ CallError::Timeout(_)) => Err(Failure::new("timeout", e.to_string())),
             Err(e) => Err(Failure::new("failed", e.to_string())),
-        };
-        (result, events)
+        }
     }
 }
 
@@ -407,25 +464,13 @@ impl Dispatch for Router {
             .and_then(Value::as_str)
             .map(str::to_string);
         let tool_name = validate::tool_alias(&request.tool).to_string();
-        // If the client cancels, this future is dropped mid-call: the guard still audits it.
-        let mut unfinished = Unfinished {
-            audit: self.audit.clone(),
-            entry: Some(AuditEntry {
-                action: action.clone(),
-                args: args.clone(),
-                error: Some("cancelled by the client before it finished".into()),
-                ..AuditEntry::new(&trace_id, &tool_name, crate::audit::Outcome::Error)
-            }),
-            started,
-        };
         let tools = &self.tools;
         let spec = tools.iter().find(|t| t.name == tool_name);
-        let mut events = Vec::new();
-        let mut plugin = None;
-        let result = match spec {
+        // Everything that needs no capability is settled before the begin record, so that it
+        // shows the arguments the call runs with.
+        let prepared = match spec {
             None => Err(unknown_tool(&request.tool, tools)),
             Some(spec) => {
-                plugin = spec.plugin.clone();
                 validate::apply_aliases(&mut args);
                 match validate::validate_args(&spec.name, &spec.input_schema, &args) {
                     Err(e) => Err(Failure::invalid(e.field.clone(), e.message.clone())),
@@ -435,30 +480,165 @@ impl Dispatch for Router {
                             o.remove("trace_id");
                             o.insert("timeout_ms".into(), json!(timeout.as_millis() as u64));
                         }
-                        let (r, ev) = self
-                            .run(
-                                spec,
-                                args.clone(),
-                                &trace_id,
-                                timeout,
-                                request.progress.clone(),
-                            )
-                            .await;
-                        events = ev;
-                        r
+                        Ok((spec, timeout))
                     }
                 }
             }
         };
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let plugin = spec.and_then(|s| s.plugin.clone());
+        let mut begin = AuditEntry::begin(&new_call_id(), &trace_id, &tool_name);
+        begin.action = action.clone();
+        begin.plugin_sha256 = plugin
+            .as_ref()
+            .and_then(|n| self.plugins.iter().find(|p| &p.manifest.name == n))
+            .map(|p| p.sha256.clone());
+        begin.plugin = plugin;
+        // The audit log scrubs secret values and secret-named fields itself.
+        begin.args = args.clone();
+        let events = Events::default();
+        // If the client cancels, this future is dropped mid-call: the guard still writes the
+        // end record, with the capability events that already happened. It is armed before
+        // the begin is awaited: the writer keeps queue order, so the end lands after it.
+        let mut unfinished = Unfinished {
+            audit: self.audit.clone(),
+            end: Some(begin.end(Outcome::Error)),
+            events: events.clone(),
+            started,
+        };
+        if let Err(e) = self.audit.append_async(begin).await {
+            unfinished.disarm();
+            let failure = Failure {
+                detail: Some(json!({"audit": "begin-not-written", "cause": e.cause})),
+                ..Failure::new(
+                    "failed",
+                    format!(
+                        "the call was not run: its begin record could not be written to the \
+                         audit log, and infra runs nothing it cannot record. {e}; then call again"
+                    ),
+                )
+            };
+            let (output, _, _) =
+                self.envelope(Err(failure), &tool_name, &action, &trace_id, started);
+            return CallResult {
+                is_error: true,
+                output,
+            };
+        }
+        let result = match prepared {
+            Err(f) => Err(f),
+            Ok((spec, timeout)) => {
+                self.run(
+                    spec,
+                    args,
+                    &trace_id,
+                    timeout,
+                    request.progress.clone(),
+                    events.clone(),
+                )
+                .await
+            }
+        };
+        let is_error = result.is_err();
+        let (mut output, outcome, error) =
+            self.envelope(result, &tool_name, &action, &trace_id, started);
+        let mut artifacts: Vec<String> = collect_artifacts(&output);
+        if let Some(spilled) = self.spill(&mut output, &tool_name, &trace_id).await {
+            artifacts.push(spilled);
+        }
+        if !artifacts.is_empty() {
+            output["artifacts"] = json!(artifacts);
+        }
+        let mut end = unfinished.finish(outcome);
+        end.error = error;
+        end.artifacts = artifacts;
+        match self.audit.append_async(end).await {
+            Ok(_) => CallResult { is_error, output },
+            Err(e) => CallResult {
+                is_error: true,
+                output: self
+                    .unrecorded_end(output, outcome, &e, &tool_name, &action, &trace_id, started),
+            },
+        }
+    }
+}
+
+/// Where a call's capability events collect as they happen.
+type Events = Arc<Mutex<Vec<CapEvent>>>;
+
+/// A capability event as the audit record holds it.
+fn event_value(e: &CapEvent) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+/// The end record of a call still under way; if the call's future is dropped (a cancelled
+/// request), dropping this writes it with the events so far.
+struct Unfinished {
+    audit: Arc<AuditLog>,
+    end: Option<AuditEntry>,
+    events: Events,
+    started: Instant,
+}
+
+impl Unfinished {
+    /// The call ended on its own: its end record, with the events and duration filled in.
+    fn finish(&mut self, outcome: Outcome) -> AuditEntry {
+        let mut end = self.take();
+        end.outcome = outcome.as_str().into();
+        end
+    }
+
+    /// Nothing to record: the call never began.
+    fn disarm(&mut self) {
+        self.end = None;
+    }
+
+    fn take(&mut self) -> AuditEntry {
+        let mut end = self
+            .end
+            .take()
+            .expect("an unfinished call ends once, before it is dropped");
+        end.events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(event_value)
+            .collect();
+        end.duration_ms = self.started.elapsed().as_millis() as u64;
+        end
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.end.is_some() {
+            let mut end = self.take();
+            end.error = Some("cancelled by the client before it finished".into());
+            // A drop cannot wait for the disk; the writer logs a failure to write it.
+            self.audit.submit(end);
+        }
+    }
+}
+
+impl Router {
+    /// The common envelope around a tool's result or failure, scrubbed: with the outcome and
+    /// the error message for the audit record.
+    fn envelope(
+        &self,
+        result: Result<Value, Failure>,
+        tool: &str,
+        action: &Option<String>,
+        trace_id: &str,
+        started: Instant,
+    ) -> (Value, Outcome, Option<String>) {
         let is_error = result.is_err();
         let (mut output, outcome, error) = match result {
-            Ok(v) => (v, "ok", None),
+            Ok(v) => (v, Outcome::Ok, None),
             Err(f) => {
                 let outcome = match f.kind.as_str() {
-                    "denied" => "denied",
-                    "timeout" => "timeout",
-                    _ => "error",
+                    "denied" => Outcome::Denied,
+                    "timeout" => Outcome::Timeout,
+                    _ => Outcome::Error,
                 };
                 let mut err = json!({"kind": f.kind, "message": f.message});
                 if let Some(field) = f.field {
@@ -476,68 +656,50 @@ impl Dispatch for Router {
         }
         let obj = output.as_object_mut().expect("made an object above");
         obj.insert("ok".into(), json!(!is_error));
-        obj.insert("tool".into(), json!(tool_name));
-        if let Some(a) = &action {
+        obj.insert("tool".into(), json!(tool));
+        if let Some(a) = action {
             obj.insert("action".into(), json!(a));
         }
-        obj.insert("duration_ms".into(), json!(duration_ms));
+        obj.insert(
+            "duration_ms".into(),
+            json!(started.elapsed().as_millis() as u64),
+        );
         obj.insert("trace_id".into(), json!(trace_id));
         self.shared.redactor.scrub_value(&mut output);
-        let mut artifacts: Vec<String> = collect_artifacts(&output);
-        if let Some(spilled) = self.spill(&mut output, &tool_name, &trace_id).await {
-            artifacts.push(spilled);
-        }
-        if !artifacts.is_empty() {
-            output["artifacts"] = json!(artifacts);
-        }
-        let plugin_sha = plugin
-            .as_ref()
-            .and_then(|n| self.plugins.iter().find(|p| &p.manifest.name == n))
-            .map(|p| p.sha256.clone());
-        let entry = AuditEntry {
-            trace_id: trace_id.clone(),
-            tool: tool_name.clone(),
-            action,
-            plugin,
-            plugin_sha256: plugin_sha,
-            // The audit log scrubs secret values and secret-named fields itself.
-            args: args.clone(),
-            events: events
-                .iter()
-                .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-                .collect(),
-            outcome: outcome.to_string(),
-            error,
-            duration_ms,
-            artifacts,
-        };
-        unfinished.entry = None;
-        // An append waits for the disk (flock + sync_data, ~1 ms): keep it off the async threads.
-        let audit = self.audit.clone();
-        match tokio::task::spawn_blocking(move || audit.append(entry)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("could not append to the audit log: {e:#}"),
-            Err(e) => tracing::error!("the audit append task failed: {e}"),
-        }
-        CallResult { is_error, output }
+        (output, outcome, error)
     }
-}
 
-/// Audits a call whose future was dropped before it finished (a cancelled request).
-struct Unfinished {
-    audit: Arc<AuditLog>,
-    entry: Option<AuditEntry>,
-    started: Instant,
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if let Some(mut entry) = self.entry.take() {
-            entry.duration_ms = self.started.elapsed().as_millis() as u64;
-            if let Err(e) = self.audit.append(entry) {
-                tracing::error!("could not audit a cancelled call: {e:#}");
-            }
+    /// What the agent gets when a call ran but its end record could not be written: not the
+    /// result (an unrecorded success must not pass for a recorded one), but what happened.
+    #[allow(clippy::too_many_arguments)]
+    fn unrecorded_end(
+        &self,
+        output: Value,
+        outcome: Outcome,
+        e: &AppendError,
+        tool: &str,
+        action: &Option<String>,
+        trace_id: &str,
+        started: Instant,
+    ) -> Value {
+        let mut detail = json!({"audit": "end-not-written", "cause": e.cause, "outcome": outcome});
+        if let Some(a) = output.get("artifacts") {
+            detail["artifacts"] = a.clone();
         }
+        let failure = Failure {
+            detail: Some(detail),
+            ..Failure::new(
+                "failed",
+                format!(
+                    "the call ran (it ended '{outcome}') but its end record could not be written \
+                     to the audit log, so its result is withheld: its effects happened and its \
+                     begin record (trace {trace_id}) is in the log, how it ended is not. {e}; \
+                     then run `infra audit verify`, and check the effects before calling again"
+                ),
+            )
+        };
+        self.envelope(Err(failure), tool, action, trace_id, started)
+            .0
     }
 }
 
@@ -661,6 +823,11 @@ fn collect_artifacts(v: &Value) -> Vec<String> {
 /// A new random trace id.
 pub fn new_trace_id() -> String {
     format!("t-{:016x}", rand::random::<u64>())
+}
+
+/// A new id pairing a call's begin and end records (the agent may reuse trace ids).
+fn new_call_id() -> String {
+    format!("c-{:032x}", rand::random::<u128>())
 }
 
 /// Adds `timeout_ms` and `trace_id` to a tool's input schema (to every branch of a `oneOf`).

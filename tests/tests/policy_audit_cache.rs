@@ -5,6 +5,8 @@
 use std::process::Output;
 
 use infra::fixture_server::FixtureServer;
+use std::sync::Arc;
+
 use infra_tests::{Home, test_plugin};
 use serde_json::{Value, json};
 
@@ -645,4 +647,600 @@ fn a_plugin_whose_tool_name_is_taken_is_refused_not_shadowed() {
     assert!(r.contains("'hostile'") && r.contains("rename"), "{r}");
     let r = reason("httpish").expect("httpish is refused");
     assert!(r.contains("'http'") && r.contains("plugin 'http'"), "{r}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit: begin and end records, describe, cancellation, faults
+// ---------------------------------------------------------------------------------------------
+
+/// Every record of the audit log in `dir` (a torn last line left out).
+fn records_in(dir: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The records of `kind` for `trace_id`.
+fn records_of<'a>(records: &'a [Value], kind: &str, trace_id: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| r["kind"] == kind && r["trace_id"] == trace_id)
+        .collect()
+}
+
+/// `infra audit verify` on the state directory at `dir`: (success, stdout + stderr).
+fn verify_dir(home: &Home, dir: &std::path::Path) -> (bool, String) {
+    let out = home
+        .command()
+        .env("INFRA_HOME", dir)
+        .args(["audit", "verify"])
+        .output()
+        .expect("run infra audit verify");
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// Polls `done` every 20 ms for up to a minute (two busy cores); panics with `what` after.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// A call leaves a begin record before it runs and an end record after, paired by `call_id`;
+/// `audit list` shows them as one entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_bracketed_by_a_begin_and_an_end_record() {
+    let fixture = FixtureServer::start().await.expect("fixture server");
+    let home = Home::new();
+    home.policy("[plugin.http.http]\nhosts = [\"*\"]\n");
+    let url = format!("{}/hello", fixture.base_url());
+    let (is_error, out, stderr) = home.call(
+        "http",
+        &json!({"action": "request", "url": url, "trace_id": "bracketed"}),
+    );
+    assert!(!is_error, "{out:#}\n{stderr}");
+    let records = records_in(home.path());
+    let begin = records_of(&records, "begin", "bracketed");
+    let end = records_of(&records, "end", "bracketed");
+    assert_eq!((begin.len(), end.len()), (1, 1), "{records:#?}");
+    let (begin, end) = (begin[0], end[0]);
+    assert_eq!(begin["call_id"], end["call_id"]);
+    assert!(begin["seq"].as_u64() < end["seq"].as_u64());
+    assert_eq!(begin["args"]["url"], url, "the begin holds the arguments");
+    assert!(begin["plugin_sha256"].is_string());
+    assert_eq!(end["outcome"], "ok");
+    assert_eq!(end["events"][0]["cap"], "http", "the end holds the events");
+
+    let (_, listed, _) = home.call("audit", &json!({"action": "list", "trace": "bracketed"}));
+    let calls = listed["records"].as_array().expect("records");
+    assert_eq!(calls.len(), 1, "one entry per call: {listed:#}");
+    assert_eq!(calls[0]["outcome"], "ok");
+    assert_eq!(calls[0]["args"]["url"], url);
+    assert_eq!(calls[0]["events"][0]["cap"], "http");
+}
+
+/// A plugin's `describe` runs at every start. The hostile plugin's tries to log, to reach an
+/// http host and to read a secret, all of which its policy grants to its calls: each attempt is
+/// denied, and the attempts are in the audit log.
+#[test]
+fn describe_runs_with_no_grants_and_its_attempts_are_audited() {
+    let home = Home::new();
+    home.policy(
+        "[plugin.hostile.log]\n\n[plugin.hostile.http]\nhosts = [\"*\"]\n\n\
+         [plugin.hostile.secrets]\nnames = [\"env:HOSTILE_DESCRIBE_CANARY\"]\n",
+    )
+    .install_plugin("hostile", &test_plugin("hostile"), HOSTILE_MANIFEST);
+    let out = home
+        .command()
+        .env("INFRA_ALLOW_SECRET_EXPORT", "1")
+        .env("HOSTILE_DESCRIBE_CANARY", "describe-canary-value")
+        .arg("plugins")
+        .output()
+        .expect("run infra plugins");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{}\n{stderr}", text(&out.stdout));
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        listed.to_string().contains("\"hostile\""),
+        "the plugin still loads: {listed:#}"
+    );
+    assert!(
+        !stderr.contains("describe used the log capability")
+            && !stderr.contains("describe read a secret"),
+        "describe must not log nor read a secret: {stderr}"
+    );
+    let records = records_in(home.path());
+    let described: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"] == "describe" && r["plugin"] == "hostile")
+        .collect();
+    assert_eq!(
+        described.len(),
+        1,
+        "one record of what describe tried: {records:#?}"
+    );
+    let events = described[0]["events"].as_array().expect("events");
+    for cap in ["log", "http", "secrets"] {
+        let ev = events
+            .iter()
+            .find(|e| e["cap"] == cap)
+            .unwrap_or_else(|| panic!("no {cap} event in {events:#?}"));
+        assert_eq!(ev["decision"], "deny", "{cap} is denied: {ev}");
+    }
+    assert_eq!(described[0]["outcome"], "denied");
+    assert!(
+        !String::from_utf8_lossy(&home.all_bytes()).contains("describe-canary-value"),
+        "the secret is nowhere in the state directory"
+    );
+    let (ok, report) = verify_dir(&home, home.path());
+    assert!(ok, "{report}");
+}
+
+/// A loopback HTTP server that holds requests to `/held` until released: `arrived` fires
+/// when one comes in, `release` lets every held request have its answer. Any other path answers
+/// at once with a `Link` to `/held` (a first page whose next page hangs).
+struct HeldServer {
+    base: String,
+    arrived: tokio::sync::mpsc::UnboundedReceiver<()>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl HeldServer {
+    async fn start() -> HeldServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, arrived) = tokio::sync::mpsc::unbounded_channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let link = format!("<{base}/held>; rel=\"next\"");
+        let gate = release.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (tx, link, gate) = (tx.clone(), link.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let held = String::from_utf8_lossy(&head).starts_with("GET /held");
+                    if held {
+                        let released = gate.notified();
+                        let _ = tx.send(());
+                        released.await;
+                    }
+                    let body = "[1,2]";
+                    let link = if held {
+                        String::new()
+                    } else {
+                        format!("link: {link}\r\n")
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{link}\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        HeldServer {
+            base,
+            arrived,
+            release,
+        }
+    }
+}
+
+/// A call the client cancels after it used a capability: its end record says so and keeps
+/// the capability events that already happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_call_keeps_its_capability_events() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    let mut held = HeldServer::start().await;
+    let home = Home::new();
+    home.policy("[plugin.http.http]\nhosts = [\"*\"]\n");
+    let server = home.mcp().await;
+    let args = json!({"action": "paginate", "url": format!("{}/page1", held.base),
+                      "trace_id": "cancel-me", "timeout_ms": 120000});
+    let params = CallToolRequestParams::new("http")
+        .with_arguments(args.as_object().expect("object").clone());
+    let handle = server
+        .client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .expect("send the call");
+    held.arrived
+        .recv()
+        .await
+        .expect("the second page is asked for");
+    handle
+        .cancel(Some("the test cancels".into()))
+        .await
+        .expect("cancel");
+    // The record that says how the call ended (whatever its kind) names the cancellation.
+    let says_cancelled = |r: &&Value| {
+        r["trace_id"] == "cancel-me" && r["error"].as_str().is_some_and(|e| e.contains("cancelled"))
+    };
+    wait_for("the record of the cancelled call's end", || {
+        records_in(home.path()).iter().any(|r| says_cancelled(&r))
+    })
+    .await;
+    let records = records_in(home.path());
+    let end = records
+        .iter()
+        .find(says_cancelled)
+        .expect("found above")
+        .clone();
+    let events = end["events"].as_array().expect("events");
+    let page1 = held.base.trim_start_matches("http://");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["cap"] == "http" && e["decision"] == "allow" && e["target"] == page1),
+        "the first page's request is in the end record: {end:#}"
+    );
+    assert_eq!(end["kind"], "end", "{end:#}");
+    let (is_error, report) = server.call("audit", json!({"action": "verify"})).await;
+    assert!(!is_error && report["valid"] == true, "{report:#}");
+    // The verify call itself is under way, so it is the one unended call.
+    let unended = report["detail"]["unended"].as_array().expect("unended");
+    assert!(
+        unended.iter().all(|u| u["trace_id"] != "cancel-me"),
+        "{report:#}"
+    );
+    server.close().await;
+}
+
+/// A raw MCP session over stdio, so that the test holds the server's process.
+struct RawServer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl RawServer {
+    fn start(home: &Home) -> RawServer {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = home
+            .command()
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn infra serve");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut server = RawServer {
+            child,
+            stdin,
+            lines,
+        };
+        server.send(
+            &json!({"jsonrpc": "2.0", "id": "init", "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}),
+        );
+        let answer = server.next().expect("an answer to initialize");
+        assert!(answer["result"].is_object(), "{answer}");
+        server.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        server
+    }
+
+    fn send(&mut self, message: &Value) {
+        use std::io::Write;
+        writeln!(self.stdin, "{message}").expect("write to infra serve");
+    }
+
+    /// The next message, or `None` once the server's stdout is closed.
+    fn next(&self) -> Option<Value> {
+        let line = self
+            .lines
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .ok()?;
+        Some(serde_json::from_str(&line).expect("JSON-RPC line"))
+    }
+}
+
+/// infra killed with SIGKILL in the middle of a burst of calls: the log verifies (a torn last
+/// line is named, not called tampering), every call whose answer the client got is in it with
+/// its end, and the calls cut off are named by trace id as begun and never ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_leaves_a_log_that_verifies_and_names_the_cut_calls() {
+    let fixture = FixtureServer::start().await.expect("fixture server");
+    let home = Home::new();
+    home.policy("[plugin.http.http]\nhosts = [\"*\"]\n");
+    let mut server = RawServer::start(&home);
+    let url = format!("{}/hello", fixture.base_url());
+    const CALLS: usize = 60;
+    for i in 0..CALLS {
+        server.send(
+            &json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {
+            "name": "http", "arguments": {"action": "request", "url": url,
+                                          "trace_id": format!("burst-{i}")}}}),
+        );
+    }
+    let mut answered = Vec::new();
+    while answered.len() < 8 {
+        let msg = server.next().expect("answers before the kill");
+        if let Some(id) = msg["id"].as_u64() {
+            answered.push(id);
+        }
+    }
+    server.child.kill().expect("SIGKILL infra serve");
+    server.child.wait().expect("reap");
+    // Answers already in the pipe were received too.
+    while let Some(msg) = server.next() {
+        if let Some(id) = msg["id"].as_u64() {
+            answered.push(id);
+        }
+    }
+    assert!(
+        answered.len() < CALLS,
+        "the kill came before the burst ended"
+    );
+
+    let (ok, report) = verify_dir(&home, home.path());
+    eprintln!("after SIGKILL, {} answers: {report}", answered.len());
+    assert!(ok, "a killed server leaves a log that verifies: {report}");
+    let records = records_in(home.path());
+    for id in &answered {
+        let trace = format!("burst-{id}");
+        assert_eq!(
+            (
+                records_of(&records, "begin", &trace).len(),
+                records_of(&records, "end", &trace).len()
+            ),
+            (1, 1),
+            "the answered call {trace} is in the log with its end: {report}"
+        );
+    }
+    let ended: Vec<&Value> = records.iter().filter(|r| r["kind"] == "end").collect();
+    let unended: Vec<&str> = records
+        .iter()
+        .filter(|r| r["kind"] == "begin")
+        .filter(|b| !ended.iter().any(|e| e["call_id"] == b["call_id"]))
+        .map(|b| b["trace_id"].as_str().expect("trace id"))
+        .collect();
+    if let Some(first) = unended.first() {
+        assert!(
+            report.contains(&format!("{} call", unended.len()))
+                && report.contains("began and never ended")
+                && report.contains(first),
+            "the cut calls are named ({unended:?}): {report}"
+        );
+    }
+    assert!(
+        !report.contains("altered") && !report.contains("deleted"),
+        "{report}"
+    );
+    // The next start continues the chain.
+    let (is_error, out, stderr) = home.call("plugins", &json!({"action": "list"}));
+    assert!(!is_error, "{out:#}\n{stderr}");
+    let (ok, report) = verify_dir(&home, home.path());
+    assert!(ok && !report.contains("torn"), "{report}");
+}
+
+/// Two servers appending to one log at once: one intact chain with every call's two records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_appending_to_one_log_keep_one_chain() {
+    let home = Home::new();
+    let (a, b) = (home.mcp().await, home.mcp().await);
+    const EACH: usize = 20;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (server, tag) in [(&a, "a"), (&b, "b")] {
+        for i in 0..EACH {
+            let peer = server.client.peer().clone();
+            let args = json!({"action": "list", "trace_id": format!("{tag}-{i}")});
+            tasks.spawn(async move { infra_tests::call_tool(&peer, "plugins", args).await });
+        }
+    }
+    while let Some(result) = tasks.join_next().await {
+        let result = result.expect("call task");
+        assert_ne!(result.is_error, Some(true), "{result:?}");
+    }
+    a.close().await;
+    b.close().await;
+    let (ok, report) = verify_dir(&home, home.path());
+    assert!(ok && !report.contains("never ended"), "{report}");
+    let records = records_in(home.path());
+    for tag in ["a", "b"] {
+        for i in 0..EACH {
+            let trace = format!("{tag}-{i}");
+            assert_eq!(
+                (
+                    records_of(&records, "begin", &trace).len(),
+                    records_of(&records, "end", &trace).len()
+                ),
+                (1, 1),
+                "{trace}: {report}"
+            );
+        }
+    }
+}
+
+/// A tmpfs of 1 MiB mounted for the test, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` when this user may not mount (the test says so and checks nothing).
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(SmallDisk { dir }),
+            _ => None,
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Writes a filler file until the disk is full, to the last byte.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path().join("filler")).expect("filler");
+        for chunk in [64 * 1024, 1] {
+            let bytes = vec![0u8; chunk];
+            while f.write_all(&bytes).and_then(|()| f.flush()).is_ok() {}
+        }
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).expect("remove filler");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The state directory on a full disk: a call is refused before it does anything, saying the
+/// disk is full and where; a call whose end cannot be written is not reported as a success;
+/// the log is not corrupted and verifies once space is freed, naming the call left unended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_calls_before_they_act_and_never_reports_an_unrecorded_success() {
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!(
+            "SKIPPED: mounting a tmpfs needs root (mount -t tmpfs); run the suite as root to check a full disk"
+        );
+        return;
+    };
+    let state = disk.path().to_path_buf();
+    let fixture = FixtureServer::start().await.expect("fixture server");
+    let home = Home::new();
+    std::fs::write(
+        state.join("policy.toml"),
+        "[plugin.http.http]\nhosts = [\"*\"]\n",
+    )
+    .expect("policy");
+    let in_state = |c: &mut std::process::Command| {
+        c.env("INFRA_HOME", &state);
+    };
+    let hello = |trace: &str| json!({"action": "request", "url": format!("{}/hello", fixture.base_url()), "trace_id": trace});
+    let (is_error, out, stderr) = home.call_with("http", &hello("warm"), in_state);
+    assert!(!is_error, "{out:#}\n{stderr}");
+
+    // A call begun while there is space, ending after the disk filled up. Its trace id is
+    // long, so that its end record is larger than any begin refused below.
+    let long_trace = format!("ends-on-a-full-disk-{}", "x".repeat(400));
+    let mut held = HeldServer::start().await;
+    let server = home
+        .mcp_with(|c| {
+            c.env("INFRA_HOME", &state);
+        })
+        .await;
+    let held_call = {
+        let peer = server.client.peer().clone();
+        let args = json!({"action": "request", "url": format!("{}/held", held.base),
+                          "trace_id": long_trace});
+        tokio::spawn(async move { infra_tests::call_tool(&peer, "http", args).await })
+    };
+    held.arrived.recv().await.expect("the held request arrives");
+    disk.fill();
+
+    // The log's last page may still have room for a record or two: calls go on until one is
+    // refused. That one did nothing.
+    let log = state.join("audit.jsonl").display().to_string();
+    let mut refused = None;
+    for i in 0..50 {
+        let trace = format!("p{i}");
+        let before = fixture.seen().len();
+        let (is_error, out, _) = home.call_with("http", &hello(&trace), in_state);
+        match out["error"]["detail"]["audit"].as_str() {
+            Some("begin-not-written") => {
+                assert!(is_error);
+                assert_eq!(
+                    fixture.seen().len(),
+                    before,
+                    "the refused call sent nothing"
+                );
+                refused = Some((trace, out));
+                break;
+            }
+            Some("end-not-written") => assert!(is_error, "{out:#}"),
+            _ => assert!(!is_error, "{out:#}"),
+        }
+    }
+    let (refused, out) = refused.expect("a call on a full disk is refused");
+    let message = infra_tests::text(&out, "/error/message");
+    assert!(
+        message.contains("not run") && message.contains("full") && message.contains(&log),
+        "the refusal says why and where: {message}"
+    );
+    assert_eq!(out["error"]["detail"]["cause"], "disk-full", "{out:#}");
+    let (ok, report) = verify_dir(&home, &state);
+    assert!(ok, "a full disk does not corrupt the log: {report}");
+
+    // The held call now ends: its end record cannot be written, so it is no success.
+    held.release.notify_waiters();
+    let result = held_call.await.expect("the held call answers");
+    let out = result.structured_content.clone().expect("structured");
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "an unrecorded end is not a success: {out:#}"
+    );
+    assert_eq!(
+        out["error"]["detail"]["audit"], "end-not-written",
+        "{out:#}"
+    );
+    let message = infra_tests::text(&out, "/error/message");
+    assert!(
+        message.contains("the call ran") && message.contains("full"),
+        "it says the effect happened and why it is not recorded: {message}"
+    );
+    server.close().await;
+
+    disk.free();
+    let (ok, report) = verify_dir(&home, &state);
+    assert!(ok, "the log verifies after space is freed: {report}");
+    assert!(
+        report.contains(&long_trace) && report.contains("began and never ended"),
+        "verify names the call whose end was lost: {report}"
+    );
+    let (is_error, out, stderr) = home.call_with("http", &hello("after"), in_state);
+    assert!(!is_error, "calls work again: {out:#}\n{stderr}");
+    let records = records_in(&state);
+    assert!(records_of(&records, "begin", &refused).is_empty());
+    assert_eq!(records_of(&records, "end", "after").len(), 1);
 }

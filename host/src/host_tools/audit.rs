@@ -7,17 +7,18 @@ use serde_json::{Value, json};
 use crate::audit::{self, Filter};
 use crate::router::{Failure, Router};
 
-pub const DESCRIPTION: &str = "The audit log (one hash-chained record per call and denial): \
-`list` with filters (trace, tool, outcome, since, until), `tail` the last n, `verify` the \
-chain (names the first broken record), `stats` counts by tool and outcome.";
+pub const DESCRIPTION: &str = "The audit log (hash-chained begin and end records of every call): \
+`list` one entry per call with filters (trace, tool, outcome, since, until), `tail` the last n \
+calls, `verify` the chain (names the first broken record and the calls that began and never \
+ended), `stats` counts by tool and outcome.";
 
 /// What to do.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// Records matching the filters.
+    /// Calls matching the filters, newest first.
     List,
-    /// The last `limit` records.
+    /// The last `limit` calls.
     Tail,
     /// Walk the hash chain.
     Verify,
@@ -35,7 +36,7 @@ pub struct Args {
     pub trace: Option<String>,
     /// `list`: only this tool.
     pub tool: Option<String>,
-    /// `list`: only this outcome (ok, error, denied, timeout).
+    /// `list`: only this outcome (ok, error, denied, timeout, or unended: began, no end yet).
     pub outcome: Option<String>,
     /// `list`: records at or after this RFC 3339 time.
     pub since: Option<String>,
@@ -62,7 +63,13 @@ pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
         Action::Tail => json!({ "records": audit::tail(&path, limit)? }),
         Action::Verify => {
             let report = audit::verify(&path)?;
-            json!({ "valid": report.ok, "records": report.records, "report": report.to_string(), "detail": report })
+            json!({
+                "valid": report.ok,
+                "records": report.records,
+                "unended": report.unended.len(),
+                "report": report.to_string(),
+                "detail": report,
+            })
         }
         Action::Stats => audit::stats(&path)?,
     })
