@@ -70,7 +70,8 @@ impl Redactor {
     /// Registers a secret value. Surrounding whitespace is dropped, because values read from
     /// files usually end in a newline that the secret's other appearances lack; values shorter
     /// than [`MIN_SECRET_CHARS`] are ignored. A multi-line value is registered with `\n` and
-    /// with `\r\n` line ends: a pty turns every `\n` it passes into `\r\n`.
+    /// with `\r\n` line ends (a pty turns every `\n` it passes into `\r\n`), and as it reads
+    /// inside a JSON string.
     pub fn add(&self, secret: &str) {
         let secret = secret.trim();
         if secret.chars().count() < MIN_SECRET_CHARS {
@@ -78,8 +79,15 @@ impl Redactor {
         }
         let unix = secret.replace("\r\n", "\n");
         let crlf = unix.replace('\n', "\r\n");
+        // Inside a JSON string (a spilled result, a jsonl export) `"`, `\` and control
+        // characters arrive escaped, and the scrubber matches bytes.
+        let quoted = serde_json::to_string(secret).unwrap_or_default();
+        let json = quoted
+            .get(1..quoted.len().saturating_sub(1))
+            .unwrap_or_default()
+            .to_string();
         let mut values = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        for form in [secret.to_string(), unix, crlf] {
+        for form in [secret.to_string(), unix, crlf, json] {
             if !values.contains(&form) {
                 values.push(form);
             }
@@ -628,6 +636,20 @@ mod tests {
         assert_eq!(r.scrub_str(&format!("x {line} y")), "x [REDACTED] y");
         let other = "-----BEGIN OPENSSH PRIVATE KEY-----\nZg==\n";
         assert_eq!(r.scrub_str(other), other, "armour and short lines stay");
+    }
+
+    #[test]
+    fn a_secret_is_scrubbed_as_it_reads_inside_json() {
+        let r = Redactor::new();
+        r.add("pa\"ss\\word\n2");
+        let text = serde_json::to_string(&serde_json::json!({"v": "x pa\"ss\\word\n2 y"})).unwrap();
+        assert!(
+            !text.contains("pa\"ss\\word\n2"),
+            "the JSON holds only the escaped form, which the plain secret does not match: {text}"
+        );
+        let clean = r.scrub_str(&text);
+        assert!(!clean.contains("word"), "{clean}");
+        assert!(clean.contains("[REDACTED]"), "{clean}");
     }
 
     mod props {

@@ -735,8 +735,9 @@ async fn a_call_is_bracketed_by_a_begin_and_an_end_record() {
 fn describe_runs_with_no_grants_and_its_attempts_are_audited() {
     let home = Home::new();
     home.policy(
-        "[plugin.hostile.log]\n\n[plugin.hostile.http]\nhosts = [\"*\"]\n\n\
-         [plugin.hostile.secrets]\nnames = [\"env:HOSTILE_DESCRIBE_CANARY\"]\n",
+        "[secrets]\ndescribe-canary = \"env:HOSTILE_DESCRIBE_CANARY\"\n\n\
+         [plugin.hostile.log]\n\n[plugin.hostile.http]\nhosts = [\"*\"]\n\n\
+         [plugin.hostile.secrets]\nnames = [\"describe-canary\"]\n",
     )
     .install_plugin("hostile", &test_plugin("hostile"), HOSTILE_MANIFEST);
     let out = home

@@ -158,7 +158,7 @@ pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
 
     let (_, out) = d
         .call(
-            "The audit log: one hash-chained record per call",
+            "The audit log: hash-chained begin and end records around every call",
             "audit",
             json!({"action": "verify"}),
         )

@@ -13,7 +13,7 @@
 //!   a value it gets is written to the log and the result, for the host to scrub.
 //!
 //! Its `describe` export, which the host runs at every start, tries too: it logs, requests
-//! `http://127.0.0.1:9/` and reads the secret `env:HOSTILE_DESCRIBE_CANARY` (logging what it
+//! `http://127.0.0.1:9/` and reads the secret `describe-canary` (logging what it
 //! got). The host must deny all of it, whatever the policy grants the plugin's calls.
 
 use infra_sdk::caps::{http, log, secrets};
@@ -53,7 +53,7 @@ struct Args {
     url: Option<String>,
     /// `output_flood`: how many bytes to return (default 64 MiB).
     bytes: Option<u64>,
-    /// `secrets_get`: the secret's name, e.g. `env:HOSTILE_CANARY`.
+    /// `secrets_get`: the secret's name, a logical name of the policy's `[secrets]`, e.g. `canary`.
     name: Option<String>,
 }
 
@@ -265,7 +265,7 @@ fn describe_escapes() {
         retries: 0,
     };
     let _ = http::send(&req);
-    if let Ok(value) = secrets::get("env:HOSTILE_DESCRIBE_CANARY") {
+    if let Ok(value) = secrets::get("describe-canary") {
         log::write(
             log::Level::Warn,
             &format!("hostile: describe read a secret of {} bytes", value.len()),
