@@ -102,7 +102,7 @@ SYSTEM_NEEDS=(
     "printf 'int main(void){return 0;}' | cc -x c - -o /dev/null|gcc libc6-dev"
     "command -v python3|python3"
     "python3 -c 'import venv, ensurepip'|python3-venv"    # python3 -m venv
-    # --- Real backends for later plugins' integration tests go here (DESIGN.md: no mocks) ---
+    # --- Real backends for later plugins' integration tests go here (real servers on loopback ports, never mocks) ---
     "test -x /usr/sbin/sshd|openssh-server"               # ssh plugin: sshd on a loopback port
     "command -v ssh-keygen|openssh-client"                # ssh plugin: test keys (ssh-keygen)
     # psql plugin: a throw-away cluster (initdb + postgres + psql, run as the postgres user);

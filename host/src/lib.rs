@@ -1,6 +1,6 @@
 //! infra: an MCP server for infrastructure work in which every tool is a sandboxed WASI component.
 //!
-//! The map of this crate follows `DESIGN.md`: the fronts ([`mcp`], [`cli`]) talk to a
+//! The map of this crate follows the layout in README.md: the fronts ([`mcp`], [`cli`]) talk to a
 //! [`router::Router`], which validates arguments, runs a plugin in the [`runtime`] or a
 //! [`host_tools`] tool, spills large output to [`artifacts`] and appends to the [`audit`] log.
 //! Plugins reach the outside world only through [`caps`], each gated by the [`policy`].

@@ -47,7 +47,7 @@ impl<T> Named<T> {
         entry: impl Fn(&str, Value, &str) -> anyhow::Result<T>,
     ) -> anyhow::Result<Self> {
         let raw: BTreeMap<String, Value> = serde_json::from_str(text).with_context(|| {
-            format!("{origin} is not a JSON object of {what}; see TOOLS.md for the format")
+            format!("{origin} is not a JSON object of {what}; see the format in README.md (section State)")
         })?;
         let mut entries = BTreeMap::new();
         for (name, value) in raw {

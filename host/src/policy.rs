@@ -2583,7 +2583,7 @@ mod tests {
             assert!(!p.check_cap("http", cap).is_allowed(), "{cap}");
         }
         assert!(!p.check_secret("http", "x").is_allowed());
-        // TOOLS.md: a remote command gets 45 s unless the call says otherwise.
+        // The ssh plugin: a remote command gets 45 s unless the call says otherwise.
         assert_eq!(p.timeout_ms("ssh"), 45_000);
         assert_eq!(p.call_timeout_ms(Some("ssh"), None), 45_000);
         assert_eq!(p.timeout_ms("http"), 30_000);

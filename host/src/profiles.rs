@@ -208,7 +208,7 @@ fn profile(name: &str, mut value: serde_json::Value, origin: &str) -> anyhow::Re
         _ => anyhow::bail!("profile '{name}' in {origin} needs \"type\": \"http\" or \"postgres\""),
     };
     parsed.with_context(|| {
-        format!("profile '{name}' in {origin} is invalid; see the profiles.json format in TOOLS.md")
+        format!("profile '{name}' in {origin} is invalid; see the profiles.json format in README.md (section State)")
     })
 }
 

@@ -148,7 +148,7 @@ fn target(name: &str, value: serde_json::Value, origin: &str) -> anyhow::Result<
                     "target '{name}' in {origin} has no host_key: pin the server's key with \"host_key\": \"SHA256:…\" (ssh-keygen -lf its .pub) or trust it on first use with \"host_key\": \"tofu\""
                 )
             } else {
-                format!("target '{name}' in {origin} is invalid; see the targets.json format in TOOLS.md")
+                format!("target '{name}' in {origin} is invalid; see the targets.json format in README.md (section State)")
             }
         })?;
     if target.key_file.is_some() && target.key.is_some() {

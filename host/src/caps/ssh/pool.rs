@@ -103,7 +103,8 @@ impl Pool {
                 "no target '{name}' in {}; known targets: {}",
                 self.targets.origin(),
                 if known.is_empty() {
-                    "none (add one: see the targets.json format in TOOLS.md)".to_string()
+                    "none (add one: see the targets.json format in README.md (section State))"
+                        .to_string()
                 } else {
                     known.join(", ")
                 }
