@@ -125,7 +125,7 @@ pub async fn call(
     match name {
         "help" => help::run(router, parse(args)?),
         "artifacts" => artifacts::run(router, parse(args)?).await,
-        "audit" => audit::run(router, parse(args)?),
+        "audit" => audit::run(router, parse(args)?, host),
         "plugins" => plugins::run(router, parse(args)?),
         "jobs" => jobs::run(router, parse(args)?, host).await,
         other => Err(Failure::new("not-found", format!("no host tool '{other}'"))),
