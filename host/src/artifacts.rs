@@ -271,7 +271,8 @@ pub struct ArtifactStore {
     redactor: Option<crate::redact::Redactor>,
     quota: Quota,
     /// One publisher at a time in this process: retention's accounting must see every artifact
-    /// another writer is about to add (other processes are ordered by a lock file).
+    /// another writer is about to add. (Two infra processes on one store may each add one
+    /// before the other's next publish evicts: the quota can be passed by an artifact, briefly.)
     publishing: Arc<tokio::sync::Mutex<()>>,
 }
 
