@@ -28,11 +28,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::tool::{CallRequest, CallResult, Dispatch, ProgressFn, ToolSpec};
 
 /// What an agent reads first: how to find its way around a short, action-based tool list.
-const INSTRUCTIONS: &str = "infra does infrastructure work — SSH, HTTP, Postgres, git \
-repositories and GitOps — through sandboxed tools, with runbooks, artifacts and an audit trail. \
-Call `help` first: it finds the tool and action for a task and shows their exact arguments. Each \
-tool takes an `action` field. Every result has `ok`; on failure `error.message` says what to fix. \
-Writes to remote systems need `apply: true` where a tool's schema offers it.";
+const INSTRUCTIONS: &str = "infra does infrastructure work — SSH, HTTP and Postgres — through \
+sandboxed tools, with artifacts and an audit trail. Call `help` first: it finds the tool and \
+action for a task and shows their exact arguments. Each tool takes an `action` field. Every \
+result has `ok`; on failure `error.message` says what to fix. Large results come back as an \
+`artifact://` URI with a preview: read them with the `artifacts` tool.";
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
 ///
