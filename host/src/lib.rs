@@ -11,6 +11,7 @@ pub mod audit;
 pub mod caps;
 pub mod cli;
 pub mod demo;
+pub mod error_kind;
 pub mod fixture_server;
 pub mod flags;
 pub mod host_tools;
