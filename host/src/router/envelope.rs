@@ -183,3 +183,57 @@ impl Drop for Unfinished {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(kind: ErrorKind) -> (Value, Outcome, Option<String>) {
+        let label = Label {
+            tool: "http",
+            action: &Some("request".into()),
+            trace_id: "t-1",
+            started: Instant::now(),
+        };
+        let failure = Failure {
+            field: Some("url".into()),
+            ..Failure::new(kind, "what to do")
+        };
+        envelope(Err(failure), &label, &Redactor::new())
+    }
+
+    #[test]
+    fn a_failure_keeps_its_kind_name_and_sets_the_outcome() {
+        let (out, outcome, error) = failed(ErrorKind::NotFound);
+        assert_eq!(out["ok"], json!(false));
+        assert_eq!(
+            out["error"],
+            json!({"kind": "not-found", "message": "what to do", "field": "url"})
+        );
+        assert_eq!(
+            (out["tool"].clone(), out["action"].clone()),
+            (json!("http"), json!("request"))
+        );
+        assert_eq!(out["trace_id"], json!("t-1"));
+        assert_eq!(outcome, Outcome::Error);
+        assert_eq!(error.as_deref(), Some("what to do"));
+        assert_eq!(failed(ErrorKind::Denied).1, Outcome::Denied);
+        assert_eq!(failed(ErrorKind::Timeout).1, Outcome::Timeout);
+        assert_eq!(failed(ErrorKind::Busy).1, Outcome::Error);
+    }
+
+    #[test]
+    fn a_result_that_is_not_an_object_is_wrapped() {
+        let label = Label {
+            tool: "help",
+            action: &None,
+            trace_id: "t-2",
+            started: Instant::now(),
+        };
+        let (out, outcome, error) = envelope(Ok(json!([1, 2])), &label, &Redactor::new());
+        assert_eq!(out["result"], json!([1, 2]));
+        assert_eq!(out["ok"], json!(true));
+        assert!(out.get("action").is_none());
+        assert_eq!((outcome, error), (Outcome::Ok, None));
+    }
+}
