@@ -5,8 +5,8 @@
 //! call: its begin record is durable before the call may use any capability (else the call does
 //! not run), and a call whose end record cannot be written is not reported as a success.
 //!
-//! The host it routes to is built by [`crate::bootstrap`]; [`admit`] loads the plugins,
-//! [`envelope`] wraps results, [`spill`] moves large ones out, [`listing`] makes the listed
+//! The host it routes to is built by [`crate::bootstrap`]; here `admit` loads its plugins,
+//! `envelope` wraps results, `spill` moves large ones out and `listing` makes the listed
 //! schemas.
 
 mod admit;
