@@ -1,22 +1,26 @@
 //! infra: an MCP server for infrastructure work in which every tool is a sandboxed WASI component.
 //!
-//! The map of this crate follows the layout in README.md: the fronts ([`mcp`], [`cli`]) talk to a
-//! [`router::Router`], which validates arguments, runs a plugin in the [`runtime`] or a
-//! [`host_tools`] tool, spills large output to [`artifacts`] and appends to the [`audit`] log.
-//! Plugins reach the outside world only through [`caps`], each gated by the [`policy`].
+//! The map of this crate follows the layout in README.md: [`bootstrap`] builds the host from the
+//! state directory; the fronts ([`mcp`], [`cli`]) talk to a [`router::Router`] over it, which
+//! validates arguments, runs a plugin in the [`runtime`] or a [`host_tools`] tool, spills large
+//! output to [`artifacts`] and appends to the [`audit`] log. Plugins reach the outside world
+//! only through [`caps`], each gated by the [`policy`].
 
 pub mod admission;
 pub mod artifacts;
 pub mod audit;
+pub mod bootstrap;
 pub mod caps;
 pub mod cli;
 pub mod demo;
 pub mod error_kind;
+pub mod failure;
 pub mod fixture_server;
 pub mod flags;
 pub mod host_tools;
 pub mod inspect;
 pub mod jobs;
+pub mod limiter;
 pub mod locked_file;
 pub mod logging;
 pub mod mcp;

@@ -25,6 +25,7 @@ use rmcp::{
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::error_kind::ErrorKind;
 use crate::tool::{CallRequest, CallResult, Dispatch, ProgressFn, ToolSpec};
 
 /// What an agent reads first: how to find its way around a short, action-based tool list.
@@ -228,7 +229,7 @@ fn cancelled(name: &str, label: &Label) -> CallResult {
             name,
             label,
             json!({
-                "kind": "cancelled",
+                "kind": ErrorKind::Cancelled,
                 "message": "the client cancelled the call; run it again if it is still needed.",
             }),
         ),

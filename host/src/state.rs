@@ -68,6 +68,16 @@ impl StateDir {
         self.root.join("audit.jsonl")
     }
 
+    /// `targets.json`: ssh targets.
+    pub fn targets(&self) -> PathBuf {
+        self.root.join("targets.json")
+    }
+
+    /// `known_hosts.json`: ssh host keys pinned on first use.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.root.join("known_hosts.json")
+    }
+
     /// `jobs.json`: background commands started with `exec_detached`.
     pub fn jobs(&self) -> PathBuf {
         self.root.join("jobs.json")

@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -187,7 +186,7 @@ pub struct StoreState {
     /// WASI resources.
     pub table: ResourceTable,
     /// Memory and instance limits.
-    pub limits: StoreLimits,
+    pub limits: crate::limiter::Limiter,
     /// What capabilities need.
     pub call: CallCtx,
 }

@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::router::{Failure, Router};
+use super::HostView;
+use crate::error_kind::ErrorKind;
+use crate::failure::Failure;
 
 pub const DESCRIPTION: &str = "Stored outputs (artifact:// URIs): `list` newest first (with the \
 store's usage against its quota); `get` a byte range (offset, length); `head`/`tail` the first/last \
@@ -51,8 +53,8 @@ pub struct Args {
     pub limit: Option<usize>,
 }
 
-pub async fn run(router: &Router, args: Args) -> Result<Value, Failure> {
-    let store = router.artifacts();
+pub async fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
+    let store = &host.shared.artifacts;
     if let Action::List = args.action {
         let list = store.list(args.limit.unwrap_or(50)).await?;
         return Ok(json!({ "items": list, "usage": store.usage()? }));
@@ -67,7 +69,7 @@ pub async fn run(router: &Router, args: Args) -> Result<Value, Failure> {
         _ => None,
     };
     if let Some((what, done)) = changed {
-        let info = done.map_err(|e| Failure::new("not-found", format!("{e:#}")))?;
+        let info = done.map_err(|e| Failure::new(ErrorKind::NotFound, format!("{e:#}")))?;
         return Ok(
             json!({ what: true, "uri": info.uri, "size": info.size, "sha256": info.sha256 }),
         );
@@ -75,7 +77,7 @@ pub async fn run(router: &Router, args: Args) -> Result<Value, Failure> {
     let info = store
         .info(&uri)
         .await
-        .map_err(|e| Failure::new("not-found", format!("{e:#}")))?;
+        .map_err(|e| Failure::new(ErrorKind::NotFound, format!("{e:#}")))?;
     let length = args.length.unwrap_or(16 * 1024).min(MAX_INLINE);
     let offset = match args.action {
         Action::Head | Action::List | Action::Pin | Action::Unpin | Action::Delete => 0,

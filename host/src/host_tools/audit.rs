@@ -4,8 +4,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::{HostCall, HostView};
 use crate::audit::{self, Filter};
-use crate::router::{Failure, Router};
+use crate::failure::Failure;
 
 pub const DESCRIPTION: &str = "The audit log (hash-chained begin and end records of every call): \
 `list` one entry per call with filters (trace, tool, outcome, since, until), `tail` the last n \
@@ -46,8 +47,8 @@ pub struct Args {
     pub limit: Option<usize>,
 }
 
-pub fn run(router: &Router, args: Args, host: &super::HostCall) -> Result<Value, Failure> {
-    let path = router.state().audit();
+pub fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
+    let path = &host.audit_log;
     let limit = args.limit.unwrap_or(20).min(500);
     Ok(match args.action {
         Action::List => {
@@ -58,16 +59,16 @@ pub fn run(router: &Router, args: Args, host: &super::HostCall) -> Result<Value,
                 since: args.since,
                 until: args.until,
             };
-            json!({ "records": audit::list(&path, &filter, limit)? })
+            json!({ "records": audit::list(path, &filter, limit)? })
         }
-        Action::Tail => json!({ "records": audit::tail(&path, limit)? }),
+        Action::Tail => json!({ "records": audit::tail(path, limit)? }),
         Action::Verify => {
-            let mut report = audit::verify(&path)?;
+            let mut report = audit::verify(path)?;
             // This very call has begun and not ended yet: it is not a call a crash cut short.
             if let Some(i) = report
                 .unended
                 .iter()
-                .rposition(|u| u.tool == "audit" && u.trace_id == host.trace_id)
+                .rposition(|u| u.tool == "audit" && u.trace_id == call.trace_id)
             {
                 report.unended.remove(i);
             }
@@ -79,6 +80,6 @@ pub fn run(router: &Router, args: Args, host: &super::HostCall) -> Result<Value,
                 "detail": report,
             })
         }
-        Action::Stats => audit::stats(&path)?,
+        Action::Stats => audit::stats(path)?,
     })
 }

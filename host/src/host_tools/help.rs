@@ -4,8 +4,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::router::{Failure, Router};
-use crate::tool::Dispatch;
+use super::HostView;
+use crate::failure::Failure;
 
 pub const DESCRIPTION: &str = "Start here. Without arguments: every tool with its actions. \
 `query`: tools, actions and fields matching the words. `tool` (and `action`): the exact input \
@@ -115,8 +115,8 @@ fn for_action(schema: &Value, action: &str, all: &[String]) -> Value {
     narrowed
 }
 
-pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
-    let tools = router.tools();
+pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
+    let tools = host.tools;
     if let Some(name) = &args.tool {
         let name = crate::validate::tool_alias(name);
         let Some(t) = tools.iter().find(|t| t.name == name) else {
@@ -160,7 +160,7 @@ pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
         .map(str::to_lowercase)
         .collect();
     let mut matches = Vec::new();
-    for t in &tools {
+    for t in tools {
         let acts = actions(&t.input_schema);
         let fields: Vec<&String> = t.input_schema["properties"]
             .as_object()

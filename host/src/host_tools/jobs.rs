@@ -10,12 +10,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::HostCall;
+use super::{HostCall, HostView};
 use crate::caps::CallCtx;
 use crate::caps::infra::host::types::CapError;
 use crate::caps::ssh::{self, Probe, Stopped};
+use crate::error_kind::ErrorKind;
+use crate::failure::Failure;
 use crate::jobs::{Job, JobState};
-use crate::router::{Failure, Router};
 
 pub const DESCRIPTION: &str = "Background commands started with `ssh` `exec_detached`: `list` \
 them (newest first), `status` of one (running, exited with its code, cancelled, lost), `wait` \
@@ -78,9 +79,9 @@ pub struct Args {
     pub grace_ms: Option<u64>,
 }
 
-pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, Failure> {
+pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
     if args.action == Action::List {
-        return list(router, &args, host).await;
+        return list(host, &args, call).await;
     }
     let id = args.id.as_deref().ok_or_else(|| {
         Failure::invalid(
@@ -88,22 +89,22 @@ pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, 
             "missing: give the job id exec_detached returned (`jobs` with action list shows them)",
         )
     })?;
-    let jobs = &router.shared().jobs;
+    let jobs = &host.shared.jobs;
     let mut job = jobs.get(id)?.ok_or_else(|| {
         Failure::new(
-            "not-found",
+            ErrorKind::NotFound,
             format!("no job '{id}'; `jobs` with action list shows the known ones"),
         )
     })?;
-    let call = host.ctx(router, &job.plugin);
+    let ctx = call.ctx(host.shared, &job.plugin);
     match args.action {
         Action::List => unreachable!("handled above"),
         Action::Status => {
-            let probe = refresh(&call, &mut job).await?;
+            let probe = refresh(&ctx, &mut job).await?;
             Ok(view(&job, Some(&probe)))
         }
-        Action::Wait => wait(&call, &mut job, host).await,
-        Action::Logs => logs(&call, &job, &args).await,
+        Action::Wait => wait(&ctx, &mut job, call).await,
+        Action::Logs => logs(&ctx, &job, &args).await,
         Action::Cancel => {
             if job.state.is_final() {
                 let mut out = view(&job, None);
@@ -111,15 +112,15 @@ pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, 
                 return Ok(out);
             }
             let grace = args.grace_ms.unwrap_or(2000).min(10_000);
-            let stopped = ssh::cancel(&call, &job, grace).await.map_err(cap)?;
-            let probe = ssh::probe(&call, &job).await.map_err(cap)?;
+            let stopped = ssh::cancel(&ctx, &job, grace).await.map_err(cap)?;
+            let probe = ssh::probe(&ctx, &job).await.map_err(cap)?;
             // A job that finished on its own just before the signal keeps its exit code.
             let state = if stopped == Stopped::NotRunning || probe.state == JobState::Exited {
                 probe.state
             } else {
                 JobState::Cancelled
             };
-            settle(&call, &mut job, state, probe.exit_code)?;
+            settle(&ctx, &mut job, state, probe.exit_code)?;
             let mut out = view(&job, Some(&probe));
             out["signal"] = json!(match stopped {
                 Stopped::NotRunning => "none (it had already ended)",
@@ -131,13 +132,13 @@ pub async fn run(router: &Router, args: Args, host: &HostCall) -> Result<Value, 
     }
 }
 
-async fn list(router: &Router, args: &Args, host: &HostCall) -> Result<Value, Failure> {
+async fn list(host: &HostView<'_>, args: &Args, call: &HostCall) -> Result<Value, Failure> {
     let limit = args.limit.unwrap_or(20).max(1);
     let mut items = Vec::new();
     // One unreachable target costs one probe's timeout, not one per job on it.
     let mut unreachable: std::collections::HashMap<(String, String), String> = Default::default();
-    for mut job in router
-        .shared()
+    for mut job in host
+        .shared
         .jobs
         .list()?
         .into_iter()
@@ -152,8 +153,8 @@ async fn list(router: &Router, args: &Args, host: &HostCall) -> Result<Value, Fa
             v
         } else {
             // A target that cannot be reached leaves its jobs listed with the last known state.
-            let call = host.ctx(router, &job.plugin);
-            match refresh(&call, &mut job).await {
+            let ctx = call.ctx(host.shared, &job.plugin);
+            match refresh(&ctx, &mut job).await {
                 Ok(p) => view(&job, Some(&p)),
                 Err(e) => {
                     unreachable.insert((job.plugin.clone(), job.target.clone()), e.message.clone());
@@ -193,15 +194,15 @@ fn settle(
     Ok(())
 }
 
-async fn wait(call: &CallCtx, job: &mut Job, host: &HostCall) -> Result<Value, Failure> {
+async fn wait(ctx: &CallCtx, job: &mut Job, call: &HostCall) -> Result<Value, Failure> {
     let started = tokio::time::Instant::now();
-    let until = started + host.timeout.saturating_sub(WAIT_MARGIN);
+    let until = started + call.timeout.saturating_sub(WAIT_MARGIN);
     let mut pause = Duration::from_millis(200);
     loop {
         let probe = if job.state.is_final() {
             None
         } else {
-            Some(refresh(call, job).await?)
+            Some(refresh(ctx, job).await?)
         };
         let waited = started.elapsed();
         if job.state.is_final() || tokio::time::Instant::now() + pause >= until {
@@ -214,7 +215,7 @@ async fn wait(call: &CallCtx, job: &mut Job, host: &HostCall) -> Result<Value, F
             }
             return Ok(out);
         }
-        if let (Some(p), Some(progress)) = (&probe, &host.progress) {
+        if let (Some(p), Some(progress)) = (&probe, &call.progress) {
             progress(
                 waited.as_secs_f64(),
                 None,
@@ -292,11 +293,11 @@ fn view(job: &Job, probe: Option<&Probe>) -> Value {
 /// A capability error as a tool failure of the same kind.
 fn cap(e: CapError) -> Failure {
     let (kind, m) = match e {
-        CapError::Denied(m) => ("denied", m),
-        CapError::NotFound(m) => ("not-found", m),
-        CapError::Invalid(m) => ("invalid", m),
-        CapError::Timeout(m) => ("timeout", m),
-        CapError::Failed(m) => ("failed", m),
+        CapError::Denied(m) => (ErrorKind::Denied, m),
+        CapError::NotFound(m) => (ErrorKind::NotFound, m),
+        CapError::Invalid(m) => (ErrorKind::Invalid, m),
+        CapError::Timeout(m) => (ErrorKind::Timeout, m),
+        CapError::Failed(m) => (ErrorKind::Failed, m),
     };
     Failure::new(kind, m)
 }

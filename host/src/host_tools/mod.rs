@@ -8,55 +8,85 @@ mod help;
 mod jobs;
 mod plugins;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::caps::{CallCtx, CapEvent};
+use crate::caps::{CallCtx, CapEvent, Shared};
+use crate::error_kind::ErrorKind;
+use crate::failure::Failure;
 use crate::flags::Flags;
-use crate::router::{Failure, Router};
+use crate::runtime::{CacheStats, Plugin, Refused};
 use crate::tool::{Annotations, ProgressFn, ToolSpec};
+
+/// What host tools may see of the host, lent by the router for one call: nothing that runs
+/// plugins or writes the audit log.
+pub struct HostView<'a> {
+    /// The tools as listed (`help`).
+    pub tools: &'a [ToolSpec],
+    /// The loaded plugins (`plugins`).
+    pub plugins: &'a [Plugin],
+    /// The plugins refused at load, with the reason (`plugins`).
+    pub refused: &'a [Refused],
+    /// Policy, flags, the artifact store and the jobs registry; `jobs` also acts through the
+    /// capabilities with it.
+    pub shared: &'a Arc<Shared>,
+    /// The audit log file (`audit`).
+    pub audit_log: PathBuf,
+    /// Compile-cache hits and misses (`plugins`).
+    pub cache: CacheStats,
+}
 
 /// What a host tool knows of the call it serves.
 pub struct HostCall {
+    /// The tool called.
+    pub tool: String,
     /// The call's trace id.
     pub trace_id: String,
-    /// The call's deadline, from now.
+    /// The call's deadline, from when it started.
     pub timeout: Duration,
     /// Where progress goes, if the client asked.
     pub progress: Option<ProgressFn>,
     /// Capability events, for the call's audit record.
     pub events: Arc<Mutex<Vec<CapEvent>>>,
-    started: std::time::Instant,
+    started: Instant,
 }
 
 impl HostCall {
-    /// A call starting now.
-    pub fn new(trace_id: &str, timeout: Duration, progress: Option<ProgressFn>) -> Self {
+    /// A call of `tool` starting now, its capability events collecting in `events`.
+    pub fn new(
+        tool: &str,
+        trace_id: &str,
+        timeout: Duration,
+        progress: Option<ProgressFn>,
+        events: Arc<Mutex<Vec<CapEvent>>>,
+    ) -> Self {
         Self {
+            tool: tool.into(),
             trace_id: trace_id.into(),
             timeout,
             progress,
-            events: Default::default(),
-            started: std::time::Instant::now(),
+            events,
+            started: Instant::now(),
         }
     }
 
-    /// A capability context acting for `plugin`: its grants apply, its events are this call's.
-    fn ctx(&self, router: &Router, plugin: &str) -> CallCtx {
-        let left = self.timeout.saturating_sub(self.started.elapsed());
-        let mut ctx = router.call_ctx(
-            plugin,
-            "jobs",
-            self.trace_id.clone(),
-            left,
-            self.progress.clone(),
-        );
-        ctx.events = self.events.clone();
-        ctx
+    /// A capability context acting for `plugin`: its grants apply, its events are this call's,
+    /// its deadline what is left of this call's.
+    fn ctx(&self, shared: &Arc<Shared>, plugin: &str) -> CallCtx {
+        CallCtx {
+            plugin: plugin.into(),
+            trace_id: self.trace_id.clone(),
+            tool: self.tool.clone(),
+            deadline: Instant::now() + self.timeout.saturating_sub(self.started.elapsed()),
+            shared: shared.clone(),
+            events: self.events.clone(),
+            progress: self.progress.clone(),
+        }
     }
 }
 
@@ -117,17 +147,20 @@ fn parse<A: DeserializeOwned>(mut args: Value) -> Result<A, Failure> {
 
 /// Runs a host tool.
 pub async fn call(
-    router: &Router,
+    host: &HostView<'_>,
     name: &str,
     args: Value,
-    host: &HostCall,
+    call: &HostCall,
 ) -> Result<Value, Failure> {
     match name {
-        "help" => help::run(router, parse(args)?),
-        "artifacts" => artifacts::run(router, parse(args)?).await,
-        "audit" => audit::run(router, parse(args)?, host),
-        "plugins" => plugins::run(router, parse(args)?),
-        "jobs" => jobs::run(router, parse(args)?, host).await,
-        other => Err(Failure::new("not-found", format!("no host tool '{other}'"))),
+        "help" => help::run(host, parse(args)?),
+        "artifacts" => artifacts::run(host, parse(args)?).await,
+        "audit" => audit::run(host, parse(args)?, call),
+        "plugins" => plugins::run(host, parse(args)?),
+        "jobs" => jobs::run(host, parse(args)?, call).await,
+        other => Err(Failure::new(
+            ErrorKind::NotFound,
+            format!("no host tool '{other}'"),
+        )),
     }
 }

@@ -4,7 +4,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::router::{Failure, Router};
+use super::HostView;
+use crate::error_kind::ErrorKind;
+use crate::failure::Failure;
 use crate::runtime::Plugin;
 
 pub const DESCRIPTION: &str = "For reviewers: each plugin's sha256, declared imports (plugin.toml) \
@@ -32,7 +34,7 @@ pub struct Args {
 }
 
 /// A plugin as a reviewer reads it.
-pub fn describe(router: &Router, p: &Plugin) -> Value {
+pub fn describe(host: &HostView<'_>, p: &Plugin) -> Value {
     let host_imports: Vec<&str> = p
         .imports
         .iter()
@@ -48,22 +50,22 @@ pub fn describe(router: &Router, p: &Plugin) -> Value {
         "actual_imports": host_imports,
         "wasi_imports": p.imports.iter().filter(|i| i.starts_with("wasi:")).collect::<Vec<_>>(),
         "tools": p.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
-        "grants": router.shared().policy.grants_summary(&p.manifest.name),
+        "grants": host.shared.policy.grants_summary(&p.manifest.name),
         "compiled_from_cache": p.cache_hit,
     })
 }
 
-pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
+pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
     match args.action.unwrap_or(Action::List) {
         Action::List => Ok(json!({
-            "plugins": router.plugins().iter().map(|p| describe(router, p)).collect::<Vec<_>>(),
-            "refused": router.refused(),
-            "policy": router.shared().policy.origin(),
+            "plugins": host.plugins.iter().map(|p| describe(host, p)).collect::<Vec<_>>(),
+            "refused": host.refused,
+            "policy": host.shared.policy.origin(),
             "flags": {
-                "INFRA_UNSAFE_LOCAL": router.shared().flags.unsafe_local,
-                "INFRA_ALLOW_SECRET_EXPORT": router.shared().flags.allow_secret_export,
+                "INFRA_UNSAFE_LOCAL": host.shared.flags.unsafe_local,
+                "INFRA_ALLOW_SECRET_EXPORT": host.shared.flags.allow_secret_export,
             },
-            "compile_cache": router.runtime().cache_stats(),
+            "compile_cache": host.cache,
         })),
         Action::Inspect => {
             let name = args.name.ok_or_else(|| {
@@ -72,10 +74,10 @@ pub fn run(router: &Router, args: Args) -> Result<Value, Failure> {
                     "missing: name the plugin to inspect (list shows them)",
                 )
             })?;
-            match router.plugins().iter().find(|p| p.manifest.name == name) {
-                Some(p) => Ok(describe(router, p)),
+            match host.plugins.iter().find(|p| p.manifest.name == name) {
+                Some(p) => Ok(describe(host, p)),
                 None => Err(Failure::new(
-                    "not-found",
+                    ErrorKind::NotFound,
                     format!(
                         "no plugin '{name}' is loaded; list shows the loaded and the refused ones"
                     ),

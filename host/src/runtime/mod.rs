@@ -12,8 +12,8 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
-    Trap, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -22,6 +22,8 @@ pub use cache::CacheStats;
 pub use manifest::Manifest;
 
 use crate::caps::{CallCtx, PluginHostPre, StoreState};
+use crate::error_kind::ErrorKind;
+use crate::limiter::Limiter;
 use crate::tool::{Annotations, ToolSpec};
 
 /// Plugin instances alive at once (calls in flight, across plugins): one beyond fails with an
@@ -78,8 +80,8 @@ pub enum CallError {
     /// The plugin returned an error for the agent.
     #[error("{message}")]
     Tool {
-        /// `invalid`, `denied`, `not-found`, `timeout`, `failed`.
-        kind: String,
+        /// Why it failed, as the plugin says.
+        kind: ErrorKind,
         /// The plugin's message.
         message: String,
         /// The field at fault.
@@ -105,6 +107,17 @@ pub enum CallError {
     /// The plugin trapped (a bug in the plugin).
     #[error("the plugin crashed: {0}")]
     Trap(String),
+}
+
+impl CallError {
+    /// The kind the agent sees: the plugin's own, `timeout` for the deadline, else `failed`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Tool { kind, .. } => *kind,
+            Self::Timeout(_) => ErrorKind::Timeout,
+            Self::Memory(_) | Self::OutputTooLarge(..) | Self::Trap(_) => ErrorKind::Failed,
+        }
+    }
 }
 
 impl Runtime {
@@ -190,7 +203,7 @@ impl Runtime {
             instance.infra_plugin_tool().call_describe(&mut store).await
         }
         .await
-        .map_err(|e| classify(e, &limits))
+        .map_err(|e| classify(e, &store, &limits))
         .with_context(|| format!("plugin '{}' failed to describe its tools", manifest.name))?;
         let mut tools = Vec::new();
         for s in specs {
@@ -240,13 +253,7 @@ impl Runtime {
         let state = StoreState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.memory_bytes)
-                .instances(64)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limiter::new(limits.memory_bytes),
             call,
         };
         let mut store = Store::new(&self.engine, state);
@@ -294,7 +301,7 @@ impl Runtime {
                 if started.elapsed() >= limits.timeout {
                     return Err(CallError::Timeout(limits.timeout.as_millis()));
                 }
-                return Err(classify(e, &limits));
+                return Err(classify(e, &store, &limits));
             }
             Ok(Ok(r)) => r,
         };
@@ -304,7 +311,7 @@ impl Runtime {
             }
             Ok(out) => Ok(out),
             Err(e) => Err(CallError::Tool {
-                kind: e.kind,
+                kind: ErrorKind::from_name(&e.kind).unwrap_or(ErrorKind::Failed),
                 message: e.message,
                 field: e.field,
                 detail: serde_json::from_str(&e.detail_json).ok(),
@@ -313,15 +320,14 @@ impl Runtime {
     }
 }
 
-/// Turns a wasmtime error into what happened, in words a user can act on.
-fn classify(e: wasmtime::Error, limits: &CallLimits) -> CallError {
+/// Turns a wasmtime error from `store` into what happened, in words a user can act on.
+fn classify(e: wasmtime::Error, store: &Store<StoreState>, limits: &CallLimits) -> CallError {
     if let Some(trap) = e.downcast_ref::<Trap>()
         && *trap == Trap::Interrupt
     {
         return CallError::Timeout(limits.timeout.as_millis());
     }
-    let text = format!("{e:?}");
-    if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+    if store.data().limits.memory_hit() {
         return CallError::Memory(limits.memory_bytes >> 20);
     }
     CallError::Trap(format!("{e:#}"))
