@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `call`, `plugins`, `audit verify`, `demo`.
+//! The command line: `serve` (default), `call`, `plugins`, `audit verify`, `demo`, `docs tools`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -52,6 +52,20 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         servers: Option<std::path::PathBuf>,
     },
+    /// Reference documents generated from the live schemas.
+    Docs {
+        /// `tools`.
+        #[command(subcommand)]
+        command: DocsCommand,
+    },
+}
+
+/// `infra docs …`.
+#[derive(Debug, Subcommand)]
+pub enum DocsCommand {
+    /// Print the tool reference (docs/tools.md) as Markdown: every tool this server lists, its
+    /// actions and fields. The repository's copy is made with an empty state directory.
+    Tools,
 }
 
 /// `infra plugins …`.
@@ -162,5 +176,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Demo { servers } => crate::demo::run(servers.as_deref()).await,
+        Command::Docs {
+            command: DocsCommand::Tools,
+        } => {
+            let router = open_router().await?;
+            print!("{}", crate::docs::tools_markdown(&router.tools()));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod caps;
 pub mod cli;
 pub mod demo;
+pub mod docs;
 pub mod error_kind;
 pub mod failure;
 pub mod fixture_server;

@@ -8,6 +8,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
+/// Fields every tool takes besides its own: the call's deadline and its audit correlation id.
+pub const COMMON_FIELDS: &[&str] = &["timeout_ms", "trace_id"];
+
 /// Hints an MCP client shows the user before it runs a tool.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Annotations {

@@ -4,10 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::runtime::Plugin;
-use crate::tool::ToolSpec;
-
-/// Fields every tool accepts besides its own.
-const COMMON_FIELDS: &[&str] = &["timeout_ms", "trace_id"];
+use crate::tool::{COMMON_FIELDS, ToolSpec};
 
 /// The tool specs as listed: `host` then each plugin's, with the common fields and envelope
 /// added to the schemas.
