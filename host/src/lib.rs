@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod artifacts;
 pub mod audit;
+pub mod cap;
 pub mod caps;
 pub mod cli;
 pub mod demo;
