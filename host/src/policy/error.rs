@@ -6,6 +6,41 @@ use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
 
+/// The policy's text and parsed document, so an error can name the file, the place and the line.
+pub(super) struct Doc<'a> {
+    /// The text, for line numbers.
+    pub(super) text: &'a str,
+    /// The file path or [`super::EMBEDDED_ORIGIN`].
+    pub(super) origin: &'a str,
+    /// The parsed document, for spans.
+    pub(super) table: &'a DeTable<'a>,
+}
+
+impl Doc<'_> {
+    /// The error of a bad value at `path` (under `key`, element `index`), located in the file.
+    pub(super) fn invalid(
+        &self,
+        path: &[&str],
+        key: Option<&str>,
+        index: Option<usize>,
+        message: String,
+    ) -> PolicyError {
+        let section = section_name(path);
+        let place = match key {
+            Some(k) => format!("{k} in {section}"),
+            None => section,
+        };
+        let mut full: Vec<&str> = path.to_vec();
+        full.extend(key);
+        PolicyError::Invalid {
+            origin: self.origin.to_string(),
+            place,
+            line: locate(self.table, &full, index).map(|s| line_at(self.text, s.start)),
+            message,
+        }
+    }
+}
+
 /// A policy that could not be loaded; the message names the file, the place and the fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PolicyError {

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::PolicyError;
-use super::loader::Section;
 use super::pattern::Glob;
 use super::plugin::{CapGrant, strs};
+use super::section::Section;
 use super::{Decision, Policy};
 use crate::flags::Flags;
 

@@ -7,11 +7,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::PolicyError;
-use super::loader::Section;
 use super::pattern::{
     Glob, HostPattern, Target, canonical_ip, host_port, is_unspecified, normalize_host,
 };
 use super::plugin::{CapGrant, strs};
+use super::section::Section;
 use super::{Decision, Policy};
 
 /// `[plugin.<name>.http]`: which hosts and profiles the plugin may use.

@@ -2,8 +2,7 @@
 
 use serde::Deserialize;
 
-use super::error::PolicyError;
-use super::loader::Loader;
+use super::error::{Doc, PolicyError};
 
 /// The largest linear memory a wasm32 instance can address, in MiB.
 pub(super) const MAX_MEMORY_MIB: u64 = 4096;
@@ -72,67 +71,70 @@ pub(super) struct RawLimits {
     plugin_calls_in_flight: Option<u64>,
 }
 
-impl Loader<'_> {
-    /// `[limits]`: every value positive, and consistent with the others.
-    pub(super) fn limits(&self, raw: Option<RawLimits>) -> Result<Limits, PolicyError> {
-        let d = Limits::default();
-        let Some(raw) = raw else { return Ok(d) };
-        let l = Limits {
-            timeout_ms: raw.timeout_ms.unwrap_or(d.timeout_ms),
-            max_timeout_ms: raw.max_timeout_ms.unwrap_or(d.max_timeout_ms),
-            memory_mib: raw.memory_mib.unwrap_or(d.memory_mib),
-            output_bytes: raw.output_bytes.unwrap_or(d.output_bytes),
-            inline_bytes: raw.inline_bytes.unwrap_or(d.inline_bytes),
-            capture_bytes: raw.capture_bytes.unwrap_or(d.capture_bytes),
-            artifact_bytes: raw.artifact_bytes.unwrap_or(d.artifact_bytes),
-            artifacts_quota_bytes: raw.artifacts_quota_bytes.unwrap_or(d.artifacts_quota_bytes),
-            artifacts_quota_count: raw.artifacts_quota_count.unwrap_or(d.artifacts_quota_count),
-            calls_in_flight: raw.calls_in_flight.unwrap_or(d.calls_in_flight),
-            plugin_calls_in_flight: raw
-                .plugin_calls_in_flight
-                .unwrap_or(d.plugin_calls_in_flight),
-        };
-        let p = ["limits"];
-        for (key, v) in [
-            ("timeout_ms", l.timeout_ms),
-            ("max_timeout_ms", l.max_timeout_ms),
-            ("memory_mib", l.memory_mib),
-            ("output_bytes", l.output_bytes),
-            ("inline_bytes", l.inline_bytes),
-            ("capture_bytes", l.capture_bytes),
-            ("artifact_bytes", l.artifact_bytes),
-            ("artifacts_quota_bytes", l.artifacts_quota_bytes),
-            ("artifacts_quota_count", l.artifacts_quota_count),
-            ("calls_in_flight", l.calls_in_flight),
-            ("plugin_calls_in_flight", l.plugin_calls_in_flight),
-        ] {
-            if v == 0 {
-                return Err(self.invalid(&p, Some(key), None, "0 would make every call fail; give a positive number or remove the key for the default".into()));
-            }
+/// `[limits]`: every value positive, and consistent with the others.
+pub(super) fn load(doc: &Doc<'_>, raw: Option<RawLimits>) -> Result<Limits, PolicyError> {
+    let d = Limits::default();
+    let Some(raw) = raw else { return Ok(d) };
+    let l = Limits {
+        timeout_ms: raw.timeout_ms.unwrap_or(d.timeout_ms),
+        max_timeout_ms: raw.max_timeout_ms.unwrap_or(d.max_timeout_ms),
+        memory_mib: raw.memory_mib.unwrap_or(d.memory_mib),
+        output_bytes: raw.output_bytes.unwrap_or(d.output_bytes),
+        inline_bytes: raw.inline_bytes.unwrap_or(d.inline_bytes),
+        capture_bytes: raw.capture_bytes.unwrap_or(d.capture_bytes),
+        artifact_bytes: raw.artifact_bytes.unwrap_or(d.artifact_bytes),
+        artifacts_quota_bytes: raw.artifacts_quota_bytes.unwrap_or(d.artifacts_quota_bytes),
+        artifacts_quota_count: raw.artifacts_quota_count.unwrap_or(d.artifacts_quota_count),
+        calls_in_flight: raw.calls_in_flight.unwrap_or(d.calls_in_flight),
+        plugin_calls_in_flight: raw
+            .plugin_calls_in_flight
+            .unwrap_or(d.plugin_calls_in_flight),
+    };
+    let p = ["limits"];
+    for (key, v) in [
+        ("timeout_ms", l.timeout_ms),
+        ("max_timeout_ms", l.max_timeout_ms),
+        ("memory_mib", l.memory_mib),
+        ("output_bytes", l.output_bytes),
+        ("inline_bytes", l.inline_bytes),
+        ("capture_bytes", l.capture_bytes),
+        ("artifact_bytes", l.artifact_bytes),
+        ("artifacts_quota_bytes", l.artifacts_quota_bytes),
+        ("artifacts_quota_count", l.artifacts_quota_count),
+        ("calls_in_flight", l.calls_in_flight),
+        ("plugin_calls_in_flight", l.plugin_calls_in_flight),
+    ] {
+        if v == 0 {
+            return Err(doc.invalid(&p, Some(key), None, "0 would make every call fail; give a positive number or remove the key for the default".into()));
         }
-        if l.timeout_ms > l.max_timeout_ms {
-            return Err(self.invalid(
-                &p,
-                Some("timeout_ms"),
-                None,
-                format!(
-                    "{} exceeds max_timeout_ms = {}; lower it or raise max_timeout_ms",
-                    l.timeout_ms, l.max_timeout_ms
-                ),
-            ));
-        }
-        if l.memory_mib > MAX_MEMORY_MIB {
-            return Err(self.invalid(&p, Some("memory_mib"), None, format!(
+    }
+    if l.timeout_ms > l.max_timeout_ms {
+        return Err(doc.invalid(
+            &p,
+            Some("timeout_ms"),
+            None,
+            format!(
+                "{} exceeds max_timeout_ms = {}; lower it or raise max_timeout_ms",
+                l.timeout_ms, l.max_timeout_ms
+            ),
+        ));
+    }
+    if l.memory_mib > MAX_MEMORY_MIB {
+        return Err(doc.invalid(
+            &p,
+            Some("memory_mib"),
+            None,
+            format!(
                 "{} MiB is more than a wasm32 instance can address; give at most {MAX_MEMORY_MIB}",
                 l.memory_mib
-            )));
-        }
-        if l.inline_bytes > l.output_bytes {
-            return Err(self.invalid(&p, Some("inline_bytes"), None, format!(
+            ),
+        ));
+    }
+    if l.inline_bytes > l.output_bytes {
+        return Err(doc.invalid(&p, Some("inline_bytes"), None, format!(
                 "{} exceeds output_bytes = {}, so nothing could ever spill to an artifact; keep inline_bytes at or below output_bytes",
                 l.inline_bytes, l.output_bytes
             )));
-        }
-        Ok(l)
     }
+    Ok(l)
 }

@@ -26,6 +26,7 @@ mod pattern;
 mod plugin;
 mod postgres;
 mod secrets;
+mod section;
 mod ssh;
 
 #[cfg(test)]
@@ -37,10 +38,10 @@ use serde_json::{Value, json};
 
 pub use error::PolicyError;
 pub use limits::Limits;
-pub use loader::Section;
 pub use pattern::{Glob, HostPattern};
 pub use plugin::{CapGrant, PluginPolicy};
 pub use secrets::check_secret_name;
+pub use section::Section;
 
 use crate::cap::Cap;
 use crate::profiles::SecretRef;

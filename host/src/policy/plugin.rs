@@ -6,9 +6,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::error::Doc;
 use super::error::PolicyError;
-use super::loader::{Loader, Section};
 use super::pattern::Glob;
+use super::section::Section;
 use crate::cap::{Cap, with_caps};
 
 /// One capability's section of a plugin's policy, `[plugin.<name>.<cap>]`.
@@ -86,7 +87,7 @@ macro_rules! plugin_sections {
             /// Checks each capability section of `raw`; the plugin's own keys are checked (and
             /// `sha256` normalised) by the caller.
             pub(super) fn load(
-                loader: &Loader<'_>,
+                doc: &Doc<'_>,
                 name: &str,
                 sha256: Option<String>,
                 raw: RawPlugin,
@@ -100,7 +101,7 @@ macro_rules! plugin_sections {
                         None => None,
                         Some(r) => Some(<super::$name::Grant as CapGrant>::load(
                             r,
-                            &loader.section(name, Cap::$variant),
+                            &Section::new(doc, name, Cap::$variant),
                         )?),
                     },)*
                 })

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 
 use super::Policy;
 use super::error::PolicyError;
-use super::loader::Section;
 use super::pattern::Glob;
 use super::plugin::{CapGrant, strs};
+use super::section::Section;
 
 /// `[plugin.<name>.postgres]`: Postgres profiles, and whether every session is read-only.
 #[derive(Debug, Clone, PartialEq, Eq)]

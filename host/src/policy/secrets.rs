@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::error::PolicyError;
-use super::loader::{Loader, Section};
+use super::error::{Doc, PolicyError};
 use super::pattern::Glob;
 use super::plugin::{CapGrant, strs};
+use super::section::Section;
 use super::{Decision, Policy};
 use crate::profiles::SecretRef;
 
@@ -50,26 +50,24 @@ impl CapGrant for Grant {
     }
 }
 
-impl Loader<'_> {
-    /// `[secrets]`: every name a logical name, every reference `env:VAR` or an absolute
-    /// `file:` path with no `.`/`..` components (a grant must mean one file, not a family of
-    /// paths that walk out of a directory).
-    pub(super) fn secret_map(
-        &self,
-        raw: BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, SecretRef>, PolicyError> {
-        let mut map = BTreeMap::new();
-        for (name, reference) in raw {
-            if let Err(why) = check_secret_name(&name) {
-                return Err(self.invalid(&["secrets"], Some(&name), None, why));
-            }
-            let r = SecretRef::try_from(reference)
-                .and_then(|r| r.canonical())
-                .map_err(|why| self.invalid(&["secrets"], Some(&name), None, why))?;
-            map.insert(name, r);
+/// `[secrets]`: every name a logical name, every reference `env:VAR` or an absolute `file:`
+/// path with no `.`/`..` components (a grant must mean one file, not a family of paths that
+/// walk out of a directory).
+pub(super) fn secret_map(
+    doc: &Doc<'_>,
+    raw: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, SecretRef>, PolicyError> {
+    let mut map = BTreeMap::new();
+    for (name, reference) in raw {
+        if let Err(why) = check_secret_name(&name) {
+            return Err(doc.invalid(&["secrets"], Some(&name), None, why));
         }
-        Ok(map)
+        let r = SecretRef::try_from(reference)
+            .and_then(|r| r.canonical())
+            .map_err(|why| doc.invalid(&["secrets"], Some(&name), None, why))?;
+        map.insert(name, r);
     }
+    Ok(map)
 }
 
 impl Policy {

@@ -4,9 +4,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::PolicyError;
-use super::loader::Section;
 use super::pattern::Glob;
 use super::plugin::{CapGrant, strs};
+use super::section::Section;
 use super::{Decision, Policy};
 
 /// `[plugin.<name>.ssh]`: the `targets.json` entries the plugin may use.
