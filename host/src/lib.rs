@@ -10,6 +10,7 @@ pub mod admission;
 pub mod artifacts;
 pub mod audit;
 pub mod bootstrap;
+pub mod cap;
 pub mod caps;
 pub mod cli;
 pub mod demo;

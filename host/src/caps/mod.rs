@@ -3,8 +3,9 @@
 //! plugin and the two flags, does the work with a timeout, scrubs secrets and records a
 //! capability event for the audit log.
 //!
-//! An interface is reachable only once it is in [`IMPLEMENTED`]: a plugin importing any other
-//! is refused at load (see [`crate::runtime::imports::check`]) before anything is linked.
+//! An interface is reachable only once [`Cap::implemented`] says so: a plugin importing any other
+//! is refused at load (see [`crate::runtime::imports::check`]) before anything is linked. Each
+//! interface is linked by its own `add_to_linker`, from [`Cap`]'s list (see [`add_to_linker`]).
 
 pub mod artifacts;
 pub mod http;
@@ -18,8 +19,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+pub use crate::cap::Cap;
 
 use crate::artifacts::ArtifactStore;
 use crate::flags::Flags;
@@ -54,30 +57,6 @@ mod bindings {
 }
 
 pub use bindings::*;
-
-/// The `infra:host` interfaces this host implements; a plugin importing any other is refused.
-pub const IMPLEMENTED: &[&str] = &[
-    "types",
-    "http",
-    "ssh",
-    "postgres",
-    "secrets",
-    "artifacts",
-    "log",
-];
-
-/// Every `infra:host` interface of the contract, `types` first (the policy grants the rest).
-pub const ALL: &[&str] = &[
-    "types",
-    "http",
-    "ssh",
-    "postgres",
-    "fs",
-    "exec",
-    "secrets",
-    "artifacts",
-    "log",
-];
 
 /// One use of a capability, as it goes into the audit record.
 #[derive(Debug, Clone, Serialize)]
@@ -200,7 +179,26 @@ impl WasiView for StoreState {
     }
 }
 
-/// Adds every implemented capability to a linker.
-pub fn add_to_linker(linker: &mut wasmtime::component::Linker<StoreState>) -> wasmtime::Result<()> {
-    PluginHost::add_to_linker::<StoreState, wasmtime::component::HasSelf<StoreState>>(linker, |s| s)
+/// Adds every implemented capability to a linker, each interface by its own `add_to_linker`.
+pub fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    infra::host::types::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)?;
+    for cap in Cap::ALL.iter().filter(|c| c.implemented()) {
+        link(*cap, linker)?;
+    }
+    Ok(())
+}
+
+/// Links one capability's interface. A capability the host does not implement has no host side
+/// to link: a plugin importing it never gets this far (the import check refuses it at load).
+fn link(cap: Cap, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+    type Me = HasSelf<StoreState>;
+    match cap {
+        Cap::Http => infra::host::http::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Ssh => infra::host::ssh::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Postgres => infra::host::postgres::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Secrets => infra::host::secrets::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Artifacts => infra::host::artifacts::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Log => infra::host::log::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Fs | Cap::Exec => Ok(()),
+    }
 }

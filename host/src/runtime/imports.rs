@@ -4,6 +4,7 @@ use anyhow::Context;
 use wasmparser::{Parser, Payload};
 
 use super::manifest::Manifest;
+use crate::cap::Cap;
 
 /// WASI interfaces a plugin may import. They carry no authority: the host links them with no
 /// environment, arguments, preopened directories or network, so they give clocks, random and
@@ -60,7 +61,7 @@ pub fn check(manifest: &Manifest, imports: &[String]) -> anyhow::Result<()> {
                     manifest.name
                 );
             }
-            if !crate::caps::IMPLEMENTED.contains(&iface) {
+            if !Cap::provides(iface) {
                 anyhow::bail!(
                     "plugin '{}' imports {import}, whose host side this infra does not provide yet; \
                      it cannot be loaded until a release implements '{iface}'",

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::cap::Cap;
+
 /// A plugin's manifest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,10 +41,11 @@ impl Manifest {
             );
         }
         for i in &m.imports {
-            if !crate::caps::ALL.contains(&i.as_str()) {
+            if !Cap::interfaces().any(|known| known == i) {
+                let known: Vec<&str> = Cap::interfaces().collect();
                 anyhow::bail!(
                     "{origin}: imports lists '{i}', which is not an infra:host interface; known: {}",
-                    crate::caps::ALL.join(", ")
+                    known.join(", ")
                 );
             }
         }
