@@ -23,12 +23,12 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::{Method, StatusCode, Url};
 
 use super::infra::host::http::{DownloadResult, Host, Request, Response};
-use super::infra::host::types::{ArtifactRef, CapError, KeyValue};
-use super::{CallCtx, CapEvent, StoreState};
-use crate::artifacts::ArtifactMeta;
+use super::infra::host::types::{CapError, KeyValue};
+use super::types::error_chain;
+use super::{CallCtx, StoreState};
+use crate::artifacts::{ArtifactMeta, Measured, ScrubbedSink};
 use crate::policy::{Decision, Policy};
 use crate::profiles::{HttpAuth, HttpProfile, Profile};
-use crate::redact::StreamScrubber;
 use capture::Capture;
 
 /// Pooled clients, one per plugin, so connections are reused across calls while each client's
@@ -293,7 +293,6 @@ impl CallCtx {
         loop {
             let target = self.check_hop(&p.url)?;
             attempts += 1;
-            let started = Instant::now();
             let mut builder = client.request(p.method.clone(), p.url.clone());
             let same_origin = p.origin.as_ref().is_none_or(|o| &p.url.origin() == o);
             for (k, v) in host_owned::SENT {
@@ -316,24 +315,14 @@ impl CallCtx {
                     p.method, p.url, req.timeout_ms
                 )));
             }
-            let sent = builder.timeout(left).send().await;
-            let elapsed = started.elapsed().as_millis() as u64;
-            let resp = match sent {
+            let ev = self.event("http", &target);
+            let resp = match builder.timeout(left).send().await {
                 Ok(r) => r,
                 Err(e) => {
                     if let Some(reason) = denial_in(&e) {
-                        self.decide("http", &target, Decision::Deny(reason.clone()))
-                            .ok();
-                        return Err(CapError::Denied(reason));
+                        return Err(CapError::Denied(ev.deny(reason)));
                     }
-                    self.record(CapEvent {
-                        cap: "http".into(),
-                        target: target.clone(),
-                        decision: "allow",
-                        reason: None,
-                        duration_ms: elapsed,
-                        detail: Some(e.to_string()),
-                    });
+                    ev.fail(e.to_string());
                     if idempotent(&p.method) && attempts <= req.retries && !e.is_timeout() {
                         backoff(attempts, None, deadline).await;
                         continue;
@@ -359,14 +348,7 @@ impl CallCtx {
                 }
             };
             let status = resp.status();
-            self.record(CapEvent {
-                cap: "http".into(),
-                target,
-                decision: "allow",
-                reason: None,
-                duration_ms: elapsed,
-                detail: Some(status.as_u16().to_string()),
-            });
+            ev.ok(status.as_u16().to_string());
             if status.is_redirection()
                 && req.max_redirects > redirects
                 && let Some(next) = resp
@@ -441,17 +423,6 @@ async fn backoff(attempt: u32, retry_after_s: Option<u64>, deadline: Instant) {
     };
     let left = deadline.saturating_duration_since(Instant::now());
     tokio::time::sleep(wanted.min(left)).await;
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Teaches `redactor` the header values a profile's auth sends. The wire form of a credential
@@ -651,48 +622,42 @@ impl Host for StoreState {
             trace_id: call.trace_id.clone(),
             description: format!("download of {final_url}"),
         };
-        let mut writer = call
-            .shared
-            .artifacts
-            .writer(meta)
-            .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
-        let mut scrubber = StreamScrubber::new(&call.shared.redactor);
+        let mut sink = ScrubbedSink::open(
+            &call.shared.artifacts,
+            &call.shared.redactor,
+            meta,
+            max_bytes,
+            Measured::Received,
+        )
+        .await
+        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        // Past the cap the sink is dropped, which removes what was written: a cut download is
+        // no download.
+        let too_large = || {
+            if max_bytes == limit {
+                format!(
+                    "{final_url} is larger than {limit} bytes, the host's limits.artifact_bytes; nothing was stored — fetch a smaller part (e.g. with a Range header), or ask the operator to raise limits.artifact_bytes"
+                )
+            } else {
+                format!(
+                    "{final_url} is larger than max_bytes ({max_bytes} bytes); nothing was stored — raise max_bytes"
+                )
+            }
+        };
         let mut read = x.into_body();
         while let Some(chunk) = read.next().await? {
-            if read.received > max_bytes {
-                // Dropping the writer removes what was written: a cut download is no download.
-                return Err(CapError::Failed(if max_bytes == limit {
-                    format!(
-                        "{final_url} is larger than {limit} bytes, the host's limits.artifact_bytes; nothing was stored — fetch a smaller part (e.g. with a Range header), or ask the operator to raise limits.artifact_bytes"
-                    )
-                } else {
-                    format!(
-                        "{final_url} is larger than max_bytes ({max_bytes} bytes); nothing was stored — raise max_bytes"
-                    )
-                }));
-            }
-            writer
-                .write(&scrubber.push(&chunk))
+            sink.write(&chunk)
                 .await
-                .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+                .map_err(|e| CapError::from_sink(e, too_large))?;
         }
-        writer
-            .write(&scrubber.finish())
-            .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
-        let info = writer
+        let info = sink
             .finish()
             .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CapError::from_sink(e, too_large))?;
         Ok(DownloadResult {
             status: status.as_u16(),
             headers,
-            artifact: ArtifactRef {
-                uri: info.uri,
-                size: info.size,
-                sha256: info.sha256,
-            },
+            artifact: info.into(),
             final_url,
             max_bytes,
         })

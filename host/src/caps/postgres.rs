@@ -64,11 +64,12 @@ use tokio_postgres::{NoTls, Row};
 use super::infra::host::postgres::{
     CopyFormat, CopyResult, Host, PgError, Rows, SqlError, Statement,
 };
-use super::infra::host::types::{ArtifactRef, CapError};
-use super::{CallCtx, CapEvent, StoreState};
-use crate::artifacts::ArtifactMeta;
+use super::infra::host::types::CapError;
+use super::types::error_chain;
+use super::{CallCtx, CapUse, StoreState};
+use crate::artifacts::{ArtifactMeta, Measured, ScrubbedSink};
 use crate::profiles::{PostgresProfile, Profile};
-use crate::redact::{MIN_SECRET_CHARS, REDACTED, StreamScrubber};
+use crate::redact::{MIN_SECRET_CHARS, REDACTED};
 
 mod read_only;
 
@@ -78,8 +79,6 @@ pub const POOL_SIZE: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows counted (not decoded) past the cap to report `total`.
 const COUNT_PAST_CAP: i32 = 10_000;
-/// COPY data is written to the artifact in batches of about this many bytes.
-const COPY_BATCH: usize = 256 * 1024;
 /// The host waits this long past the statement timeout for the server's own cancel.
 const GRACE: Duration = Duration::from_secs(2);
 /// Run on a connection after each call, before it goes back to the pool: what deadpool's
@@ -238,20 +237,6 @@ fn cap(e: CapError) -> PgError {
 
 fn invalid(msg: impl Into<String>) -> PgError {
     cap(CapError::Invalid(msg.into()))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// A tokio-postgres error as the guest sees it. `offset` is subtracted from server positions
@@ -453,28 +438,21 @@ impl CallCtx {
         }
     }
 
-    /// Records the capability event of one call.
-    fn pg_event<T>(&self, t: &Target, started: Instant, r: &Result<T, PgError>, ok: String) {
-        let detail = match r {
-            Ok(_) => ok,
-            Err(PgError::Sql(s)) => format!("SQLSTATE {}", s.code),
+    /// Closes the capability event of one call with its outcome.
+    fn pg_event<T>(&self, ev: CapUse<'_>, r: &Result<T, PgError>, ok: String) {
+        match r {
+            Ok(_) => ev.ok(ok),
+            Err(PgError::Sql(s)) => ev.fail(format!("SQLSTATE {}", s.code)),
             // Scrubbed whole, then cut: a cut first could split a secret past recognition.
-            Err(PgError::Cap(e)) => self
-                .shared
-                .redactor
-                .scrub_str(&format!("{e:?}"))
-                .chars()
-                .take(200)
-                .collect(),
-        };
-        self.record(CapEvent {
-            cap: "postgres".into(),
-            target: t.label.clone(),
-            decision: "allow",
-            reason: None,
-            duration_ms: started.elapsed().as_millis() as u64,
-            detail: Some(self.shared.redactor.scrub_str(&detail).into_owned()),
-        });
+            Err(PgError::Cap(e)) => ev.fail(
+                self.shared
+                    .redactor
+                    .scrub_str(&format!("{e:?}"))
+                    .chars()
+                    .take(200)
+                    .collect::<String>(),
+            ),
+        }
     }
 
     fn scrub_err(&self, e: PgError) -> PgError {
@@ -1291,7 +1269,6 @@ fn rows_detail(r: &Rows) -> String {
 impl CallCtx {
     async fn pg_query(&self, stmt: Statement) -> Result<Rows, PgError> {
         let call = self;
-        let started = Instant::now();
         let t = call.pg_target(&stmt.profile, stmt.read_only.then_some(ASKED))?;
         let read_only = t.read_only.is_some();
         t.check(&stmt.sql)?;
@@ -1301,6 +1278,7 @@ impl CallCtx {
         let sql = stmt.sql.clone();
         let max_rows = stmt.max_rows;
         let capture = call.shared.policy.limits().capture_bytes;
+        let ev = call.event("postgres", &t.label);
         let r = call
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
@@ -1348,13 +1326,12 @@ impl CallCtx {
             .await;
         let r = t.unclip(r);
         let detail = r.as_ref().map(rows_detail).unwrap_or_default();
-        call.pg_event(&t, started, &r, detail);
+        call.pg_event(ev, &r, detail);
         r
     }
 
     async fn pg_transaction(&self, stmts: Vec<Statement>) -> Result<Vec<Rows>, PgError> {
         let call = self;
-        let started = Instant::now();
         let Some(first) = stmts.first() else {
             return Err(invalid("statements: give at least one statement"));
         };
@@ -1380,6 +1357,7 @@ impl CallCtx {
             work.push((s.sql.clone(), values, s.max_rows));
         }
         let label = t.label.clone();
+        let ev = call.event("postgres", &t.label);
         let r = call
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
@@ -1422,7 +1400,7 @@ impl CallCtx {
             Ok(v) => format!("{} statements committed", v.len()),
             Err(_) => String::new(),
         };
-        call.pg_event(&t, started, &r, detail);
+        call.pg_event(ev, &r, detail);
         r
     }
 
@@ -1432,7 +1410,6 @@ impl CallCtx {
         format: CopyFormat,
     ) -> Result<CopyResult, PgError> {
         let call = self;
-        let started = Instant::now();
         let t = call.pg_target(&stmt.profile, Some("an export always runs read-only"))?;
         read_only::check_export(&stmt.sql).map_err(invalid)?;
         call.require("artifacts", "copy-out")
@@ -1478,6 +1455,7 @@ impl CallCtx {
                 t.label
             ),
         };
+        let ev = call.event("postgres", &t.label);
         let r = call
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
@@ -1507,57 +1485,46 @@ impl CallCtx {
                         .await
                         .map_err(|e| pg_err(&e, &label, offset))?;
                     futures::pin_mut!(stream);
-                    let failed = |e: anyhow::Error| cap(CapError::Failed(format!("{e:#}")));
-                    let mut writer = shared.artifacts.writer(meta).await.map_err(failed)?;
-                    let mut scrubber = StreamScrubber::new(&shared.redactor);
+                    // Measured on scrubbed bytes: a secret is replaced before any cut could
+                    // split it. Past the limit the export fails and the partial artifact is
+                    // removed (the sink is dropped unfinished).
+                    let mut sink = ScrubbedSink::open(
+                        &shared.artifacts,
+                        &shared.redactor,
+                        meta,
+                        limit,
+                        Measured::Stored,
+                    )
+                    .await
+                    .map_err(|e| cap(CapError::Failed(format!("{e:#}"))))?;
+                    let too_large = || {
+                        format!(
+                            "the export passed {limit} bytes, the most one artifact may \
+                             hold ([limits] artifact_bytes of the policy); export fewer rows \
+                             or columns (WHERE, LIMIT, a column list), or ask the operator \
+                             to raise the limit"
+                        )
+                    };
                     let mut counter = RecordCounter {
                         quote,
                         inside: false,
                         lines: 0,
                     };
-                    // The server sends one message per row: batch them so the scrubber and
-                    // the artifact file see large writes.
-                    let mut buf: Vec<u8> = Vec::with_capacity(COPY_BATCH + 4096);
-                    // Only scrubbed bytes are measured against the limit and written: a secret
-                    // is replaced before any cut could split it. Past the limit the export fails
-                    // and the partial artifact is removed (the writer is dropped unfinished).
-                    let mut written: u64 = 0;
-                    let mut within = |scrubbed: &[u8]| {
-                        written += scrubbed.len() as u64;
-                        if written > limit {
-                            return Err(cap(CapError::Failed(format!(
-                                "the export passed {limit} bytes, the most one artifact may \
-                                 hold ([limits] artifact_bytes of the policy); export fewer rows \
-                                 or columns (WHERE, LIMIT, a column list), or ask the operator \
-                                 to raise the limit"
-                            ))));
-                        }
-                        Ok(())
-                    };
                     while let Some(chunk) = stream.next().await {
                         let chunk = chunk.map_err(|e| pg_err(&e, &label, offset))?;
                         counter.feed(&chunk);
-                        buf.extend_from_slice(&chunk);
-                        if buf.len() >= COPY_BATCH {
-                            let out = scrubber.push(&buf);
-                            within(&out)?;
-                            writer.write(&out).await.map_err(failed)?;
-                            buf.clear();
-                        }
+                        sink.write(&chunk)
+                            .await
+                            .map_err(|e| cap(CapError::from_sink(e, too_large)))?;
                     }
-                    let mut out = scrubber.push(&buf);
-                    out.extend(scrubber.finish());
-                    within(&out)?;
-                    writer.write(&out).await.map_err(failed)?;
-                    let info = writer.finish().await.map_err(failed)?;
+                    let info = sink
+                        .finish()
+                        .await
+                        .map_err(|e| cap(CapError::from_sink(e, too_large)))?;
                     tx.rollback().await.map_err(err)?;
                     let rows = counter.lines - u64::from(quote.is_some() && counter.lines > 0);
                     Ok(CopyResult {
-                        artifact: ArtifactRef {
-                            uri: info.uri,
-                            size: info.size,
-                            sha256: info.sha256,
-                        },
+                        artifact: info.into(),
                         rows,
                     })
                 })
@@ -1568,7 +1535,7 @@ impl CallCtx {
             Ok(c) => format!("{} rows to {}", c.rows, c.artifact.uri),
             Err(_) => String::new(),
         };
-        call.pg_event(&t, started, &r, detail);
+        call.pg_event(ev, &r, detail);
         r
     }
 }
