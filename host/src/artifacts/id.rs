@@ -76,7 +76,7 @@ impl fmt::Display for ArtifactId {
     }
 }
 
-fn check_extension(ext: &str) -> Result<(), String> {
+pub(super) fn check_extension(ext: &str) -> Result<(), String> {
     let ok = !ext.is_empty()
         && ext.len() <= MAX_EXTENSION
         && ext.split('.').all(|seg| {

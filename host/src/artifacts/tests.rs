@@ -1,3 +1,12 @@
+use std::path::Path;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::io::AsyncReadExt;
+
+use super::id::check_extension;
 use super::*;
 
 /// A temporary directory removed on drop.

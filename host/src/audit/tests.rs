@@ -1,4 +1,11 @@
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use super::*;
+use crate::redact::Redactor;
 use std::sync::Arc;
 
 /// A temporary directory removed on drop.
