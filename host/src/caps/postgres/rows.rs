@@ -309,6 +309,8 @@ pub(super) fn rows_detail(r: &Rows) -> String {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::super::params::encode_numeric;
     use super::*;
 
