@@ -39,6 +39,7 @@
 mod canonical;
 mod log;
 mod query;
+mod recover;
 mod verify;
 
 use std::fmt;
