@@ -54,6 +54,16 @@ impl fmt::Debug for Redactor {
     }
 }
 
+/// How `text` reads inside a JSON string (a spilled result, a jsonl export): `"`, `\` and
+/// control characters arrive escaped, and the scrubber matches bytes, so that form is a secret too.
+pub fn json_form(text: &str) -> String {
+    let quoted = serde_json::to_string(text).unwrap_or_default();
+    quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
 impl Redactor {
     /// The redactor of this process: the one the router fills with the secrets it resolves and
     /// the log writer scrubs stderr with (logging starts before the router exists).
@@ -79,13 +89,7 @@ impl Redactor {
         }
         let unix = secret.replace("\r\n", "\n");
         let crlf = unix.replace('\n', "\r\n");
-        // Inside a JSON string (a spilled result, a jsonl export) `"`, `\` and control
-        // characters arrive escaped, and the scrubber matches bytes.
-        let quoted = serde_json::to_string(secret).unwrap_or_default();
-        let json = quoted
-            .get(1..quoted.len().saturating_sub(1))
-            .unwrap_or_default()
-            .to_string();
+        let json = json_form(secret);
         let mut values = self.inner.write().unwrap_or_else(|e| e.into_inner());
         for form in [secret.to_string(), unix, crlf, json] {
             if !values.contains(&form) {

@@ -3,17 +3,17 @@
 use super::StoreState;
 use super::infra::host::artifacts::Host;
 use super::infra::host::types::{ArtifactRef, CapError};
-use crate::artifacts::ArtifactMeta;
+use crate::artifacts::{ArtifactError, ArtifactMeta};
 
 /// Largest single read a plugin may ask for; bigger reads page with `offset`.
 const MAX_READ: u64 = 16 * 1024 * 1024;
 
+/// The store's error as the plugin sees it; a missing artifact is told apart by its type.
 fn failed(e: anyhow::Error) -> CapError {
     let text = format!("{e:#}");
-    if text.contains("not found") {
-        CapError::NotFound(text)
-    } else {
-        CapError::Failed(text)
+    match e.downcast_ref::<ArtifactError>() {
+        Some(ArtifactError::NotFound { .. }) => CapError::NotFound(text),
+        _ => CapError::Failed(text),
     }
 }
 
@@ -39,11 +39,7 @@ impl Host for StoreState {
             .put(&data, meta)
             .await
             .map_err(failed)?;
-        Ok(ArtifactRef {
-            uri: info.uri,
-            size: info.size,
-            sha256: info.sha256,
-        })
+        Ok(info.into())
     }
 
     async fn read(&mut self, uri: String, offset: u64, len: u64) -> Result<Vec<u8>, CapError> {
@@ -60,10 +56,6 @@ impl Host for StoreState {
         let call = &self.call;
         call.require("artifacts", &uri).map_err(CapError::Denied)?;
         let info = call.shared.artifacts.info(&uri).await.map_err(failed)?;
-        Ok(ArtifactRef {
-            uri: info.uri,
-            size: info.size,
-            sha256: info.sha256,
-        })
+        Ok(info.into())
     }
 }

@@ -9,117 +9,29 @@
 //! Methods and headers that reflect, tunnel, re-address or encode are refused ([`host_owned`]).
 //! Sizes are clamped to the policy's `[limits]`.
 
+mod auth;
 mod capture;
+mod clients;
 mod host_owned;
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+pub use auth::register_profile_secrets;
+use auth::{profile_headers, register_auth};
+pub use clients::Clients;
+use clients::denial_in;
+
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use futures::StreamExt;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::{Method, StatusCode, Url};
 
 use super::infra::host::http::{DownloadResult, Host, Request, Response};
-use super::infra::host::types::{ArtifactRef, CapError, KeyValue};
-use super::{CallCtx, CapEvent, StoreState};
-use crate::artifacts::ArtifactMeta;
-use crate::policy::{Decision, Policy};
-use crate::profiles::{HttpAuth, HttpProfile, Profile};
-use crate::redact::StreamScrubber;
+use super::infra::host::types::{CapError, KeyValue};
+use super::types::error_chain;
+use super::{CallCtx, StoreState};
+use crate::artifacts::{ArtifactMeta, Measured, ScrubbedSink};
+use crate::profiles::Profile;
 use capture::Capture;
-
-/// Pooled clients, one per plugin, so connections are reused across calls while each client's
-/// resolver enforces only its own plugin's grants.
-#[derive(Default)]
-pub struct Clients {
-    by_plugin: Mutex<HashMap<String, reqwest::Client>>,
-}
-
-impl Clients {
-    /// The client of `plugin`, built on first use.
-    pub fn get(&self, plugin: &str, policy: &Arc<Policy>) -> Result<reqwest::Client, CapError> {
-        let mut map = self.by_plugin.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(plugin) {
-            return Ok(c.clone());
-        }
-        let resolver = Arc::new(PolicyResolver {
-            plugin: plugin.to_string(),
-            policy: policy.clone(),
-        });
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("infra/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would resolve names where our resolver cannot check the addresses.
-            .no_proxy()
-            .dns_resolver(resolver)
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| CapError::Failed(format!("cannot build the HTTP client: {e}")))?;
-        map.insert(plugin.to_string(), client.clone());
-        Ok(client)
-    }
-}
-
-/// Raised by the resolver when every address of a name is denied.
-#[derive(Debug)]
-struct AddressDenied(String);
-
-impl std::fmt::Display for AddressDenied {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for AddressDenied {}
-
-/// Resolves names with the system resolver and drops the addresses the plugin may not reach.
-struct PolicyResolver {
-    plugin: String,
-    policy: Arc<Policy>,
-}
-
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let plugin = self.plugin.clone();
-        let policy = self.policy.clone();
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut denied = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.check_http_addr(&plugin, a.ip()) {
-                    Decision::Allow => true,
-                    Decision::Deny(reason) => {
-                        denied = Some(format!("{host} resolves to {}: {reason}", a.ip()));
-                        false
-                    }
-                })
-                .collect();
-            match (allowed.is_empty(), denied) {
-                (true, Some(reason)) => Err(Box::new(AddressDenied(reason)) as _),
-                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
-            }
-        })
-    }
-}
-
-/// The denial hidden in a reqwest error's source chain, if the resolver raised one.
-fn denial_in(err: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(d) = e.downcast_ref::<AddressDenied>() {
-            return Some(d.0.clone());
-        }
-        source = e.source();
-    }
-    None
-}
 
 /// Methods that may be retried: repeating them has no further effect.
 fn idempotent(m: &Method) -> bool {
@@ -293,7 +205,6 @@ impl CallCtx {
         loop {
             let target = self.check_hop(&p.url)?;
             attempts += 1;
-            let started = Instant::now();
             let mut builder = client.request(p.method.clone(), p.url.clone());
             let same_origin = p.origin.as_ref().is_none_or(|o| &p.url.origin() == o);
             for (k, v) in host_owned::SENT {
@@ -316,24 +227,14 @@ impl CallCtx {
                     p.method, p.url, req.timeout_ms
                 )));
             }
-            let sent = builder.timeout(left).send().await;
-            let elapsed = started.elapsed().as_millis() as u64;
-            let resp = match sent {
+            let ev = self.event("http", &target);
+            let resp = match builder.timeout(left).send().await {
                 Ok(r) => r,
                 Err(e) => {
                     if let Some(reason) = denial_in(&e) {
-                        self.decide("http", &target, Decision::Deny(reason.clone()))
-                            .ok();
-                        return Err(CapError::Denied(reason));
+                        return Err(CapError::Denied(ev.deny(reason)));
                     }
-                    self.record(CapEvent {
-                        cap: "http".into(),
-                        target: target.clone(),
-                        decision: "allow",
-                        reason: None,
-                        duration_ms: elapsed,
-                        detail: Some(e.to_string()),
-                    });
+                    ev.fail(e.to_string());
                     if idempotent(&p.method) && attempts <= req.retries && !e.is_timeout() {
                         backoff(attempts, None, deadline).await;
                         continue;
@@ -359,14 +260,7 @@ impl CallCtx {
                 }
             };
             let status = resp.status();
-            self.record(CapEvent {
-                cap: "http".into(),
-                target,
-                decision: "allow",
-                reason: None,
-                duration_ms: elapsed,
-                detail: Some(status.as_u16().to_string()),
-            });
+            ev.ok(status.as_u16().to_string());
             if status.is_redirection()
                 && req.max_redirects > redirects
                 && let Some(next) = resp
@@ -441,97 +335,6 @@ async fn backoff(attempt: u32, retry_after_s: Option<u64>, deadline: Instant) {
     };
     let left = deadline.saturating_duration_since(Instant::now());
     tokio::time::sleep(wanted.min(left)).await;
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-/// Teaches `redactor` the header values a profile's auth sends. The wire form of a credential
-/// (e.g. base64 of user:password) is as secret as the credential: a server, a remote command or
-/// a database may echo it back long before any http call used the profile.
-fn register_auth(auth: &[(String, String)], redactor: &crate::redact::Redactor) {
-    for (name, value) in auth {
-        if is_plain_header(name) {
-            continue;
-        }
-        redactor.add(value);
-        // "Bearer <token>" / "Basic <base64>": the credential also appears on its own.
-        if name.eq_ignore_ascii_case("authorization")
-            && let Some((_, encoded)) = value.split_once(' ')
-        {
-            redactor.add(encoded);
-        }
-    }
-}
-
-/// Literal profile headers that carry no credential. Their values are everyday words
-/// ("application/json") that, registered as secrets, would be erased from every output; every
-/// other literal header is treated as a secret, since API keys end up there.
-fn is_plain_header(name: &str) -> bool {
-    const PLAIN: &[&str] = &[
-        "accept",
-        "accept-language",
-        "content-type",
-        "user-agent",
-        "cache-control",
-        "x-github-api-version",
-    ];
-    PLAIN.iter().any(|p| p.eq_ignore_ascii_case(name))
-}
-
-/// Registers the wire form of every http profile's credentials whose references resolve now,
-/// and the values of its literal `headers`, which often carry keys too.
-pub fn register_profile_secrets(
-    profiles: &crate::profiles::Profiles,
-    redactor: &crate::redact::Redactor,
-) {
-    for p in profiles.values() {
-        if let crate::profiles::Profile::Http(h) = p
-            && let Ok(sent) = profile_headers(h)
-        {
-            register_auth(&sent, redactor);
-        }
-    }
-}
-
-/// Every header a profile adds: its auth, resolved now, then its literal `headers`.
-fn profile_headers(profile: &HttpProfile) -> Result<Vec<(String, String)>, CapError> {
-    let mut sent = auth_headers(profile)?;
-    sent.extend(profile.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
-    Ok(sent)
-}
-
-/// The headers a profile's auth adds, resolved now.
-fn auth_headers(profile: &HttpProfile) -> Result<Vec<(String, String)>, CapError> {
-    let resolve = |r: &crate::profiles::SecretRef| {
-        r.resolve().map_err(|e| CapError::Failed(format!("{e:#}")))
-    };
-    Ok(match &profile.auth {
-        None => vec![],
-        Some(HttpAuth::Bearer { token }) => vec![(
-            "authorization".into(),
-            format!("Bearer {}", resolve(token)?),
-        )],
-        Some(HttpAuth::Basic { user, password }) => {
-            let raw = format!("{user}:{}", resolve(password)?);
-            vec![(
-                "authorization".into(),
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ),
-            )]
-        }
-        Some(HttpAuth::Header { name, value }) => vec![(name.clone(), resolve(value)?)],
-    })
 }
 
 /// Joins a request path onto a profile's base URL (`/v1` + `users` = `/v1/users`).
@@ -651,48 +454,42 @@ impl Host for StoreState {
             trace_id: call.trace_id.clone(),
             description: format!("download of {final_url}"),
         };
-        let mut writer = call
-            .shared
-            .artifacts
-            .writer(meta)
-            .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
-        let mut scrubber = StreamScrubber::new(&call.shared.redactor);
+        let mut sink = ScrubbedSink::open(
+            &call.shared.artifacts,
+            &call.shared.redactor,
+            meta,
+            max_bytes,
+            Measured::Received,
+        )
+        .await
+        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        // Past the cap the sink is dropped, which removes what was written: a cut download is
+        // no download.
+        let too_large = || {
+            if max_bytes == limit {
+                format!(
+                    "{final_url} is larger than {limit} bytes, the host's limits.artifact_bytes; nothing was stored — fetch a smaller part (e.g. with a Range header), or ask the operator to raise limits.artifact_bytes"
+                )
+            } else {
+                format!(
+                    "{final_url} is larger than max_bytes ({max_bytes} bytes); nothing was stored — raise max_bytes"
+                )
+            }
+        };
         let mut read = x.into_body();
         while let Some(chunk) = read.next().await? {
-            if read.received > max_bytes {
-                // Dropping the writer removes what was written: a cut download is no download.
-                return Err(CapError::Failed(if max_bytes == limit {
-                    format!(
-                        "{final_url} is larger than {limit} bytes, the host's limits.artifact_bytes; nothing was stored — fetch a smaller part (e.g. with a Range header), or ask the operator to raise limits.artifact_bytes"
-                    )
-                } else {
-                    format!(
-                        "{final_url} is larger than max_bytes ({max_bytes} bytes); nothing was stored — raise max_bytes"
-                    )
-                }));
-            }
-            writer
-                .write(&scrubber.push(&chunk))
+            sink.write(&chunk)
                 .await
-                .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+                .map_err(|e| CapError::from_sink(e, too_large))?;
         }
-        writer
-            .write(&scrubber.finish())
-            .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
-        let info = writer
+        let info = sink
             .finish()
             .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CapError::from_sink(e, too_large))?;
         Ok(DownloadResult {
             status: status.as_u16(),
             headers,
-            artifact: ArtifactRef {
-                uri: info.uri,
-                size: info.size,
-                sha256: info.sha256,
-            },
+            artifact: info.into(),
             final_url,
             max_bytes,
         })

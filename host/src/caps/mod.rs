@@ -8,17 +8,19 @@
 //! interface is linked by its own `add_to_linker`, from [`Cap`]'s list (see [`add_to_linker`]).
 
 pub mod artifacts;
+mod call;
 pub mod http;
 pub mod log;
+pub mod output;
 pub mod postgres;
 pub mod secrets;
 pub mod ssh;
 pub mod types;
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+pub use call::{CallCtx, CapEvent, CapUse, Verdict};
 
-use serde::Serialize;
+use std::sync::Arc;
+
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -26,10 +28,9 @@ pub use crate::cap::Cap;
 
 use crate::artifacts::ArtifactStore;
 use crate::flags::Flags;
-use crate::policy::{Decision, Policy};
+use crate::policy::Policy;
 use crate::profiles::Profiles;
 use crate::redact::Redactor;
-use crate::tool::ProgressFn;
 
 /// Host-side bindings generated from `wit/` for the interfaces implemented today.
 #[allow(missing_docs)]
@@ -58,24 +59,6 @@ mod bindings {
 
 pub use bindings::*;
 
-/// One use of a capability, as it goes into the audit record.
-#[derive(Debug, Clone, Serialize)]
-pub struct CapEvent {
-    /// Interface name, e.g. `http`.
-    pub cap: String,
-    /// What it reached: host:port, profile, artifact URI…
-    pub target: String,
-    /// `allow` or `deny`.
-    pub decision: &'static str,
-    /// Why it was denied.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// Time spent.
-    pub duration_ms: u64,
-    /// Short outcome, e.g. `200` or an error message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
 
 /// What the host shares with every call: policy, flags, clients, stores.
 pub struct Shared {
@@ -97,65 +80,6 @@ pub struct Shared {
     pub postgres: postgres::Pools,
     /// Background commands started with `exec-detached`.
     pub jobs: Arc<crate::jobs::Jobs>,
-}
-
-/// The per-call state a plugin's capabilities see.
-pub struct CallCtx {
-    /// The calling plugin's name (what the policy is keyed by).
-    pub plugin: String,
-    /// The call's trace id.
-    pub trace_id: String,
-    /// The call's tool name.
-    pub tool: String,
-    /// When the call must be over.
-    pub deadline: Instant,
-    /// Host-wide state.
-    pub shared: Arc<Shared>,
-    /// Capability events, for the audit record.
-    pub events: Arc<Mutex<Vec<CapEvent>>>,
-    /// Where progress goes, if the client asked.
-    pub progress: Option<ProgressFn>,
-}
-
-impl CallCtx {
-    /// Milliseconds left before the call's deadline (at least 1).
-    pub fn remaining_ms(&self) -> u64 {
-        self.deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1) as u64
-    }
-
-    /// Records a capability event.
-    pub fn record(&self, event: CapEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event);
-    }
-
-    /// Checks that the plugin holds a grant for `cap` at all; records a denial.
-    pub fn require(&self, cap: &str, target: &str) -> Result<(), String> {
-        self.decide(cap, target, self.shared.policy.check_cap(&self.plugin, cap))
-    }
-
-    /// Records a denial (and returns its reason) or lets the call go on.
-    pub fn decide(&self, cap: &str, target: &str, decision: Decision) -> Result<(), String> {
-        match decision {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => {
-                self.record(CapEvent {
-                    cap: cap.into(),
-                    target: target.into(),
-                    decision: "deny",
-                    reason: Some(reason.clone()),
-                    duration_ms: 0,
-                    detail: None,
-                });
-                Err(reason)
-            }
-        }
-    }
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.

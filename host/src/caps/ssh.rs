@@ -24,31 +24,38 @@ use super::infra::host::types::{ArtifactRef, CapError};
 use super::{CallCtx, StoreState};
 
 impl CallCtx {
-    /// Checks the grant for `target` and returns its pooled connection.
-    async fn ssh_conn(&self, target: &str) -> Result<Conn, CapError> {
+    /// Checks the plugin's grant for `target`; records a denial.
+    fn ssh_grant(&self, target: &str) -> Result<(), CapError> {
         self.require("ssh", target).map_err(CapError::Denied)?;
         self.decide(
             "ssh",
             target,
             self.shared.policy.check_ssh_target(&self.plugin, target),
         )
-        .map_err(CapError::Denied)?;
-        match self.shared.ssh.get(target, &self.shared.redactor).await {
-            Ok(c) => Ok(c),
+        .map_err(CapError::Denied)
+    }
+
+    /// The pooled connection to `target` (whose grant [`CallCtx::ssh_use`] checked).
+    async fn ssh_conn(&self, target: &str) -> Result<Conn, CapError> {
+        self.shared.ssh.get(target, &self.shared.redactor).await
+    }
+
+    /// Runs one ssh use on `target` under its grant, recorded as one capability event: `work`'s
+    /// success detail, or its error.
+    async fn ssh_use<T>(
+        &self,
+        target: &str,
+        work: impl Future<Output = Result<(T, String), CapError>>,
+    ) -> Result<T, CapError> {
+        self.ssh_grant(target)?;
+        let ev = self.event("ssh", target);
+        match work.await {
+            Ok((v, detail)) => {
+                ev.ok(detail);
+                Ok(v)
+            }
             Err(e) => {
-                self.record(super::CapEvent {
-                    cap: "ssh".into(),
-                    target: target.into(),
-                    decision: "allow",
-                    reason: None,
-                    duration_ms: 0,
-                    detail: Some(
-                        self.shared
-                            .redactor
-                            .scrub_str(&cap_message(&e))
-                            .into_owned(),
-                    ),
-                });
+                ev.fail(e.message());
                 Err(e)
             }
         }
@@ -75,20 +82,18 @@ impl CallCtx {
     }
 }
 
-fn cap_message(e: &CapError) -> String {
-    match e {
-        CapError::Denied(m)
-        | CapError::NotFound(m)
-        | CapError::Invalid(m)
-        | CapError::Timeout(m)
-        | CapError::Failed(m) => m.clone(),
-    }
-}
-
 impl CallCtx {
     /// Runs `req` on the target's pooled connection, reconnecting once when the connection
     /// turns out to be dead before anything ran.
     pub async fn ssh_exec(&self, req: &ExecRequest) -> Result<ExecResult, CapError> {
+        self.ssh_use(&req.target, self.ssh_exec_once_or_twice(req))
+            .await
+    }
+
+    async fn ssh_exec_once_or_twice(
+        &self,
+        req: &ExecRequest,
+    ) -> Result<(ExecResult, String), CapError> {
         let mut conn = self.ssh_conn(&req.target).await?;
         // A pooled connection can be dead without knowing it yet (the server went away while
         // idle): when not even a channel opens, nothing ran, so reconnect once and retry.
@@ -118,19 +123,6 @@ impl CallCtx {
                     if conn.is_closed() {
                         self.shared.ssh.discard(&req.target, &conn).await;
                     }
-                    self.record(super::CapEvent {
-                        cap: "ssh".into(),
-                        target: req.target.clone(),
-                        decision: "allow",
-                        reason: None,
-                        duration_ms: 0,
-                        detail: Some(
-                            self.shared
-                                .redactor
-                                .scrub_str(&cap_message(&e))
-                                .into_owned(),
-                        ),
-                    });
                     return Err(e);
                 }
             }

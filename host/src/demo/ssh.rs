@@ -94,7 +94,7 @@ pub(super) async fn steps(d: &mut Demo, target: &str) {
                 "Tidy up the job's directory on the target",
                 "ssh",
                 json!({"action": "exec", "target": target,
-                       "command": format!("rm -rf '{}'", dir.replace('\'', r"'\''"))}),
+                       "command": format!("rm -rf {}", crate::caps::ssh::sh_quote(&dir))}),
             )
             .await;
     }

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use russh::ChannelMsg;
 use tokio::io::AsyncRead;
 
+use super::super::CallCtx;
 use super::super::infra::host::ssh::{ExecRequest, ExecResult};
-use super::super::infra::host::types::{ArtifactRef, CapError};
-use super::super::{CallCtx, CapEvent};
+use super::super::infra::host::types::CapError;
+use super::super::output::{Captured, OutputCapture};
 use super::pool::Conn;
-use crate::artifacts::{ArtifactMeta, ArtifactWriter};
-use crate::redact::StreamScrubber;
 
 /// The first line the prelude writes (to stderr, or stdout under a pty): `<MARK> <pid>`.
 const MARK: &str = "__infra_exec_pid__";
@@ -61,40 +60,21 @@ fn wrap(req: &ExecRequest) -> Result<String, CapError> {
     Ok(script)
 }
 
-/// One output stream: scrubbed, kept inline up to `max`, spilled whole to an artifact beyond.
-struct Sink {
-    name: &'static str,
-    inline: Vec<u8>,
-    max: usize,
-    writer: Option<ArtifactWriter>,
-    /// Most bytes the artifact may hold (`limits.artifact_bytes`); the rest is dropped.
-    artifact_max: u64,
-    /// Bytes written to the artifact so far.
-    spilled: u64,
-    /// Output was dropped at `artifact_max` (said in the call's audit record).
-    cut: bool,
-    scrubber: StreamScrubber,
+/// One output stream of the command: the marker line (on the stream that carries it) is taken
+/// out, the rest captured.
+struct Stream {
+    out: OutputCapture,
     /// Bytes before the marker line has been seen (only for the stream that carries it).
     prelude: Option<Vec<u8>>,
     pid: Option<u32>,
-    /// Output past `max` was dropped: the plugin has no artifacts grant to spill it to.
-    dropped: bool,
 }
 
-impl Sink {
+impl Stream {
     fn new(name: &'static str, max: usize, call: &CallCtx, carries_mark: bool) -> Self {
         Self {
-            name,
-            inline: Vec::new(),
-            max,
-            writer: None,
-            artifact_max: call.shared.policy.limits().artifact_bytes,
-            spilled: 0,
-            cut: false,
-            scrubber: StreamScrubber::new(&call.shared.redactor),
+            out: OutputCapture::new(call, format!("full {name} of an ssh command"), max),
             prelude: carries_mark.then(Vec::new),
             pid: None,
-            dropped: false,
         }
     }
 
@@ -107,7 +87,7 @@ impl Sink {
                     if pre.len() > 256 {
                         // Not our line after all: pass everything through.
                         let all = self.prelude.take().unwrap_or_default();
-                        return self.write(call, &all).await;
+                        return self.out.write(call, &all).await;
                     }
                     return Ok(());
                 };
@@ -123,110 +103,21 @@ impl Sink {
                         let mut all = line.into_bytes();
                         all.push(b'\n');
                         all.extend(rest);
-                        return self.write(call, &all).await;
+                        return self.out.write(call, &all).await;
                     }
                 }
                 rest
             }
         };
-        self.write(call, &data).await
+        self.out.write(call, &data).await
     }
 
-    async fn write(&mut self, call: &CallCtx, data: &[u8]) -> Result<(), CapError> {
-        let clean = self.scrubber.push(data);
-        self.keep(call, &clean).await
-    }
-
-    async fn keep(&mut self, call: &CallCtx, clean: &[u8]) -> Result<(), CapError> {
-        let room = self.max.saturating_sub(self.inline.len()).min(clean.len());
-        if self.writer.is_some() {
-            self.inline.extend_from_slice(&clean[..room]);
-            return self.spill(clean).await;
-        }
-        if self.inline.len() + clean.len() <= self.max {
-            self.inline.extend_from_slice(clean);
-            return Ok(());
-        }
-        if self.dropped {
-            return Ok(());
-        }
-        if call
-            .require(
-                "artifacts",
-                &format!("full {} of an ssh command", self.name),
-            )
-            .is_err()
-        {
-            // Without the grant the output is still capped and marked truncated; the denial is
-            // recorded in the call's audit events.
-            self.inline.extend_from_slice(&clean[..room]);
-            self.dropped = true;
-            return Ok(());
-        }
-        let meta = ArtifactMeta {
-            media_type: "text/plain".into(),
-            tool: call.tool.clone(),
-            trace_id: call.trace_id.clone(),
-            description: format!("full {} of an ssh command", self.name),
-        };
-        self.writer = Some(call.shared.artifacts.writer(meta).await.map_err(failed)?);
-        let inline = std::mem::take(&mut self.inline);
-        self.spill(&inline).await?;
-        self.spill(clean).await?;
-        self.inline = inline;
-        self.inline.extend_from_slice(&clean[..room]);
-        Ok(())
-    }
-
-    /// Appends to the artifact what fits under `artifact_max`.
-    async fn spill(&mut self, clean: &[u8]) -> Result<(), CapError> {
-        let fits = self
-            .artifact_max
-            .saturating_sub(self.spilled)
-            .min(clean.len() as u64) as usize;
-        if let Some(w) = self.writer.as_mut()
-            && fits > 0
-        {
-            w.write(&clean[..fits]).await.map_err(failed)?;
-            self.spilled += fits as u64;
-        }
-        self.cut |= fits < clean.len();
-        Ok(())
-    }
-
-    /// (inline bytes, truncated, artifact of the full stream, that artifact was cut).
-    async fn finish(
-        mut self,
-        call: &CallCtx,
-    ) -> Result<(Vec<u8>, bool, Option<ArtifactRef>, bool), CapError> {
+    async fn finish(mut self, call: &CallCtx) -> Result<Captured, CapError> {
         if let Some(pre) = self.prelude.take() {
-            let clean = self.scrubber.push(&pre);
-            self.keep(call, &clean).await?;
+            self.out.write(call, &pre).await?;
         }
-        let rest = self.scrubber.clone().finish();
-        self.keep(call, &rest).await?;
-        let cut = self.cut;
-        match self.writer.take() {
-            None => Ok((self.inline, self.dropped, None, false)),
-            Some(w) => {
-                let info = w.finish().await.map_err(failed)?;
-                Ok((
-                    self.inline,
-                    true,
-                    Some(ArtifactRef {
-                        uri: info.uri,
-                        size: info.size,
-                        sha256: info.sha256,
-                    }),
-                    cut,
-                ))
-            }
-        }
+        self.out.finish(call).await
     }
-}
-
-fn failed(e: anyhow::Error) -> CapError {
-    CapError::Failed(format!("{e:#}"))
 }
 
 /// Kills the remote process group `pid` over a fresh channel: TERM, a moment, then KILL.
@@ -283,13 +174,13 @@ impl From<CapError> for ExecError {
     }
 }
 
-/// Runs `req` on `conn`.
+/// Runs `req` on `conn`; with the result, the outcome for the call's audit event.
 pub async fn run(
     call: &CallCtx,
     conn: &Conn,
     req: &ExecRequest,
     stdin: Option<Box<dyn AsyncRead + Send + Unpin>>,
-) -> Result<ExecResult, ExecError> {
+) -> Result<(ExecResult, String), ExecError> {
     let script = wrap(req)?;
     let started = Instant::now();
     let budget = call.remaining_ms().saturating_sub(KILL_MARGIN_MS).max(1);
@@ -334,8 +225,8 @@ pub async fn run(
         .max_output
         .min(limits.capture_bytes)
         .min(usize::MAX as u64) as usize;
-    let mut out = Sink::new("stdout", max, call, req.pty);
-    let mut err = Sink::new("stderr", max, call, !req.pty);
+    let mut out = Stream::new("stdout", max, call, req.pty);
+    let mut err = Stream::new("stderr", max, call, !req.pty);
     let mut guard = KillGuard {
         conn: conn.clone(),
         pid: None,
@@ -409,9 +300,9 @@ pub async fn run(
     guard.armed = outcome.is_err() && exit_code.is_none() && signal.is_none() && guard.armed;
     stdin_task.abort();
 
-    let (stdout, stdout_truncated, stdout_artifact, stdout_cut) = out.finish(call).await?;
-    let (stderr, stderr_truncated, stderr_artifact, stderr_cut) = err.finish(call).await?;
-    let cut: Vec<&str> = [("stdout", stdout_cut), ("stderr", stderr_cut)]
+    let stdout = out.finish(call).await?;
+    let stderr = err.finish(call).await?;
+    let cut: Vec<&str> = [("stdout", stdout.cut), ("stderr", stderr.cut)]
         .into_iter()
         .filter_map(|(name, cut)| cut.then_some(name))
         .collect();
@@ -423,41 +314,35 @@ pub async fn run(
         ))
         .into());
     }
-    call.record(CapEvent {
-        cap: "ssh".into(),
-        target: req.target.clone(),
-        decision: "allow",
-        reason: None,
-        duration_ms: started.elapsed().as_millis() as u64,
-        detail: Some(format!(
-            "{}{}",
-            match (exit_code, &signal) {
-                (Some(c), _) => format!("exit {c}"),
-                (None, Some(s)) => format!("signal {s}"),
-                _ => "no exit status".into(),
-            },
-            if cut.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; {} artifact cut at limits.artifact_bytes ({} bytes)",
-                    cut.join(" and "),
-                    limits.artifact_bytes
-                )
-            }
-        )),
-    });
-    Ok(ExecResult {
+    let detail = format!(
+        "{}{}",
+        match (exit_code, &signal) {
+            (Some(c), _) => format!("exit {c}"),
+            (None, Some(s)) => format!("signal {s}"),
+            _ => "no exit status".into(),
+        },
+        if cut.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} artifact cut at limits.artifact_bytes ({} bytes)",
+                cut.join(" and "),
+                limits.artifact_bytes
+            )
+        }
+    );
+    let result = ExecResult {
         exit_code,
         signal,
-        stdout,
-        stderr,
-        stdout_truncated,
-        stderr_truncated,
-        stdout_artifact,
-        stderr_artifact,
+        stdout: stdout.inline,
+        stderr: stderr.inline,
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        stdout_artifact: stdout.artifact,
+        stderr_artifact: stderr.artifact,
         duration_ms: started.elapsed().as_millis() as u64,
-    })
+    };
+    Ok((result, detail))
 }
 
 fn sig_name(s: &russh::Sig) -> String {

@@ -1,18 +1,17 @@
 //! SFTP on a pooled connection: list, stat, read into an artifact, write from bytes or an
 //! artifact. Each call opens one `sftp` subsystem channel on the target's connection.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use russh_sftp::client::SftpSession;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::super::CallCtx;
 use super::super::infra::host::ssh::{FileKind, FileStat, StdinSource};
 use super::super::infra::host::types::{ArtifactRef, CapError};
-use super::super::{CallCtx, CapEvent};
-use crate::artifacts::ArtifactMeta;
-use crate::redact::StreamScrubber;
+use crate::artifacts::{ArtifactMeta, Measured, ScrubbedSink};
 
 /// Opens an SFTP session on the target's pooled connection (reconnecting once if it is stale).
 async fn session(call: &CallCtx, target: &str) -> Result<SftpSession, CapError> {
@@ -97,49 +96,40 @@ fn to_stat(path: String, a: &FileAttributes) -> FileStat {
     }
 }
 
-fn record(call: &CallCtx, target: &str, started: Instant, detail: String) {
-    call.record(CapEvent {
-        cap: "ssh".into(),
-        target: target.into(),
-        decision: "allow",
-        reason: None,
-        duration_ms: started.elapsed().as_millis() as u64,
-        detail: Some(detail),
-    });
-}
-
 /// Lists a remote directory.
 pub async fn list(call: &CallCtx, target: &str, path: &str) -> Result<Vec<FileStat>, CapError> {
-    let started = Instant::now();
-    let sftp = session(call, target).await?;
-    let dir = sftp
-        .read_dir(path)
-        .await
-        .map_err(|e| err(target, path, "listing", e))?;
-    let mut out: Vec<FileStat> = dir
-        .map(|e| {
-            let meta = e.metadata();
-            to_stat(e.file_name(), &meta)
-        })
-        .filter(|s| s.path != "." && s.path != "..")
-        .collect();
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    let _ = sftp.close().await;
-    record(call, target, started, format!("sftp list {path}"));
-    Ok(out)
+    call.ssh_use(target, async {
+        let sftp = session(call, target).await?;
+        let dir = sftp
+            .read_dir(path)
+            .await
+            .map_err(|e| err(target, path, "listing", e))?;
+        let mut out: Vec<FileStat> = dir
+            .map(|e| {
+                let meta = e.metadata();
+                to_stat(e.file_name(), &meta)
+            })
+            .filter(|s| s.path != "." && s.path != "..")
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        let _ = sftp.close().await;
+        Ok((out, format!("sftp list {path}")))
+    })
+    .await
 }
 
 /// Stats a remote path (without following a final symlink).
 pub async fn stat(call: &CallCtx, target: &str, path: &str) -> Result<FileStat, CapError> {
-    let started = Instant::now();
-    let sftp = session(call, target).await?;
-    let a = sftp
-        .symlink_metadata(path)
-        .await
-        .map_err(|e| err(target, path, "stat", e))?;
-    let _ = sftp.close().await;
-    record(call, target, started, format!("sftp stat {path}"));
-    Ok(to_stat(path.to_string(), &a))
+    call.ssh_use(target, async {
+        let sftp = session(call, target).await?;
+        let a = sftp
+            .symlink_metadata(path)
+            .await
+            .map_err(|e| err(target, path, "stat", e))?;
+        let _ = sftp.close().await;
+        Ok((to_stat(path.to_string(), &a), format!("sftp stat {path}")))
+    })
+    .await
 }
 
 /// Copies a remote file into an artifact, scrubbed of known secrets.
@@ -149,7 +139,6 @@ pub async fn read(
     path: &str,
     max_bytes: u64,
 ) -> Result<ArtifactRef, CapError> {
-    let started = Instant::now();
     call.require("artifacts", &format!("sftp read {path}"))
         .map_err(CapError::Denied)?;
     // The artifact store takes no file larger than the policy allows, whatever was asked.
@@ -163,6 +152,7 @@ pub async fn read(
     } else {
         (max_bytes, "max_bytes", "raise max_bytes")
     };
+    call.ssh_use(target, async {
     let sftp = session(call, target).await?;
     let meta = sftp
         .metadata(path)
@@ -184,20 +174,27 @@ pub async fn read(
         .open(path)
         .await
         .map_err(|e| err(target, path, "reading", e))?;
-    let mut writer = call
-        .shared
-        .artifacts
-        .writer(ArtifactMeta {
-            media_type: "application/octet-stream".into(),
-            tool: call.tool.clone(),
-            trace_id: call.trace_id.clone(),
-            description: format!("{path} from ssh target {target}"),
-        })
-        .await
-        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
-    let mut scrubber = StreamScrubber::new(&call.shared.redactor);
+    let meta = ArtifactMeta {
+        media_type: "application/octet-stream".into(),
+        tool: call.tool.clone(),
+        trace_id: call.trace_id.clone(),
+        description: format!("{path} from ssh target {target}"),
+    };
+    let mut sink = ScrubbedSink::open(
+        &call.shared.artifacts,
+        &call.shared.redactor,
+        meta,
+        max_bytes,
+        Measured::Received,
+    )
+    .await
+    .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+    let too_large = || {
+        format!(
+            "{path} on target '{target}' is larger than {cap} ({max_bytes}); nothing was stored — {advice}"
+        )
+    };
     let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(call.remaining_ms());
     loop {
         let n = tokio::time::timeout_at(deadline, file.read(&mut buf))
@@ -211,38 +208,19 @@ pub async fn read(
         if n == 0 {
             break;
         }
-        total += n as u64;
-        if total > max_bytes {
-            return Err(CapError::Failed(format!(
-                "{path} on target '{target}' is larger than {cap} ({max_bytes}); nothing was stored — {advice}"
-            )));
-        }
-        writer
-            .write(&scrubber.push(&buf[..n]))
+        sink.write(&buf[..n])
             .await
-            .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+            .map_err(|e| CapError::from_sink(e, too_large))?;
     }
-    writer
-        .write(&scrubber.finish())
-        .await
-        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
-    let info = writer
+    let total = sink.received();
+    let info = sink
         .finish()
         .await
-        .map_err(|e| CapError::Failed(format!("{e:#}")))?;
+        .map_err(|e| CapError::from_sink(e, too_large))?;
     let _ = file.shutdown().await;
     let _ = sftp.close().await;
-    record(
-        call,
-        target,
-        started,
-        format!("sftp read {path} ({total} bytes)"),
-    );
-    Ok(ArtifactRef {
-        uri: info.uri,
-        size: info.size,
-        sha256: info.sha256,
-    })
+    Ok((ArtifactRef::from(info), format!("sftp read {path} ({total} bytes)")))
+    }).await
 }
 
 /// The parent directories of `path`, outermost first.
@@ -270,8 +248,8 @@ pub async fn write(
     mkdirs: bool,
     overwrite: bool,
 ) -> Result<FileStat, CapError> {
-    let started = Instant::now();
     let mut source = call.ssh_source(content).await?;
+    call.ssh_use(target, async {
     let sftp = session(call, target).await?;
     if mkdirs {
         for dir in ancestors(path) {
@@ -333,11 +311,6 @@ pub async fn write(
         .await
         .map_err(|e| err(target, path, "stat", e))?;
     let _ = sftp.close().await;
-    record(
-        call,
-        target,
-        started,
-        format!("sftp write {path} ({written} bytes)"),
-    );
-    Ok(to_stat(path.to_string(), &a))
+    Ok((to_stat(path.to_string(), &a), format!("sftp write {path} ({written} bytes)")))
+    }).await
 }

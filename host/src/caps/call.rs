@@ -1,0 +1,168 @@
+//! The per-call state every capability sees, and the one way a capability use is recorded.
+//!
+//! A denial is recorded where the grant is checked ([`CallCtx::decide`]); an allowed use opens a
+//! [`CapUse`] with [`CallCtx::event`] and closes it with its outcome. Whatever path the use
+//! takes — success, failure, an early `?`, or the call's future dropped mid-use — it ends in
+//! exactly one event with its duration, so the audit record never misses a use that happened.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::Shared;
+use crate::policy::Decision;
+use crate::tool::ProgressFn;
+
+/// Whether a capability use went ahead, as the audit record spells it (`allow` / `deny`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The grant held; the use happened.
+    Allow,
+    /// The grant did not hold; nothing was reached.
+    Deny,
+}
+
+/// One use of a capability, as it goes into the audit record.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapEvent {
+    /// Interface name, e.g. `http`.
+    pub cap: String,
+    /// What it reached: host:port, profile, artifact URI…
+    pub target: String,
+    /// Whether it went ahead.
+    pub decision: Verdict,
+    /// Why it was denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Time spent.
+    pub duration_ms: u64,
+    /// Short outcome, e.g. `200` or an error message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The per-call state a plugin's capabilities see.
+pub struct CallCtx {
+    /// The calling plugin's name (what the policy is keyed by).
+    pub plugin: String,
+    /// The call's trace id.
+    pub trace_id: String,
+    /// The call's tool name.
+    pub tool: String,
+    /// When the call must be over.
+    pub deadline: Instant,
+    /// Host-wide state.
+    pub shared: Arc<Shared>,
+    /// Capability events, for the audit record.
+    pub events: Arc<Mutex<Vec<CapEvent>>>,
+    /// Where progress goes, if the client asked.
+    pub progress: Option<ProgressFn>,
+}
+
+impl CallCtx {
+    /// Milliseconds left before the call's deadline (at least 1).
+    pub fn remaining_ms(&self) -> u64 {
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .max(1) as u64
+    }
+
+    /// Records a capability event.
+    pub fn record(&self, event: CapEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    /// Checks that the plugin holds a grant for `cap` at all; records a denial.
+    pub fn require(&self, cap: &str, target: &str) -> Result<(), String> {
+        self.decide(cap, target, self.shared.policy.check_cap(&self.plugin, cap))
+    }
+
+    /// Records a denial (and returns its reason) or lets the call go on.
+    pub fn decide(&self, cap: &str, target: &str, decision: Decision) -> Result<(), String> {
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => {
+                self.record(CapEvent {
+                    cap: cap.into(),
+                    target: target.into(),
+                    decision: Verdict::Deny,
+                    reason: Some(reason.clone()),
+                    duration_ms: 0,
+                    detail: None,
+                });
+                Err(reason)
+            }
+        }
+    }
+
+    /// Opens the record of one allowed use of `cap` on `target`; the clock starts now.
+    pub fn event(&self, cap: &str, target: &str) -> CapUse<'_> {
+        CapUse {
+            call: self,
+            cap: cap.into(),
+            target: target.into(),
+            started: Instant::now(),
+            done: false,
+        }
+    }
+}
+
+/// An allowed capability use under way. [`CapUse::ok`] or [`CapUse::fail`] records it; dropped
+/// without either (an early return, or the call abandoned), it records itself as cut short.
+pub struct CapUse<'a> {
+    call: &'a CallCtx,
+    cap: String,
+    target: String,
+    started: Instant,
+    done: bool,
+}
+
+impl CapUse<'_> {
+    /// The use succeeded; `detail` says how (a status, an exit code, a row count…).
+    pub fn ok(mut self, detail: impl AsRef<str>) {
+        self.close(detail.as_ref());
+    }
+
+    /// The use went ahead and failed; `detail` says why.
+    pub fn fail(mut self, detail: impl AsRef<str>) {
+        self.close(detail.as_ref());
+    }
+
+    /// The use turned out to be refused after all (e.g. a resolved address outside the grant);
+    /// records the denial instead, and returns its reason.
+    pub fn deny(mut self, reason: String) -> String {
+        self.done = true;
+        let _ = self
+            .call
+            .decide(&self.cap, &self.target, Decision::Deny(reason.clone()));
+        reason
+    }
+
+    fn close(&mut self, detail: &str) {
+        self.done = true;
+        // Details quote what the far side said (error texts, paths): scrubbed like all output.
+        let detail = self.call.shared.redactor.scrub_str(detail).into_owned();
+        self.call.record(CapEvent {
+            cap: std::mem::take(&mut self.cap),
+            target: std::mem::take(&mut self.target),
+            decision: Verdict::Allow,
+            reason: None,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            detail: Some(detail),
+        });
+    }
+}
+
+impl Drop for CapUse<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.close("ended before an outcome (the call failed or was cancelled mid-use)");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Pooled HTTP clients, one per plugin, whose DNS resolver enforces that plugin's address grants.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::caps::infra::host::types::CapError;
+use crate::policy::{Decision, Policy};
+
+/// Pooled clients, one per plugin, so connections are reused across calls while each client's
+/// resolver enforces only its own plugin's grants.
+#[derive(Default)]
+pub struct Clients {
+    by_plugin: Mutex<HashMap<String, reqwest::Client>>,
+}
+
+impl Clients {
+    /// The client of `plugin`, built on first use.
+    pub fn get(&self, plugin: &str, policy: &Arc<Policy>) -> Result<reqwest::Client, CapError> {
+        let mut map = self.by_plugin.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(plugin) {
+            return Ok(c.clone());
+        }
+        let resolver = Arc::new(PolicyResolver {
+            plugin: plugin.to_string(),
+            policy: policy.clone(),
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("infra/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names where our resolver cannot check the addresses.
+            .no_proxy()
+            .dns_resolver(resolver)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| CapError::Failed(format!("cannot build the HTTP client: {e}")))?;
+        map.insert(plugin.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Raised by the resolver when every address of a name is denied.
+#[derive(Debug)]
+struct AddressDenied(String);
+
+impl std::fmt::Display for AddressDenied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AddressDenied {}
+
+/// Resolves names with the system resolver and drops the addresses the plugin may not reach.
+struct PolicyResolver {
+    plugin: String,
+    policy: Arc<Policy>,
+}
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let plugin = self.plugin.clone();
+        let policy = self.policy.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let mut denied = None;
+            let allowed: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match policy.check_http_addr(&plugin, a.ip()) {
+                    Decision::Allow => true,
+                    Decision::Deny(reason) => {
+                        denied = Some(format!("{host} resolves to {}: {reason}", a.ip()));
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), denied) {
+                (true, Some(reason)) => Err(Box::new(AddressDenied(reason)) as _),
+                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            }
+        })
+    }
+}
+
+/// The denial hidden in a reqwest error's source chain, if the resolver raised one.
+pub(super) fn denial_in(err: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(d) = e.downcast_ref::<AddressDenied>() {
+            return Some(d.0.clone());
+        }
+        source = e.source();
+    }
+    None
+}
