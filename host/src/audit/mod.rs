@@ -39,6 +39,7 @@
 mod canonical;
 mod log;
 mod query;
+mod read;
 mod recover;
 mod verify;
 

@@ -1,6 +1,6 @@
 //! Reading calls back: a begin merged with its end, filtered, listed, counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -10,49 +10,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::Outcome;
-use super::verify::for_each_line;
-
-/// Pairs begin records with their ends while the log is read, in order.
-#[derive(Default)]
-pub(super) struct Pairing {
-    /// Begins waiting for their end, by call id: (line, record).
-    open: HashMap<String, (u64, Value)>,
-}
-
-impl Pairing {
-    /// Takes in one record; returns the begin that `v` ends, or `v` itself when it is not
-    /// part of a pair (a `call` record, an end whose begin is not in the log).
-    pub(super) fn see(&mut self, line: u64, v: &Value) -> Option<Paired> {
-        let kind = v.get("kind").and_then(Value::as_str);
-        let id = v.get("call_id").and_then(Value::as_str);
-        match (kind, id) {
-            (Some("begin"), Some(id)) => {
-                self.open.insert(id.to_string(), (line, v.clone()));
-                None
-            }
-            (Some("end"), Some(id)) => Some(match self.open.remove(id) {
-                Some((_, begin)) => Paired::Ended(begin),
-                None => Paired::Alone,
-            }),
-            _ => Some(Paired::Alone),
-        }
-    }
-
-    /// The begins left without an end, oldest first: (line, record).
-    pub(super) fn into_unended(self) -> impl Iterator<Item = (u64, Value)> {
-        let mut rest: Vec<(u64, Value)> = self.open.into_values().collect();
-        rest.sort_by_key(|(line, _)| *line);
-        rest.into_iter()
-    }
-}
-
-/// What a record completes, as [`Pairing::see`] tells it.
-pub(super) enum Paired {
-    /// This end record closes that begin record.
-    Ended(Value),
-    /// The record stands for itself.
-    Alone,
-}
+use super::read::{Paired, Pairing, for_each_line};
 
 /// The one entry [`list`] shows for a call: its begin with the end's fields added (`seq` and
 /// `time` are the begin's; `end_seq` and `end_time` the end's), or a begin alone with

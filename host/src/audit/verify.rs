@@ -1,15 +1,13 @@
 //! Checking the chain: the first broken record, torn tails, calls that began and never ended.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::query::Pairing;
+use super::read::{Pairing, for_each_line};
 use super::{GENESIS, record_hash};
 
 /// The result of walking the chain.
@@ -205,42 +203,6 @@ impl fmt::Display for VerifyReport {
             }
         }
         Ok(())
-    }
-}
-
-/// Reads the complete lines of a log, calling `each(line_number, bytes)`; returns the torn
-/// unterminated last line, if any, as (line number, length).
-pub(super) fn for_each_line(
-    path: &Path,
-    mut each: impl FnMut(u64, &[u8]),
-) -> Result<Option<(u64, u64)>> {
-    let file = File::open(path).with_context(|| {
-        format!(
-            "cannot read audit log {}; it is created by the first tool call — check INFRA_HOME points at the right state directory",
-            path.display()
-        )
-    })?;
-    // Records are appended whole under an exclusive lock, so the length read under a shared
-    // lock ends on a record boundary even while another process appends.
-    file.lock_shared()
-        .with_context(|| format!("cannot lock audit log {}", path.display()))?;
-    let len = file.metadata()?.len();
-    let _ = file.unlock();
-    let mut reader = BufReader::new(file.take(len));
-    let mut buf = Vec::new();
-    let mut line_no = 0;
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        line_no += 1;
-        if buf.last() != Some(&b'\n') {
-            return Ok(Some((line_no, n as u64)));
-        }
-        buf.pop();
-        each(line_no, &buf);
     }
 }
 

@@ -62,6 +62,37 @@ pub struct CallCtx {
 }
 
 impl CallCtx {
+    /// The context of `plugin` running `tool` until `deadline`: no events yet, no progress sink.
+    pub fn new(
+        plugin: &str,
+        tool: &str,
+        trace_id: String,
+        deadline: Instant,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            plugin: plugin.into(),
+            trace_id,
+            tool: tool.into(),
+            deadline,
+            shared,
+            events: Default::default(),
+            progress: None,
+        }
+    }
+
+    /// Records capability events into `events` (shared with whoever writes the audit record).
+    pub fn with_events(mut self, events: Arc<Mutex<Vec<CapEvent>>>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Sends progress to `progress`, when the client asked for it.
+    pub fn with_progress(mut self, progress: Option<ProgressFn>) -> Self {
+        self.progress = progress;
+        self
+    }
+
     /// Milliseconds left before the call's deadline (at least 1).
     pub fn remaining_ms(&self) -> u64 {
         self.deadline

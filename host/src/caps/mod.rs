@@ -59,7 +59,6 @@ mod bindings {
 
 pub use bindings::*;
 
-
 /// What the host shares with every call: policy, flags, clients, stores.
 pub struct Shared {
     /// The policy in force.

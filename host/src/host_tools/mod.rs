@@ -78,15 +78,15 @@ impl HostCall {
     /// A capability context acting for `plugin`: its grants apply, its events are this call's,
     /// its deadline what is left of this call's.
     fn ctx(&self, shared: &Arc<Shared>, plugin: &str) -> CallCtx {
-        CallCtx {
-            plugin: plugin.into(),
-            trace_id: self.trace_id.clone(),
-            tool: self.tool.clone(),
-            deadline: Instant::now() + self.timeout.saturating_sub(self.started.elapsed()),
-            shared: shared.clone(),
-            events: self.events.clone(),
-            progress: self.progress.clone(),
-        }
+        CallCtx::new(
+            plugin,
+            &self.tool,
+            self.trace_id.clone(),
+            Instant::now() + self.timeout.saturating_sub(self.started.elapsed()),
+            shared.clone(),
+        )
+        .with_events(self.events.clone())
+        .with_progress(self.progress.clone())
     }
 }
 

@@ -87,15 +87,13 @@ impl Admitting<'_> {
 
     /// The context a plugin's `describe` runs in: no grants (see [`describing`]).
     fn describe_ctx(&self, plugin: &str) -> CallCtx {
-        CallCtx {
-            plugin: plugin.into(),
-            trace_id: format!("describe-{}", new_trace_id()),
-            tool: "describe".into(),
-            deadline: Instant::now() + Duration::from_secs(10),
-            shared: Arc::new(describing(self.shared)),
-            events: Default::default(),
-            progress: None,
-        }
+        CallCtx::new(
+            plugin,
+            "describe",
+            format!("describe-{}", new_trace_id()),
+            Instant::now() + Duration::from_secs(10),
+            Arc::new(describing(self.shared)),
+        )
     }
 
     /// Records what a plugin's `describe` tried (every attempt was denied): one record per

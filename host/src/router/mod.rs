@@ -16,7 +16,7 @@ mod listing;
 mod spill;
 mod timeout;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -81,15 +81,14 @@ impl Router {
         timeout: Duration,
         progress: Option<crate::tool::ProgressFn>,
     ) -> CallCtx {
-        CallCtx {
-            plugin: plugin.into(),
+        CallCtx::new(
+            plugin,
+            tool,
             trace_id,
-            tool: tool.into(),
-            deadline: Instant::now() + timeout,
-            shared: self.shared.clone(),
-            events: Arc::new(Mutex::new(Vec::new())),
-            progress,
-        }
+            Instant::now() + timeout,
+            self.shared.clone(),
+        )
+        .with_progress(progress)
     }
 
     /// The loaded plugins.
