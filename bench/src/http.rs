@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::Home;
 use serde_json::json;
 use sha2::{Digest, Sha256};

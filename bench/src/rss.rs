@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::Home;
 use serde_json::{Value, json};
 

@@ -12,7 +12,6 @@ pub mod caps;
 pub mod cli;
 pub mod demo;
 pub mod error_kind;
-pub mod fixture_server;
 pub mod flags;
 pub mod host_tools;
 pub mod inspect;

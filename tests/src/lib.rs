@@ -2,6 +2,7 @@
 //! throw-away state directory, one-shot calls and an MCP client over stdio.
 
 pub mod demo;
+pub mod fixture_server;
 pub mod pg;
 pub mod progress;
 pub mod sshd;

@@ -1,7 +1,7 @@
 //! The real binary driven by rmcp's client over stdio, in both protocol eras: the
 //! `initialize` handshake (2025-11-25) and `server/discover` with per-request `_meta` (2026-07-28).
 
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::Home;
 use infra_tests::progress::{Era, connect};
 use rmcp::model::CallToolRequestParams;

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::pg::PgServer;
 use infra_tests::sshd::{Sshd, ToolStubs, password_login, unique};
 use infra_tests::{Home, call_tool, contains, text};

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::{Home, contains, test_plugin};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;

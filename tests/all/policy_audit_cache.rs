@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use std::sync::Arc;
 
 use infra_tests::{Home, test_plugin};

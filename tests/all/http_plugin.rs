@@ -1,7 +1,7 @@
 //! The http plugin through the real binary over MCP, against a real loopback HTTP server.
 
 use base64::Engine as _;
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::{Home, Mcp, contains};
 use serde_json::{Value, json};
 
