@@ -8,9 +8,10 @@
 #                  pytest, and Node.js for the inspector)
 #   inspector      the MCP Inspector from npm, pinned, into target/node
 #   fmt            cargo fmt --check
-#   build          cargo build -p infra (also builds the built-in wasm plugins, see host/build.rs)
+#   build          cargo build --workspace --all-targets: the infra binary (and the built-in wasm
+#                  plugins, see host/build.rs) and all that cargo test builds, compiled once
 #   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
-#   cargo test     --workspace: unit tests and the integration tests in tests/
+#   cargo test     --workspace: unit tests and the integration tests (one binary, tests/all)
 #   pytest         tests/python: the official Python MCP client against `infra serve`
 #   inspector      the MCP Inspector CLI: tools/list with --strict schema checks, no warnings
 #   sdk template   sdk/README.md's walk: a plugin crate made by scripts/new-plugin.sh outside
@@ -173,7 +174,10 @@ fmt() {
 }
 
 build() {
-    cargo build -p infra
+    # The binary the integration tests drive, and everything `cargo test --workspace` builds,
+    # with that command's features: `cargo build -p infra` alone unifies features differently,
+    # so wasmtime, wasmtime-wasi and rmcp were compiled a second time for the tests.
+    cargo build --workspace --all-targets
     ls -l "$INFRA"
 }
 
