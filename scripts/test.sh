@@ -8,8 +8,8 @@
 #                  pytest, and Node.js for the inspector)
 #   inspector      the MCP Inspector from npm, pinned, into target/node
 #   fmt            cargo fmt --check
-#   build          cargo build --workspace --all-targets: the infra binary (and the built-in wasm
-#                  plugins, see host/build.rs) and all that cargo test builds, compiled once
+#   build          cargo build --workspace --bins: the infra binary (and the built-in wasm plugins,
+#                  see host/build.rs), with the dependencies cargo test reuses
 #   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
 #   cargo test     --workspace: unit tests and the integration tests (one binary, tests/all)
 #   pytest         tests/python: the official Python MCP client against `infra serve`
@@ -174,10 +174,10 @@ fmt() {
 }
 
 build() {
-    # The binary the integration tests drive, and everything `cargo test --workspace` builds,
-    # with that command's features: `cargo build -p infra` alone unifies features differently,
-    # so wasmtime, wasmtime-wasi and rmcp were compiled a second time for the tests.
-    cargo build --workspace --all-targets
+    # The binary the integration tests drive, built with the features `cargo test --workspace`
+    # unifies: `cargo build -p infra` alone unifies them differently, so wasmtime, wasmtime-wasi
+    # and rmcp were compiled a second time for the tests.
+    cargo build --workspace --bins
     ls -l "$INFRA"
 }
 

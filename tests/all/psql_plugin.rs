@@ -2,7 +2,6 @@
 //! test harness (`infra_tests::pg`): every action, the failure paths, the pool's behaviour seen
 //! from the server (`pg_stat_activity`), a 1,000,000-row COPY export, and a password canary.
 
-
 use infra_tests::pg::PgServer;
 use infra_tests::{Home, Mcp, canary, contains};
 use serde_json::{Value, json};

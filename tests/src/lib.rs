@@ -1,5 +1,6 @@
-//! Test support for the integration tests in `tests/`: locating the real `infra` binary, a
-//! throw-away state directory, one-shot calls and an MCP client over stdio.
+//! Test support for the integration tests in `tests/all` (and the benchmark): locating the real
+//! `infra` binary, a throw-away state directory, one-shot calls, an MCP session with a deadline
+//! on every exchange ([`mcp`]), the fixture HTTP server, and real sshd and PostgreSQL servers.
 
 pub mod demo;
 pub mod fixture_server;
