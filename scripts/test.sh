@@ -8,9 +8,10 @@
 #                  pytest, and Node.js for the inspector)
 #   inspector      the MCP Inspector from npm, pinned, into target/node
 #   fmt            cargo fmt --check
-#   build          cargo build -p infra (also builds the built-in wasm plugins, see host/build.rs)
+#   build          cargo build --workspace --bins: the infra binary (and the built-in wasm plugins,
+#                  see host/build.rs), with the dependencies cargo test reuses
 #   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
-#   cargo test     --workspace: unit tests and the integration tests in tests/
+#   cargo test     --workspace: unit tests and the integration tests (one binary, tests/all)
 #   pytest         tests/python: the official Python MCP client against `infra serve`
 #   inspector      the MCP Inspector CLI: tools/list with --strict schema checks, no warnings
 #   sdk template   sdk/README.md's walk: a plugin crate made by scripts/new-plugin.sh outside
@@ -173,7 +174,10 @@ fmt() {
 }
 
 build() {
-    cargo build -p infra
+    # The binary the integration tests drive, built with the features `cargo test --workspace`
+    # unifies: `cargo build -p infra` alone unifies them differently, so wasmtime, wasmtime-wasi
+    # and rmcp were compiled a second time for the tests.
+    cargo build --workspace --bins
     ls -l "$INFRA"
 }
 

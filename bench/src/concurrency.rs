@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use futures::StreamExt as _;
-use infra::fixture_server::FixtureServer;
 use infra_tests::Home;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::pg::PgServer;
 use infra_tests::sshd::Sshd;
 use serde_json::{Value, json};

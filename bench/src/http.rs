@@ -5,8 +5,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use infra::fixture_server::FixtureServer;
 use infra_tests::Home;
+use infra_tests::fixture_server::FixtureServer;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

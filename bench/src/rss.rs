@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use infra::fixture_server::FixtureServer;
 use infra_tests::Home;
+use infra_tests::fixture_server::FixtureServer;
 use serde_json::{Value, json};
 
 use crate::harness::{Scale, call, serve, status_kib};

@@ -17,7 +17,6 @@ pub mod demo;
 pub mod docs;
 pub mod error_kind;
 pub mod failure;
-pub mod fixture_server;
 pub mod flags;
 pub mod host_tools;
 pub mod inspect;

@@ -1,10 +1,15 @@
-//! Test support for the integration tests in `tests/`: locating the real `infra` binary, a
-//! throw-away state directory, one-shot calls and an MCP client over stdio.
+//! Test support for the integration tests in `tests/all` (and the benchmark): locating the real
+//! `infra` binary, a throw-away state directory, one-shot calls, an MCP session with a deadline
+//! on every exchange ([`mcp`]), the fixture HTTP server, and real sshd and PostgreSQL servers.
 
 pub mod demo;
+pub mod fixture_server;
+pub mod mcp;
 pub mod pg;
 pub mod progress;
 pub mod sshd;
+
+pub use mcp::{Mcp, call_tool};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -176,47 +181,6 @@ pub fn shared_cache_dir() -> PathBuf {
         .join("test-cache")
 }
 
-/// A long-lived `infra serve` driven by the rmcp client over stdio: one server, many calls.
-pub struct Mcp {
-    /// The running client session.
-    pub client: rmcp::service::RunningService<rmcp::RoleClient, ()>,
-}
-
-impl Home {
-    /// Starts `infra serve` on this state directory and completes the MCP handshake
-    /// (2025-11-25 `initialize`); `tweak` may add environment variables.
-    pub async fn mcp_with(&self, tweak: impl FnOnce(&mut tokio::process::Command)) -> Mcp {
-        use rmcp::ServiceExt;
-        let mut cmd = tokio::process::Command::from(self.command());
-        cmd.arg("serve");
-        tweak(&mut cmd);
-        let transport = rmcp::transport::TokioChildProcess::new(cmd).expect("spawn infra serve");
-        let client = ().serve(transport).await.expect("MCP handshake with infra serve");
-        Mcp { client }
-    }
-
-    /// [`Home::mcp_with`] without changes.
-    pub async fn mcp(&self) -> Mcp {
-        self.mcp_with(|_| {}).await
-    }
-}
-
-/// `tools/call` on any client session, whatever its handler; panics on a protocol-level error
-/// (a tool's failure is a result, with `is_error`).
-pub async fn call_tool(
-    peer: &rmcp::service::Peer<rmcp::RoleClient>,
-    tool: &str,
-    args: Value,
-) -> rmcp::model::CallToolResult {
-    let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());
-    if let Value::Object(map) = args {
-        params = params.with_arguments(map);
-    }
-    peer.call_tool(params)
-        .await
-        .unwrap_or_else(|e| panic!("tools/call {tool} failed at the protocol level: {e}"))
-}
-
 /// `base` with the fields of the object `extra` added (replacing those it has).
 pub fn with_fields(mut base: Value, extra: Value) -> Value {
     if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
@@ -232,35 +196,40 @@ pub fn text<'a>(v: &'a Value, path: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no string at {path} in {v}"))
 }
 
-impl Mcp {
-    /// `tools/call`: (is_error, structuredContent). Also checks that the text mirror matches.
-    pub async fn call(&self, tool: &str, args: Value) -> (bool, Value) {
-        let result = call_tool(&self.client, tool, args).await;
-        let structured = result
-            .structured_content
-            .clone()
-            .expect("every result carries structuredContent");
-        let text = result
-            .content
-            .first()
-            .and_then(|c| c.as_text())
-            .map(|t| t.text.clone())
-            .expect("a text mirror");
-        let mirrored: Value = serde_json::from_str(&text).expect("the text mirror is JSON");
-        assert_eq!(
-            mirrored, structured,
-            "the text mirror equals structuredContent"
-        );
-        (result.is_error == Some(true), structured)
-    }
-
-    /// Closes the session; the server exits when stdin closes.
-    pub async fn close(self) {
-        let _ = self.client.cancel().await;
-    }
-}
-
 /// True when `needle` occurs in `hay`.
 pub fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// A value no test run has seen before, long enough for any redactor to take it seriously.
+pub fn canary(tag: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let a = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let b = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("{tag}-{a:016x}{b:016x}")
+}
+
+/// Polls `done` every 20 ms for up to a minute (two busy cores); panics with `what` after.
+pub async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// The complete records of the audit log in the state directory `dir` (a torn last line is
+/// left out).
+pub fn audit_records(dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }

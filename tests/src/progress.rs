@@ -6,11 +6,10 @@ use std::sync::{Arc, Mutex};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProtocolVersion,
 };
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
-use rmcp::transport::TokioChildProcess;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext};
+use rmcp::{ClientHandler, RoleClient};
 
-use crate::Home;
+use crate::{Home, Mcp};
 
 /// A client that records progress notifications.
 #[derive(Clone)]
@@ -42,42 +41,42 @@ pub enum Era {
     Discover,
 }
 
-/// Starts `infra serve` on `home` and connects; returns the client and what progress it saw.
+/// Starts `infra serve` on `home` and connects; returns the session and what progress it saw.
 pub async fn connect(
     home: &Home,
     era: Era,
-) -> (
-    RunningService<RoleClient, Client>,
-    Arc<Mutex<Vec<ProgressNotificationParam>>>,
-) {
-    let mut cmd = tokio::process::Command::from(home.command());
-    cmd.arg("serve");
-    let transport = TokioChildProcess::new(cmd).expect("spawn infra serve");
+) -> (Mcp<Client>, Arc<Mutex<Vec<ProgressNotificationParam>>>) {
     let progress = Arc::new(Mutex::new(Vec::new()));
     let config = ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new("infra-tests", "0.0.0"),
     );
-    let service = match era {
-        Era::Initialize => Client {
-            config: config.with_protocol_version(ProtocolVersion::V_2025_11_25),
-            progress: progress.clone(),
+    let mcp = match era {
+        Era::Initialize => {
+            let client = Client {
+                config: config.with_protocol_version(ProtocolVersion::V_2025_11_25),
+                progress: progress.clone(),
+            };
+            home.mcp_as(client, |_| {}).await
         }
-        .serve(transport)
-        .await
-        .expect("initialize handshake"),
-        Era::Discover => Client {
-            config,
-            progress: progress.clone(),
+        Era::Discover => {
+            let client = Client {
+                config,
+                progress: progress.clone(),
+            };
+            home.mcp_connect(
+                |_| {},
+                |transport| {
+                    client.serve_with_lifecycle(
+                        transport,
+                        ClientLifecycleMode::Discover {
+                            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                        },
+                    )
+                },
+            )
+            .await
         }
-        .serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .expect("server/discover start"),
     };
-    (service, progress)
+    (mcp, progress)
 }

@@ -3,10 +3,10 @@
 use serde_json::json;
 
 use super::Demo;
-use crate::fixture_server::FixtureServer;
+use super::server::DemoServer;
 
 /// GET, a host-injected credential, pagination, a download, and two denials.
-pub(super) async fn steps(d: &mut Demo, server: &FixtureServer, token: &str) {
+pub(super) async fn steps(d: &mut Demo, server: &DemoServer, token: &str) {
     let base = server.base_url();
     let (err, out) = d
         .call(
@@ -25,11 +25,7 @@ pub(super) async fn steps(d: &mut Demo, server: &FixtureServer, token: &str) {
             json!({"action": "request", "profile": "demo-api", "url": "/reflect-auth"}),
         )
         .await;
-    let reached = server.seen().iter().any(|s| {
-        s.headers
-            .iter()
-            .any(|(k, v)| k == "authorization" && v == &format!("Bearer {token}"))
-    });
+    let reached = server.saw_authorization(&format!("Bearer {token}"));
     println!(
         "   → the server echoed back what it received: {}",
         out["json"]

@@ -8,6 +8,7 @@
 
 mod http;
 mod psql;
+mod server;
 mod ssh;
 
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::fixture_server::FixtureServer;
+use self::server::DemoServer;
 use crate::flags::Flags;
 use crate::router::Router;
 use crate::state::StateDir;
@@ -86,7 +87,7 @@ fn servers_file(dir: Option<&Path>, name: &str) -> anyhow::Result<serde_json::Ma
 pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
     let dir = std::env::temp_dir().join(format!("infra-demo-{}", std::process::id()));
     let state = StateDir::at(&dir)?;
-    let server = FixtureServer::start().await?;
+    let server = DemoServer::start().await?;
     let token = format!("demo-{:032x}", rand::random::<u128>());
     std::fs::write(dir.join("demo-token"), &token)?;
     let mut profiles = servers_file(servers, "profiles.json")?;

@@ -1,8 +1,8 @@
 //! The real binary driven by rmcp's client over stdio, in both protocol eras: the
 //! `initialize` handshake (2025-11-25) and `server/discover` with per-request `_meta` (2026-07-28).
 
-use infra::fixture_server::FixtureServer;
 use infra_tests::Home;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::progress::{Era, connect};
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
@@ -98,7 +98,7 @@ async fn exercise(era: Era) {
 
     let r = call("audit", json!({"action": "verify"})).await.unwrap();
     assert_eq!(r.structured_content.unwrap()["valid"], true);
-    client.cancel().await.unwrap();
+    client.close().await;
 }
 
 #[tokio::test]
@@ -166,7 +166,7 @@ async fn a_cancelled_call_is_stopped_and_audited() {
         records[0]["error"].as_str().unwrap().contains("cancelled"),
         "{records:?}"
     );
-    client.cancel().await.unwrap();
+    client.close().await;
 }
 
 /// The ssh, psql and jobs tools are listed with the annotations an agent relies on, and `help`
@@ -282,5 +282,5 @@ async fn ssh_psql_and_jobs_are_listed_and_help_covers_each_action() {
         out["error"]["message"].as_str().unwrap().contains("delete"),
         "{out}"
     );
-    client.cancel().await.unwrap();
+    client.close().await;
 }

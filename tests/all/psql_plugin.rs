@@ -2,25 +2,13 @@
 //! test harness (`infra_tests::pg`): every action, the failure paths, the pool's behaviour seen
 //! from the server (`pg_stat_activity`), a 1,000,000-row COPY export, and a password canary.
 
-use std::process::Stdio;
-
 use infra_tests::pg::PgServer;
-use infra_tests::{Home, Mcp, contains};
+use infra_tests::{Home, Mcp, canary, contains};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// The env var the profile's password reference names.
 const PW_VAR: &str = "INFRA_TEST_PG_PASSWORD";
-
-fn canary() -> String {
-    format!(
-        "pgcanary-{:032x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
 
 /// A server with role and database `app` (password `password`), and a state directory whose
 /// profile `db` reaches it with the password by reference.
@@ -31,7 +19,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    setup_with(canary())
+    setup_with(canary("pgcanary"))
 }
 
 /// [`setup`] with the given password.
@@ -46,27 +34,12 @@ fn setup_with(password: String) -> Setup {
     Setup { pg, home, password }
 }
 
-/// `infra serve` with the password in its environment and its stderr in `stderr_file`.
-async fn serve(home: &Home, password: &str, stderr_file: Option<&std::path::Path>) -> Mcp {
-    use rmcp::ServiceExt;
-    let mut cmd = tokio::process::Command::from(home.command());
-    cmd.arg("serve").env(PW_VAR, password);
-    let stderr = match stderr_file {
-        Some(p) => Stdio::from(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .unwrap(),
-        ),
-        None => Stdio::inherit(),
-    };
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn infra serve");
-    let client = ().serve(transport).await.expect("MCP handshake");
-    Mcp { client }
+/// `infra serve` with the password in its environment.
+async fn serve(home: &Home, password: &str) -> Mcp {
+    home.mcp_with(|c| {
+        c.env(PW_VAR, password);
+    })
+    .await
 }
 
 async fn ok(mcp: &Mcp, args: Value) -> Value {
@@ -105,7 +78,7 @@ fn refused_as_read_only(out: &Value, because: &str) {
 #[tokio::test]
 async fn every_action_works_through_mcp() {
     let s = setup();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let q = |sql: &str| json!({"action": "query", "profile": "db", "sql": sql});
 
     let out = ok(
@@ -367,7 +340,7 @@ fn artifact_path(home: &Home, out: &Value) -> std::path::PathBuf {
 #[tokio::test]
 async fn sql_errors_and_refusals_say_what_went_wrong() {
     let s = setup();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     ok(&mcp, json!({"action": "query", "profile": "db", "sql": "CREATE TABLE t (id int PRIMARY KEY, v text)"})).await;
     ok(&mcp, json!({"action": "insert", "profile": "db", "table": "t", "values": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]})).await;
 
@@ -485,7 +458,7 @@ async fn sql_errors_and_refusals_say_what_went_wrong() {
 #[tokio::test]
 async fn session_state_does_not_leak_between_calls() {
     let s = setup();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     // Calls that share a backend with `pid`: the pool may hand out another of its connections,
     // so probe until one lands on the same backend.
     async fn on_backend(mcp: &Mcp, pid: &Value, sql: &str) -> Value {
@@ -554,7 +527,7 @@ async fn session_state_does_not_leak_between_calls() {
 #[tokio::test]
 async fn batches_transactions_profiles_and_totals() {
     let s = setup();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     ok(
         &mcp,
         json!({"action": "query", "profile": "db", "sql": "CREATE TABLE t (id int PRIMARY KEY)"}),
@@ -614,7 +587,7 @@ async fn batches_transactions_profiles_and_totals() {
         "db": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app",
                "database": "app", "password": format!("env:{PW_VAR}"), "read_only": true},
     }));
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let out = fails(
         &mcp,
         json!({"action": "query", "profile": "db", "read_only": false,
@@ -639,7 +612,7 @@ async fn read_only_forced_by_policy_refuses_writes() {
     s.home.policy(
         "[plugin.psql.postgres]\nprofiles = [\"db\"]\nread_only = true\n[plugin.psql.artifacts]\n",
     );
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     for args in [
         json!({"action": "insert", "profile": "db", "table": "t", "values": {"id": 1}}),
         json!({"action": "query", "profile": "db", "sql": "INSERT INTO t VALUES (1)", "read_only": false}),
@@ -662,7 +635,7 @@ async fn read_only_forced_by_policy_refuses_writes() {
         "other": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app", "database": "app", "password": format!("env:{PW_VAR}")},
     }));
     mcp.close().await;
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let out = fails(
         &mcp,
         json!({"action": "query", "profile": "other", "sql": "SELECT 1"}),
@@ -676,7 +649,7 @@ async fn read_only_forced_by_policy_refuses_writes() {
 #[tokio::test]
 async fn the_pool_caps_backends_and_recovers_after_a_restart() {
     let mut s = setup();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     // 40 queries, 8 at a time: never more backends than the pool holds (4).
     let mut peak = 0;
     for _ in 0..5 {
@@ -771,7 +744,7 @@ async fn a_million_row_export_lands_in_an_artifact() {
          'line ' || g || E'\\nwith \"quotes\", commas' AS note FROM generate_series(1, 1000000) g; \
          ALTER TABLE big OWNER TO app",
     );
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let query = "SELECT * FROM big ORDER BY id";
     let started = std::time::Instant::now();
     let out = ok(
@@ -838,9 +811,7 @@ async fn a_million_row_export_lands_in_an_artifact() {
 #[tokio::test]
 async fn the_password_never_leaves_the_host() {
     let s = setup();
-    // Outside the state directory, so all_bytes() below does not read it twice.
-    let stderr_path = std::env::temp_dir().join(format!("infra-{}.stderr", canary()));
-    let mcp = serve(&s.home, &s.password, Some(&stderr_path)).await;
+    let mcp = serve(&s.home, &s.password).await;
     let pw = s.password.clone();
     let mut outputs = String::new();
     let calls = [
@@ -868,12 +839,12 @@ async fn the_password_never_leaves_the_host() {
         outputs.push_str(&out.to_string());
     }
     // A wrong password: the server says so, without the value.
-    mcp.close().await;
+    let mut stderr = mcp.close().await;
     s.pg.psql(
         "postgres",
         "ALTER ROLE app PASSWORD 'something-else-entirely'",
     );
-    let mcp = serve(&s.home, &s.password, Some(&stderr_path)).await;
+    let mcp = serve(&s.home, &s.password).await;
     let out = fails(
         &mcp,
         json!({"action": "query", "profile": "db", "sql": "SELECT 1"}),
@@ -884,8 +855,8 @@ async fn the_password_never_leaves_the_host() {
         "{out}"
     );
     outputs.push_str(&out.to_string());
-    mcp.close().await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Both servers' stderr, each read to its exit.
+    stderr.push_str(&mcp.close().await);
 
     assert!(
         outputs.contains("[REDACTED]") || outputs.contains("REDACTED"),
@@ -896,9 +867,10 @@ async fn the_password_never_leaves_the_host() {
         !contains(&s.home.all_bytes(), &pw),
         "the state directory (audit, artifacts) leaked the password"
     );
-    let stderr = std::fs::read(&stderr_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&stderr_path);
-    assert!(!contains(&stderr, &pw), "stderr leaked the password");
+    assert!(
+        !contains(stderr.as_bytes(), &pw),
+        "stderr leaked the password"
+    );
 }
 
 /// What the database holds, read through `psql` as the superuser outside infra: rows, the
@@ -937,7 +909,7 @@ async fn a_read_only_profile_cannot_be_made_to_write() {
         "ro": {"type": "postgres", "host": "127.0.0.1", "port": s.pg.port, "user": "app",
                "database": "app", "password": format!("env:{PW_VAR}"), "read_only": true},
     }));
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let q = |sql: &str| json!({"action": "query", "profile": "ro", "sql": sql});
     let tx = |sqls: &[&str]| {
         let statements: Vec<Value> = sqls.iter().map(|s| json!({"sql": s})).collect();
@@ -1128,7 +1100,7 @@ async fn a_read_only_profile_cannot_be_made_to_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_query_fails_the_call_clearly_and_the_next_one_works() {
     let mut s = setup();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let slow = mcp.call(
         "psql",
         json!({"action": "query", "profile": "db", "sql": "SELECT pg_sleep(60) AS slept",
@@ -1191,7 +1163,7 @@ async fn rows_are_clamped_to_capture_bytes_and_never_cut_a_secret() {
     let s = setup();
     s.home
         .policy(&policy_with_limits(&format!("capture_bytes = {CAPTURE}")));
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let out = ok(
         &mcp,
         json!({"action": "query", "profile": "db", "max_rows": 1000000,
@@ -1251,7 +1223,7 @@ async fn exports_are_held_to_artifact_bytes_and_never_store_part_of_a_secret() {
     let s = setup();
     s.home
         .policy(&policy_with_limits(&format!("artifact_bytes = {LIMIT}")));
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     let pw = s.password.clone();
     // csv: "v\n", the padding line, then the password's line ("[REDACTED]" once scrubbed).
     let fits = |pad: usize| "v\n".len() + pad + "\n[REDACTED]\n".len() <= LIMIT;
@@ -1297,10 +1269,10 @@ async fn exports_are_held_to_artifact_bytes_and_never_store_part_of_a_secret() {
 /// state directory.
 #[tokio::test]
 async fn a_password_that_needs_quoting_is_scrubbed_in_every_form() {
-    let tail = canary();
+    let tail = canary("pgcanary");
     let s = setup_with(format!("q\"uo\\te'{tail}"));
     let pw = s.password.clone();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     ok(
         &mcp,
         json!({"action": "query", "profile": "db", "sql": "CREATE TABLE secrets (v text)"}),
@@ -1340,7 +1312,7 @@ async fn a_password_that_needs_quoting_is_scrubbed_in_every_form() {
 async fn a_password_clipped_by_the_server_or_a_snippet_leaves_no_prefix() {
     let s = setup();
     let pw = s.password.clone();
-    let mcp = serve(&s.home, &s.password, None).await;
+    let mcp = serve(&s.home, &s.password).await;
     ok(
         &mcp,
         json!({"action": "query", "profile": "db", "sql": "CREATE TABLE c (v text, n int NOT NULL)"}),

@@ -1,8 +1,8 @@
 //! The http plugin through the real binary over MCP, against a real loopback HTTP server.
 
 use base64::Engine as _;
-use infra::fixture_server::FixtureServer;
-use infra_tests::{Home, Mcp, contains};
+use infra_tests::fixture_server::FixtureServer;
+use infra_tests::{Home, Mcp, canary, contains};
 use serde_json::{Value, json};
 
 /// A server, a state directory with a bearer profile whose token is `token`, and an MCP session.
@@ -37,16 +37,6 @@ async fn setup(token: &str) -> Setup {
     }
 }
 
-fn canary() -> String {
-    format!(
-        "canary-{:032x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
 #[tokio::test]
 async fn methods_headers_and_bodies_reach_the_server() {
     let Setup {
@@ -54,7 +44,7 @@ async fn methods_headers_and_bodies_reach_the_server() {
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let base = server.base_url();
     for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         let (err, out) = mcp
@@ -126,7 +116,7 @@ async fn bad_input_is_an_error_that_names_the_field_and_the_server_keeps_serving
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let (err, out) = mcp
         .call("http", json!({"action": "request", "ur": "http://x"}))
         .await;
@@ -172,7 +162,7 @@ async fn redirects_are_followed_and_each_hop_is_checked() {
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let base = server.base_url();
     let (err, out) = mcp
         .call(
@@ -209,21 +199,18 @@ async fn timeouts_caps_and_retries() {
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let base = server.base_url();
-    let started = std::time::Instant::now();
+    // The server answers after an hour: the call returning at all, as a `timeout`, is its
+    // deadline holding, not the server answering (the harness bounds a hang).
     let (err, out) = mcp
         .call(
             "http",
-            json!({"action": "request", "url": format!("{base}/slow?ms=5000"), "timeout_ms": 400}),
+            json!({"action": "request", "url": format!("{base}/slow?ms=3600000"), "timeout_ms": 400}),
         )
         .await;
     assert!(err, "{out}");
     assert_eq!(out["error"]["kind"], "timeout", "{out}");
-    assert!(
-        started.elapsed().as_secs() < 4,
-        "stopped near its deadline, not after the server answered"
-    );
 
     let (_, out) = mcp
         .call(
@@ -269,7 +256,7 @@ async fn check_and_paginate() {
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let base = server.base_url();
     let (err, out) = mcp
         .call(
@@ -323,7 +310,7 @@ async fn download_streams_into_an_artifact_with_the_right_sha256() {
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let n = 3 * 1024 * 1024 + 7;
     let (err, out) = mcp
         .call(
@@ -367,7 +354,7 @@ async fn download_streams_into_an_artifact_with_the_right_sha256() {
 
 #[tokio::test]
 async fn the_injected_token_reaches_the_server_and_nothing_else() {
-    let token = canary();
+    let token = canary("canary");
     let Setup {
         server,
         home,
@@ -491,7 +478,7 @@ async fn a_missing_profile_or_secret_is_a_clear_error() {
         secrets,
         home: _home,
         server: _server,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let (err, out) = mcp
         .call(
             "http",
@@ -715,7 +702,7 @@ fn assert_no_secret_prefix(what: &str, hay: &[u8], token: &str) {
 #[tokio::test]
 async fn a_cut_anywhere_across_a_reflected_secret_leaves_none_of_it() {
     // Hex digits only after "tok", so "tok" plus one more character never occurs by chance.
-    let token = format!("tok{}", &canary()["canary-".len()..]);
+    let token = format!("tok{}", &canary("canary")["canary-".len()..]);
     let Setup {
         server: _server,
         home,
@@ -827,7 +814,7 @@ async fn methods_and_headers_that_are_the_hosts_to_decide_are_refused() {
         mcp,
         home: _home,
         secrets: _secrets,
-    } = setup(&canary()).await;
+    } = setup(&canary("canary")).await;
     let base = server.base_url();
     for (field, args) in [
         ("headers", json!({"headers": {"Host": "internal.example"}})),
@@ -878,7 +865,7 @@ async fn methods_and_headers_that_are_the_hosts_to_decide_are_refused() {
 
 #[tokio::test]
 async fn a_profiles_literal_headers_are_scrubbed_and_stay_at_its_origin() {
-    let tenant_key = canary();
+    let tenant_key = canary("canary");
     let server = FixtureServer::start().await.expect("fixture server");
     let elsewhere = FixtureServer::start().await.expect("second origin");
     let home = Home::new();

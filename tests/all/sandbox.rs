@@ -6,28 +6,17 @@
 //! Most tests drive one long-lived `infra serve` over MCP stdio (an rmcp client), because
 //! "keeps serving" means the same process, with the same loaded plugin, answers the next call.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use infra::fixture_server::FixtureServer;
-use infra_tests::{Home, contains, test_plugin};
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::RunningService;
-use rmcp::transport::TokioChildProcess;
-use rmcp::{RoleClient, ServiceExt};
+use infra_tests::fixture_server::FixtureServer;
+use infra_tests::{Home, Mcp, audit_records, canary, contains, test_plugin, wait_for};
 use serde_json::{Value, json};
 
 /// The hostile plugin's manifest, as shipped beside its source.
 const HOSTILE_MANIFEST: &str = include_str!("../plugins/hostile/plugin.toml");
 /// The undeclared plugin's (lying) manifest.
 const UNDECLARED_MANIFEST: &str = include_str!("../plugins/undeclared/plugin.toml");
-
-/// Longest any single MCP exchange may take before the test calls the server hung.
-const EXCHANGE_LIMIT: Duration = Duration::from_secs(60);
 
 /// A state directory with `hostile` installed under `policy`.
 fn hostile_home(policy: &str) -> Home {
@@ -37,108 +26,24 @@ fn hostile_home(policy: &str) -> Home {
     home
 }
 
-/// A value no test run has seen before, long enough for any redactor to take it seriously.
-fn canary(tag: &str) -> String {
-    let a = RandomState::new().build_hasher().finish();
-    let b = RandomState::new().build_hasher().finish();
-    format!("{tag}-{a:016x}{b:016x}")
-}
-
-/// One `infra serve` process and an rmcp client talking to it over stdio.
-struct Server {
-    client: RunningService<RoleClient, ()>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Server {
-    /// Starts `infra serve` on `home` with extra environment `env` and completes the handshake.
-    async fn start(home: &Home, env: &[(&str, &str)]) -> Self {
-        let mut cmd = home.command();
-        cmd.arg("serve");
+/// `infra serve` on `home` with extra environment `env`.
+async fn start(home: &Home, env: &[(&str, &str)]) -> Mcp {
+    home.mcp_with(|c| {
         for (k, v) in env {
-            cmd.env(k, v);
+            c.env(k, v);
         }
-        let (transport, stderr_pipe) =
-            TokioChildProcess::builder(tokio::process::Command::from(cmd))
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn infra serve");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        if let Some(pipe) = stderr_pipe {
-            let sink = stderr.clone();
-            tokio::spawn(async move {
-                use tokio::io::AsyncReadExt;
-                let mut pipe = pipe;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock().unwrap().extend_from_slice(&buf[..n]);
-                }
-            });
-        }
-        let client = tokio::time::timeout(EXCHANGE_LIMIT, ().serve(transport))
-            .await
-            .expect("infra serve finished the MCP handshake within 60 s")
-            .expect("MCP handshake with infra serve");
-        Self { client, stderr }
-    }
+    })
+    .await
+}
 
-    /// What the server wrote to stderr so far.
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// `tools/call`: (isError, structuredContent).
-    async fn call(&self, tool: &str, args: Value) -> (bool, Value) {
-        let Value::Object(args) = args else {
-            panic!("arguments must be a JSON object")
-        };
-        let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args);
-        let result = tokio::time::timeout(EXCHANGE_LIMIT, self.client.call_tool(params))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "tools/call {tool} got no answer within 60 s; stderr:\n{}",
-                    self.stderr()
-                )
-            })
-            .unwrap_or_else(|e| {
-                panic!(
-                    "tools/call {tool} failed at the protocol level: {e}; stderr:\n{}",
-                    self.stderr()
-                )
-            });
-        let out = result.structured_content.clone().unwrap_or_else(|| {
-            panic!("tools/call {tool} returned no structuredContent: {result:?}")
-        });
-        (result.is_error == Some(true), out)
-    }
-
-    /// The tool names the server lists.
-    async fn tool_names(&self) -> Vec<String> {
-        let tools = tokio::time::timeout(EXCHANGE_LIMIT, self.client.list_all_tools())
-            .await
-            .expect("tools/list answered within 60 s")
-            .expect("tools/list");
-        tools.iter().map(|t| t.name.to_string()).collect()
-    }
-
-    /// The same server answers an ordinary call of the same plugin, correctly.
-    async fn still_serves(&self, after: &str) {
-        let (is_error, out) = self.call("hostile", json!({"action": "fs_read"})).await;
-        assert!(
-            !is_error && out["ok"] == true && out["tool"] == "hostile" && out["escaped"] == false,
-            "after {after}, the same server must still answer a normal call; got {out:#}\nstderr:\n{}",
-            self.stderr()
-        );
-    }
-
-    /// Closes the session; the child process is shut down with it.
-    async fn stop(self) {
-        let _ = self.client.cancel().await;
-    }
+/// The same server answers an ordinary call of the same plugin, correctly.
+async fn still_serves(server: &Mcp, after: &str) {
+    let (is_error, out) = server.call("hostile", json!({"action": "fs_read"})).await;
+    assert!(
+        !is_error && out["ok"] == true && out["tool"] == "hostile" && out["escaped"] == false,
+        "after {after}, the same server must still answer a normal call; got {out:#}\nstderr:\n{}",
+        server.stderr()
+    );
 }
 
 /// The error object of a failed call, with the envelope checked.
@@ -192,7 +97,7 @@ async fn std_net_connect_to_a_live_loopback_listener_is_refused() {
         .expect("nonblocking listener");
     let addr = listener.local_addr().expect("listener address").to_string();
     let home = hostile_home("[plugin.hostile]\n");
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
 
     let (is_error, out) = server
         .call("hostile", json!({"action": "net_connect", "addr": addr}))
@@ -220,8 +125,8 @@ async fn std_net_connect_to_a_live_loopback_listener_is_refused() {
     );
     assert_no_connection(&listener);
 
-    server.still_serves("a socket escape").await;
-    server.stop().await;
+    still_serves(&server, "a socket escape").await;
+    server.close().await;
     assert_listener_live(&listener);
 }
 
@@ -232,7 +137,7 @@ async fn std_fs_cannot_read_etc_passwd_or_list_the_current_directory() {
         "the file exists outside the sandbox (else this test proves nothing)"
     );
     let home = hostile_home("[plugin.hostile]\n");
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
 
     let (is_error, out) = server.call("hostile", json!({"action": "fs_read"})).await;
     assert!(!is_error, "the plugin reports the attempt itself: {out:#}");
@@ -254,15 +159,15 @@ async fn std_fs_cannot_read_etc_passwd_or_list_the_current_directory() {
         "no line of /etc/passwd in the output: {out:#}"
     );
 
-    server.still_serves("a file-system escape").await;
-    server.stop().await;
+    still_serves(&server, "a file-system escape").await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_environment_and_argv_are_empty_even_with_a_canary_on_the_server() {
     let secret = canary("env-canary");
     let home = hostile_home("[plugin.hostile]\n");
-    let server = Server::start(
+    let server = start(
         &home,
         &[
             ("HOSTILE_CANARY", &secret),
@@ -293,8 +198,8 @@ async fn the_environment_and_argv_are_empty_even_with_a_canary_on_the_server() {
         "no variable of the host leaks: {out:#}"
     );
 
-    server.still_serves("an environment read").await;
-    server.stop().await;
+    still_serves(&server, "an environment read").await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +210,7 @@ async fn http_to_an_ungranted_host_is_denied_with_advice_naming_the_policy() {
         "[plugin.hostile]\n\n[plugin.hostile.http]\nhosts = [\"granted.example.com:443\"]\n",
     );
     let policy_file = home.path().join("policy.toml").display().to_string();
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
 
     let url = format!("{}/hello", fixture.base_url());
     let (is_error, out) = server
@@ -331,18 +236,18 @@ async fn http_to_an_ungranted_host_is_denied_with_advice_naming_the_policy() {
         fixture.seen()
     );
 
-    server.still_serves("a denied http call").await;
-    server.stop().await;
+    still_serves(&server, "a denied http call").await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infinite_loop_is_stopped_at_the_policy_deadline_and_the_server_keeps_serving() {
     let home = hostile_home("[plugin.hostile]\ntimeout_ms = 500\n");
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
 
-    let started = Instant::now();
+    // The loop never ends by itself: the call returning at all, as a `timeout` naming 500 ms,
+    // is the deadline holding (the harness bounds a hang).
     let (is_error, out) = server.call("hostile", json!({"action": "spin"})).await;
-    let took = started.elapsed();
     let error = error_of(is_error, &out, "spin");
     assert_eq!(
         error["kind"], "timeout",
@@ -355,12 +260,8 @@ async fn an_infinite_loop_is_stopped_at_the_policy_deadline_and_the_server_keeps
             .contains("500 ms"),
         "the message names the deadline: {out:#}"
     );
-    assert!(
-        took < Duration::from_secs(10),
-        "a 500 ms deadline stopped the loop in {took:?} (limit 10 s)"
-    );
 
-    server.still_serves("a runaway loop").await;
+    still_serves(&server, "a runaway loop").await;
     // And a second runaway does not find the server worse off.
     let (is_error, out) = server.call("hostile", json!({"action": "spin"})).await;
     assert_eq!(
@@ -368,14 +269,14 @@ async fn an_infinite_loop_is_stopped_at_the_policy_deadline_and_the_server_keeps
         "timeout",
         "{out:#}"
     );
-    server.still_serves("a second runaway loop").await;
-    server.stop().await;
+    still_serves(&server, "a second runaway loop").await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_bomb_hits_the_memory_limit_and_the_server_keeps_serving() {
     let home = hostile_home("[plugin.hostile]\nmemory_mib = 32\n");
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
 
     let (is_error, out) = server
         .call("hostile", json!({"action": "memory_bomb"}))
@@ -395,14 +296,14 @@ async fn a_memory_bomb_hits_the_memory_limit_and_the_server_keeps_serving() {
         "the message names the policy's memory_mib (32): {message}"
     );
 
-    server.still_serves("a memory bomb").await;
-    server.stop().await;
+    still_serves(&server, "a memory bomb").await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_flood_hits_the_output_cap_and_the_server_keeps_serving() {
     let home = hostile_home("[limits]\noutput_bytes = 1048576\n\n[plugin.hostile]\n");
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
 
     let (is_error, out) = server
         .call(
@@ -422,7 +323,7 @@ async fn an_output_flood_hits_the_output_cap_and_the_server_keeps_serving() {
         out.to_string().len()
     );
 
-    server.still_serves("an output flood").await;
+    still_serves(&server, "an output flood").await;
     // Under the cap, a large result still comes back — spilled to an artifact with a preview.
     let (is_error, out) = server
         .call(
@@ -442,7 +343,7 @@ async fn an_output_flood_hits_the_output_cap_and_the_server_keeps_serving() {
             .any(|l| l.as_str().is_some_and(|l| l.starts_with("artifact://"))),
         "the result links its artifact: {out:#}"
     );
-    server.stop().await;
+    server.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,13 +446,13 @@ async fn a_plugin_importing_more_than_its_manifest_is_refused_at_load() {
     );
 
     // Over MCP the tool is not listed either.
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
     let names = server.tool_names().await;
     assert!(
         names.iter().any(|n| n == "hostile") && !names.iter().any(|n| n == "undeclared"),
         "tools/list: {names:?}"
     );
-    server.stop().await;
+    server.close().await;
 }
 
 /// The policy that grants hostile the canary secret and the log (where it leaks what it gets).
@@ -777,15 +678,23 @@ fn secret_call(home: &Home, name: &str) -> (bool, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spinning_guests_do_not_starve_other_calls() {
     let home = hostile_home("[plugin.hostile]\ntimeout_ms = 6000\n");
-    let server = Server::start(&home, &[("TOKIO_WORKER_THREADS", "2")]).await;
+    let server = start(&home, &[("TOKIO_WORKER_THREADS", "2")]).await;
     let spin = || async {
         let r = server.call("hostile", json!({"action": "spin"})).await;
         (Instant::now(), r)
     };
     let other = async {
-        // Give the spinners time to occupy the server's two workers (this wait cannot make the
-        // fixed server fail; it makes the starving one fail reliably).
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Once the four spinning calls have begun (their begin records are written before
+        // they run), they occupy the server's two workers; this barrier cannot make the fixed
+        // server fail, and it makes the starving one fail.
+        wait_for("the four spinning calls to begin", || {
+            audit_records(home.path())
+                .iter()
+                .filter(|r| r["kind"] == "begin" && r["tool"] == "hostile")
+                .count()
+                >= 4
+        })
+        .await;
         let r = server.call("help", json!({})).await;
         (Instant::now(), r)
     };
@@ -803,7 +712,7 @@ async fn spinning_guests_do_not_starve_other_calls() {
             "help was answered while the spinners still ran, not after one of them ended"
         );
     }
-    server.stop().await;
+    server.close().await;
 }
 
 /// Past `[limits] plugin_calls_in_flight`, a call is refused at once as `busy`, with advice,
@@ -813,7 +722,7 @@ async fn calls_past_the_in_flight_cap_are_refused_as_busy() {
     let home = hostile_home(
         "[limits]\nplugin_calls_in_flight = 2\n\n[plugin.hostile]\ntimeout_ms = 3000\n",
     );
-    let server = Server::start(&home, &[]).await;
+    let server = start(&home, &[]).await;
     let spin = || server.call("hostile", json!({"action": "spin"}));
     let (a, b, c) = tokio::join!(spin(), spin(), spin());
     let kinds: Vec<String> = [&a, &b, &c]
@@ -842,8 +751,8 @@ async fn calls_past_the_in_flight_cap_are_refused_as_busy() {
         "the refusal names the limit: {:#}",
         busy.1
     );
-    server.still_serves("a busy refusal").await;
-    server.stop().await;
+    still_serves(&server, "a busy refusal").await;
+    server.close().await;
 }
 
 /// An agent that makes large outputs cannot fill the disk: the artifact store keeps to its
@@ -929,22 +838,22 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
         "[limits]\noutput_bytes = 1048576\n\n[plugin.hostile]\nmemory_mib = 32\n\n\
          [plugin.hostile.http]\nhosts = [\"granted.example.com:443\"]\n",
     );
-    let server = Server::start(&home, &[("HOSTILE_CANARY", &secret)]).await;
-    server.still_serves("the start").await;
+    let server = start(&home, &[("HOSTILE_CANARY", &secret)]).await;
+    still_serves(&server, "the start").await;
 
     let (is_error, out) = server
         .call("hostile", json!({"action": "net_connect", "addr": addr}))
         .await;
     assert!(!is_error && out["escaped"] == false, "net_connect: {out:#}");
     assert_no_connection(&listener);
-    server.still_serves("net_connect").await;
+    still_serves(&server, "net_connect").await;
 
     let (is_error, out) = server.call("hostile", json!({"action": "env_read"})).await;
     assert!(
         !is_error && out["escaped"] == false && !out.to_string().contains(&secret),
         "env_read: {out:#}"
     );
-    server.still_serves("env_read").await;
+    still_serves(&server, "env_read").await;
 
     let url = format!("{}/hello", fixture.base_url());
     let (is_error, out) = server
@@ -960,23 +869,18 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
         "no request reached the fixture: {:?}",
         fixture.seen()
     );
-    server.still_serves("http_ungranted").await;
+    still_serves(&server, "http_ungranted").await;
 
-    let started = Instant::now();
+    // An endless loop: returning at all, as a `timeout`, is the 500 ms deadline holding.
     let (is_error, out) = server
         .call("hostile", json!({"action": "spin", "timeout_ms": 500}))
         .await;
-    let took = started.elapsed();
     assert_eq!(
         error_of(is_error, &out, "spin")["kind"],
         "timeout",
         "{out:#}"
     );
-    assert!(
-        took < Duration::from_secs(10),
-        "timeout_ms 500 stopped the loop in {took:?} (limit 10 s)"
-    );
-    server.still_serves("spin").await;
+    still_serves(&server, "spin").await;
 
     let (is_error, out) = server
         .call("hostile", json!({"action": "memory_bomb"}))
@@ -989,7 +893,7 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
         message.contains("memory limit") && message.contains("32 MiB"),
         "memory_bomb: {out:#}"
     );
-    server.still_serves("memory_bomb").await;
+    still_serves(&server, "memory_bomb").await;
 
     let (is_error, out) = server
         .call(
@@ -1005,7 +909,7 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
         message.contains("output cap") && message.contains("1048576"),
         "output_flood: {out:#}"
     );
-    server.still_serves("output_flood").await;
+    still_serves(&server, "output_flood").await;
 
     let (is_error, out) = server
         .call(
@@ -1019,7 +923,7 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
         "{out:#}"
     );
     assert!(!out.to_string().contains(&secret), "secrets_get: {out:#}");
-    server.still_serves("secrets_get").await;
+    still_serves(&server, "secrets_get").await;
 
     // The host side is intact too: the audit chain of everything above verifies.
     let (is_error, out) = server.call("audit", json!({"action": "verify"})).await;
@@ -1031,6 +935,6 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
         !server.stderr().contains(&secret),
         "the canary never reached the server's log"
     );
-    server.stop().await;
+    server.close().await;
     assert_listener_live(&listener);
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use infra_tests::sshd::{Sshd, fingerprint, loopback_aliases, processes_matching, unique};
-use infra_tests::{Home, Mcp, text, with_fields};
+use infra_tests::{Home, Mcp, text, wait_for, with_fields};
 use serde_json::{Value, json};
 
 /// An sshd, a state directory whose targets.json has `plain` (key without passphrase) and `enc`
@@ -448,19 +448,10 @@ async fn a_timed_out_command_is_killed_on_the_target() {
     .await;
     assert!(err, "{out}");
     assert_eq!(out["error"]["kind"], "timeout", "{out}");
-    let mut gone = false;
-    for _ in 0..50 {
-        if processes_matching(&marker).is_empty() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        gone,
-        "'{marker}' still runs: {:?}",
-        processes_matching(&marker)
-    );
+    wait_for(&format!("'{marker}' to be killed on the target"), || {
+        processes_matching(&marker).is_empty()
+    })
+    .await;
     // The connection is still good.
     let (err, out) = exec(&mcp, "plain", json!({"command": "echo after"})).await;
     assert!(!err, "{out}");
@@ -736,18 +727,20 @@ async fn jobs(mcp: &Mcp, args: Value) -> (bool, Value) {
 async fn exec_detached_runs_in_the_background_and_jobs_follows_it_across_restarts() {
     let mut s = setup();
     let mcp = s.home.mcp().await;
-    let started = std::time::Instant::now();
+    // The command cannot end before the test opens its gate: exec_detached answering at all
+    // is its returning before the command ended (the harness bounds a hang).
+    let gate = s.sshd.dir().join(unique("gate"));
     let out = detach(
         &s,
         &mcp,
-        "printf '%s ' \"$GREETING\"; pwd; echo started; sleep 2; echo done; echo warn >&2; exit 3",
+        &format!(
+            "printf '%s ' \"$GREETING\"; pwd; echo started; \
+             while [ ! -e {} ]; do sleep 0.05; done; echo done; echo warn >&2; exit 3",
+            gate.display()
+        ),
         json!({"env": {"HOME": s.sshd.dir(), "GREETING": "hi"}, "cwd": "/tmp"}),
     )
     .await;
-    assert!(
-        started.elapsed() < Duration::from_millis(1800),
-        "exec_detached returned before the command ended"
-    );
     let id = text(&out, "/job/id").to_string();
     let dir = text(&out, "/job/dir").to_string();
     assert!(
@@ -763,6 +756,7 @@ async fn exec_detached_runs_in_the_background_and_jobs_follows_it_across_restart
     assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
     assert_eq!(list["items"][0]["state"], "running", "{list}");
 
+    std::fs::write(&gate, b"").expect("open the gate");
     let (err, w) = jobs(
         &mcp,
         json!({"action": "wait", "id": id, "timeout_ms": 20000}),
@@ -840,12 +834,10 @@ async fn cancel_stops_the_whole_remote_process_group() {
     )
     .await;
     let id = text(&out, "/job/id").to_string();
-    for _ in 0..50 {
-        if !processes_matching(&stubborn).is_empty() && !processes_matching(&plain).is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for("the job's two processes to start", || {
+        !processes_matching(&stubborn).is_empty() && !processes_matching(&plain).is_empty()
+    })
+    .await;
     assert!(
         !processes_matching(&stubborn).is_empty(),
         "the job never started"
@@ -983,7 +975,7 @@ async fn jobs_wait_sends_progress_while_the_job_runs() {
             .all(|p| p.message.as_deref().is_some_and(|m| m.contains(&id))),
         "{seen:?}"
     );
-    client.cancel().await.unwrap();
+    client.close().await;
 }
 
 // Hardening: hostile arguments, concurrent servers, redaction gaps, sizes (issue 9).

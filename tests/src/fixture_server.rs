@@ -1,4 +1,4 @@
-//! A loopback HTTP server with fixed behaviours, for `infra demo` and the integration tests:
+//! A loopback HTTP server with fixed behaviours, for the integration tests and the benchmark:
 //! real sockets and real HTTP/1.1 (hyper), so the http capability is exercised end to end.
 //!
 //! Endpoints: `/hello`, `/echo` (method, path, query, body, header names — never header values,

@@ -11,19 +11,18 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use infra_tests::pg::PgServer;
 use infra_tests::sshd::{Sshd, ToolStubs, password_login, unique};
-use infra_tests::{Home, call_tool, contains, text};
+use infra_tests::{Home, Mcp, contains, text};
 #[allow(deprecated)]
 use rmcp::model::LoggingMessageNotificationParam;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
-use rmcp::service::{NotificationContext, RunningService};
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::service::NotificationContext;
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 
 /// What the host replaces a known secret with (host/src/redact.rs).
@@ -74,7 +73,7 @@ impl ClientHandler for Recorder {
 
 /// One `infra serve` session; keeps the text of everything the server answered.
 struct Session {
-    client: RunningService<RoleClient, Recorder>,
+    client: Mcp<Recorder>,
     notes: Arc<Mutex<Vec<Value>>>,
     /// Every result, by call (`tool {args}`), as the structured JSON and the text mirror.
     seen: Vec<(String, String)>,
@@ -87,7 +86,7 @@ struct Session {
 impl Session {
     /// `tools/call`: (is_error, structuredContent).
     async fn call(&mut self, tool: &str, args: Value) -> (bool, Value) {
-        let result = call_tool(&self.client, tool, args.clone()).await;
+        let result = self.client.result(tool, args.clone()).await;
         self.calls += 1;
         // Short names in the report: the arguments themselves carry the canaries.
         let name = format!(
@@ -745,24 +744,18 @@ async fn no_canary_leaves_the_host_through_any_action() {
     std::fs::write(&leaked_key, &c.key_text).unwrap();
     std::fs::set_permissions(&leaked_key, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    // --- One session: `infra serve`, its stderr in a file outside the state directory ---
-    let stderr_file = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = tokio::process::Command::from(home.command());
-    cmd.arg("serve");
-    for (k, v) in &env {
-        cmd.env(k, v);
-    }
-    let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
-        .stderr(Stdio::from(stderr_file.reopen().unwrap()))
-        .spawn()
-        .expect("spawn infra serve");
+    // --- One session: `infra serve`, its stderr kept by the harness ---
     let notes = Arc::new(Mutex::new(Vec::new()));
-    let client = Recorder {
+    let recorder = Recorder {
         notes: notes.clone(),
-    }
-    .serve(transport)
-    .await
-    .expect("MCP handshake");
+    };
+    let client = home
+        .mcp_as(recorder, |cmd| {
+            for (k, v) in &env {
+                cmd.env(k, v);
+            }
+        })
+        .await;
     let mut s = Session {
         client,
         notes,
@@ -842,7 +835,7 @@ async fn no_canary_leaves_the_host_through_any_action() {
         ..
     } = s;
     let notes = notes.lock().unwrap().clone();
-    client.cancel().await.expect("close the session");
+    let stderr = client.close().await.into_bytes();
 
     // A one-shot `infra call` too: its output and stderr.
     let (err, out, call_stderr) = home.call_with(
@@ -872,7 +865,6 @@ async fn no_canary_leaves_the_host_through_any_action() {
         notes.iter().any(|n| n.get("progress").is_some()),
         "progress notifications were recorded (jobs wait sends them): {notes:?}"
     );
-    let stderr = std::fs::read(stderr_file.path()).unwrap();
     assert!(
         contains(&stderr, "DEBUG"),
         "INFRA_LOG=debug logged: {}",

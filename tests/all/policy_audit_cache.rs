@@ -4,10 +4,10 @@
 
 use std::process::Output;
 
-use infra::fixture_server::FixtureServer;
+use infra_tests::fixture_server::FixtureServer;
 use std::sync::Arc;
 
-use infra_tests::{Home, test_plugin};
+use infra_tests::{Home, audit_records, test_plugin, wait_for};
 use serde_json::{Value, json};
 
 /// The hostile plugin's manifest, as shipped beside its source.
@@ -653,15 +653,6 @@ fn a_plugin_whose_tool_name_is_taken_is_refused_not_shadowed() {
 // Audit: begin and end records, describe, cancellation, faults
 // ---------------------------------------------------------------------------------------------
 
-/// Every record of the audit log in `dir` (a torn last line left out).
-fn records_in(dir: &std::path::Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap_or_default();
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// The records of `kind` for `trace_id`.
 fn records_of<'a>(records: &'a [Value], kind: &str, trace_id: &str) -> Vec<&'a Value> {
     records
@@ -684,17 +675,6 @@ fn verify_dir(home: &Home, dir: &std::path::Path) -> (bool, String) {
     )
 }
 
-/// Polls `done` every 20 ms for up to a minute (two busy cores); panics with `what` after.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..3000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    panic!("gave up waiting for {what}");
-}
-
 /// A call leaves a begin record before it runs and an end record after, paired by `call_id`;
 /// `audit list` shows them as one entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,7 +688,7 @@ async fn a_call_is_bracketed_by_a_begin_and_an_end_record() {
         &json!({"action": "request", "url": url, "trace_id": "bracketed"}),
     );
     assert!(!is_error, "{out:#}\n{stderr}");
-    let records = records_in(home.path());
+    let records = audit_records(home.path());
     let begin = records_of(&records, "begin", "bracketed");
     let end = records_of(&records, "end", "bracketed");
     assert_eq!((begin.len(), end.len()), (1, 1), "{records:#?}");
@@ -759,7 +739,7 @@ fn describe_runs_with_no_grants_and_its_attempts_are_audited() {
             && !stderr.contains("describe read a secret"),
         "describe must not log nor read a secret: {stderr}"
     );
-    let records = records_in(home.path());
+    let records = audit_records(home.path());
     let described: Vec<&Value> = records
         .iter()
         .filter(|r| r["action"] == "describe" && r["plugin"] == "hostile")
@@ -881,10 +861,12 @@ async fn a_cancelled_call_keeps_its_capability_events() {
         r["trace_id"] == "cancel-me" && r["error"].as_str().is_some_and(|e| e.contains("cancelled"))
     };
     wait_for("the record of the cancelled call's end", || {
-        records_in(home.path()).iter().any(|r| says_cancelled(&r))
+        audit_records(home.path())
+            .iter()
+            .any(|r| says_cancelled(&r))
     })
     .await;
-    let records = records_in(home.path());
+    let records = audit_records(home.path());
     let end = records
         .iter()
         .find(says_cancelled)
@@ -1009,7 +991,7 @@ async fn sigkill_during_a_burst_leaves_a_log_that_verifies_and_names_the_cut_cal
     let (ok, report) = verify_dir(&home, home.path());
     eprintln!("after SIGKILL, {} answers: {report}", answered.len());
     assert!(ok, "a killed server leaves a log that verifies: {report}");
-    let records = records_in(home.path());
+    let records = audit_records(home.path());
     for id in &answered {
         let trace = format!("burst-{id}");
         assert_eq!(
@@ -1069,7 +1051,7 @@ async fn two_servers_appending_to_one_log_keep_one_chain() {
     b.close().await;
     let (ok, report) = verify_dir(&home, home.path());
     assert!(ok && !report.contains("never ended"), "{report}");
-    let records = records_in(home.path());
+    let records = audit_records(home.path());
     for tag in ["a", "b"] {
         for i in 0..EACH {
             let trace = format!("{tag}-{i}");
@@ -1239,7 +1221,7 @@ async fn a_full_disk_refuses_calls_before_they_act_and_never_reports_an_unrecord
     );
     let (is_error, out, stderr) = home.call_with("http", &hello("after"), in_state);
     assert!(!is_error, "calls work again: {out:#}\n{stderr}");
-    let records = records_in(&state);
+    let records = audit_records(&state);
     assert!(records_of(&records, "begin", &refused).is_empty());
     assert_eq!(records_of(&records, "end", "after").len(), 1);
 }

@@ -1,0 +1,14 @@
+//! The integration tests: one binary, one module per area, so the link of wasmtime, russh,
+//! reqwest and tokio-postgres happens once (as wasmtime and ripgrep lay theirs out). Every test
+//! drives the real `infra` binary (`cargo build -p infra` first); support code is in `tests/src`.
+
+mod demo;
+mod http_plugin;
+mod mcp_rust_client;
+mod policy_audit_cache;
+mod psql_plugin;
+mod sandbox;
+mod secret_canaries;
+mod ssh_monitoring;
+mod ssh_plugin;
+mod workspace;
