@@ -3,6 +3,7 @@
 //! drives the real `infra` binary (`cargo build -p infra` first); support code is in `tests/src`.
 
 mod demo;
+mod docs;
 mod http_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;
