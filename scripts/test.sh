@@ -182,9 +182,9 @@ build() {
 }
 
 clippy_host() {
-    # The default members (host, tests, wasm-build), and the benchmark so it cannot rot unseen.
-    cargo clippy --all-targets -- -D warnings
-    cargo clippy -p infra-bench --all-targets -- -D warnings
+    # The default members (host, tests, wasm-build) and the benchmark, so it cannot rot unseen —
+    # in one run, so the dependencies are checked once with one feature set.
+    cargo clippy -p infra -p infra-tests -p infra-wasm-build -p infra-bench --all-targets -- -D warnings
 }
 
 # Cargo package names of the crates built for wasm32-wasip2: the SDK, plugins/*, tests/plugins/*.
