@@ -32,7 +32,7 @@ mod error;
 mod tool;
 
 pub use artifact::Artifact;
-pub use error::ToolError;
+pub use error::{ErrorKind, ToolError};
 pub use tool::{Ctx, Tool};
 
 #[doc(hidden)]
@@ -61,7 +61,7 @@ pub mod caps {
 
 /// What a plugin file usually needs.
 pub mod prelude {
-    pub use crate::{Artifact, Ctx, Tool, ToolError, caps};
+    pub use crate::{Artifact, Ctx, ErrorKind, Tool, ToolError, caps};
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

@@ -304,7 +304,18 @@ impl Runtime {
             }
             Ok(out) => Ok(out),
             Err(e) => Err(CallError::Tool {
-                kind: e.kind,
+                kind: {
+                    use crate::caps::exports::infra::plugin::tool::ErrorKind as Wit;
+                    use crate::error_kind::ErrorKind;
+                    match e.kind {
+                        Wit::Invalid => ErrorKind::Invalid,
+                        Wit::Denied => ErrorKind::Denied,
+                        Wit::NotFound => ErrorKind::NotFound,
+                        Wit::Timeout => ErrorKind::Timeout,
+                        Wit::Failed => ErrorKind::Failed,
+                    }
+                    .to_string()
+                },
                 message: e.message,
                 field: e.field,
                 detail: serde_json::from_str(&e.detail_json).ok(),
