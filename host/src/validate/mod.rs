@@ -16,6 +16,16 @@
 //! such as `timeout_ms` live there when the enum is `#[serde(flatten)]`ed) and validated as one
 //! object, so an unknown field is reported against the fields of *that* action.
 //!
+//! A typed-action schema as listed (one object with `x-actions`, see [`crate::schema::actions`])
+//! is read back as that tagged union before it is checked.
+//!
+//! Measured against the alternatives on the `http` tool's typed arguments (issue 10): the
+//! `jsonschema` crate answers a missing or unknown `action`, a wrong nested type or a typo'd field
+//! with "is not valid under any of the schemas listed in the 'oneOf' keyword" or "Additional
+//! properties are not allowed ('action' was unexpected)"; `serde_path_to_error` loses the path
+//! inside a flattened tagged enum (`.`), accepts unknown fields there, and suggests nothing. This
+//! validator names the field, the action and the fix in each case, so it stays.
+//!
 //! A `oneOf` is accepted when at least one branch matches (not exactly one): an ambiguous schema
 //! is the tool author's bug, and an agent cannot fix it by changing its arguments.
 
@@ -70,6 +80,10 @@ pub fn validate_args(tool: &str, schema: &Value, args: &Value) -> Result<(), Arg
             ),
         });
     }
+    // A listed typed-action schema is checked as the union it was listed from, so that each
+    // action is held to its own fields.
+    let tagged = crate::schema::actions::tagged(schema);
+    let schema = tagged.as_ref().unwrap_or(schema);
     let validator = Validator {
         tool,
         root: schema,

@@ -437,4 +437,3 @@ pub(super) fn clip(text: &str, max_chars: usize) -> String {
         format!("{cut}…")
     }
 }
-

@@ -10,7 +10,6 @@ use super::ArgError;
 use super::suggest::did_you_mean;
 use super::values::*;
 
-
 /// How many `$ref`/`allOf` hops one value may take before the schema is deemed cyclic; deep
 /// enough for any real schema, small enough to stop `A → B → A` quickly.
 pub(super) const MAX_SCHEMA_HOPS: usize = 32;
@@ -61,7 +60,12 @@ pub(super) struct Applicable<'s> {
 }
 
 impl<'s> Validator<'s> {
-    pub(super) fn check(&self, schema: &'s Value, value: &Value, path: &str) -> Result<(), ArgError> {
+    pub(super) fn check(
+        &self,
+        schema: &'s Value,
+        value: &Value,
+        path: &str,
+    ) -> Result<(), ArgError> {
         if self.depth.get() >= MAX_CHECK_DEPTH {
             tracing::warn!(
                 tool = self.tool,
@@ -75,7 +79,12 @@ impl<'s> Validator<'s> {
         result
     }
 
-    pub(super) fn check_here(&self, schema: &'s Value, value: &Value, path: &str) -> Result<(), ArgError> {
+    pub(super) fn check_here(
+        &self,
+        schema: &'s Value,
+        value: &Value,
+        path: &str,
+    ) -> Result<(), ArgError> {
         let mut applicable = Applicable::default();
         self.gather(schema, value, path, &mut applicable, 0)?;
         if applicable.refused {
@@ -206,7 +215,11 @@ impl<'s> Validator<'s> {
     }
 
     /// The `properties` of a branch, following `$ref`s and `allOf`s.
-    pub(super) fn branch_properties(&self, schema: &'s Value, hops: usize) -> Vec<(&'s str, &'s Value)> {
+    pub(super) fn branch_properties(
+        &self,
+        schema: &'s Value,
+        hops: usize,
+    ) -> Vec<(&'s str, &'s Value)> {
         let mut found = Vec::new();
         let schema = self.deref(schema);
         if let Some(Value::Object(props)) = schema.get("properties") {
@@ -320,7 +333,6 @@ impl<'s> Validator<'s> {
 }
 
 impl<'s> Validator<'s> {
-
     /// One branch of a plain (untagged) `oneOf`/`anyOf` must match. When none does, the error of
     /// the only branch of the right JSON type is the precise one; otherwise list the forms.
     pub(super) fn check_union(
