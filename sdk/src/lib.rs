@@ -29,10 +29,12 @@
 
 mod artifact;
 mod error;
+mod input;
 mod tool;
 
 pub use artifact::Artifact;
 pub use error::{ErrorKind, ToolError};
+pub use input::decode_base64;
 pub use tool::{Ctx, Tool};
 
 #[doc(hidden)]

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use infra_sdk::prelude::*;
 
 /// Default cap on an inline response body.
@@ -179,9 +178,7 @@ impl Target {
             ));
         }
         if let Some(b) = &self.body_base64 {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b)
-                .map_err(|e| ToolError::invalid("body_base64", format!("not valid base64: {e}")))?;
+            let bytes = infra_sdk::decode_base64("body_base64", b)?;
             return Ok((Some(bytes), Some("application/octet-stream")));
         }
         if let Some(f) = &self.form {
