@@ -16,6 +16,9 @@ pub const X_ACTIONS: &str = "x-actions";
 /// The discriminator of a typed-action union.
 const TAG: &str = "action";
 
+/// An action that takes a field, with the field's description there.
+type Use = (String, Option<String>);
+
 /// One branch of the union: the action it stands for and what it says about its fields.
 struct Branch {
     name: String,
@@ -115,7 +118,7 @@ pub fn merge(schema: &mut Value) {
         .cloned()
         .unwrap_or_default();
     // Which actions use each action-specific field, and with which description.
-    let mut users: Vec<(String, Vec<(String, Option<String>)>)> = Vec::new();
+    let mut users: Vec<(String, Vec<Use>)> = Vec::new();
     for b in &branches {
         for (k, v) in &b.properties {
             if common.contains(k) {
@@ -195,7 +198,7 @@ pub fn merge(schema: &mut Value) {
 
 /// A field's description that names the actions using it, e.g. "`check`: Text the body must
 /// contain." or, when the actions describe it differently, each description with its actions.
-fn describe_users(list: &[(String, Option<String>)]) -> String {
+fn describe_users(list: &[Use]) -> String {
     let mut groups: Vec<(Vec<&str>, &str)> = Vec::new();
     for (action, doc) in list {
         let doc = doc.as_deref().unwrap_or("").trim();
