@@ -29,10 +29,12 @@
 
 mod artifact;
 mod error;
+mod input;
 mod tool;
 
 pub use artifact::Artifact;
-pub use error::ToolError;
+pub use error::{ErrorKind, ToolError};
+pub use input::decode_base64;
 pub use tool::{Ctx, Tool};
 
 #[doc(hidden)]
@@ -61,7 +63,7 @@ pub mod caps {
 
 /// What a plugin file usually needs.
 pub mod prelude {
-    pub use crate::{Artifact, Ctx, Tool, ToolError, caps};
+    pub use crate::{Artifact, Ctx, ErrorKind, Tool, ToolError, caps};
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

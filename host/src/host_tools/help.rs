@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::HostView;
 use crate::failure::Failure;
+use crate::schema::actions as typed_actions;
 
 pub const DESCRIPTION: &str = "Start here. Without arguments: every tool with its actions. \
 `query`: tools, actions and fields matching the words. `tool` (and `action`): the exact input \
@@ -23,12 +24,6 @@ pub struct Args {
     pub action: Option<String>,
 }
 
-/// The `action` value a schema (or one branch of it) stands for: its `const`, or its first
-/// `enum` value.
-fn tag_of(v: &Value) -> Option<&str> {
-    v["const"].as_str().or(v["enum"][0].as_str())
-}
-
 /// The `action` field's schema, with a `$ref` followed.
 fn action_field(schema: &Value) -> &Value {
     let field = &schema["properties"]["action"];
@@ -38,8 +33,13 @@ fn action_field(schema: &Value) -> &Value {
     }
 }
 
-/// The values of the `action` field of a schema, if it has one.
+/// The actions of a tool: those of its typed-action schema (`x-actions`), else the values of a
+/// plain `action` field.
 fn actions(schema: &Value) -> Vec<String> {
+    let typed = typed_actions::actions(schema);
+    if !typed.is_empty() {
+        return typed.into_iter().map(|(a, _)| a.to_string()).collect();
+    }
     let field = action_field(schema);
     if let Some(values) = field["enum"].as_array() {
         return values
@@ -51,22 +51,26 @@ fn actions(schema: &Value) -> Vec<String> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|b| tag_of(b).map(String::from))
+        .filter_map(|b| b["const"].as_str().map(String::from))
         .collect()
 }
 
 /// The doc line of one action, when the schema has one.
 fn action_doc(schema: &Value, action: &str) -> Option<String> {
+    if let Some(d) = schema[typed_actions::X_ACTIONS][action]["description"].as_str() {
+        return Some(d.to_string());
+    }
     action_field(schema)["oneOf"]
         .as_array()?
         .iter()
-        .find(|b| tag_of(b) == Some(action))
+        .find(|b| b["const"].as_str() == Some(action))
         .and_then(|b| b["description"].as_str().map(String::from))
 }
 
-/// Whether a field documented as `` `a`/`b`: … `` applies to `action`. Plugin fields follow that
-/// convention (the names before the first colon, `sftp_*` globs allowed); a field whose
-/// description names no action before a colon applies to every action.
+/// Whether a field documented as `` `a`/`b`: … `` applies to `action`: the fallback for a flat
+/// schema without `x-actions` (the ssh and psql plugins until their actions are typed, and
+/// third-party plugins written that way). The names before the first colon, `sftp_*` globs
+/// allowed; a field whose description names no action before a colon applies to every action.
 fn applies(description: &str, action: &str, all: &[String]) -> bool {
     let Some((prefix, _)) = description.split_once(':') else {
         return true;
@@ -84,16 +88,11 @@ fn applies(description: &str, action: &str, all: &[String]) -> bool {
     named.is_empty() || named.iter().any(|p| matches(p, action))
 }
 
-/// `schema` narrowed to the fields that apply to `action`: the matching branch of a tagged
-/// `oneOf`, or the properties of a flat schema whose descriptions name their actions.
+/// `schema` narrowed to the fields of `action`: as the schema itself lists them (`x-actions`),
+/// else by the fields' descriptions (see [`applies`]).
 fn for_action(schema: &Value, action: &str, all: &[String]) -> Value {
-    if let Some(b) = schema["oneOf"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|b| tag_of(&b["properties"]["action"]) == Some(action))
-    {
-        return b.clone();
+    if let Some(narrowed) = typed_actions::for_action(schema, action) {
+        return narrowed;
     }
     let mut narrowed = schema.clone();
     let Some(props) = schema["properties"].as_object() else {
@@ -191,6 +190,43 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tool listed the way the router lists a typed-action plugin.
+    fn listed() -> Value {
+        let mut s = json!({
+            "type": "object",
+            "properties": {"target": {"type": "string", "description": "Name of a target."}},
+            "required": ["target"],
+            "additionalProperties": false,
+            "oneOf": [
+                {"description": "Runs a command.", "type": "object",
+                 "properties": {"action": {"const": "exec"}, "command": {"type": "string"}},
+                 "required": ["action", "command"]},
+                {"description": "Reads the journal.", "type": "object",
+                 "properties": {"action": {"const": "logs"}, "unit": {"type": "string"}},
+                 "required": ["action"]},
+            ],
+        });
+        crate::schema::portable(&mut s);
+        s
+    }
+
+    #[test]
+    fn actions_and_their_fields_come_from_the_schema() {
+        let s = listed();
+        assert_eq!(actions(&s), ["exec", "logs"]);
+        assert_eq!(
+            action_doc(&s, "logs").as_deref(),
+            Some("Reads the journal.")
+        );
+        let n = for_action(&s, "logs", &[]);
+        let keys: Vec<&String> = n["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["action", "target", "unit"]);
+        assert_eq!(n["required"], json!(["action", "target"]));
+        assert_eq!(n["properties"]["action"]["const"], "logs");
+        let n = for_action(&s, "exec", &[]);
+        assert_eq!(n["required"], json!(["action", "target", "command"]));
+    }
 
     fn acts() -> Vec<String> {
         [

@@ -311,7 +311,7 @@ impl Runtime {
             }
             Ok(out) => Ok(out),
             Err(e) => Err(CallError::Tool {
-                kind: ErrorKind::from_name(&e.kind).unwrap_or(ErrorKind::Failed),
+                kind: e.kind.into(),
                 message: e.message,
                 field: e.field,
                 detail: serde_json::from_str(&e.detail_json).ok(),
@@ -346,3 +346,17 @@ pub struct Refused {
 
 /// Shared handle to the runtime.
 pub type SharedRuntime = Arc<Runtime>;
+
+/// A plugin's `tool-error.kind` (the WIT enum) is the same kind on the host.
+impl From<crate::caps::exports::infra::plugin::tool::ErrorKind> for ErrorKind {
+    fn from(kind: crate::caps::exports::infra::plugin::tool::ErrorKind) -> Self {
+        use crate::caps::exports::infra::plugin::tool::ErrorKind as Wit;
+        match kind {
+            Wit::Invalid => ErrorKind::Invalid,
+            Wit::Denied => ErrorKind::Denied,
+            Wit::NotFound => ErrorKind::NotFound,
+            Wit::Timeout => ErrorKind::Timeout,
+            Wit::Failed => ErrorKind::Failed,
+        }
+    }
+}

@@ -1,28 +1,14 @@
-//! The arguments of the `http` tool: one flat object, fields apply per `action` as documented.
+//! The arguments of the `http` tool: the request every action sends, and per `action` its own
+//! fields.
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use infra_sdk::prelude::*;
 
 /// Default cap on an inline response body.
 pub const INLINE_MAX: u64 = 1024 * 1024;
 /// Default cap on a download: as large as the host allows (its `limits.artifact_bytes`).
 pub const DOWNLOAD_MAX: u64 = u64::MAX;
-
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// One request; returns status, headers and the body.
-    Request,
-    /// A health check: healthy when the status is expected and the body contains `contains`.
-    Check,
-    /// Follows pages and collects items.
-    Paginate,
-    /// Streams the body into an artifact.
-    Download,
-}
 
 /// How to return the response body.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -54,12 +40,72 @@ pub enum PageMode {
     Cursor,
 }
 
-/// Arguments of the `http` tool.
+/// Arguments of the `http` tool: what every action sends, and the action with its own fields.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[schemars(extend("additionalProperties" = false))]
 pub struct HttpArgs {
-    /// `request`, `check`, `paginate` or `download`.
+    /// The request every action sends.
+    #[serde(flatten)]
+    pub target: Target,
+    /// What to do, with the fields only that action takes.
+    #[serde(flatten)]
     pub action: Action,
+}
+
+/// What to do.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// One request; returns status, headers and the body.
+    Request {
+        /// How to return the body (default auto).
+        response_type: Option<ResponseType>,
+        /// Cap on the body kept (default 1 MiB). The host clamps it to its limits and says so in
+        /// `clamped`.
+        max_bytes: Option<u64>,
+    },
+    /// A health check: healthy when the status is expected and the body contains `contains`.
+    Check {
+        /// Statuses that count as healthy (default 200–399).
+        expect_status: Option<Vec<u16>>,
+        /// Text the body must contain.
+        contains: Option<String>,
+        /// Cap on the body read (default 64 KiB). The host clamps it to its limits and says so
+        /// in `clamped`.
+        max_bytes: Option<u64>,
+    },
+    /// Follows pages and collects items.
+    Paginate(Paging),
+    /// Streams the body into an artifact.
+    Download {
+        /// Cap on the stored size (default the host's limit). The host clamps it to its limits
+        /// and says so in `clamped`.
+        max_bytes: Option<u64>,
+    },
+}
+
+/// How `paginate` walks the pages.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct Paging {
+    /// How to find the next page (default link).
+    pub page_mode: Option<PageMode>,
+    /// The query parameter carrying the page number, offset or cursor.
+    pub page_param: Option<String>,
+    /// Dot path of the item array in each page (default: the body itself, or `items`/`data`/`results`).
+    pub items_path: Option<String>,
+    /// Cursor mode: dot path of the next cursor in each page.
+    pub cursor_path: Option<String>,
+    /// First page number or offset (default 1 for page, 0 for offset).
+    pub start: Option<u64>,
+    /// Pages fetched at most (default 10, at most 100).
+    pub max_pages: Option<u32>,
+    /// Items collected at most (default 1000).
+    pub max_items: Option<u32>,
+}
+
+/// The request every action sends: where, how, and with which body.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Target {
     /// Absolute URL, or a path relative to the profile's base URL when `profile` is set.
     pub url: Option<String>,
     /// A `profiles.json` entry of type http: base URL and auth, injected by the host.
@@ -78,36 +124,13 @@ pub struct HttpArgs {
     pub body_base64: Option<String>,
     /// Form body (application/x-www-form-urlencoded).
     pub form: Option<BTreeMap<String, String>>,
-    /// How to return the body (default auto).
-    pub response_type: Option<ResponseType>,
-    /// Cap on the body kept (default 1 MiB inline; for download, the cap on the stored size,
-    /// default the host's limit). The host clamps it to its limits and says so in `clamped`.
-    pub max_bytes: Option<u64>,
     /// Redirects to follow (default 5; 0 = none). Each hop is re-checked by the policy.
     pub follow_redirects: Option<u32>,
     /// Retries on 408/429/5xx for idempotent methods (default 2).
     pub retries: Option<u32>,
-    /// `check`: statuses that count as healthy (default 200–399).
-    pub expect_status: Option<Vec<u16>>,
-    /// `check`: text the body must contain.
-    pub contains: Option<String>,
-    /// `paginate`: how to find the next page (default link).
-    pub page_mode: Option<PageMode>,
-    /// `paginate`: the query parameter carrying the page number, offset or cursor.
-    pub page_param: Option<String>,
-    /// `paginate`: dot path of the item array in each page (default: the body itself, or `items`/`data`/`results`).
-    pub items_path: Option<String>,
-    /// `paginate` cursor mode: dot path of the next cursor in each page.
-    pub cursor_path: Option<String>,
-    /// `paginate`: first page number or offset (default 1 for page, 0 for offset).
-    pub start: Option<u64>,
-    /// `paginate`: pages fetched at most (default 10, at most 100).
-    pub max_pages: Option<u32>,
-    /// `paginate`: items collected at most (default 1000).
-    pub max_items: Option<u32>,
 }
 
-impl HttpArgs {
+impl Target {
     /// The URL with `query` appended.
     pub fn full_url(&self) -> Result<String, ToolError> {
         let url = match (&self.url, &self.profile) {
@@ -155,9 +178,7 @@ impl HttpArgs {
             ));
         }
         if let Some(b) = &self.body_base64 {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b)
-                .map_err(|e| ToolError::invalid("body_base64", format!("not valid base64: {e}")))?;
+            let bytes = infra_sdk::decode_base64("body_base64", b)?;
             return Ok((Some(bytes), Some("application/octet-stream")));
         }
         if let Some(f) = &self.form {

@@ -11,7 +11,7 @@ mod respond;
 use infra_sdk::caps::http::{self, KeyValue};
 use infra_sdk::prelude::*;
 
-use args::{Action, HttpArgs};
+use args::{Action, HttpArgs, Target};
 use respond::HttpOutput;
 
 const DESCRIPTION: &str = "HTTP requests through the host. Actions: `request` (any method; \
@@ -21,7 +21,7 @@ bounded by `max_pages`), `download` (streams the body into an artifact). Retries
 on 408/429/5xx only for idempotent methods. Hosts are limited by policy.";
 
 /// Builds the host request from the agent's arguments.
-fn build_request(args: &HttpArgs, ctx: &Ctx, max_bytes: u64) -> Result<http::Request, ToolError> {
+fn build_request(args: &Target, ctx: &Ctx, max_bytes: u64) -> Result<http::Request, ToolError> {
     let url = args.full_url()?;
     let method = args
         .method
@@ -62,27 +62,36 @@ fn build_request(args: &HttpArgs, ctx: &Ctx, max_bytes: u64) -> Result<http::Req
 }
 
 fn run(args: HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
+    let target = &args.target;
     match args.action {
-        Action::Request => {
-            let req = build_request(&args, ctx, args.max_bytes.unwrap_or(args::INLINE_MAX))?;
+        Action::Request {
+            response_type,
+            max_bytes,
+        } => {
+            let req = build_request(target, ctx, max_bytes.unwrap_or(args::INLINE_MAX))?;
             let resp = http::send(&req)?;
-            respond::response(resp, args.response_type, args.max_bytes)
+            respond::response(resp, response_type, max_bytes)
         }
-        Action::Check => {
-            let req = build_request(&args, ctx, args.max_bytes.unwrap_or(64 * 1024))?;
+        Action::Check {
+            expect_status,
+            contains,
+            max_bytes,
+        } => {
+            let req = build_request(target, ctx, max_bytes.unwrap_or(64 * 1024))?;
             let started = std::time::Instant::now();
             let resp = http::send(&req);
             Ok(respond::check(
                 resp,
-                &args,
+                expect_status.as_deref(),
+                contains.as_deref(),
                 started.elapsed().as_millis() as u64,
             ))
         }
-        Action::Paginate => paginate::run(&args, ctx),
-        Action::Download => {
-            let req = build_request(&args, ctx, args.max_bytes.unwrap_or(args::DOWNLOAD_MAX))?;
+        Action::Paginate(paging) => paginate::run(target, &paging, ctx),
+        Action::Download { max_bytes } => {
+            let req = build_request(target, ctx, max_bytes.unwrap_or(args::DOWNLOAD_MAX))?;
             let got = http::download(&req)?;
-            Ok(respond::download(got, args.max_bytes))
+            Ok(respond::download(got, max_bytes))
         }
     }
 }

@@ -3,7 +3,7 @@
 use infra_sdk::caps::{http, log};
 use infra_sdk::prelude::*;
 
-use crate::args::{HttpArgs, PageMode, with_query};
+use crate::args::{PageMode, Paging, Target, with_query};
 use crate::respond::{HttpOutput, header_map};
 
 /// The `rel="next"` target of a Link header, if any.
@@ -56,7 +56,7 @@ fn items_of(page: &Value, items_path: Option<&str>) -> Result<Vec<Value>, ToolEr
 }
 
 /// Runs `paginate`.
-pub fn run(args: &HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
+pub fn run(target: &Target, args: &Paging, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
     let mode = args.page_mode.unwrap_or_default();
     let max_pages = args.max_pages.unwrap_or(10).clamp(1, 100);
     let max_items = args.max_items.unwrap_or(1000) as usize;
@@ -71,7 +71,7 @@ pub fn run(args: &HttpArgs, ctx: &Ctx) -> Result<HttpOutput, ToolError> {
             "cursor mode needs `cursor_path`, the dot path of the next cursor in each page",
         ));
     }
-    let first = crate::build_request(args, ctx, crate::args::INLINE_MAX)?;
+    let first = crate::build_request(target, ctx, crate::args::INLINE_MAX)?;
     let mut position = args
         .start
         .unwrap_or(if mode == PageMode::Offset { 0 } else { 1 });

@@ -7,7 +7,7 @@ use infra_sdk::caps::http::{DownloadResult as Download, Response};
 use infra_sdk::caps::types::CapError;
 use infra_sdk::prelude::*;
 
-use crate::args::{HttpArgs, ResponseType};
+use crate::args::ResponseType;
 
 /// The result of every `http` action; fields appear where the action fills them.
 #[derive(Debug, Default, Serialize, JsonSchema)]
@@ -181,7 +181,12 @@ pub fn response(
 
 /// The output of `check`: a denial or failure is an unhealthy result, not an error, so that a
 /// health check of many endpoints reads as one table.
-pub fn check(resp: Result<Response, CapError>, args: &HttpArgs, latency_ms: u64) -> HttpOutput {
+pub fn check(
+    resp: Result<Response, CapError>,
+    expect_status: Option<&[u16]>,
+    contains: Option<&str>,
+    latency_ms: u64,
+) -> HttpOutput {
     let mut problems = Vec::new();
     let mut out = HttpOutput {
         latency_ms: Some(latency_ms),
@@ -190,15 +195,15 @@ pub fn check(resp: Result<Response, CapError>, args: &HttpArgs, latency_ms: u64)
     match resp {
         Err(e) => problems.push(ToolError::from(e).to_string()),
         Ok(r) => {
-            let expected = match &args.expect_status {
+            let expected = match expect_status {
                 Some(list) => list.contains(&r.status),
                 None => (200..400).contains(&r.status),
             };
             if !expected {
                 problems.push(format!("status {} is not expected", r.status));
             }
-            if let Some(needle) = &args.contains
-                && !String::from_utf8_lossy(&r.body).contains(needle.as_str())
+            if let Some(needle) = contains
+                && !String::from_utf8_lossy(&r.body).contains(needle)
             {
                 problems.push(format!("body does not contain {needle:?}"));
             }

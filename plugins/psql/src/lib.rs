@@ -101,7 +101,7 @@ fn tool_error(e: PgError, sql: &str) -> ToolError {
                 })
                 .unwrap_or_default();
             ToolError {
-                kind: "failed",
+                kind: ErrorKind::Failed,
                 message: format!("{} (SQLSTATE {}){at}", s.message, s.code),
                 field: Some("sql".into()),
                 detail: Some(json!({
@@ -278,7 +278,7 @@ fn run(args: PsqlArgs, ctx: &Ctx) -> Result<PsqlOutput, ToolError> {
                         results.push(json!({
                             "ok": false,
                             "statement": i,
-                            "error": {"kind": e.kind, "message": e.message, "detail": e.detail},
+                            "error": {"kind": e.kind.as_str(), "message": e.message, "detail": e.detail},
                         }));
                         if stop {
                             break;

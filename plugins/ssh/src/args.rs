@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use infra_sdk::caps::ssh::StdinSource;
 use infra_sdk::prelude::*;
 
@@ -198,11 +197,7 @@ fn source<const N: usize>(
         return Ok(None);
     };
     Ok(Some(if name.ends_with("_base64") {
-        StdinSource::Bytes(
-            base64::engine::general_purpose::STANDARD
-                .decode(value)
-                .map_err(|e| ToolError::invalid(name, format!("not valid base64: {e}")))?,
-        )
+        StdinSource::Bytes(infra_sdk::decode_base64(name, value)?)
     } else if name.ends_with("_artifact") {
         if !value.starts_with("artifact://") {
             return Err(ToolError::invalid(

@@ -130,7 +130,10 @@ fn run(args: SshArgs, ctx: &Ctx) -> Result<SshOutput, ToolError> {
                     // A refusal before anything ran is the whole call's answer…
                     Err(e)
                         if results.is_empty()
-                            && matches!(e.kind, "denied" | "not-found" | "invalid") =>
+                            && matches!(
+                                e.kind,
+                                ErrorKind::Denied | ErrorKind::NotFound | ErrorKind::Invalid
+                            ) =>
                     {
                         return Err(e);
                     }
@@ -159,8 +162,12 @@ fn run(args: SshArgs, ctx: &Ctx) -> Result<SshOutput, ToolError> {
                     o.reachable = Some(r.exit_code == Some(0));
                     o.latency_ms = Some(started.elapsed().as_millis() as u64);
                 }
-                Err(e) if e.kind == "denied" && e.message.starts_with("policy:") => return Err(e),
-                Err(e) if e.kind == "not-found" || e.kind == "invalid" => return Err(e),
+                Err(e) if e.kind == ErrorKind::Denied && e.message.starts_with("policy:") => {
+                    return Err(e);
+                }
+                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Invalid) => {
+                    return Err(e);
+                }
                 Err(e) => {
                     o.reachable = Some(false);
                     o.latency_ms = Some(started.elapsed().as_millis() as u64);

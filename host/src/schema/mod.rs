@@ -4,7 +4,10 @@
 //! schemars writes `Option<T>` as `"type": [T, "null"]` and `serde_json::Value` as `true`; both
 //! are legal JSON Schema but single-`type` dialects (e.g. the OpenAPI subset used for Gemini)
 //! reject them. Tools are normalised here, once, at load — for built-in and third-party plugins
-//! alike — rather than in each plugin.
+//! alike — rather than in each plugin. A top-level `oneOf` of typed actions, which several
+//! clients refuse, becomes one object with the per-action field sets in `x-actions`.
+
+pub mod actions;
 
 use serde_json::{Map, Value, json};
 
@@ -121,8 +124,10 @@ fn walk(schema: &mut Value, defs: &Map<String, Value>, inline: bool, depth: usiz
     }
 }
 
-/// Normalises a schema that keeps its `$defs` (an input schema: `$ref`s stay references).
+/// Normalises a schema that keeps its `$defs` (an input schema: `$ref`s stay references); a
+/// typed-action union is listed as one object (see [`actions`]).
 pub fn portable(schema: &mut Value) {
+    actions::merge(schema);
     let defs = schema
         .get("$defs")
         .and_then(Value::as_object)
