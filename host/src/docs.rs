@@ -96,7 +96,7 @@ fn tool_section(out: &mut String, t: &ToolSpec) {
         let _ = writeln!(
             out,
             "| `{name}` | {} | {} | {} |",
-            type_of(field),
+            type_of(resolve(schema, field)),
             if required.contains(&name.as_str()) {
                 "yes"
             } else {
@@ -129,6 +129,14 @@ fn action_values(schema: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `field`, or the `$defs` entry its `$ref` points at.
+fn resolve<'a>(schema: &'a Value, field: &'a Value) -> &'a Value {
+    match field["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        Some(name) if schema["$defs"][name].is_object() => &schema["$defs"][name],
+        _ => field,
+    }
+}
+
 /// A field's type as a reader wants it: `string`, `integer ≥ 1`, one of `a`, `b`, `array of string`.
 fn type_of(field: &Value) -> String {
     if let Some(values) = field["enum"].as_array() {
@@ -136,6 +144,13 @@ fn type_of(field: &Value) -> String {
         return format!("one of {}", names.join(", ")).replace('"', "");
     }
     if let Some(branches) = field["anyOf"].as_array().or(field["oneOf"].as_array()) {
+        let consts: Vec<String> = branches
+            .iter()
+            .filter_map(|b| b["const"].as_str().map(|c| format!("`{c}`")))
+            .collect();
+        if consts.len() == branches.len() {
+            return format!("one of {}", consts.join(", "));
+        }
         let kinds: Vec<String> = branches.iter().map(type_of).collect();
         return kinds.join(" or ");
     }
