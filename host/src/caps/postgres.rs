@@ -138,6 +138,23 @@ fn invalid(msg: impl Into<String>) -> PgError {
 
 /// A tokio-postgres error as the guest sees it. `offset` is subtracted from server positions
 /// (the length of SQL the host wrapped around the caller's).
+/// Opens the host-owned transaction every statement runs in: READ ONLY when asked, and a
+/// server-side `statement_timeout` of `ms` so a runaway query stops on the server too.
+async fn begin(
+    client: &mut deadpool_postgres::Client,
+    read_only: bool,
+    ms: u64,
+) -> Result<deadpool_postgres::Transaction<'_>, tokio_postgres::Error> {
+    let tx = client
+        .build_transaction()
+        .read_only(read_only)
+        .start()
+        .await?;
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+        .await?;
+    Ok(tx)
+}
+
 fn pg_err(e: &tokio_postgres::Error, label: &str, offset: u32) -> PgError {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code().to_string();
@@ -463,15 +480,7 @@ impl CallCtx {
                 Box::pin(async move {
                     let err = |e: tokio_postgres::Error| pg_err(&e, &label, 0);
                     let n = work.len();
-                    let tx = client
-                        .build_transaction()
-                        .read_only(read_only)
-                        .start()
-                        .await
-                        .map_err(err)?;
-                    tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
-                        .await
-                        .map_err(err)?;
+                    let tx = begin(client, read_only, ms).await.map_err(err)?;
                     let mut out = Vec::with_capacity(n);
                     // The statements share one capture budget: all their rows are held at once.
                     let mut left = capture;

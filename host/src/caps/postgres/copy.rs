@@ -89,15 +89,7 @@ impl CallCtx {
             .with_client(&t, ms, move |client| {
                 Box::pin(async move {
                     let err = |e: tokio_postgres::Error| pg_err(&e, &label, 0);
-                    let tx = client
-                        .build_transaction()
-                        .read_only(true)
-                        .start()
-                        .await
-                        .map_err(err)?;
-                    tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
-                        .await
-                        .map_err(err)?;
+                    let tx = super::begin(client, true, ms).await.map_err(err)?;
                     // Prepared alone first: one statement that returns rows, and errors point
                     // into the caller's SQL.
                     let st = tx.prepare(&sql).await.map_err(err)?;
