@@ -273,3 +273,84 @@ fn source<const N: usize>(
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: Value) -> SshArgs {
+        serde_json::from_value(v).expect("valid arguments")
+    }
+
+    #[test]
+    fn each_action_reads_only_its_own_fields() {
+        let args = parse(json!({"action": "exec", "target": "t", "command": "ls",
+            "cwd": "/srv", "env": {"A": "1"}, "pty": true, "stdin": "x"}));
+        assert_eq!(args.target, "t");
+        let Action::Exec { command, run } = args.action else {
+            panic!("exec expected");
+        };
+        assert_eq!(command, "ls");
+        assert_eq!(run.place.cwd.as_deref(), Some("/srv"));
+        assert_eq!(run.pty, Some(true));
+        assert!(matches!(run.stdin(), Ok(Some(StdinSource::Bytes(b))) if b == b"x"));
+
+        let args = parse(json!({"action": "logs", "target": "t", "unit": "sshd", "lines": 0}));
+        let Action::Logs { unit, window, .. } = args.action else {
+            panic!("logs expected");
+        };
+        assert_eq!(unit.as_deref(), Some("sshd"));
+        assert_eq!(window.lines(), 1, "clamped to at least one line");
+        assert!(matches!(
+            parse(json!({"action": "metrics", "target": "t"})).action,
+            Action::Metrics
+        ));
+    }
+
+    #[test]
+    fn a_missing_required_field_is_refused() {
+        let e =
+            serde_json::from_value::<SshArgs>(json!({"action": "container_logs", "target": "t"}))
+                .expect_err("container is required");
+        assert!(e.to_string().contains("container"), "{e}");
+    }
+
+    #[test]
+    fn mode_reads_octal_text_or_a_number_and_refuses_the_rest() {
+        let mode = |m: Value| {
+            Upload {
+                mode: Some(m),
+                ..Default::default()
+            }
+            .mode()
+        };
+        assert_eq!(mode(json!("644")).unwrap(), Some(0o644));
+        assert_eq!(mode(json!("0o755")).unwrap(), Some(0o755));
+        assert_eq!(mode(json!(420)).unwrap(), Some(420));
+        let e = mode(json!("999")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("mode"));
+        assert!(e.message.contains("octal"), "{}", e.message);
+    }
+
+    #[test]
+    fn content_is_exactly_one_of_three_fields() {
+        let missing = Upload::default().content().unwrap_err();
+        assert_eq!(missing.field.as_deref(), Some("content"));
+        let two = Upload {
+            content: Some("a".into()),
+            content_artifact: Some("artifact://x".into()),
+            ..Default::default()
+        };
+        assert!(
+            two.content()
+                .unwrap_err()
+                .message
+                .contains("give only one of")
+        );
+        let bad = Upload {
+            content_artifact: Some("/etc/passwd".into()),
+            ..Default::default()
+        };
+        assert!(bad.content().unwrap_err().message.contains("artifact://"));
+    }
+}
