@@ -13,7 +13,7 @@ use infra_sdk::caps::ssh::{self, DetachedRequest, ExecRequest, StdinSource};
 use infra_sdk::caps::types::KeyValue;
 use infra_sdk::prelude::*;
 
-use args::{Action, SshArgs};
+use args::{Action, Place, Run, SshArgs};
 use out::{CommandOutput, JobInfo, SshOutput};
 
 const DESCRIPTION: &str = "Commands and files on SSH targets (entries of targets.json; keys and \
@@ -31,8 +31,9 @@ Targets are limited by policy.";
 pub const INLINE_MAX: u64 = 64 * 1024;
 
 /// The call's `env` as key-value pairs.
-fn env(args: &SshArgs) -> Vec<KeyValue> {
-    args.env
+fn env(place: &Place) -> Vec<KeyValue> {
+    place
+        .env
         .iter()
         .flatten()
         .map(|(k, v)| KeyValue {
@@ -42,22 +43,23 @@ fn env(args: &SshArgs) -> Vec<KeyValue> {
         .collect()
 }
 
-/// Runs one command with the call's options.
+/// Runs one command on `target` with the call's options.
 pub fn exec(
-    args: &SshArgs,
+    target: &str,
+    run: &Run,
     ctx: &Ctx,
     command: &str,
     stdin: Option<StdinSource>,
 ) -> Result<CommandOutput, ToolError> {
     let req = ExecRequest {
-        target: args.target.clone(),
+        target: target.to_string(),
         command: command.to_string(),
         stdin,
-        env: env(args),
-        cwd: args.cwd.clone(),
-        pty: args.pty.unwrap_or(false),
+        env: env(&run.place),
+        cwd: run.place.cwd.clone(),
+        pty: run.pty.unwrap_or(false),
         timeout_ms: ctx.timeout_ms,
-        max_output: args.max_output.unwrap_or(INLINE_MAX),
+        max_output: run.max_output.unwrap_or(INLINE_MAX),
     };
     Ok(CommandOutput::new(command, ssh::exec(&req)?))
 }
@@ -81,110 +83,171 @@ pub fn probe(
     })?)
 }
 
+/// Starts `command` in the background and says how to follow it.
+fn exec_detached(target: &str, command: &str, place: &Place) -> Result<JobInfo, ToolError> {
+    let job = ssh::exec_detached(&DetachedRequest {
+        target: target.to_string(),
+        command: command.to_string(),
+        env: env(place),
+        cwd: place.cwd.clone(),
+    })?;
+    Ok(JobInfo {
+        next: format!(
+            "jobs with {{\"action\": \"wait\", \"id\": \"{}\"}} (or status, logs, cancel)",
+            job.id
+        ),
+        id: job.id,
+        command: command.to_string(),
+        pid: job.pid,
+        dir: job.dir,
+    })
+}
+
+/// Runs `commands` in order into `o`; stops at the first failure unless `keep_going`.
+fn batch(
+    target: &str,
+    commands: &[String],
+    keep_going: bool,
+    run: &Run,
+    ctx: &Ctx,
+    o: &mut SshOutput,
+) -> Result<(), ToolError> {
+    // The schema asks for at least one command; serde alone does not.
+    if commands.is_empty() {
+        return Err(ToolError::invalid(
+            "commands",
+            "missing: `batch` needs a non-empty `commands` list",
+        ));
+    }
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for c in commands {
+        let r = match exec(target, run, ctx, c, run.stdin()?) {
+            Ok(r) => r,
+            // A refusal before anything ran is the whole call's answer…
+            Err(e)
+                if results.is_empty()
+                    && matches!(
+                        e.kind,
+                        ErrorKind::Denied | ErrorKind::NotFound | ErrorKind::Invalid
+                    ) =>
+            {
+                return Err(e);
+            }
+            // …but a timeout or lost connection mid-batch must not discard the results
+            // of the commands that already ran.
+            Err(e) => CommandOutput::failed(c, &e),
+        };
+        let ok = r.exit_code == Some(0);
+        results.push(r);
+        if !ok {
+            failed += 1;
+            if !keep_going {
+                break;
+            }
+        }
+    }
+    o.skipped = Some((commands.len() - results.len()) as u32);
+    o.failed = Some(failed);
+    o.results = Some(results);
+    Ok(())
+}
+
+/// Connects and runs `true` into `o`: unreachable is an answer, a refusal is an error.
+fn check_host(target: &str, ctx: &Ctx, o: &mut SshOutput) -> Result<(), ToolError> {
+    let started = std::time::Instant::now();
+    match probe(target, ctx, "true", 1024) {
+        Ok(r) => {
+            o.reachable = Some(r.exit_code == Some(0));
+            o.latency_ms = Some(started.elapsed().as_millis() as u64);
+        }
+        Err(e) if e.kind == ErrorKind::Denied && e.message.starts_with("policy:") => {
+            return Err(e);
+        }
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Invalid) => {
+            return Err(e);
+        }
+        Err(e) => {
+            o.reachable = Some(false);
+            o.latency_ms = Some(started.elapsed().as_millis() as u64);
+            o.problem = Some(e.message);
+        }
+    }
+    Ok(())
+}
+
 fn run(args: SshArgs, ctx: &Ctx) -> Result<SshOutput, ToolError> {
+    let t = args.target.as_str();
     let mut o = SshOutput {
         target: args.target.clone(),
         ..Default::default()
     };
-    match args.action {
-        Action::Exec => {
-            let stdin = args.stdin()?;
-            o.command = Some(exec(&args, ctx, args.command()?, stdin)?);
+    match &args.action {
+        Action::Exec { command, run } => {
+            o.command = Some(exec(t, run, ctx, command, run.stdin()?)?);
         }
-        Action::ExecDetached => {
-            let command = args.command()?;
-            let job = ssh::exec_detached(&DetachedRequest {
-                target: args.target.clone(),
-                command: command.to_string(),
-                env: env(&args),
-                cwd: args.cwd.clone(),
-            })?;
-            o.job = Some(JobInfo {
-                next: format!(
-                    "jobs with {{\"action\": \"wait\", \"id\": \"{}\"}} (or status, logs, cancel)",
-                    job.id
-                ),
-                id: job.id,
-                command: command.to_string(),
-                pid: job.pid,
-                dir: job.dir,
-            });
+        Action::ExecDetached { command, place } => {
+            o.job = Some(exec_detached(t, command, place)?);
         }
-        Action::Batch => {
-            let commands = args
-                .commands
-                .as_ref()
-                .filter(|c| !c.is_empty())
-                .ok_or_else(|| {
-                    ToolError::invalid(
-                        "commands",
-                        "missing: `batch` needs a non-empty `commands` list",
-                    )
-                })?;
-            let keep_going = args.continue_on_error.unwrap_or(false);
-            let mut results = Vec::new();
-            let mut failed = 0;
-            for c in commands {
-                let r = match exec(&args, ctx, c, args.stdin()?) {
-                    Ok(r) => r,
-                    // A refusal before anything ran is the whole call's answer…
-                    Err(e)
-                        if results.is_empty()
-                            && matches!(
-                                e.kind,
-                                ErrorKind::Denied | ErrorKind::NotFound | ErrorKind::Invalid
-                            ) =>
-                    {
-                        return Err(e);
-                    }
-                    // …but a timeout or lost connection mid-batch must not discard the results
-                    // of the commands that already ran.
-                    Err(e) => CommandOutput::failed(c, &e),
-                };
-                let ok = r.exit_code == Some(0);
-                results.push(r);
-                if !ok {
-                    failed += 1;
-                    if !keep_going {
-                        break;
-                    }
-                }
-            }
-            o.skipped = Some((commands.len() - results.len()) as u32);
-            o.failed = Some(failed);
-            o.results = Some(results);
+        Action::Batch {
+            commands,
+            continue_on_error,
+            run,
+        } => batch(
+            t,
+            commands,
+            continue_on_error.unwrap_or(false),
+            run,
+            ctx,
+            &mut o,
+        )?,
+        Action::SystemInfo => o.info = Some(monitor::system_info(t, ctx)?),
+        Action::CheckHost => check_host(t, ctx, &mut o)?,
+        Action::SftpList { path } => o.entries = Some(transfer::list(t, path)?),
+        Action::SftpStat { path } => o.file = Some(transfer::stat(t, path)?),
+        Action::SftpDownload { path, max_bytes } => {
+            o.artifact = Some(transfer::download(t, path, *max_bytes)?);
         }
-        Action::SystemInfo => o.info = Some(monitor::system_info(&args.target, ctx)?),
-        Action::CheckHost => {
-            let started = std::time::Instant::now();
-            match probe(&args.target, ctx, "true", 1024) {
-                Ok(r) => {
-                    o.reachable = Some(r.exit_code == Some(0));
-                    o.latency_ms = Some(started.elapsed().as_millis() as u64);
-                }
-                Err(e) if e.kind == ErrorKind::Denied && e.message.starts_with("policy:") => {
-                    return Err(e);
-                }
-                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Invalid) => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    o.reachable = Some(false);
-                    o.latency_ms = Some(started.elapsed().as_millis() as u64);
-                    o.problem = Some(e.message);
-                }
-            }
+        Action::SftpUpload {
+            path,
+            upload,
+            overwrite,
+        } => {
+            o.file = Some(transfer::upload(
+                t,
+                path,
+                upload,
+                overwrite.unwrap_or(false),
+            )?)
         }
-        Action::SftpList
-        | Action::SftpStat
-        | Action::SftpDownload
-        | Action::SftpUpload
-        | Action::DeployFile => transfer::run(&args, ctx, &mut o)?,
-        Action::Containers
-        | Action::ContainerLogs
-        | Action::Metrics
-        | Action::DiskHealth
-        | Action::Logs => o.data = Some(monitor::run(&args, ctx)?),
+        Action::DeployFile {
+            path,
+            upload,
+            restart_command,
+        } => transfer::deploy(t, ctx, path, upload, restart_command.as_deref(), &mut o)?,
+        Action::Containers { inspect } => {
+            o.data = Some(monitor::containers(t, ctx, inspect.unwrap_or(false))?);
+        }
+        Action::ContainerLogs { container, window } => {
+            o.data = Some(monitor::container_logs(t, ctx, container, window)?);
+        }
+        Action::Metrics => o.data = Some(monitor::metrics(t, ctx)?),
+        Action::DiskHealth { device } => {
+            o.data = Some(monitor::disk_health(t, ctx, device.as_deref())?);
+        }
+        Action::Logs {
+            unit,
+            priority,
+            window,
+        } => {
+            o.data = Some(monitor::logs(
+                t,
+                ctx,
+                unit.as_deref(),
+                priority.as_deref(),
+                window,
+            )?)
+        }
     }
     Ok(o)
 }

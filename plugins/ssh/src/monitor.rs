@@ -4,7 +4,7 @@
 
 use infra_sdk::prelude::*;
 
-use crate::args::{Action, SshArgs, sh_quote};
+use crate::args::{Window, sh_quote};
 
 /// What the guard prints when a tool is missing.
 const MISSING: &str = "__infra_missing__";
@@ -173,162 +173,162 @@ echo "user=$(id -un)""#;
     Ok(Value::Object(m))
 }
 
-/// Runs a monitoring action.
-pub fn run(args: &SshArgs, ctx: &Ctx) -> Result<Value, ToolError> {
-    let t = &args.target;
-    let lines = args.lines.unwrap_or(100).clamp(1, 10_000);
-    match args.action {
-        Action::Containers => {
-            let ps = "docker ps -a --no-trunc --format '{{json .}}'";
-            let out = run_cmd(t, ctx, "containers", &needs("docker", ps))?;
-            let mut list = parse_lines(t, "containers", ps, &out)?;
-            if args.inspect.unwrap_or(false) && !list.is_empty() {
-                let ids: Vec<String> = list
-                    .iter()
-                    .filter_map(|c| c["ID"].as_str().map(sh_quote))
-                    .collect();
-                let text = run_cmd(
-                    t,
-                    ctx,
-                    "containers",
-                    &needs("docker", &format!("docker inspect {}", ids.join(" "))),
-                )?;
-                let details = parse_json(t, "containers", "docker inspect", &text)?;
-                let Value::Array(details) = details else {
-                    return Err(ToolError::failed(format!(
-                        "`containers` on target '{t}': `docker inspect` printed JSON that is not an array of containers; it began: {:?}",
-                        head_excerpt(&text)
-                    )));
-                };
-                for c in &mut list {
-                    let id = c["ID"].as_str().unwrap_or_default().to_string();
-                    if let Some(d) = details
-                        .iter()
-                        .find(|d| d["Id"].as_str().is_some_and(|x| x.starts_with(&id)))
-                    {
-                        c["inspect"] = d.clone();
-                    }
-                }
+/// `containers`: `docker ps -a`, and with `inspect` each container's `docker inspect` too.
+pub fn containers(t: &str, ctx: &Ctx, inspect: bool) -> Result<Value, ToolError> {
+    let ps = "docker ps -a --no-trunc --format '{{json .}}'";
+    let out = run_cmd(t, ctx, "containers", &needs("docker", ps))?;
+    let mut list = parse_lines(t, "containers", ps, &out)?;
+    if inspect && !list.is_empty() {
+        let ids: Vec<String> = list
+            .iter()
+            .filter_map(|c| c["ID"].as_str().map(sh_quote))
+            .collect();
+        let text = run_cmd(
+            t,
+            ctx,
+            "containers",
+            &needs("docker", &format!("docker inspect {}", ids.join(" "))),
+        )?;
+        let details = parse_json(t, "containers", "docker inspect", &text)?;
+        let Value::Array(details) = details else {
+            return Err(ToolError::failed(format!(
+                "`containers` on target '{t}': `docker inspect` printed JSON that is not an array of containers; it began: {:?}",
+                head_excerpt(&text)
+            )));
+        };
+        for c in &mut list {
+            let id = c["ID"].as_str().unwrap_or_default().to_string();
+            if let Some(d) = details
+                .iter()
+                .find(|d| d["Id"].as_str().is_some_and(|x| x.starts_with(&id)))
+            {
+                c["inspect"] = d.clone();
             }
-            Ok(json!({"count": list.len(), "containers": list}))
         }
-        Action::ContainerLogs => {
-            let c = args.container.as_ref().ok_or_else(|| {
-                ToolError::invalid(
-                    "container",
-                    "missing: `container_logs` needs `container` (name or id)",
-                )
-            })?;
-            let since = args
-                .since
-                .as_ref()
-                .map(|s| format!(" --since {}", sh_quote(s)))
-                .unwrap_or_default();
-            let out = run_cmd(
-                t,
-                ctx,
-                "container_logs",
-                &needs(
-                    "docker",
-                    &format!(
-                        "docker logs --timestamps --tail {lines}{since} {} 2>&1",
-                        sh_quote(c)
-                    ),
-                ),
-            )?;
-            let entries: Vec<Value> = out
-                .lines()
-                .map(|l| match l.split_once(' ') {
-                    Some((ts, msg)) if ts.len() >= 20 && ts.as_bytes()[4] == b'-' => {
-                        json!({"time": ts, "line": msg})
-                    }
-                    _ => json!({"line": l}),
-                })
-                .collect();
-            Ok(json!({"container": c, "count": entries.len(), "lines": entries}))
-        }
-        Action::Metrics => metrics(t, ctx),
-        Action::DiskHealth => {
-            let devices = match &args.device {
-                Some(d) => vec![d.clone()],
-                None => {
-                    let scan = run_cmd(
-                        t,
-                        ctx,
-                        "disk_health",
-                        &needs("smartctl", "smartctl -j --scan"),
-                    )?;
-                    let v = parse_json(t, "disk_health", "smartctl -j --scan", &scan)?;
-                    v["devices"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|d| d["name"].as_str().map(String::from))
-                        .collect()
-                }
-            };
-            let mut disks = Vec::new();
-            for d in &devices {
-                // smartctl's exit code is a bit mask of findings; read the JSON whatever it is.
-                let smartctl = format!("smartctl -j -H -A -i {}", sh_quote(d));
-                let cmd = needs("smartctl", &format!("{smartctl} ; true"));
-                let out = run_cmd(t, ctx, "disk_health", &cmd)?;
-                let v = parse_json(t, "disk_health", &smartctl, &out)?;
-                disks.push(json!({
-                    "device": d,
-                    "model": v["model_name"],
-                    "serial": v["serial_number"],
-                    "passed": v["smart_status"]["passed"],
-                    "temperature_c": v["temperature"]["current"],
-                    "power_on_hours": v["power_on_time"]["hours"],
-                    "exit_status": v["smartctl"]["exit_status"],
-                    "messages": v["smartctl"]["messages"],
-                }));
-            }
-            Ok(json!({"count": disks.len(), "disks": disks}))
-        }
-        Action::Logs => {
-            let mut cmd = format!("journalctl -o json --no-pager -n {lines}");
-            if let Some(u) = &args.unit {
-                cmd.push_str(&format!(" -u {}", sh_quote(u)));
-            }
-            if let Some(p) = &args.priority {
-                cmd.push_str(&format!(" -p {}", sh_quote(p)));
-            }
-            if let Some(s) = &args.since {
-                cmd.push_str(&format!(" --since {}", sh_quote(s)));
-            }
-            // Without journal files journalctl prints nothing and exits 0, and `-o json` even
-            // silences its notice: ask once in text mode (stdout dropped, the notice kept) so a
-            // machine without a journal is an error, not zero entries. Where the journal lives
-            // (/run, /var/log, a namespace) is journalctl's business, so no path is assumed.
-            let script = format!(
-                "notice=$(journalctl --no-pager -n 0 2>&1 >/dev/null) || {{ printf 'journalctl: %s\\n' \"$notice\" >&2; exit 1; }}\n\
-                 case $notice in *'No journal files were found'*) echo '{MISSING} journald' >&2; exit 127;; esac\n\
-                 case $notice in *'insufficient permissions'*) printf 'journalctl: %s\\n' \"$notice\" >&2; exit 1;; esac\n\
-                 {cmd}"
-            );
-            let out = run_cmd(t, ctx, "logs", &needs("journalctl", &script))?;
-            let entries: Vec<Value> = parse_lines(t, "logs", "journalctl -o json", &out)?
-                .into_iter()
-                .map(|e| {
-                    json!({
-                        "time_us": e["__REALTIME_TIMESTAMP"].as_str().and_then(|s| s.parse::<u64>().ok()),
-                        "unit": e["_SYSTEMD_UNIT"],
-                        "priority": e["PRIORITY"].as_str().and_then(|s| s.parse::<u8>().ok()),
-                        "identifier": e["SYSLOG_IDENTIFIER"],
-                        "message": e["MESSAGE"],
-                    })
-                })
-                .collect();
-            Ok(json!({"count": entries.len(), "entries": entries}))
-        }
-        _ => unreachable!("monitor::run is called for monitoring actions"),
     }
+    Ok(json!({"count": list.len(), "containers": list}))
 }
 
-/// CPU (two /proc/stat samples), load, memory, disks and network.
-fn metrics(t: &str, ctx: &Ctx) -> Result<Value, ToolError> {
+/// `container_logs`: the last lines of container `c`'s log.
+pub fn container_logs(t: &str, ctx: &Ctx, c: &str, window: &Window) -> Result<Value, ToolError> {
+    let lines = window.lines();
+    let since = window
+        .since
+        .as_ref()
+        .map(|s| format!(" --since {}", sh_quote(s)))
+        .unwrap_or_default();
+    let out = run_cmd(
+        t,
+        ctx,
+        "container_logs",
+        &needs(
+            "docker",
+            &format!(
+                "docker logs --timestamps --tail {lines}{since} {} 2>&1",
+                sh_quote(c)
+            ),
+        ),
+    )?;
+    let entries: Vec<Value> = out
+        .lines()
+        .map(|l| match l.split_once(' ') {
+            Some((ts, msg)) if ts.len() >= 20 && ts.as_bytes()[4] == b'-' => {
+                json!({"time": ts, "line": msg})
+            }
+            _ => json!({"line": l}),
+        })
+        .collect();
+    Ok(json!({"container": c, "count": entries.len(), "lines": entries}))
+}
+
+/// `disk_health`: S.M.A.R.T. health of `device`, or of every device `smartctl --scan` finds.
+pub fn disk_health(t: &str, ctx: &Ctx, device: Option<&str>) -> Result<Value, ToolError> {
+    let devices = match device {
+        Some(d) => vec![d.to_string()],
+        None => {
+            let scan = run_cmd(
+                t,
+                ctx,
+                "disk_health",
+                &needs("smartctl", "smartctl -j --scan"),
+            )?;
+            let v = parse_json(t, "disk_health", "smartctl -j --scan", &scan)?;
+            v["devices"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["name"].as_str().map(String::from))
+                .collect()
+        }
+    };
+    let mut disks = Vec::new();
+    for d in &devices {
+        // smartctl's exit code is a bit mask of findings; read the JSON whatever it is.
+        let smartctl = format!("smartctl -j -H -A -i {}", sh_quote(d));
+        let cmd = needs("smartctl", &format!("{smartctl} ; true"));
+        let out = run_cmd(t, ctx, "disk_health", &cmd)?;
+        let v = parse_json(t, "disk_health", &smartctl, &out)?;
+        disks.push(json!({
+            "device": d,
+            "model": v["model_name"],
+            "serial": v["serial_number"],
+            "passed": v["smart_status"]["passed"],
+            "temperature_c": v["temperature"]["current"],
+            "power_on_hours": v["power_on_time"]["hours"],
+            "exit_status": v["smartctl"]["exit_status"],
+            "messages": v["smartctl"]["messages"],
+        }));
+    }
+    Ok(json!({"count": disks.len(), "disks": disks}))
+}
+
+/// `logs`: journald entries by unit, priority and window.
+pub fn logs(
+    t: &str,
+    ctx: &Ctx,
+    unit: Option<&str>,
+    priority: Option<&str>,
+    window: &Window,
+) -> Result<Value, ToolError> {
+    let lines = window.lines();
+    let mut cmd = format!("journalctl -o json --no-pager -n {lines}");
+    if let Some(u) = unit {
+        cmd.push_str(&format!(" -u {}", sh_quote(u)));
+    }
+    if let Some(p) = priority {
+        cmd.push_str(&format!(" -p {}", sh_quote(p)));
+    }
+    if let Some(s) = &window.since {
+        cmd.push_str(&format!(" --since {}", sh_quote(s)));
+    }
+    // Without journal files journalctl prints nothing and exits 0, and `-o json` even
+    // silences its notice: ask once in text mode (stdout dropped, the notice kept) so a
+    // machine without a journal is an error, not zero entries. Where the journal lives
+    // (/run, /var/log, a namespace) is journalctl's business, so no path is assumed.
+    let script = format!(
+        "notice=$(journalctl --no-pager -n 0 2>&1 >/dev/null) || {{ printf 'journalctl: %s\\n' \"$notice\" >&2; exit 1; }}\n\
+         case $notice in *'No journal files were found'*) echo '{MISSING} journald' >&2; exit 127;; esac\n\
+         case $notice in *'insufficient permissions'*) printf 'journalctl: %s\\n' \"$notice\" >&2; exit 1;; esac\n\
+         {cmd}"
+    );
+    let out = run_cmd(t, ctx, "logs", &needs("journalctl", &script))?;
+    let entries: Vec<Value> = parse_lines(t, "logs", "journalctl -o json", &out)?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "time_us": e["__REALTIME_TIMESTAMP"].as_str().and_then(|s| s.parse::<u64>().ok()),
+                "unit": e["_SYSTEMD_UNIT"],
+                "priority": e["PRIORITY"].as_str().and_then(|s| s.parse::<u8>().ok()),
+                "identifier": e["SYSLOG_IDENTIFIER"],
+                "message": e["MESSAGE"],
+            })
+        })
+        .collect();
+    Ok(json!({"count": entries.len(), "entries": entries}))
+}
+
+/// `metrics`: CPU (two /proc/stat samples), load, memory, disks and network.
+pub fn metrics(t: &str, ctx: &Ctx) -> Result<Value, ToolError> {
     let script = r#"head -1 /proc/stat; sleep 0.25; head -1 /proc/stat
 echo '--load'; cat /proc/loadavg
 echo '--mem'; cat /proc/meminfo

@@ -5,7 +5,7 @@ use infra_sdk::caps::ssh::{self, FileKind, FileStat, StdinSource};
 use infra_sdk::prelude::*;
 use sha2::Digest;
 
-use crate::args::{Action, SshArgs, sh_quote};
+use crate::args::{Upload, sh_quote};
 use crate::out::{CommandOutput, FileInfo, SshOutput};
 
 /// Default cap on a download.
@@ -55,64 +55,77 @@ fn remote_sha256(target: &str, ctx: &Ctx, path: &str) -> Result<Option<String>, 
     }
 }
 
-/// Runs the SFTP actions and `deploy_file`.
-pub fn run(args: &SshArgs, ctx: &Ctx, o: &mut SshOutput) -> Result<(), ToolError> {
-    let t = &args.target;
-    match args.action {
-        Action::SftpList => {
-            let path = args.path("sftp_list")?;
-            o.entries = Some(ssh::sftp_list(t, path)?.into_iter().map(info).collect());
-        }
-        Action::SftpStat => {
-            o.file = Some(info(ssh::sftp_stat(t, args.path("sftp_stat")?)?));
-        }
-        Action::SftpDownload => {
-            let path = args.path("sftp_download")?;
-            let a = ssh::sftp_read(t, path, args.max_bytes.unwrap_or(DOWNLOAD_MAX))?;
-            o.artifact = Some(a.into());
-        }
-        Action::SftpUpload => {
-            let path = args.path("sftp_upload")?;
-            let stat = ssh::sftp_write(
-                t,
-                path,
-                &args.content()?,
-                args.mode()?,
-                args.mkdirs.unwrap_or(false),
-                args.overwrite.unwrap_or(false),
-            )?;
-            o.file = Some(info(stat));
-        }
-        Action::DeployFile => {
-            let path = args.path("deploy_file")?;
-            let content = args.content()?;
-            let want = local_sha256(&content)?;
-            let before = remote_sha256(t, ctx, path)?;
-            let changed = before.as_deref() != Some(want.as_str());
-            if changed {
-                replace_verified(args, ctx, path, &content, &want, before.is_some())?;
-                if let Some(cmd) = &args.restart_command {
-                    let r = crate::probe(t, ctx, cmd, crate::INLINE_MAX)?;
-                    let out = CommandOutput::new(cmd, r);
-                    let ok = out.exit_code == Some(0);
-                    o.restart = Some(out);
-                    if !ok {
-                        o.changed = Some(true);
-                        o.sha256 = Some(want);
-                        return Err(ToolError::failed(format!(
-                            "{path} was deployed (sha256 verified) but the restart command failed: {}",
-                            o.restart.as_ref().map(|r| r.stderr.trim().to_string()).unwrap_or_default()
-                        ))
-                        .with_detail(json!({"restart": o.restart, "changed": true})));
-                    }
-                }
+/// `sftp_list`: the entries of the directory `path`.
+pub fn list(t: &str, path: &str) -> Result<Vec<FileInfo>, ToolError> {
+    Ok(ssh::sftp_list(t, path)?.into_iter().map(info).collect())
+}
+
+/// `sftp_stat`: metadata of `path`.
+pub fn stat(t: &str, path: &str) -> Result<FileInfo, ToolError> {
+    Ok(info(ssh::sftp_stat(t, path)?))
+}
+
+/// `sftp_download`: the remote file `path` copied into an artifact of at most `max_bytes`.
+pub fn download(t: &str, path: &str, max_bytes: Option<u64>) -> Result<Artifact, ToolError> {
+    Ok(ssh::sftp_read(t, path, max_bytes.unwrap_or(DOWNLOAD_MAX))?.into())
+}
+
+/// `sftp_upload`: writes the content to `path`, replacing a file there only with `overwrite`.
+pub fn upload(
+    t: &str,
+    path: &str,
+    upload: &Upload,
+    overwrite: bool,
+) -> Result<FileInfo, ToolError> {
+    let stat = ssh::sftp_write(
+        t,
+        path,
+        &upload.content()?,
+        upload.mode()?,
+        upload.mkdirs.unwrap_or(false),
+        overwrite,
+    )?;
+    Ok(info(stat))
+}
+
+/// `deploy_file`: replaces `path` with the content when it differs (sha256 verified on the
+/// target), then runs `restart` if it changed; fills `o` even when the restart fails.
+pub fn deploy(
+    t: &str,
+    ctx: &Ctx,
+    path: &str,
+    upload: &Upload,
+    restart: Option<&str>,
+    o: &mut SshOutput,
+) -> Result<(), ToolError> {
+    let content = upload.content()?;
+    let want = local_sha256(&content)?;
+    let before = remote_sha256(t, ctx, path)?;
+    let changed = before.as_deref() != Some(want.as_str());
+    if changed {
+        replace_verified(t, upload, ctx, path, &content, &want, before.is_some())?;
+        if let Some(cmd) = restart {
+            let r = crate::probe(t, ctx, cmd, crate::INLINE_MAX)?;
+            let out = CommandOutput::new(cmd, r);
+            let ok = out.exit_code == Some(0);
+            o.restart = Some(out);
+            if !ok {
+                o.changed = Some(true);
+                o.sha256 = Some(want);
+                return Err(ToolError::failed(format!(
+                    "{path} was deployed (sha256 verified) but the restart command failed: {}",
+                    o.restart
+                        .as_ref()
+                        .map(|r| r.stderr.trim().to_string())
+                        .unwrap_or_default()
+                ))
+                .with_detail(json!({"restart": o.restart, "changed": true})));
             }
-            o.file = Some(info(ssh::sftp_stat(t, path)?));
-            o.changed = Some(changed);
-            o.sha256 = Some(want);
         }
-        _ => unreachable!("transfer::run is called for transfer actions"),
     }
+    o.file = Some(info(ssh::sftp_stat(t, path)?));
+    o.changed = Some(changed);
+    o.sha256 = Some(want);
     Ok(())
 }
 
@@ -133,15 +146,15 @@ fn temp_beside(path: &str) -> String {
 /// old file stays whole until the new one is verified, and readers never see a partial file.
 /// Without an explicit `mode`, an existing file keeps its permission bits.
 fn replace_verified(
-    args: &SshArgs,
+    t: &str,
+    upload: &Upload,
     ctx: &Ctx,
     path: &str,
     content: &StdinSource,
     want: &str,
     existed: bool,
 ) -> Result<(), ToolError> {
-    let t = &args.target;
-    let mode = match args.mode()? {
+    let mode = match upload.mode()? {
         Some(m) => Some(m),
         None if existed => Some(ssh::sftp_stat(t, path)?.mode & 0o7777),
         None => None,
@@ -150,7 +163,14 @@ fn replace_verified(
     let remove_tmp = || {
         let _ = crate::probe(t, ctx, &format!("rm -f -- {}", sh_quote(&tmp)), 1024);
     };
-    if let Err(e) = ssh::sftp_write(t, &tmp, content, mode, args.mkdirs.unwrap_or(false), false) {
+    if let Err(e) = ssh::sftp_write(
+        t,
+        &tmp,
+        content,
+        mode,
+        upload.mkdirs.unwrap_or(false),
+        false,
+    ) {
         // A write that failed midway may have left part of the file: take it away, and speak of
         // the path the agent asked for, not of the temporary name.
         remove_tmp();
