@@ -6,13 +6,17 @@
 //! and `$n` parameters, so no value is ever spliced into SQL text.
 
 mod args;
+mod call;
+mod output;
 mod sql;
 
-use infra_sdk::caps::postgres::{self, CopyFormat, PgError, Rows, Statement};
+use infra_sdk::caps::postgres::{self, CopyFormat, PgError, Statement};
 use infra_sdk::prelude::*;
 use serde_json::Map;
 
-use args::{Action, Conn, Format, Mode, PsqlArgs, Stmt, Table};
+use args::{Action, Format, Mode, PsqlArgs, Stmt, Table};
+use call::{Call, tool_error};
+use output::{PsqlOutput, parse, shape, to_value};
 
 const DESCRIPTION: &str = "SQL on PostgreSQL through the host (`profile` names a postgres entry \
 of profiles.json; the password stays in the host). Actions: `query` (`sql` + `params` bound, \
@@ -26,208 +30,7 @@ streamed by the host into an artifact, csv or jsonl), `tables`, `columns`, `data
 `explain` (JSON plan; `analyze: true` runs it). SQL errors carry the server's message, SQLSTATE \
 and position.";
 
-/// Default row cap.
-const MAX_ROWS: u32 = 1000;
-
-/// The result of a `psql` call; fields appear as the action produces them.
-#[derive(Debug, Default, Serialize, JsonSchema)]
-pub struct PsqlOutput {
-    /// Column names and types.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub columns: Option<Value>,
-    /// Rows as objects (mode rows).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rows: Option<Value>,
-    /// Rows returned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub row_count: Option<u64>,
-    /// The first row (mode row), or null.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub row: Option<Value>,
-    /// The first column of the first row (mode value, count, exists), or null.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
-    /// Rows affected by a command.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub affected: Option<u64>,
-    /// More rows existed than `max_rows`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub truncated: Option<bool>,
-    /// Rows the statement produced in all, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub total: Option<u64>,
-    /// `batch`, `transaction`: one result per statement.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub results: Option<Vec<Value>>,
-    /// `batch`: whether every statement succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub all_ok: Option<bool>,
-    /// `export`: the artifact holding the data.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<Value>,
-    /// `export`: data rows written.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exported_rows: Option<u64>,
-    /// `explain`: the plan as JSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Value>,
-    /// Table helpers: the SQL that ran (values are in `params`, never in the text).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sql: Option<String>,
-    /// Table helpers: the bound values, `$1` first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub params: Option<Vec<Value>>,
-}
-
-/// A host error as a tool error: SQL errors keep SQLSTATE and position in `detail`.
-fn tool_error(e: PgError, sql: &str) -> ToolError {
-    match e {
-        PgError::Cap(c) => {
-            let mut err: ToolError = c.into();
-            err.field = refused_field(&err.message);
-            err
-        }
-        PgError::Sql(s) => {
-            // Line and column, not a snippet of the SQL: a snippet cut to a length could end
-            // inside a secret the SQL holds, and a cut secret no longer matches the scrubber.
-            let at = s
-                .position
-                .map(|p| {
-                    let before: Vec<char> =
-                        sql.chars().take((p as usize).saturating_sub(1)).collect();
-                    let line = 1 + before.iter().filter(|&&c| c == '\n').count();
-                    let column = 1 + before.iter().rev().take_while(|&&c| c != '\n').count();
-                    format!(" at position {p} (line {line}, column {column})")
-                })
-                .unwrap_or_default();
-            ToolError {
-                kind: ErrorKind::Failed,
-                message: format!("{} (SQLSTATE {}){at}", s.message, s.code),
-                field: Some("sql".into()),
-                detail: Some(json!({
-                    "sqlstate": s.code,
-                    "position": s.position,
-                    "message": s.message,
-                })),
-            }
-        }
-    }
-}
-
-/// The argument a host refusal names: it starts "sql: …" or "params: …", after "statement N of
-/// M: " within a transaction (then the field is `statements[N-1].sql`).
-fn refused_field(message: &str) -> Option<String> {
-    let (index, rest) = match message.strip_prefix("statement ") {
-        Some(r) => {
-            let (n, rest) = r.split_once(" of ")?;
-            let (_, rest) = rest.split_once(": ")?;
-            (Some(n.parse::<usize>().ok()?.checked_sub(1)?), rest)
-        }
-        None => (None, message),
-    };
-    let (field, _) = rest.split_once(": ")?;
-    if !matches!(field, "sql" | "params") {
-        return None;
-    }
-    Some(match index {
-        Some(i) => format!("statements[{i}].{field}"),
-        None => field.to_string(),
-    })
-}
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or(Value::Null)
-}
-
-/// Shapes host rows by `mode`.
-fn shape(rows: Rows, mode: Mode) -> PsqlOutput {
-    let data = parse(&rows.rows_json);
-    let list = data.as_array().cloned().unwrap_or_default();
-    let first = list.first().cloned();
-    let mut out = PsqlOutput {
-        affected: rows.affected,
-        ..Default::default()
-    };
-    match mode {
-        Mode::Rows => {
-            out.columns = Some(parse(&rows.columns_json));
-            out.row_count = Some(list.len() as u64);
-            out.rows = Some(Value::Array(list));
-            out.truncated = Some(rows.truncated);
-            out.total = rows.total;
-        }
-        Mode::Row => {
-            out.columns = Some(parse(&rows.columns_json));
-            out.row = Some(first.unwrap_or(Value::Null));
-        }
-        Mode::Value => {
-            out.value = Some(
-                first
-                    .and_then(|r| r.as_object().and_then(|o| o.values().next().cloned()))
-                    .unwrap_or(Value::Null),
-            );
-        }
-        Mode::Command => {
-            if out.affected.is_none() {
-                out.affected = Some(list.len() as u64);
-            }
-        }
-    }
-    out
-}
-
-/// One call: the connection settings every action shares, and the call's deadline.
-struct Call<'a> {
-    conn: &'a Conn,
-    ctx: &'a Ctx,
-}
-
-impl Call<'_> {
-    /// Read-only as the call asked, else `default` (the action's).
-    fn read_only(&self, default: bool) -> bool {
-        self.conn.read_only.unwrap_or(default)
-    }
-
-    fn statement(&self, sql: &str, params: &[Value], read_only: bool) -> Statement {
-        Statement {
-            profile: self.conn.profile.clone(),
-            sql: sql.to_string(),
-            params_json: Value::Array(params.to_vec()).to_string(),
-            read_only,
-            // The server cancels the statement a little before the call's deadline, so the agent
-            // gets the server's clear "statement timeout" rather than a call cut short.
-            timeout_ms: self.ctx.timeout_ms - (self.ctx.timeout_ms / 5).min(1000),
-            max_rows: self.conn.max_rows.unwrap_or(MAX_ROWS),
-        }
-    }
-
-    /// Runs one statement and shapes its result.
-    fn run_sql(
-        &self,
-        sql: &str,
-        params: &[Value],
-        read_only: bool,
-        mode: Mode,
-    ) -> Result<PsqlOutput, ToolError> {
-        let rows = postgres::query(&self.statement(sql, params, read_only))
-            .map_err(|e| tool_error(e, sql))?;
-        Ok(shape(rows, mode))
-    }
-
-    /// Runs SQL a table helper built, reporting the SQL and its values.
-    fn run_built(
-        &self,
-        b: sql::Built,
-        read_only: bool,
-        mode: Mode,
-    ) -> Result<PsqlOutput, ToolError> {
-        let mut out = self.run_sql(&b.sql, &b.params, read_only, mode)?;
-        out.sql = Some(b.sql);
-        out.params = Some(b.params);
-        Ok(out)
-    }
-}
-
+/// The statements of `batch` or `transaction`, refused when there are none.
 fn statements(stmts: &[Stmt]) -> Result<&[Stmt], ToolError> {
     if stmts.is_empty() {
         return Err(ToolError::invalid(
@@ -236,10 +39,6 @@ fn statements(stmts: &[Stmt]) -> Result<&[Stmt], ToolError> {
         ));
     }
     Ok(stmts)
-}
-
-fn to_value(out: PsqlOutput) -> Value {
-    serde_json::to_value(out).unwrap_or(Value::Null)
 }
 
 fn run(args: PsqlArgs, ctx: &Ctx) -> Result<PsqlOutput, ToolError> {
