@@ -10,7 +10,8 @@
 
 use serde_json::{Map, Value, json};
 
-/// The annotation holding each action's description, fields and required fields.
+/// The annotation holding each action's description, fields, required fields and, where the
+/// actions describe a field differently, its own description of it (`docs`).
 pub const X_ACTIONS: &str = "x-actions";
 
 /// The discriminator of a typed-action union.
@@ -181,10 +182,22 @@ pub fn merge(schema: &mut Value) {
                     required.push(r);
                 }
             }
-            (
-                b.name.clone(),
-                json!({"description": b.description, "fields": fields, "required": required}),
-            )
+            // Where actions describe a field differently, each keeps its own words, so the
+            // narrowed schema (help, validation errors) reads as that action's.
+            let own_docs: Map<String, Value> = users
+                .iter()
+                .filter(|(_, list)| list.iter().any(|(_, d)| *d != list[0].1))
+                .filter_map(|(field, list)| {
+                    let (_, doc) = list.iter().find(|(a, _)| *a == b.name)?;
+                    Some((field.clone(), json!(doc.as_deref()?.trim())))
+                })
+                .collect();
+            let mut entry =
+                json!({"description": b.description, "fields": fields, "required": required});
+            if !own_docs.is_empty() {
+                entry["docs"] = Value::Object(own_docs);
+            }
+            (b.name.clone(), entry)
         })
         .collect();
     obj.insert("type".into(), json!("object"));
@@ -243,7 +256,11 @@ pub fn for_action(schema: &Value, action: &str) -> Option<Value> {
         if f == TAG {
             kept.insert(TAG.into(), json!({"type": "string", "const": action}));
         } else if let Some(p) = props.get(f) {
-            kept.insert(f.into(), p.clone());
+            let mut p = p.clone();
+            if let Some(doc) = entry["docs"].get(f) {
+                p["description"] = doc.clone();
+            }
+            kept.insert(f.into(), p);
         }
     }
     let mut out = json!({
@@ -355,6 +372,38 @@ mod tests {
         let union = tagged(&s).unwrap();
         assert_eq!(union["oneOf"].as_array().unwrap().len(), 2);
         assert!(union["$defs"]["Paging"].is_object());
+    }
+
+    #[test]
+    fn a_field_the_actions_describe_differently_keeps_each_actions_words() {
+        let mut s = json!({
+            "type": "object",
+            "oneOf": [
+                {"type": "object", "properties": {
+                    "action": {"type": "string", "const": "exec"},
+                    "command": {"type": "string", "description": "Run by the shell."}},
+                 "required": ["action", "command"]},
+                {"type": "object", "properties": {
+                    "action": {"type": "string", "const": "detach"},
+                    "command": {"type": "string", "description": "Run in its own session."}},
+                 "required": ["action", "command"]},
+            ],
+        });
+        merge(&mut s);
+        assert_eq!(
+            s["properties"]["command"]["description"],
+            "`exec`: Run by the shell. `detach`: Run in its own session."
+        );
+        let exec = for_action(&s, "exec").unwrap();
+        assert_eq!(
+            exec["properties"]["command"]["description"],
+            "Run by the shell."
+        );
+        let union = tagged(&s).unwrap();
+        assert_eq!(
+            union["oneOf"][1]["properties"]["command"]["description"],
+            "Run in its own session."
+        );
     }
 
     #[test]
