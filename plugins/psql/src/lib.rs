@@ -8,7 +8,7 @@
 mod args;
 mod sql;
 
-use infra_sdk::caps::postgres::{self, CopyFormat, PgError, Rows, Statement};
+use crate::caps::postgres::{self, CopyFormat, PgError, Rows, Statement};
 use infra_sdk::prelude::*;
 use serde_json::Map;
 

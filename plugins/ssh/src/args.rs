@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use infra_sdk::caps::ssh::StdinSource;
+use crate::caps::ssh::StdinSource;
 use infra_sdk::prelude::*;
 
 /// What to do.
