@@ -63,7 +63,8 @@ pub fn plugin_world() {
 
 /// The WIT of the host interfaces and the tool export, shipped beside this crate and the SDK.
 fn sdk_wit() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("wit")
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("wit");
+    wit.canonicalize().unwrap_or(wit)
 }
 
 /// A plugin's world, resolved against the SDK's WIT.
