@@ -38,12 +38,16 @@ cp "$ROOT/rust-toolchain.toml" "$DIR/"
 for f in Cargo.toml plugin.toml world.wit policy-grant.toml src/lib.rs; do
     sed -i -e "s/plugin_template/$NAME/g" -e "s/plugin-template/$KEBAB/g" "$DIR/$f"
 done
-# The SDK of this checkout, by absolute path.
-sed -i -e "s|^infra-sdk = { path = \"..\" }|infra-sdk = { path = \"$ROOT/sdk\" }|" "$DIR/Cargo.toml"
-grep -q "path = \"$ROOT/sdk\"" "$DIR/Cargo.toml" || {
-    echo "new-plugin: could not point $DIR/Cargo.toml at $ROOT/sdk" >&2
-    exit 1
-}
+# The SDK and its build-script helper of this checkout, by absolute path.
+sed -i -e "s|^infra-sdk = { path = \"..\" }|infra-sdk = { path = \"$ROOT/sdk\" }|" \
+    -e "s|^infra-wasm-build = { path = \"../wasm-build\" }|infra-wasm-build = { path = \"$ROOT/wasm-build\" }|" \
+    "$DIR/Cargo.toml"
+for dep in sdk wasm-build; do
+    grep -q "path = \"$ROOT/$dep\"" "$DIR/Cargo.toml" || {
+        echo "new-plugin: could not point $DIR/Cargo.toml at $ROOT/$dep" >&2
+        exit 1
+    }
+done
 
 cat <<EOF
 Created $DIR: a plugin crate with one tool, '$NAME' (src/lib.rs), its manifest (plugin.toml),

@@ -40,30 +40,31 @@ pub use tool::{Ctx, Tool};
 #[doc(hidden)]
 pub use tool::Registry as __Registry;
 
-/// Generated bindings of the `infra:plugin/full` world (all host capabilities + the tool export).
+/// Generated bindings of the `infra:plugin/sdk` world: the shared records and the tool export.
+/// A plugin's capability imports are not here: `plugin!` generates them from its own world.wit.
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: ["../wit/host", "../wit/plugin"],
-        world: "infra:plugin/full",
+        world: "infra:plugin/sdk",
         pub_export_macro: true,
-        export_macro_name: "__export_full",
+        export_macro_name: "__export_tool",
         default_bindings_module: "infra_sdk::bindings",
         generate_all,
     });
 }
 
-/// The host capabilities a plugin may call. Each call is checked against the policy by the host;
-/// a refusal comes back as [`caps::types::CapError::Denied`] with advice, never as a trap.
+/// The records every capability shares ([`caps::types::CapError`], `key-value`,
+/// `artifact-ref`). The capability interfaces themselves are generated in the plugin, as
+/// `crate::caps`, by [`plugin!`] from the plugin's world.wit; a refusal comes back as
+/// [`caps::types::CapError::Denied`] with advice, never as a trap.
 pub mod caps {
-    pub use crate::bindings::infra::host::{
-        artifacts, exec, fs, http, log, postgres, secrets, ssh, types,
-    };
+    pub use crate::bindings::infra::host::types;
 }
 
 /// What a plugin file usually needs.
 pub mod prelude {
-    pub use crate::{Artifact, Ctx, ErrorKind, Tool, ToolError, caps};
+    pub use crate::{Artifact, Ctx, ErrorKind, Tool, ToolError};
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};
@@ -73,12 +74,29 @@ pub mod prelude {
 pub use schemars as __schemars;
 #[doc(hidden)]
 pub use serde_json as __serde_json;
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
 
-/// Declares the plugin's tools and exports them to the host.
+/// Declares the plugin's tools, generates its capability bindings and exports the tools.
 ///
-/// `infra_sdk::plugin!(tools: [Tool::new(...), ...]);` — put it once, at the crate root.
+/// `infra_sdk::plugin!(tools: [Tool::new(...), ...]);` — put it once, at the crate root. It
+/// defines `crate::caps` with one module per host interface the plugin's `world.wit` imports
+/// (`use crate::caps::http;`); calling any other interface does not compile. The plugin's
+/// `build.rs` must call `infra_wasm_build::plugin_world()`, which checks `plugin.toml` against
+/// `world.wit` and writes those bindings (see `sdk/README.md`).
 #[macro_export]
 macro_rules! plugin {
+    (tools: [ $($tool:expr),* $(,)? ]) => {
+        $crate::__world!();
+        $crate::__tools!(tools: [ $($tool),* ]);
+    };
+}
+
+/// The `describe`/`call` exports of the given tools (part of [`plugin!`]; a test plugin that
+/// builds against another world than its own calls it directly).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __tools {
     (tools: [ $($tool:expr),* $(,)? ]) => {
         struct __InfraPlugin;
 
@@ -98,6 +116,21 @@ macro_rules! plugin {
             }
         }
 
-        $crate::bindings::__export_full!(__InfraPlugin with_types_in $crate::bindings);
+        $crate::bindings::__export_tool!(__InfraPlugin with_types_in $crate::bindings);
+    };
+}
+
+/// The plugin's `crate::caps`, from the bindings its build script wrote (part of [`plugin!`]; a
+/// plugin that writes its exports by hand calls it directly).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __world {
+    () => {
+        include!(env!(
+            "INFRA_PLUGIN_BINDINGS",
+            "infra_sdk::plugin! generates the plugin's capability bindings from its world.wit: \
+             add a build.rs with `fn main() { infra_wasm_build::plugin_world() }` and \
+             infra-wasm-build under [build-dependencies] (see sdk/README.md)"
+        ));
     };
 }

@@ -8,7 +8,7 @@ mod args;
 mod paginate;
 mod respond;
 
-use infra_sdk::caps::http::{self, KeyValue};
+use crate::caps::http::{self, KeyValue};
 use infra_sdk::prelude::*;
 
 use args::{Action, HttpArgs, Target};

@@ -1,6 +1,6 @@
 //! `paginate`: follows pages by Link header, page number, offset or cursor, within bounds.
 
-use infra_sdk::caps::{http, log};
+use crate::caps::{http, log};
 use infra_sdk::prelude::*;
 
 use crate::args::{PageMode, Paging, Target, with_query};

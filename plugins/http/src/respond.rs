@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::caps::http::{DownloadResult as Download, Response};
+use crate::caps::types::CapError;
 use base64::Engine as _;
-use infra_sdk::caps::http::{DownloadResult as Download, Response};
-use infra_sdk::caps::types::CapError;
 use infra_sdk::prelude::*;
 
 use crate::args::ResponseType;

@@ -1,7 +1,7 @@
 //! One call's statements against the host: built with the call's connection settings and
 //! deadline, run, and host errors turned into tool errors that name the argument.
 
-use infra_sdk::caps::postgres::{self, PgError, Statement};
+use crate::caps::postgres::{self, PgError, Statement};
 use infra_sdk::prelude::*;
 
 use crate::args::{Conn, Mode};

@@ -10,7 +10,7 @@ mod call;
 mod output;
 mod sql;
 
-use infra_sdk::caps::postgres::{self, CopyFormat, PgError, Statement};
+use crate::caps::postgres::{self, CopyFormat, PgError, Statement};
 use infra_sdk::prelude::*;
 use serde_json::Map;
 

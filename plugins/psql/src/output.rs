@@ -1,6 +1,6 @@
 //! The result of a `psql` call, and host rows shaped into it.
 
-use infra_sdk::caps::postgres::Rows;
+use crate::caps::postgres::Rows;
 use infra_sdk::prelude::*;
 
 use crate::args::Mode;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use infra_sdk::caps::ssh::StdinSource;
+use crate::caps::ssh::StdinSource;
 use infra_sdk::prelude::*;
 
 /// Arguments of the `ssh` tool: the target, and the action with its own fields.

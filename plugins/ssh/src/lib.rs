@@ -9,8 +9,8 @@ mod monitor;
 mod out;
 mod transfer;
 
-use infra_sdk::caps::ssh::{self, DetachedRequest, ExecRequest, StdinSource};
-use infra_sdk::caps::types::KeyValue;
+use crate::caps::ssh::{self, DetachedRequest, ExecRequest, StdinSource};
+use crate::caps::types::KeyValue;
 use infra_sdk::prelude::*;
 
 use args::{Action, Place, Run, SshArgs};

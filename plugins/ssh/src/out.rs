@@ -1,6 +1,6 @@
 //! What the `ssh` tool returns.
 
-use infra_sdk::caps::ssh::ExecResult;
+use crate::caps::ssh::ExecResult;
 use infra_sdk::prelude::*;
 
 /// How one remote command ended.

@@ -1,7 +1,7 @@
 //! SFTP actions and `deploy_file`.
 
-use infra_sdk::caps::artifacts;
-use infra_sdk::caps::ssh::{self, FileKind, FileStat, StdinSource};
+use crate::caps::artifacts;
+use crate::caps::ssh::{self, FileKind, FileStat, StdinSource};
 use infra_sdk::prelude::*;
 use sha2::Digest;
 

@@ -5,7 +5,7 @@
 //! which first checks the policy (`[plugin.plugin_template.http] hosts`). Without that grant the
 //! call comes back as a `denied` error that names the line to add.
 
-use infra_sdk::caps::http;
+use crate::caps::http;
 use infra_sdk::prelude::*;
 
 /// The tool's arguments; the input JSON Schema is generated from this type (doc comments become

@@ -16,7 +16,7 @@
 //! `http://127.0.0.1:9/` and reads the secret `describe-canary` (logging what it
 //! got). The host must deny all of it, whatever the policy grants the plugin's calls.
 
-use infra_sdk::caps::{http, log, secrets};
+use crate::caps::{http, log, secrets};
 use infra_sdk::prelude::*;
 
 /// Which escape to try.
@@ -290,4 +290,5 @@ impl infra_sdk::bindings::exports::infra::plugin::tool::Guest for Hostile {
     }
 }
 
-infra_sdk::bindings::__export_full!(Hostile with_types_in infra_sdk::bindings);
+infra_sdk::__world!();
+infra_sdk::bindings::__export_tool!(Hostile with_types_in infra_sdk::bindings);

@@ -2,8 +2,21 @@
 //! `infra:host/http` — but its plugin.toml declares only `types`. The host must refuse it at
 //! load, before any of its code runs.
 
-use infra_sdk::caps::http;
 use infra_sdk::prelude::*;
+
+/// Bindings of the `full` world, not of this plugin's world.wit (which `infra_sdk::plugin!` and
+/// its build check would hold it to): the point is an import its manifest does not declare.
+#[allow(missing_docs, dead_code, clippy::all)]
+mod full {
+    infra_sdk::__wit_bindgen::generate!({
+        path: ["../../../wit/host", "../../../wit/plugin"],
+        world: "infra:plugin/full",
+        runtime_path: "::infra_sdk::__wit_bindgen::rt",
+        with: { "infra:host/types@0.1.0": ::infra_sdk::caps::types },
+        generate_all,
+    });
+}
+use full::infra::host::http;
 
 /// Arguments of `undeclared`.
 #[derive(Deserialize, JsonSchema)]
@@ -37,6 +50,6 @@ fn fetch(args: Args, ctx: &Ctx) -> Result<Fetched, ToolError> {
     })
 }
 
-infra_sdk::plugin!(tools: [
+infra_sdk::__tools!(tools: [
     Tool::new("undeclared", "Undeclared", "Fetches a URL through an import its manifest hides.", fetch),
 ]);
