@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::HostView;
+use crate::artifacts::ArtifactInfo;
 use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 
@@ -17,72 +18,87 @@ Every answer carries size and sha256.";
 /// Largest range returned inline.
 const MAX_INLINE: u64 = 256 * 1024;
 
-/// What to do.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
+/// Arguments of `artifacts`: the action, with the fields only that action takes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(extend("additionalProperties" = false))]
+pub enum Args {
     /// Artifacts, newest first.
-    List,
+    List {
+        /// How many (default 50).
+        limit: Option<usize>,
+    },
     /// A byte range.
-    Get,
+    Get {
+        /// The `artifact://` URI.
+        uri: String,
+        /// First byte (default 0).
+        offset: Option<u64>,
+        /// Bytes to return (default 16384, at most 262144).
+        length: Option<u64>,
+    },
     /// The first `length` bytes.
-    Head,
+    Head {
+        /// The `artifact://` URI.
+        uri: String,
+        /// Bytes to return (default 16384, at most 262144).
+        length: Option<u64>,
+    },
     /// The last `length` bytes.
-    Tail,
+    Tail {
+        /// The `artifact://` URI.
+        uri: String,
+        /// Bytes to return (default 16384, at most 262144).
+        length: Option<u64>,
+    },
     /// Keep it when the store makes room.
-    Pin,
+    Pin {
+        /// The `artifact://` URI.
+        uri: String,
+    },
     /// Let the store remove it when it makes room (oldest first).
-    Unpin,
+    Unpin {
+        /// The `artifact://` URI.
+        uri: String,
+    },
     /// Remove it now.
-    Delete,
+    Delete {
+        /// The `artifact://` URI.
+        uri: String,
+    },
 }
 
-/// Arguments of `artifacts`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// `list`, `get`, `head`, `tail`, `pin`, `unpin` or `delete`.
-    pub action: Action,
-    /// The `artifact://` URI (all but list).
-    pub uri: Option<String>,
-    /// `get`: first byte (default 0).
-    pub offset: Option<u64>,
-    /// Bytes to return (default 16384, at most 262144).
-    pub length: Option<u64>,
-    /// `list`: how many (default 50).
-    pub limit: Option<usize>,
+/// Where a read starts.
+enum Start {
+    /// At this byte.
+    Offset(u64),
+    /// `length` bytes before the end.
+    End,
 }
 
 pub async fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
     let store = &host.shared.artifacts;
-    if let Action::List = args.action {
-        let list = store.list(args.limit.unwrap_or(50)).await?;
-        return Ok(json!({ "items": list, "usage": store.usage()? }));
-    }
-    let uri = args.uri.ok_or_else(|| {
-        Failure::invalid("uri", "missing: give the artifact:// URI (list shows them)")
-    })?;
-    let changed = match args.action {
-        Action::Pin => Some(("pinned", store.pin(&uri, true).await)),
-        Action::Unpin => Some(("unpinned", store.pin(&uri, false).await)),
-        Action::Delete => Some(("deleted", store.delete(&uri).await)),
-        _ => None,
+    let (uri, start, length) = match args {
+        Args::List { limit } => {
+            let list = store.list(limit.unwrap_or(50)).await?;
+            return Ok(json!({ "items": list, "usage": store.usage()? }));
+        }
+        Args::Pin { uri } => return changed("pinned", store.pin(&uri, true).await),
+        Args::Unpin { uri } => return changed("unpinned", store.pin(&uri, false).await),
+        Args::Delete { uri } => return changed("deleted", store.delete(&uri).await),
+        Args::Get {
+            uri,
+            offset,
+            length,
+        } => (uri, Start::Offset(offset.unwrap_or(0)), length),
+        Args::Head { uri, length } => (uri, Start::Offset(0), length),
+        Args::Tail { uri, length } => (uri, Start::End, length),
     };
-    if let Some((what, done)) = changed {
-        let info = done.map_err(|e| Failure::new(ErrorKind::NotFound, format!("{e:#}")))?;
-        return Ok(
-            json!({ what: true, "uri": info.uri, "size": info.size, "sha256": info.sha256 }),
-        );
-    }
-    let info = store
-        .info(&uri)
-        .await
-        .map_err(|e| Failure::new(ErrorKind::NotFound, format!("{e:#}")))?;
-    let length = args.length.unwrap_or(16 * 1024).min(MAX_INLINE);
-    let offset = match args.action {
-        Action::Head | Action::List | Action::Pin | Action::Unpin | Action::Delete => 0,
-        Action::Get => args.offset.unwrap_or(0),
-        Action::Tail => info.size.saturating_sub(length),
+    let info = store.info(&uri).await.map_err(not_found)?;
+    let length = length.unwrap_or(16 * 1024).min(MAX_INLINE);
+    let offset = match start {
+        Start::Offset(o) => o,
+        Start::End => info.size.saturating_sub(length),
     };
     let bytes = store.read_range(&uri, offset, length).await?;
     let end = offset + bytes.len() as u64;
@@ -98,4 +114,15 @@ pub async fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
         }
     }
     Ok(out)
+}
+
+/// The answer to `pin`, `unpin` or `delete`: `what` done, to which artifact.
+fn changed(what: &str, done: anyhow::Result<ArtifactInfo>) -> Result<Value, Failure> {
+    let info = done.map_err(not_found)?;
+    Ok(json!({ what: true, "uri": info.uri, "size": info.size, "sha256": info.sha256 }))
+}
+
+/// A store error naming an artifact it cannot find.
+fn not_found(e: anyhow::Error) -> Failure {
+    Failure::new(ErrorKind::NotFound, format!("{e:#}"))
 }

@@ -13,56 +13,64 @@ pub const DESCRIPTION: &str = "The audit log (hash-chained begin and end records
 calls, `verify` the chain (names the first broken record and the calls that began and never \
 ended), `stats` counts by tool and outcome.";
 
-/// What to do.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
+/// Arguments of `audit`: the action, with the fields only that action takes.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(extend("additionalProperties" = false))]
+pub enum Args {
     /// Calls matching the filters, newest first.
-    List,
+    List {
+        /// Only the records of this trace id.
+        trace: Option<String>,
+        /// Only this tool.
+        tool: Option<String>,
+        /// Only this outcome (ok, error, denied, timeout, or unended: began, no end yet).
+        outcome: Option<String>,
+        /// Records at or after this RFC 3339 time.
+        since: Option<String>,
+        /// Records before this RFC 3339 time.
+        until: Option<String>,
+        /// How many records (default 20, at most 500).
+        limit: Option<usize>,
+    },
     /// The last `limit` calls.
-    Tail,
+    Tail {
+        /// How many records (default 20, at most 500).
+        limit: Option<usize>,
+    },
     /// Walk the hash chain.
-    Verify,
+    Verify {},
     /// Counts by tool and outcome.
-    Stats,
+    Stats {},
 }
 
-/// Arguments of `audit`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// `list`, `tail`, `verify` or `stats`.
-    pub action: Action,
-    /// `list`: only the records of this trace id.
-    pub trace: Option<String>,
-    /// `list`: only this tool.
-    pub tool: Option<String>,
-    /// `list`: only this outcome (ok, error, denied, timeout, or unended: began, no end yet).
-    pub outcome: Option<String>,
-    /// `list`: records at or after this RFC 3339 time.
-    pub since: Option<String>,
-    /// `list`: records before this RFC 3339 time.
-    pub until: Option<String>,
-    /// How many records (default 20, at most 500).
-    pub limit: Option<usize>,
+/// How many records: `limit`, defaulted and capped.
+fn records(limit: Option<usize>) -> usize {
+    limit.unwrap_or(20).min(500)
 }
 
 pub fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
     let path = &host.audit_log;
-    let limit = args.limit.unwrap_or(20).min(500);
-    Ok(match args.action {
-        Action::List => {
+    Ok(match args {
+        Args::List {
+            trace,
+            tool,
+            outcome,
+            since,
+            until,
+            limit,
+        } => {
             let filter = Filter {
-                trace_id: args.trace,
-                tool: args.tool,
-                outcome: args.outcome,
-                since: args.since,
-                until: args.until,
+                trace_id: trace,
+                tool,
+                outcome,
+                since,
+                until,
             };
-            json!({ "records": audit::list(path, &filter, limit)? })
+            json!({ "records": audit::list(path, &filter, records(limit))? })
         }
-        Action::Tail => json!({ "records": audit::tail(path, limit)? }),
-        Action::Verify => {
+        Args::Tail { limit } => json!({ "records": audit::tail(path, records(limit))? }),
+        Args::Verify {} => {
             let mut report = audit::verify(path)?;
             // This very call has begun and not ended yet: it is not a call a crash cut short.
             if let Some(i) = report
@@ -80,6 +88,6 @@ pub fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Fa
                 "detail": report,
             })
         }
-        Action::Stats => audit::stats(path)?,
+        Args::Stats {} => audit::stats(path)?,
     })
 }

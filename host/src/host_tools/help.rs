@@ -34,7 +34,7 @@ fn action_field(schema: &Value) -> &Value {
 }
 
 /// The actions of a tool: those of its typed-action schema (`x-actions`), else the values of a
-/// plain `action` field.
+/// plain `action` field (a third-party plugin may list its schema flat).
 fn actions(schema: &Value) -> Vec<String> {
     let typed = typed_actions::actions(schema);
     if !typed.is_empty() {
@@ -67,51 +67,22 @@ fn action_doc(schema: &Value, action: &str) -> Option<String> {
         .and_then(|b| b["description"].as_str().map(String::from))
 }
 
-/// Whether a field documented as `` `a`/`b`: … `` applies to `action`: the fallback for a flat
-/// schema without `x-actions` (the ssh and psql plugins until their actions are typed, and
-/// third-party plugins written that way). The names before the first colon, `sftp_*` globs
-/// allowed; a field whose description names no action before a colon applies to every action.
-fn applies(description: &str, action: &str, all: &[String]) -> bool {
-    let Some((prefix, _)) = description.split_once(':') else {
-        return true;
-    };
-    let matches = |pattern: &str, a: &str| match pattern.strip_suffix('*') {
-        Some(stem) => a.starts_with(stem),
-        None => pattern == a,
-    };
-    let named: Vec<&str> = prefix
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .filter(|p| all.iter().any(|a| matches(p, a)))
-        .collect();
-    named.is_empty() || named.iter().any(|p| matches(p, action))
-}
-
-/// `schema` narrowed to the fields of `action`: as the schema itself lists them (`x-actions`),
-/// else by the fields' descriptions (see [`applies`]).
-fn for_action(schema: &Value, action: &str, all: &[String]) -> Value {
-    if let Some(narrowed) = typed_actions::for_action(schema, action) {
-        return narrowed;
+/// The schema of one action: its own fields as `x-actions` lists them; for a tool whose schema
+/// does not (a flat third-party schema), the whole schema and a note saying so.
+fn action_schema(tool: &str, schema: &Value, action: &str) -> (Value, Option<String>) {
+    match typed_actions::for_action(schema, action) {
+        Some(narrowed) => (narrowed, None),
+        // Which field belongs to which action is known only from `x-actions`; guessing it from
+        // the descriptions could hide a field the action takes.
+        None => (
+            schema.clone(),
+            Some(format!(
+                "tool '{tool}' does not list its fields per action (no `x-actions` in its \
+                 schema), so this is its whole schema: read each field's description for the \
+                 actions it applies to"
+            )),
+        ),
     }
-    let mut narrowed = schema.clone();
-    let Some(props) = schema["properties"].as_object() else {
-        return narrowed;
-    };
-    let kept: serde_json::Map<String, Value> = props
-        .iter()
-        .filter(|(name, field)| {
-            name.as_str() == "action"
-                || applies(field["description"].as_str().unwrap_or(""), action, all)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if let Some(req) = narrowed["required"].as_array_mut() {
-        req.retain(|r| r.as_str().is_some_and(|r| kept.contains_key(r)));
-    }
-    narrowed["properties"] = Value::Object(kept);
-    narrowed["properties"]["action"] = json!({"const": action});
-    narrowed
 }
 
 pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
@@ -138,12 +109,17 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
             ));
         }
         if let Some(a) = &args.action {
-            return Ok(json!({
+            let mut out = json!({
                 "name": t.name, "action": a, "description": action_doc(&t.input_schema, a),
-                "input_schema": for_action(&t.input_schema, a, &acts),
                 "annotations": t.annotations, "plugin": t.plugin,
                 "hint": format!("call {} with {{\"action\": \"{a}\", …}} and the fields above; help with only {{\"tool\": \"{}\"}} shows every field", t.name, t.name),
-            }));
+            });
+            let (schema, note) = action_schema(&t.name, &t.input_schema, a);
+            out["input_schema"] = schema;
+            if let Some(note) = note {
+                out["note"] = json!(note);
+            }
+            return Ok(out);
         }
         return Ok(json!({
             "name": t.name, "title": t.title, "description": t.description,
@@ -219,76 +195,34 @@ mod tests {
             action_doc(&s, "logs").as_deref(),
             Some("Reads the journal.")
         );
-        let n = for_action(&s, "logs", &[]);
+        let (n, note) = action_schema("ssh", &s, "logs");
+        assert!(note.is_none());
         let keys: Vec<&String> = n["properties"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["action", "target", "unit"]);
         assert_eq!(n["required"], json!(["action", "target"]));
         assert_eq!(n["properties"]["action"]["const"], "logs");
-        let n = for_action(&s, "exec", &[]);
+        let (n, _) = action_schema("ssh", &s, "exec");
         assert_eq!(n["required"], json!(["action", "target", "command"]));
     }
 
-    fn acts() -> Vec<String> {
-        [
-            "exec",
-            "batch",
-            "sftp_list",
-            "sftp_upload",
-            "deploy_file",
-            "logs",
-            "container_logs",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
     #[test]
-    fn a_field_applies_to_the_actions_its_description_names() {
-        let all = acts();
-        assert!(applies(
-            "`exec`/`batch`: standard input as text.",
-            "batch",
-            &all
-        ));
-        assert!(!applies(
-            "`exec`/`batch`: standard input as text.",
-            "logs",
-            &all
-        ));
-        assert!(applies(
-            "`sftp_*`/`deploy_file`: the remote path.",
-            "sftp_list",
-            &all
-        ));
-        assert!(!applies(
-            "`sftp_*`/`deploy_file`: the remote path.",
-            "exec",
-            &all
-        ));
-        assert!(applies("`container_logs`, `logs`: lines.", "logs", &all));
-        // No action named before a colon: every action.
-        assert!(applies("Name of a `targets.json` entry.", "logs", &all));
-        assert!(applies("Filter: `{\"col\": value}`", "exec", &all));
-        assert!(applies("`mode` as permission bits.", "exec", &all));
-    }
-
-    #[test]
-    fn a_flat_schema_is_narrowed_to_one_action() {
+    fn a_flat_schema_lists_its_actions_from_the_action_field() {
         let schema = json!({
             "type": "object",
             "properties": {
                 "action": {"type": "string", "enum": ["exec", "logs"]},
-                "target": {"type": "string", "description": "Name of a target."},
                 "command": {"type": "string", "description": "`exec`: the command line."},
-                "unit": {"type": "string", "description": "`logs`: the systemd unit."},
             },
-            "required": ["action", "target", "command"],
         });
-        let all = ["exec".to_string(), "logs".to_string()];
-        let n = for_action(&schema, "logs", &all);
-        let keys: Vec<&String> = n["properties"].as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["action", "target", "unit"]);
-        assert_eq!(n["required"], json!(["action", "target"]));
-        assert_eq!(n["properties"]["action"], json!({"const": "logs"}));
+        assert_eq!(actions(&schema), ["exec", "logs"]);
+        let (whole, note) = action_schema("legacy", &schema, "logs");
+        assert_eq!(whole, schema);
+        assert!(note.unwrap().contains("whole schema"));
+        let one_of = json!({"properties": {"action": {"oneOf": [
+            {"const": "get", "description": "Reads one."},
+            {"const": "put"},
+        ]}}});
+        assert_eq!(actions(&one_of), ["get", "put"]);
+        assert_eq!(action_doc(&one_of, "get").as_deref(), Some("Reads one."));
     }
 }

@@ -29,22 +29,6 @@ const MAX_TAIL: u64 = 256 * 1024;
 /// Time kept back from the call's deadline so `wait` can answer before it.
 const WAIT_MARGIN: Duration = Duration::from_millis(2000);
 
-/// What to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Jobs, newest first, with their current state.
-    List,
-    /// One job's state and output sizes.
-    Status,
-    /// Waits for a job to end, at most until the call's timeout.
-    Wait,
-    /// The last bytes of a job's output.
-    Logs,
-    /// Stops a job's whole process group.
-    Cancel,
-}
-
 /// Which output stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -57,38 +41,63 @@ pub enum Stream {
     Both,
 }
 
-/// Arguments of `jobs`.
+/// Arguments of `jobs`: the action, with the fields only that action takes.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// `list`, `status`, `wait`, `logs` or `cancel`.
-    pub action: Action,
-    /// The job id `exec_detached` returned (all but list).
-    pub id: Option<String>,
-    /// `list`: only jobs on this target.
-    pub target: Option<String>,
-    /// `list`: how many (default 20).
-    pub limit: Option<usize>,
-    /// `logs`: `stdout`, `stderr` or `both` (default).
-    pub stream: Option<Stream>,
-    /// `logs`: bytes from the end of each stream (default 16384, at most 262144).
-    pub tail_bytes: Option<u64>,
-    /// `logs`: also store each whole stream as an artifact.
-    pub full: Option<bool>,
-    /// `cancel`: milliseconds between SIGTERM and SIGKILL (default 2000, at most 10000).
-    pub grace_ms: Option<u64>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(extend("additionalProperties" = false))]
+pub enum Args {
+    /// Jobs, newest first, with their current state.
+    List {
+        /// Only jobs on this target.
+        target: Option<String>,
+        /// How many (default 20).
+        limit: Option<usize>,
+    },
+    /// One job's state and output sizes.
+    Status {
+        /// The job id `exec_detached` returned.
+        id: String,
+    },
+    /// Waits for a job to end, at most until the call's timeout.
+    Wait {
+        /// The job id `exec_detached` returned.
+        id: String,
+    },
+    /// The last bytes of a job's output.
+    Logs {
+        /// The job id `exec_detached` returned.
+        id: String,
+        /// `stdout`, `stderr` or `both` (default).
+        stream: Option<Stream>,
+        /// Bytes from the end of each stream (default 16384, at most 262144).
+        tail_bytes: Option<u64>,
+        /// Also store each whole stream as an artifact.
+        full: Option<bool>,
+    },
+    /// Stops a job's whole process group.
+    Cancel {
+        /// The job id `exec_detached` returned.
+        id: String,
+        /// Milliseconds between SIGTERM and SIGKILL (default 2000, at most 10000).
+        grace_ms: Option<u64>,
+    },
+}
+
+/// What `logs` reads of a job's output.
+struct Tail {
+    stream: Option<Stream>,
+    tail_bytes: Option<u64>,
+    full: Option<bool>,
 }
 
 pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
-    if args.action == Action::List {
-        return list(host, &args, call).await;
-    }
-    let id = args.id.as_deref().ok_or_else(|| {
-        Failure::invalid(
-            "id",
-            "missing: give the job id exec_detached returned (`jobs` with action list shows them)",
-        )
-    })?;
+    let id = match &args {
+        Args::List { target, limit } => return list(host, target.as_deref(), *limit, call).await,
+        Args::Status { id }
+        | Args::Wait { id }
+        | Args::Logs { id, .. }
+        | Args::Cancel { id, .. } => id,
+    };
     let jobs = &host.shared.jobs;
     let mut job = jobs.get(id)?.ok_or_else(|| {
         Failure::new(
@@ -97,21 +106,33 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
         )
     })?;
     let ctx = call.ctx(host.shared, &job.plugin);
-    match args.action {
-        Action::List => unreachable!("handled above"),
-        Action::Status => {
+    match args {
+        Args::List { .. } => unreachable!("handled above"),
+        Args::Status { .. } => {
             let probe = refresh(&ctx, &mut job).await?;
             Ok(view(&job, Some(&probe)))
         }
-        Action::Wait => wait(&ctx, &mut job, call).await,
-        Action::Logs => logs(&ctx, &job, &args).await,
-        Action::Cancel => {
+        Args::Wait { .. } => wait(&ctx, &mut job, call).await,
+        Args::Logs {
+            stream,
+            tail_bytes,
+            full,
+            ..
+        } => {
+            let tail = Tail {
+                stream,
+                tail_bytes,
+                full,
+            };
+            logs(&ctx, &job, &tail).await
+        }
+        Args::Cancel { grace_ms, .. } => {
             if job.state.is_final() {
                 let mut out = view(&job, None);
                 out["already_finished"] = json!(true);
                 return Ok(out);
             }
-            let grace = args.grace_ms.unwrap_or(2000).min(10_000);
+            let grace = grace_ms.unwrap_or(2000).min(10_000);
             let stopped = ssh::cancel(&ctx, &job, grace).await.map_err(cap)?;
             let probe = ssh::probe(&ctx, &job).await.map_err(cap)?;
             // A job that finished on its own just before the signal keeps its exit code.
@@ -132,8 +153,13 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
     }
 }
 
-async fn list(host: &HostView<'_>, args: &Args, call: &HostCall) -> Result<Value, Failure> {
-    let limit = args.limit.unwrap_or(20).max(1);
+async fn list(
+    host: &HostView<'_>,
+    target: Option<&str>,
+    limit: Option<usize>,
+    call: &HostCall,
+) -> Result<Value, Failure> {
+    let limit = limit.unwrap_or(20).max(1);
     let mut items = Vec::new();
     // One unreachable target costs one probe's timeout, not one per job on it.
     let mut unreachable: std::collections::HashMap<(String, String), String> = Default::default();
@@ -142,7 +168,7 @@ async fn list(host: &HostView<'_>, args: &Args, call: &HostCall) -> Result<Value
         .jobs
         .list()?
         .into_iter()
-        .filter(|j| args.target.as_ref().is_none_or(|t| &j.target == t))
+        .filter(|j| target.is_none_or(|t| j.target == t))
         .take(limit)
     {
         let mut item = if job.state.is_final() {
@@ -233,10 +259,10 @@ async fn wait(ctx: &CallCtx, job: &mut Job, call: &HostCall) -> Result<Value, Fa
     }
 }
 
-async fn logs(call: &CallCtx, job: &Job, args: &Args) -> Result<Value, Failure> {
-    let bytes = args.tail_bytes.unwrap_or(16 * 1024).clamp(1, MAX_TAIL);
-    let full = args.full.unwrap_or(false);
-    let streams: &[&str] = match args.stream.unwrap_or(Stream::Both) {
+async fn logs(call: &CallCtx, job: &Job, tail: &Tail) -> Result<Value, Failure> {
+    let bytes = tail.tail_bytes.unwrap_or(16 * 1024).clamp(1, MAX_TAIL);
+    let full = tail.full.unwrap_or(false);
+    let streams: &[&str] = match tail.stream.unwrap_or(Stream::Both) {
         Stream::Stdout => &["stdout"],
         Stream::Stderr => &["stderr"],
         Stream::Both => &["stdout", "stderr"],

@@ -13,24 +13,18 @@ pub const DESCRIPTION: &str = "For reviewers: each plugin's sha256, declared imp
 vs actual imports (read from the binary), its tools and what the policy grants it; plugins refused \
 at load with the reason; compile-cache hits. `inspect` one plugin by name.";
 
-/// What to do.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Every plugin.
-    List,
-    /// One plugin in full.
-    Inspect,
-}
-
-/// Arguments of `plugins`.
+/// Arguments of `plugins`: the action, with the fields only that action takes.
 #[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Args {
-    /// `list` or `inspect` (default list).
-    pub action: Option<Action>,
-    /// `inspect`: the plugin's name.
-    pub name: Option<String>,
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(extend("additionalProperties" = false))]
+pub enum Args {
+    /// Every plugin.
+    List {},
+    /// One plugin in full.
+    Inspect {
+        /// The plugin's name.
+        name: String,
+    },
 }
 
 /// A plugin as a reviewer reads it.
@@ -56,8 +50,8 @@ pub fn describe(host: &HostView<'_>, p: &Plugin) -> Value {
 }
 
 pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
-    match args.action.unwrap_or(Action::List) {
-        Action::List => Ok(json!({
+    match args {
+        Args::List {} => Ok(json!({
             "plugins": host.plugins.iter().map(|p| describe(host, p)).collect::<Vec<_>>(),
             "refused": host.refused,
             "policy": host.shared.policy.origin(),
@@ -67,22 +61,12 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
             },
             "compile_cache": host.cache,
         })),
-        Action::Inspect => {
-            let name = args.name.ok_or_else(|| {
-                Failure::invalid(
-                    "name",
-                    "missing: name the plugin to inspect (list shows them)",
-                )
-            })?;
-            match host.plugins.iter().find(|p| p.manifest.name == name) {
-                Some(p) => Ok(describe(host, p)),
-                None => Err(Failure::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "no plugin '{name}' is loaded; list shows the loaded and the refused ones"
-                    ),
-                )),
-            }
-        }
+        Args::Inspect { name } => match host.plugins.iter().find(|p| p.manifest.name == name) {
+            Some(p) => Ok(describe(host, p)),
+            None => Err(Failure::new(
+                ErrorKind::NotFound,
+                format!("no plugin '{name}' is loaded; list shows the loaded and the refused ones"),
+            )),
+        },
     }
 }
