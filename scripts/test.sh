@@ -317,7 +317,11 @@ PY
     (cd "$work/hello_e2e" && cargo fmt --check &&
         CARGO_TARGET_DIR="$ROOT/target/plugin-template" \
             cargo clippy --release --target "$WASM_TARGET" -- -D warnings)
+    # The example logs too: it is given `log` the way the README says, in world.wit and plugin.toml.
     awk '/^```rust$/ { on = 1; next } /^```$/ { if (on) exit } on' sdk/README.md >"$work/hello_e2e/src/lib.rs"
+    sed -i 's|^\( *\)import infra:host/http@0.1.0;|&\n\1import infra:host/log@0.1.0;|' "$work/hello_e2e/world.wit"
+    sed -i 's|^imports = \["types", "http"\]|imports = ["types", "http", "log"]|' "$work/hello_e2e/plugin.toml"
+    grep -q 'infra:host/log' "$work/hello_e2e/world.wit" && grep -q '"log"' "$work/hello_e2e/plugin.toml"
     (cd "$work/hello_e2e" && cargo fmt --check &&
         CARGO_TARGET_DIR="$ROOT/target/plugin-template" \
             cargo clippy --release --target "$WASM_TARGET" -- -D warnings)

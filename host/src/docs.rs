@@ -97,14 +97,27 @@ fn tool_section(out: &mut String, t: &ToolSpec) {
             out,
             "| `{name}` | {} | {} | {} |",
             type_of(resolve(schema, field)),
-            if required.contains(&name.as_str()) {
-                "yes"
-            } else {
-                ""
-            },
+            required_in(schema, name, &required),
             cell(field["description"].as_str().unwrap_or_default()),
         );
     }
+}
+
+/// "yes" when every call needs the field, else the actions that need it (from `x-actions`).
+fn required_in(schema: &Value, field: &str, always: &[&str]) -> String {
+    if always.contains(&field) {
+        return "yes".into();
+    }
+    let by: Vec<String> = crate::schema::actions::actions(schema)
+        .into_iter()
+        .filter(|(_, entry)| {
+            entry["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|f| f == field))
+        })
+        .map(|(a, _)| format!("`{a}`"))
+        .collect();
+    by.join(", ")
 }
 
 /// The values of the `action` field, when the tool has actions.
