@@ -34,6 +34,7 @@ mod suggest;
 mod tests;
 mod values;
 mod walk;
+mod words;
 
 pub use suggest::did_you_mean;
 
@@ -42,8 +43,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use values::describe_value;
 use walk::Validator;
+use words::describe_value;
 
 /// Why a tool's arguments were refused, in words an agent can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]

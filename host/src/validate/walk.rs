@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::ArgError;
 use super::suggest::did_you_mean;
-use super::values::*;
+use super::words::*;
 
 /// How many `$ref`/`allOf` hops one value may take before the schema is deemed cyclic; deep
 /// enough for any real schema, small enough to stop `A → B → A` quickly.
