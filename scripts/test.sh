@@ -174,10 +174,11 @@ fmt() {
 }
 
 build() {
-    # The binary the integration tests drive, built with the features `cargo test --workspace`
-    # unifies: `cargo build -p infra` alone unifies them differently, so wasmtime, wasmtime-wasi
-    # and rmcp were compiled a second time for the tests.
-    cargo build --workspace --bins
+    # The binary the integration tests drive, and every test target, in one build: `cargo test
+    # --workspace` unifies features over the dev-dependencies and the plugin crates' build
+    # dependencies too, so a build without `--tests` compiled wasmtime, wasmtime-wasi, rmcp and
+    # the wit tooling a second time in the test step.
+    cargo build --workspace --bins --tests
     ls -l "$INFRA"
 }
 
