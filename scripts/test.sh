@@ -8,8 +8,9 @@
 #                  pytest, and Node.js for the inspector)
 #   inspector      the MCP Inspector from npm, pinned, into target/node
 #   fmt            cargo fmt --check
-#   build          cargo build --workspace --bins: the infra binary (and the built-in wasm plugins,
-#                  see host/build.rs), with the dependencies cargo test reuses
+#   build          cargo build --workspace --bins --tests: the infra binary (and the built-in wasm
+#                  plugins, see host/build.rs) and every test target, in the feature set cargo
+#                  test reuses
 #   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
 #   cargo test     --workspace: unit tests and the integration tests (one binary, tests/all)
 #   pytest         tests/python: the official Python MCP client against `infra serve`
