@@ -82,9 +82,22 @@ pub fn validate_args(tool: &str, schema: &Value, args: &Value) -> Result<(), Arg
         });
     }
     // A listed typed-action schema is checked as the union it was listed from, so that each
-    // action is held to its own fields.
-    let tagged = crate::schema::actions::tagged(schema);
-    let schema = tagged.as_ref().unwrap_or(schema);
+    // action is held to its own fields. Arguments naming an action are first checked against
+    // that action's branch alone — a valid call (the common case) never builds the whole union;
+    // only a failing one is checked again against the union, for its messages.
+    use crate::schema::actions;
+    if let Some(action) = args.get("action").and_then(Value::as_str)
+        && let Some(branch) = actions::for_action(schema, action)
+        && check(tool, &branch, args).is_ok()
+    {
+        return Ok(());
+    }
+    let tagged = actions::tagged(schema);
+    check(tool, tagged.as_ref().unwrap_or(schema), args)
+}
+
+/// Checks `args` against `schema`, its own root.
+fn check(tool: &str, schema: &Value, args: &Value) -> Result<(), ArgError> {
     let validator = Validator {
         tool,
         root: schema,
