@@ -356,14 +356,20 @@ impl ArtifactStore {
 
     /// Up to `len` bytes from `offset`; fewer at the end, none past it. The caller caps `len`.
     pub async fn read_range(&self, uri: &str, offset: u64, len: u64) -> anyhow::Result<Vec<u8>> {
+        let (mut file, size) = self.open_sized(uri).await?;
+        self.read_at(&mut file, uri, offset, len, size).await
+    }
+
+    /// The data file of `uri`, opened, with its size.
+    async fn open_sized(&self, uri: &str) -> anyhow::Result<(tokio::fs::File, u64)> {
         let id = ArtifactId::from_uri(uri)?;
-        let mut file = self.open_data(&id).await?;
+        let file = self.open_data(&id).await?;
         let size = file
             .metadata()
             .await
             .map_err(|e| self.io(format!("cannot stat {uri}"), e))?
             .len();
-        self.read_at(&mut file, uri, offset, len, size).await
+        Ok((file, size))
     }
 
     async fn read_at(
@@ -409,13 +415,7 @@ impl ArtifactStore {
     }
 
     async fn tail_window(&self, uri: &str, bytes: u64) -> anyhow::Result<(u64, Vec<u8>)> {
-        let id = ArtifactId::from_uri(uri)?;
-        let mut file = self.open_data(&id).await?;
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| self.io(format!("cannot stat {uri}"), e))?
-            .len();
+        let (mut file, size) = self.open_sized(uri).await?;
         let offset = size.saturating_sub(bytes);
         let data = self.read_at(&mut file, uri, offset, bytes, size).await?;
         Ok((offset, data))
