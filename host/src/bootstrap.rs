@@ -90,6 +90,9 @@ pub fn build(state: StateDir, flags: Flags) -> anyhow::Result<Host> {
         ssh: crate::caps::ssh::Pool::new(targets, state.known_hosts()),
         postgres: Default::default(),
         jobs,
+        start_dir: std::env::current_dir().context(
+            "reading the directory infra was started in (a root with path \".\" stands for it)",
+        )?,
     });
     let runtime = Runtime::new(state.cache())?;
     let admission = Admission::new(
@@ -127,6 +130,7 @@ pub fn describing(shared: &Shared) -> Shared {
         ssh: Default::default(),
         postgres: Default::default(),
         jobs: shared.jobs.clone(),
+        start_dir: shared.start_dir.clone(),
     }
 }
 

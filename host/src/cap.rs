@@ -17,6 +17,7 @@ macro_rules! with_caps {
             Postgres postgres,
             Fs fs,
             Exec exec,
+            Git git,
             Secrets secrets,
             Artifacts artifacts,
             Log log,
@@ -63,7 +64,7 @@ impl Cap {
     /// Whether this host links the capability. The others are in the contract only: a plugin
     /// importing one is refused at load, before anything is linked.
     pub const fn implemented(self) -> bool {
-        !matches!(self, Cap::Fs | Cap::Exec)
+        !matches!(self, Cap::Fs | Cap::Exec | Cap::Git)
     }
 
     /// Every `infra:host` interface name, [`TYPES`] first, for messages that list them.
@@ -95,13 +96,13 @@ mod tests {
         assert_eq!(Cap::parse(TYPES), None);
         assert_eq!(
             Cap::interfaces().collect::<Vec<_>>().join(", "),
-            "types, http, ssh, postgres, fs, exec, secrets, artifacts, log"
+            "types, http, ssh, postgres, fs, exec, git, secrets, artifacts, log"
         );
     }
 
     #[test]
     fn fs_and_exec_are_in_the_contract_but_not_provided() {
-        for name in ["fs", "exec"] {
+        for name in ["fs", "exec", "git"] {
             assert!(Cap::parse(name).is_some() && !Cap::provides(name), "{name}");
         }
         for name in [

@@ -9,10 +9,14 @@
 
 pub mod artifacts;
 mod call;
+pub mod exec;
+pub mod fs;
+pub mod git;
 pub mod http;
 pub mod log;
 pub mod output;
 pub mod postgres;
+pub mod roots;
 pub mod secrets;
 pub mod ssh;
 pub mod types;
@@ -32,7 +36,7 @@ use crate::policy::Policy;
 use crate::profiles::Profiles;
 use crate::redact::Redactor;
 
-/// Host-side bindings generated from `wit/` for the interfaces implemented today.
+/// Host-side bindings generated from `wit/` for every interface of the contract.
 #[allow(missing_docs)]
 mod bindings {
     wasmtime::component::bindgen!({
@@ -40,12 +44,15 @@ mod bindings {
         inline: "
             package infra:runtime;
 
-            /// What the host links today: the capabilities it implements, and the tool export.
+            /// What the host links: every capability of the contract, and the tool export.
             world plugin-host {
                 import infra:host/types@0.1.0;
                 import infra:host/http@0.1.0;
                 import infra:host/ssh@0.1.0;
                 import infra:host/postgres@0.1.0;
+                import infra:host/fs@0.1.0;
+                import infra:host/exec@0.1.0;
+                import infra:host/git@0.1.0;
                 import infra:host/secrets@0.1.0;
                 import infra:host/artifacts@0.1.0;
                 import infra:host/log@0.1.0;
@@ -79,6 +86,8 @@ pub struct Shared {
     pub postgres: postgres::Pools,
     /// Background commands started with `exec-detached`.
     pub jobs: Arc<crate::jobs::Jobs>,
+    /// The directory infra was started in: what a root with `path = "."` stands for.
+    pub start_dir: std::path::PathBuf,
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.
@@ -122,6 +131,8 @@ fn link(cap: Cap, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         Cap::Secrets => infra::host::secrets::add_to_linker::<StoreState, Me>(linker, |s| s),
         Cap::Artifacts => infra::host::artifacts::add_to_linker::<StoreState, Me>(linker, |s| s),
         Cap::Log => infra::host::log::add_to_linker::<StoreState, Me>(linker, |s| s),
-        Cap::Fs | Cap::Exec => Ok(()),
+        Cap::Fs => infra::host::fs::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Exec => infra::host::exec::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Git => infra::host::git::add_to_linker::<StoreState, Me>(linker, |s| s),
     }
 }

@@ -9,6 +9,8 @@ use toml::de::DeTable;
 use super::error::{Doc, PolicyError, line_at, serde_error};
 use super::limits::{self, MAX_MEMORY_MIB, RawLimits};
 use super::plugin::{PluginPolicy, RawPlugin};
+use super::programs::{RawProgram, programs};
+use super::roots::{RawRoot, roots};
 use super::secrets::secret_map;
 use super::{Limits, Policy};
 
@@ -19,6 +21,10 @@ struct RawPolicy {
     limits: Option<RawLimits>,
     #[serde(default)]
     secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    roots: BTreeMap<String, RawRoot>,
+    #[serde(default)]
+    programs: BTreeMap<String, RawProgram>,
     #[serde(default)]
     plugin: BTreeMap<String, RawPlugin>,
 }
@@ -39,6 +45,8 @@ pub(super) fn load(text: &str, origin: &str) -> Result<Policy, PolicyError> {
     };
     let limits = limits::load(&doc, raw.limits)?;
     let secrets = secret_map(&doc, raw.secrets)?;
+    let roots = roots(&doc, raw.roots)?;
+    let programs = programs(&doc, raw.programs)?;
     let mut plugins = BTreeMap::new();
     for (name, rp) in raw.plugin {
         let p = plugin(&doc, &name, rp, &limits)?;
@@ -48,6 +56,8 @@ pub(super) fn load(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         origin: origin.to_string(),
         limits,
         secrets,
+        roots,
+        programs,
         plugins,
     })
 }

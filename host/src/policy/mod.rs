@@ -10,14 +10,15 @@
 //! that triggered it cannot change the policy and needs to say what would.
 //!
 //! One module per idea: [`error`] (why a policy did not load, and where), [`pattern`] (the pure
-//! matcher: globs, host patterns, canonical addresses), [`limits`], the loader, and one module
-//! per capability (its section's format, check and summary, behind [`CapGrant`]), named like
+//! matcher: globs, host patterns, canonical addresses), [`limits`], the loader, the operator's
+//! `[roots]` and `[programs]` tables, and one module per capability (its section's format, check and summary, behind [`CapGrant`]), named like
 //! the capability in [`crate::cap`].
 
 mod artifacts;
 mod error;
 mod exec;
 mod fs;
+mod git;
 mod http;
 mod limits;
 mod loader;
@@ -25,6 +26,8 @@ mod log;
 mod pattern;
 mod plugin;
 mod postgres;
+mod programs;
+mod roots;
 mod secrets;
 mod section;
 mod ssh;
@@ -40,6 +43,8 @@ pub use error::PolicyError;
 pub use limits::Limits;
 pub use pattern::{Glob, HostPattern};
 pub use plugin::{CapGrant, PluginPolicy};
+pub use programs::Program;
+pub use roots::{Root, START_DIR, UNSAFE_ROOT};
 pub use secrets::check_secret_name;
 pub use section::Section;
 
@@ -92,6 +97,10 @@ pub struct Policy {
     limits: Limits,
     /// `[secrets]`: logical secret names → references, written by the operator.
     secrets: BTreeMap<String, SecretRef>,
+    /// `[roots]`: root names → directories, for `fs` and `exec`.
+    roots: BTreeMap<String, Root>,
+    /// `[programs]`: program names → binaries, for `exec`.
+    programs: BTreeMap<String, Program>,
     plugins: BTreeMap<String, PluginPolicy>,
 }
 
