@@ -64,7 +64,7 @@ impl Cap {
     /// Whether this host links the capability. The others are in the contract only: a plugin
     /// importing one is refused at load, before anything is linked.
     pub const fn implemented(self) -> bool {
-        !matches!(self, Cap::Fs | Cap::Exec | Cap::Git)
+        !matches!(self, Cap::Exec | Cap::Git)
     }
 
     /// Every `infra:host` interface name, [`TYPES`] first, for messages that list them.
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn fs_and_exec_are_in_the_contract_but_not_provided() {
-        for name in ["fs", "exec", "git"] {
+        for name in ["exec", "git"] {
             assert!(Cap::parse(name).is_some() && !Cap::provides(name), "{name}");
         }
         for name in [
@@ -110,6 +110,7 @@ mod tests {
             "http",
             "ssh",
             "postgres",
+            "fs",
             "secrets",
             "artifacts",
             "log",

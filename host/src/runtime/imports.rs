@@ -128,15 +128,14 @@ mod tests {
 
     #[test]
     fn an_interface_without_a_host_side_is_refused_at_load() {
-        for iface in ["fs", "exec"] {
-            let err = check(
-                &manifest(&[iface]),
-                &imports(&[&format!("infra:host/{iface}@0.1.0")]),
-            )
-            .unwrap_err()
-            .to_string();
-            assert!(err.contains("host side") && err.contains(iface), "{err}");
-        }
+        let iface = "exec";
+        let err = check(
+            &manifest(&[iface]),
+            &imports(&[&format!("infra:host/{iface}@0.1.0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("host side") && err.contains(iface), "{err}");
     }
 
     #[test]
