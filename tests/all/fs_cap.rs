@@ -809,3 +809,49 @@ async fn under_the_unsafe_root_absolute_symlinks_resolve() {
     .await;
     b.server.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifos_other_roots_and_odd_root_names_cannot_be_used_to_get_around_a_grant() {
+    let b = Bench::default().await;
+    // A FIFO under the root: opening it for reading would block forever without a writer.
+    let fifo = b.work.join("pipe");
+    let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: a plain syscall on a NUL-terminated path this function owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let m = b
+        .refused(
+            json!({"op": "read", "root": "work", "path": "pipe", "max_inline": 10}),
+            "invalid",
+        )
+        .await;
+    assert!(m.contains("not a regular file"), "{m}");
+    let out = b
+        .ok(json!({"op": "stat", "root": "work", "path": "pipe"}))
+        .await;
+    assert_eq!(out["stat"]["kind"], "other");
+
+    // A relative symlink from the writable root into the read-only one does not make it writable.
+    symlink("../ro", b.work.join("to-ro")).unwrap();
+    b.refused(
+        json!({"op": "write", "root": "work", "path": "to-ro/kept.txt", "content": "changed", "overwrite": true}),
+        "denied",
+    )
+    .await;
+    b.refused(
+        json!({"op": "remove", "root": "work", "path": "to-ro/kept.txt"}),
+        "denied",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(b.ro.join("kept.txt")).unwrap(),
+        "read-only content"
+    );
+
+    // Root names are names: a path in one is no root.
+    for root in ["../work", "work/..", "work/", "./work", "*", "ro/../work"] {
+        b.refused(json!({"op": "stat", "root": root, "path": "x"}), "denied")
+            .await;
+    }
+    b.outside_untouched();
+    b.server.close().await;
+}

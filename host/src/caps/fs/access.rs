@@ -270,3 +270,27 @@ pub fn granted_roots(call: &CallCtx) -> Vec<RootInfo> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_the_unsafe_root_symlinks_resolve_except_a_final_one_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        std::fs::write(real.join("file"), "x").unwrap();
+        std::os::unix::fs::symlink(real.join("file"), real.join("abs")).unwrap();
+        let rel = |p: &std::path::Path| p.strip_prefix("/").unwrap().to_path_buf();
+        let followed = unsafe_resolved(rel(&real.join("abs")), true);
+        assert_eq!(followed, rel(&real.join("file")));
+        let kept = unsafe_resolved(rel(&real.join("abs")), false);
+        assert_eq!(kept, rel(&real.join("abs")));
+        let missing = rel(&real.join("nope/deeper"));
+        assert_eq!(unsafe_resolved(missing.clone(), true), missing);
+        assert_eq!(
+            unsafe_resolved(PathBuf::from("."), true),
+            PathBuf::from(".")
+        );
+    }
+}
