@@ -35,8 +35,14 @@ struct Bench {
 const CANARY: &str = "outside-canary-7d1f0c";
 
 impl Bench {
-    /// `grant` is the `[plugin.fsprobe.fs]` body; `env` the server's extra environment.
+    /// `grant` is the `[plugin.fsprobe.fs]` body; `env` the server's extra environment. The
+    /// plugin may store artifacts.
     async fn start(grant: &str, env: &[(&str, &str)]) -> Bench {
+        Bench::start_with(grant, env, "[plugin.fsprobe.artifacts]\n").await
+    }
+
+    /// Like [`Bench::start`], with `more` as the rest of the policy.
+    async fn start_with(grant: &str, env: &[(&str, &str)], more: &str) -> Bench {
         let dirs = tempfile::tempdir().expect("temp dir");
         let [work, ro, other, outside] =
             ["work", "ro", "other", "outside"].map(|d| dirs.path().join(d));
@@ -56,7 +62,7 @@ impl Bench {
         home.policy(&format!(
             "[limits]\ncapture_bytes = {CAPTURE}\nartifact_bytes = {ARTIFACT_MAX}\n\n\
              [roots]\nwork = {{ path = {:?}, read_only = false }}\nro = {{ path = {:?}, read_only = true }}\n\
-             other = {{ path = {:?} }}\n\n[plugin.fsprobe.fs]\n{grant}\n\n[plugin.fsprobe.artifacts]\n",
+             other = {{ path = {:?} }}\n\n[plugin.fsprobe.fs]\n{grant}\n\n{more}",
             work.display().to_string(),
             ro.display().to_string(),
             other.display().to_string(),
@@ -853,5 +859,33 @@ async fn fifos_other_roots_and_odd_root_names_cannot_be_used_to_get_around_a_gra
             .await;
     }
     b.outside_untouched();
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_artifacts_grant_a_long_file_is_refused_not_cut() {
+    let b = Bench::start_with("roots = [\"work\"]", &[], "").await;
+    std::fs::write(b.work.join("long.txt"), "y".repeat(CAPTURE * 2)).unwrap();
+    let m = b
+        .refused(
+            json!({"op": "read", "root": "work", "path": "long.txt", "max_inline": 10}),
+            "denied",
+        )
+        .await;
+    assert!(m.contains("artifacts") && m.contains("max_inline"), "{m}");
+    assert_eq!(b.artifact_count(), 0);
+    // Short enough to come back inline: no artifacts grant needed.
+    std::fs::write(b.work.join("short.txt"), "ok").unwrap();
+    let out = b
+        .ok(json!({"op": "read", "root": "work", "path": "short.txt", "max_inline": 10}))
+        .await;
+    assert_eq!(out["data"], "ok");
+    let events = b.fs_events(2).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["target"] == "work:long.txt" && e["decision"] == "deny"),
+        "{events:#?}"
+    );
     b.server.close().await;
 }
