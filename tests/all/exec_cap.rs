@@ -741,3 +741,204 @@ async fn a_hostile_repository_runs_nothing_through_git() {
     assert!(!marker.exists());
     assert!(s.denials("exec").len() >= 5);
 }
+
+/// A setup with a repository `repo` in the root and bare remotes `granted.git` and
+/// `other.git` outside it; `git_grant` is the `[plugin.execprobe.git]` section's body.
+fn push_setup(git_grant: &str) -> (Setup, String, String) {
+    let s = Setup::with(
+        r#"programs = ["git"]
+roots = ["work"]"#,
+        "",
+        "",
+    );
+    let granted = s.outside.path().join("granted.git");
+    let other = s.outside.path().join("other.git");
+    for bare in [&granted, &other] {
+        git(
+            s.outside.path(),
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+        );
+    }
+    let granted_url = format!("file://{}", granted.display());
+    let other_url = format!("file://{}", other.display());
+    let policy = std::fs::read_to_string(s.home.path().join("policy.toml")).unwrap();
+    s.home.policy(&format!(
+        "{policy}\n[plugin.execprobe.git]\n{}\n",
+        git_grant.replace("GRANTED", &granted_url)
+    ));
+    let dir = s.root().join("repo");
+    repo(&dir);
+    git(&dir, &["remote", "add", "origin", &granted_url]);
+    git(&dir, &["remote", "add", "other", &other_url]);
+    (s, granted_url, other_url)
+}
+
+async fn push(mcp: &Mcp, remote: &str, extra: Value) -> (bool, Value) {
+    let mut args = json!({"push": remote, "root": "work", "cwd": "repo",
+                          "refspecs": ["refs/heads/main:refs/heads/main"]});
+    if let (Some(a), Value::Object(e)) = (args.as_object_mut(), extra) {
+        a.extend(e);
+    }
+    run(mcp, args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_goes_to_granted_remotes_only_and_force_needs_the_grant() {
+    let (s, granted_url, other_url) = push_setup(r#"remotes = ["GRANTED"]"#);
+    let dir = s.root().join("repo");
+    let granted_dir = granted_url.trim_start_matches("file://").to_string();
+    let mcp = s.mcp().await;
+
+    let (err, out) = push(&mcp, "origin", json!({})).await;
+    assert!(!err, "{out:#}");
+    assert_eq!(out["url"], granted_url.as_str());
+    assert_eq!(out["output"]["exit_code"], 0, "{out:#}");
+    let head = git(&dir, &["rev-parse", "HEAD"]);
+    assert_eq!(
+        git(Path::new(&granted_dir), &["rev-parse", "refs/heads/main"]),
+        head,
+        "the bare remote has the commit"
+    );
+
+    // No refspecs: the current branch, to its own name.
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+    git(&dir, &["commit", "-qam", "second"]);
+    let (err, out) = push(&mcp, "origin", json!({"refspecs": []})).await;
+    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}");
+    assert_eq!(
+        git(Path::new(&granted_dir), &["rev-parse", "refs/heads/main"]),
+        git(&dir, &["rev-parse", "HEAD"])
+    );
+
+    // A remote whose URL the grant does not list.
+    let (err, out) = push(&mcp, "other", json!({})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains(&other_url), "{out:#}");
+
+    // Force: refused without the grant, whether asked with force or a '+' refspec.
+    let (err, out) = push(&mcp, "origin", json!({"force": true})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    let (err, out) = push(
+        &mcp,
+        "origin",
+        json!({"refspecs": ["+refs/heads/main:refs/heads/main"]}),
+    )
+    .await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+
+    // Options smuggled as names are not options.
+    for remote in ["--receive-pack=touch /tmp/x", "-o"] {
+        let (err, out) = push(&mcp, remote, json!({})).await;
+        assert!(err && kind(&out) == "invalid", "{out:#}");
+    }
+    let (err, out) = push(&mcp, "origin", json!({"refspecs": ["--exec=sh"]})).await;
+    assert!(err && kind(&out) == "invalid", "{out:#}");
+
+    // A URL rewritten once more by the repository's config (insteadOf chains) is refused: the
+    // checked URL would not be the one used.
+    let alias = "file:///nowhere/alias.git";
+    git(&dir, &["remote", "add", "sneaky", alias]);
+    git(
+        &dir,
+        &["config", &format!("url.{granted_url}.insteadOf"), alias],
+    );
+    git(
+        &dir,
+        &[
+            "config",
+            &format!("url.{other_url}.insteadOf"),
+            &granted_url,
+        ],
+    );
+    let (err, out) = push(&mcp, "sneaky", json!({})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains("rewrites"), "{out:#}");
+    // And plainly rewritten to an ungranted one: git's own URL is what is checked.
+    git(
+        &dir,
+        &[
+            "config",
+            "--unset-all",
+            &format!("url.{granted_url}.insteadOf"),
+        ],
+    );
+    let (err, out) = push(&mcp, "origin", json!({})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains(&other_url), "{out:#}");
+    mcp.close().await;
+
+    let other_dir = other_url.trim_start_matches("file://");
+    let refs = git(Path::new(other_dir), &["for-each-ref"]);
+    assert!(
+        refs.is_empty(),
+        "nothing reached the ungranted remote: {refs}"
+    );
+    let denials = s.denials("git");
+    assert_eq!(denials.len(), 5, "{denials:#?}");
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["target"] == format!("push {other_url}")),
+        "{denials:#?}"
+    );
+    let pushes: Vec<Value> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["cap"] == "git" && e["decision"] == "allow")
+        .collect();
+    assert_eq!(pushes.len(), 2, "{pushes:#?}");
+    assert_eq!(pushes[0]["target"], format!("push {granted_url}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_force_push_uses_a_lease() {
+    let (s, granted_url, _) = push_setup("remotes = [\"GRANTED\"]\nforce = true");
+    let dir = s.root().join("repo");
+    let mcp = s.mcp().await;
+    let (err, out) = push(&mcp, "origin", json!({})).await;
+    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}");
+    git(&dir, &["fetch", "-q", "origin"]);
+    git(&dir, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    let (err, out) = push(&mcp, "origin", json!({"force": true})).await;
+    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}");
+    let granted_dir = granted_url.trim_start_matches("file://");
+    assert_eq!(
+        git(Path::new(granted_dir), &["rev-parse", "refs/heads/main"]),
+        git(&dir, &["rev-parse", "HEAD"])
+    );
+
+    // Someone else pushes after our last fetch: the lease protects their work.
+    let theirs = s.outside.path().join("theirs");
+    git(
+        s.outside.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "main",
+            &granted_url,
+            theirs.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(theirs.join("b.txt"), "theirs\n").unwrap();
+    git(&theirs, &["add", "b.txt"]);
+    git(&theirs, &["commit", "-qm", "theirs"]);
+    git(&theirs, &["push", "-q", "origin", "main"]);
+    let their_head = git(&theirs, &["rev-parse", "HEAD"]);
+    git(&dir, &["commit", "-q", "--amend", "-m", "rewritten again"]);
+    let (err, out) = push(&mcp, "origin", json!({"force": true})).await;
+    assert!(!err && out["output"]["exit_code"] != 0, "{out:#}");
+    assert!(
+        out["output"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("stale info"),
+        "{out:#}"
+    );
+    assert_eq!(
+        git(Path::new(granted_dir), &["rev-parse", "refs/heads/main"]),
+        their_head,
+        "their commit survived"
+    );
+    mcp.close().await;
+}

@@ -60,6 +60,10 @@ impl CallCtx {
             false => req.refspecs.clone(),
             true => vec![current_refspec(&probe.spec).await?],
         };
+        let leases = match force {
+            true => leases(&probe.spec, &req.remote, &refspecs).await?,
+            false => Vec::new(),
+        };
         drop(probe);
         let target = format!("push {}", self.shared.redactor.scrub_str(&url));
         let used = rewrite_for_push(&url, &rules);
@@ -87,7 +91,9 @@ impl CallCtx {
             let mut args = vec!["push".to_string(), "--porcelain".into()];
             let mut specs = refspecs.clone();
             if force {
-                args.push("--force-with-lease".into());
+                // Pushing to a URL leaves git no remote-tracking ref to lease against: the
+                // host names each expectation (what the remote had at the last fetch).
+                args.extend(leases.iter().cloned());
                 for s in &mut specs {
                     *s = s.trim_start_matches('+').to_string();
                 }
@@ -229,6 +235,33 @@ async fn rewrite_rules(spec: &Spec) -> Result<Vec<git_url::Rule>, CapError> {
         .await
         .map_err(cap_error)?;
     Ok(git_url::rules(&out))
+}
+
+/// `--force-with-lease=<dst>:<sha>` for each refspec: the remote-tracking ref of `remote` for
+/// its destination, as the repository last fetched it.
+async fn leases(spec: &Spec, remote: &str, refspecs: &[String]) -> Result<Vec<String>, CapError> {
+    let mut out = Vec::new();
+    for r in refspecs {
+        let dst = r.trim_start_matches('+').rsplit(':').next().unwrap_or(r);
+        let dst = if dst.starts_with("refs/") {
+            dst.to_string()
+        } else {
+            format!("refs/heads/{dst}")
+        };
+        let Some(branch) = dst.strip_prefix("refs/heads/") else {
+            return Err(CapError::Invalid(format!(
+                "refspecs: a force push of '{dst}' needs a branch (refs/heads/…) to lease against"
+            )));
+        };
+        let tracking = format!("refs/remotes/{remote}/{branch}");
+        let Some(sha) = ask(spec, &["rev-parse", "--verify", "-q", &tracking]).await? else {
+            return Err(CapError::Invalid(format!(
+                "force: the repository has no {tracking}, so the host cannot tell what the force push would overwrite; fetch '{remote}' first"
+            )));
+        };
+        out.push(format!("--force-with-lease={dst}:{sha}"));
+    }
+    Ok(out)
 }
 
 /// `refs/heads/<branch>:<its upstream's ref, or the same name>` for the current branch.
