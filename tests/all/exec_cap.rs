@@ -948,8 +948,16 @@ async fn push_over_real_ssh_with_a_host_held_key() {
     let sshd = infra_tests::sshd::Sshd::start();
     let (s, _, _) = push_setup("");
     let bare = s.outside.path().join("over-ssh.git");
-    git(s.outside.path(), &["init", "-q", "--bare", bare.to_str().unwrap()]);
-    let url = format!("ssh://{}@127.0.0.1:{}{}", sshd.user, sshd.port, bare.display());
+    git(
+        s.outside.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        bare.display()
+    );
     let secrets = tempfile::tempdir().unwrap();
     let pass = secrets.path().join("pass");
     std::fs::write(&pass, &sshd.passphrase).unwrap();
@@ -975,7 +983,11 @@ async fn push_over_real_ssh_with_a_host_held_key() {
     assert!(!err && out["output"]["exit_code"] != 0, "{out:#}");
     // With it, the push lands.
     let (err, out) = push(&mcp, "deploy", json!({"profile": "deploy"})).await;
-    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}\nsshd log:\n{}", sshd.log());
+    assert!(
+        !err && out["output"]["exit_code"] == 0,
+        "{out:#}\nsshd log:\n{}",
+        sshd.log()
+    );
     assert_eq!(out["url"], url.as_str());
     assert_eq!(
         git(&bare, &["rev-parse", "refs/heads/main"]),
@@ -987,7 +999,50 @@ async fn push_over_real_ssh_with_a_host_held_key() {
     mcp.close().await;
     let key_text = std::fs::read_to_string(&sshd.key_encrypted).unwrap();
     let all = s.home.all_bytes();
-    assert!(!contains(&all, &sshd.passphrase), "the passphrase is nowhere in the state");
+    assert!(
+        !contains(&all, &sshd.passphrase),
+        "the passphrase is nowhere in the state"
+    );
     let body_line = key_text.lines().nth(1).unwrap();
-    assert!(!contains(&all, body_line), "the key is nowhere in the state");
+    assert!(
+        !contains(&all, body_line),
+        "the key is nowhere in the state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unsafe_grant_needs_the_flag_and_then_reaches_any_path() {
+    let s = Setup::new("unsafe = true\nread_only = false");
+    let outside = s.outside.path().join("f");
+    std::fs::write(&outside, "outside\n").unwrap();
+    let args = json!({"program": "cat", "args": [outside], "root": "/", "cwd": "/"});
+    let mcp = s.mcp().await;
+    let (err, out) = run(&mcp, args.clone()).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains("INFRA_UNSAFE_LOCAL"), "{out:#}");
+    mcp.close().await;
+
+    let mcp = s
+        .home
+        .mcp_with(|c| {
+            c.env("INFRA_UNSAFE_LOCAL", "1");
+        })
+        .await;
+    let (err, out) = run(&mcp, args).await;
+    assert!(!err && out["stdout"] == "outside\n", "{out:#}");
+    // A name on the host's PATH, not in [programs]; the environment is still the host's.
+    let (err, out) = run(&mcp, json!({"program": "env", "root": "/", "cwd": "/tmp"})).await;
+    assert!(!err, "{out:#}");
+    let env = out["stdout"].as_str().unwrap();
+    assert!(
+        env.contains("PATH=/usr/local/bin:/usr/bin:/bin\n") && !env.contains("INFRA_UNSAFE_LOCAL"),
+        "{env}"
+    );
+    mcp.close().await;
+    let allowed = s
+        .events()
+        .into_iter()
+        .filter(|e| e["cap"] == "exec" && e["decision"] == "allow")
+        .count();
+    assert_eq!(allowed, 2, "every unsafe run is audited");
 }
