@@ -225,7 +225,7 @@ async fn a_timeout_kills_the_whole_group_and_long_output_spills_scrubbed() {
     // root; the run times out.
     let (err, out) = sh(
         &mcp,
-        "sh -c 'sleep 300 & echo $! > grandchild.pid; wait' & wait",
+        "sh -c 'sleep 300 & echo $! > grandchild.pid; setsid sleep 301 & echo $! > escaped.pid; wait' & wait",
         json!({"timeout_ms": 1500}),
     )
     .await;
@@ -238,6 +238,13 @@ async fn a_timeout_kills_the_whole_group_and_long_output_spills_scrubbed() {
         .parse()
         .unwrap();
     wait_for("the grandchild to be gone", || !alive(pid)).await;
+    // One that left the process group with setsid goes too.
+    let escaped: u32 = std::fs::read_to_string(s.root().join("escaped.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for("the setsid grandchild to be gone", || !alive(escaped)).await;
 
     // Output over max-output: inline part capped, the whole stream in an artifact, the
     // secret scrubbed from both.

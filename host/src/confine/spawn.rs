@@ -48,12 +48,19 @@ pub struct Running {
 #[derive(Debug)]
 pub struct Group {
     pgid: i32,
+    /// The leader was waited for: its pid may be reused, so its tree is no longer walked.
+    reaped: bool,
 }
 
 impl Group {
     /// The group's id (the program's pid).
     pub fn id(&self) -> i32 {
         self.pgid
+    }
+
+    /// Notes that the leader was waited for (see [`Group::kill_all`]).
+    pub fn reaped(&mut self) {
+        self.reaped = true;
     }
 
     /// Sends `sig` to every process of the group.
@@ -69,10 +76,74 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Kills the group and every descendant of its leader still linked to it — including those
+    /// that left the group with `setsid`/`setpgid` while their parent lived.
+    pub fn kill_all(&self) {
+        let tree = self.tree();
+        self.kill(&tree);
+    }
+
+    /// The leader's descendants now (none once the leader was reaped).
+    fn tree(&self) -> Vec<i32> {
+        if self.reaped {
+            Vec::new()
+        } else {
+            descendants(self.pgid)
+        }
+    }
+
+    /// SIGKILL to the group and to `tree`.
+    fn kill(&self, tree: &[i32]) {
+        self.signal(libc::SIGKILL);
+        for pid in tree {
+            // SAFETY: kill(2) on a pid found as a descendant a moment ago.
+            unsafe {
+                libc::kill(*pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 impl Drop for Group {
     fn drop(&mut self) {
-        self.signal(libc::SIGKILL);
+        self.kill_all();
     }
+}
+
+/// Every process whose parent chain leads to `root` (not `root` itself), from `/proc`.
+fn descendants(root: i32) -> Vec<i32> {
+    if root <= 1 {
+        return Vec::new();
+    }
+    let mut parent_of = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so split after
+            // the last ')'.
+            let ppid = std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                });
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent_of.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Starts `spec`: stdin piped when `with_stdin`, else `/dev/null`.
@@ -106,7 +177,10 @@ pub fn spawn(spec: &Spec, with_stdin: bool) -> Result<Running, Refusal> {
         ))
     })?;
     let pgid = child.id().map(|p| p as i32).unwrap_or(-1);
-    let group = Group { pgid };
+    let group = Group {
+        pgid,
+        reaped: false,
+    };
     let stdin = child.stdin.take();
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Refusal::Failed(
@@ -151,13 +225,18 @@ pub async fn output(
 }
 
 /// Stops a group that ran out of time: TERM, up to `grace` for the leader to go, then KILL.
-pub async fn stop(child: &mut Child, group: &Group, grace: Duration) -> Option<ExitStatus> {
+pub async fn stop(child: &mut Child, group: &mut Group, grace: Duration) -> Option<ExitStatus> {
+    // The tree is taken while the leader lives: once it is reaped its pid may be reused.
+    let tree = group.tree();
     group.signal(libc::SIGTERM);
     let status = tokio::time::timeout(grace, child.wait())
         .await
         .ok()
         .and_then(Result::ok);
-    group.signal(libc::SIGKILL);
+    if status.is_some() {
+        group.reaped();
+    }
+    group.kill(&tree);
     match status {
         Some(s) => Some(s),
         None => child.wait().await.ok(),
@@ -222,7 +301,8 @@ mod tests {
             program: "/bin/sh".into(),
             args: vec![
                 "-c".into(),
-                format!("sleep 300 & echo $! > {}; wait", pidfile.display()),
+                // `setsid` leaves the process group: the tree walk still finds it.
+                format!("setsid sleep 300 & echo $! > {}; wait", pidfile.display()),
             ],
             cwd: dir.path().into(),
             env: Env::base(dir.path(), dir.path()),

@@ -101,11 +101,12 @@ pub async fn run(
             s = proc.child.wait(), if status.is_none() => {
                 status = Some(s.map_err(|e| CapError::Failed(format!("waiting for {}: {e}", opts.what)))?);
                 // The program is done: whatever it left running goes with it.
+                proc.group.reaped();
                 proc.group.signal(libc::SIGKILL);
             }
             _ = tokio::time::sleep_until(deadline), if !timed_out => {
                 timed_out = true;
-                status = spawn::stop(&mut proc.child, &proc.group, TERM_GRACE).await;
+                status = spawn::stop(&mut proc.child, &mut proc.group, TERM_GRACE).await;
                 if status.is_none() {
                     break;
                 }
