@@ -1053,3 +1053,54 @@ async fn the_unsafe_grant_needs_the_flag_and_then_reaches_any_path() {
         .count();
     assert_eq!(allowed, 2, "every unsafe run is audited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_kustomize_runs_confined_and_its_plugin_options_are_refused() {
+    if !Path::new("/usr/bin/kubectl").is_file() {
+        panic!("/usr/bin/kubectl is missing: install kubectl (scripts/test.sh does)");
+    }
+    let s = Setup::with(
+        "programs = [\"kubectl\"]\nroots = [\"work\"]",
+        "kubectl = \"/usr/bin/kubectl\"",
+        "",
+    );
+    let k = s.root().join("k");
+    std::fs::create_dir(&k).unwrap();
+    std::fs::write(
+        k.join("kustomization.yaml"),
+        "resources: [cm.yaml]\nnamePrefix: demo-\n",
+    )
+    .unwrap();
+    std::fs::write(
+        k.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    let mcp = s.mcp().await;
+    let (err, out) = run(
+        &mcp,
+        json!({"program": "kubectl", "args": ["kustomize", "k"], "root": "work"}),
+    )
+    .await;
+    assert!(!err && out["exit_code"] == 0, "{out:#}");
+    assert!(
+        out["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("name: demo-settings"),
+        "{out:#}"
+    );
+    for args in [
+        json!(["kustomize", "k", "--enable-helm"]),
+        json!(["kustomize", "--enable-alpha-plugins", "k"]),
+        json!(["--kubeconfig=/root/.kube/config", "get", "pods"]),
+    ] {
+        let (err, out) = run(
+            &mcp,
+            json!({"program": "kubectl", "args": args, "root": "work"}),
+        )
+        .await;
+        assert!(err && kind(&out) == "denied", "{args}: {out:#}");
+    }
+    mcp.close().await;
+}
