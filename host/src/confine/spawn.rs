@@ -31,6 +31,9 @@ pub struct Spec {
 
 /// A started program: its pipes and its process group.
 pub struct Running {
+    /// Kills the group when dropped. Declared first so that it drops first, while the leader
+    /// still lives and its descendants can still be found through it.
+    pub group: Group,
     /// The child (its pipes taken).
     pub child: Child,
     /// Its standard input, when asked for.
@@ -39,8 +42,6 @@ pub struct Running {
     pub stdout: ChildStdout,
     /// Its standard error.
     pub stderr: ChildStderr,
-    /// Kills the group when dropped armed.
-    pub group: Group,
 }
 
 /// A process group that is killed (SIGKILL) when this is dropped: whatever way the run ends —
@@ -188,11 +189,11 @@ pub fn spawn(spec: &Spec, with_stdin: bool) -> Result<Running, Refusal> {
         ));
     };
     Ok(Running {
+        group,
         child,
         stdin,
         stdout,
         stderr,
-        group,
     })
 }
 
