@@ -2,8 +2,9 @@
 //! for the remote's push URL (under the neutral environment), proves git's URL rewriting leaves
 //! that URL as it is (so the URL checked against `[plugin.<name>.git] remotes` is the URL used),
 //! then runs `git push <url> <refspecs>` — the URL, never the remote name — confined like
-//! `exec`, with TCP allowed for this one process, only the URL's transport switched on, and the
-//! profile's credentials. One event per push, target `"push <url>"`.
+//! `exec`, with TCP allowed for this one process and only to the URL's port, only the URL's
+//! transport switched on, and the profile's credentials. One event per push, target
+//! `"push <url>"`.
 
 use std::path::PathBuf;
 
@@ -88,6 +89,8 @@ impl CallCtx {
                 // The remote repository is written by git-receive-pack, a child of this push.
                 place.extra_write = file_path(&url).map(PathBuf::from);
             }
+            // TCP to the URL's port only (none at all for a file URL).
+            place.ports = Some(git_url::port(&url).into_iter().collect());
             let mut args = vec!["push".to_string(), "--porcelain".into()];
             let mut specs = refspecs.clone();
             if force {

@@ -83,6 +83,29 @@ pub fn transport(url: &str) -> Option<&'static str> {
     }
 }
 
+/// The TCP port a URL connects to (its explicit port, else its transport's default); `None`
+/// for `file` URLs, which connect to nothing.
+pub fn port(url: &str) -> Option<u16> {
+    let default = match transport(url)? {
+        "ssh" => 22,
+        "https" => 443,
+        "http" => 80,
+        "git" => 9418,
+        _ => return None,
+    };
+    // `scheme://[user@]host[:port]/…`; the scp-like form has no port.
+    let Some((_, rest)) = url.split_once("://") else {
+        return Some(default);
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let explicit = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+        None => host_port.rsplit_once(':').map(|(_, p)| p),
+    };
+    Some(explicit.and_then(|p| p.parse().ok()).unwrap_or(default))
+}
+
 /// The local path of a `file` URL.
 pub fn file_path(url: &str) -> Option<&str> {
     url.strip_prefix("file://")
@@ -115,5 +138,10 @@ mod tests {
         assert_eq!(transport("https://github.com/acme/x"), Some("https"));
         assert_eq!(transport("ext::sh -c touch% /tmp/x"), None);
         assert_eq!(transport("relative/path"), None);
+        assert_eq!(port("ssh://git@h:2222/x"), Some(2222));
+        assert_eq!(port("git@github.com:acme/x.git"), Some(22));
+        assert_eq!(port("https://u:p@h/x"), Some(443));
+        assert_eq!(port("https://[::1]:8443/x"), Some(8443));
+        assert_eq!(port("file:///srv/x"), None);
     }
 }

@@ -11,8 +11,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset as LlRuleset, RulesetAttr,
-    RulesetCreatedAttr, Scope, path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, Ruleset as LlRuleset,
+    RulesetAttr, RulesetCreatedAttr, Scope, path_beneath_rules,
 };
 
 use super::Refusal;
@@ -93,6 +93,9 @@ pub struct Reach {
     pub network: bool,
     /// Files are limited (false only for unsafe grants: then only the network is).
     pub files: bool,
+    /// With `network`, TCP connects only to these ports (a push: its URL's port); `None` is
+    /// any port.
+    pub ports: Option<Vec<u16>>,
 }
 
 /// A ruleset ready to enter.
@@ -106,7 +109,8 @@ impl Ruleset {
     /// when the kernel cannot enforce it.
     pub fn build(access: &Reach) -> Result<Ruleset, Refusal> {
         let kernel = kernel_abi();
-        let need = if access.network { FS_ABI } else { NET_ABI };
+        let limits_tcp = !access.network || access.ports.is_some();
+        let need = if limits_tcp { NET_ABI } else { FS_ABI };
         // An unsafe grant limits only the network (callers never ask for neither).
         if kernel < need {
             return Err(Refusal::Denied(format!(
@@ -130,7 +134,7 @@ impl Ruleset {
         if access.files {
             rs = rs.handle_access(AccessFs::from_all(abi)).map_err(failed)?;
         }
-        if !access.network {
+        if limits_tcp {
             rs = rs
                 .handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp)
                 .map_err(failed)?;
@@ -142,6 +146,13 @@ impl Ruleset {
         let all = AccessFs::from_all(abi);
         let system = SYSTEM_RX.iter().chain(ETC_READ).chain(DEV_READ);
         let mut created = rs.create().map_err(failed)?;
+        if access.network {
+            for port in access.ports.iter().flatten() {
+                created = created
+                    .add_rule(NetPort::new(*port, AccessNet::ConnectTcp))
+                    .map_err(failed)?;
+            }
+        }
         if !access.files {
             let fd: Option<OwnedFd> = created.into();
             return fd.map(|fd| Ruleset { fd }).ok_or_else(|| {

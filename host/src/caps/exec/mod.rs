@@ -183,7 +183,8 @@ impl CallCtx {
 
     /// Builds the run: home, environment (host base, git neutralisation, credentials, the
     /// guest's granted variables), Landlock reach. `git_extra` are config keys the host itself
-    /// sets last (a push's transport).
+    /// sets last (a push's transport). With `network`, `place.ports` (when set) are the only
+    /// TCP ports it may connect to.
     #[allow(clippy::too_many_arguments)]
     pub async fn prepare_run(
         &self,
@@ -247,12 +248,13 @@ impl CallCtx {
         network: bool,
         home: &RunHome,
     ) -> Result<Option<Arc<Ruleset>>, CapError> {
-        if place.unsafe_mode && network {
+        if place.unsafe_mode && network && place.ports.is_none() {
             return Ok(None);
         }
         let mut reach = Reach {
             network,
             files: !place.unsafe_mode,
+            ports: place.ports.clone(),
             ..Reach::default()
         };
         reach.read.extend(with_target(&program.path));

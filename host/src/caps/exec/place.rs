@@ -24,6 +24,8 @@ pub struct Place {
     /// A directory outside the root the host itself lets the program write (a push's `file`
     /// remote, after the URL was checked against the grant).
     pub extra_write: Option<PathBuf>,
+    /// With network, the only TCP ports the program may connect to (a push: its URL's port).
+    pub ports: Option<Vec<u16>>,
 }
 
 /// How the caller's grant decided about the root.
@@ -86,6 +88,7 @@ impl CallCtx {
                 cwd: real_dir(&cwd, "cwd")?,
                 unsafe_mode: true,
                 extra_write: None,
+                ports: None,
             });
         }
         // An unsafe grant with the flag may use any operator root, granted or not.
@@ -110,6 +113,7 @@ impl CallCtx {
             cwd,
             unsafe_mode: false,
             extra_write: None,
+            ports: None,
         })
     }
 }
