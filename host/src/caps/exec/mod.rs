@@ -139,7 +139,8 @@ impl CallCtx {
             )
             .map_err(CapError::Denied)?;
         }
-        let resolved = program::resolve(policy, &cmd.program, place.unsafe_mode)
+        let unsafe_ok = policy.exec_unsafe(&self.plugin, flags);
+        let resolved = program::resolve(policy, &cmd.program, unsafe_ok)
             .map_err(|r| self.refusal("exec", &target, r))?;
         guards::check(resolved.file_name(), &cmd.args)
             .map_err(|r| self.refusal("exec", &target, r))?;
