@@ -61,20 +61,15 @@ impl Cap {
         Cap::ALL.iter().copied().find(|c| c.name() == name)
     }
 
-    /// Whether this host links the capability. The others are in the contract only: a plugin
-    /// importing one is refused at load, before anything is linked.
-    pub const fn implemented(self) -> bool {
-        !matches!(self, Cap::Exec | Cap::Git)
-    }
-
     /// Every `infra:host` interface name, [`TYPES`] first, for messages that list them.
     pub fn interfaces() -> impl Iterator<Item = &'static str> {
         std::iter::once(TYPES).chain(Cap::ALL.iter().map(|c| c.name()))
     }
 
-    /// Whether the host provides interface `iface` (a short name such as `http`).
+    /// Whether the host provides interface `iface` (a short name such as `http`): every
+    /// capability of the list has its host side.
     pub fn provides(iface: &str) -> bool {
-        iface == TYPES || Cap::parse(iface).is_some_and(Cap::implemented)
+        iface == TYPES || Cap::parse(iface).is_some()
     }
 }
 
@@ -101,15 +96,15 @@ mod tests {
     }
 
     #[test]
-    fn fs_and_exec_are_in_the_contract_but_not_provided() {
-        for name in ["exec", "git"] {
-            assert!(Cap::parse(name).is_some() && !Cap::provides(name), "{name}");
-        }
+    fn the_host_provides_every_capability_and_nothing_else() {
+        assert!(!Cap::provides("nosuch"));
         for name in [
             "types",
             "http",
             "ssh",
             "postgres",
+            "exec",
+            "git",
             "fs",
             "secrets",
             "artifacts",
