@@ -3,8 +3,9 @@
 //! plugin and the two flags, does the work with a timeout, scrubs secrets and records a
 //! capability event for the audit log.
 //!
-//! A plugin importing an interface outside [`Cap`]'s list is refused at load (see [`crate::runtime::imports::check`]) before anything is linked. Each
-//! interface is linked by its own `add_to_linker`, from [`Cap`]'s list (see [`add_to_linker`]).
+//! A plugin importing an interface outside [`Cap`]'s list is refused at load (see
+//! [`crate::runtime::imports::check`]) before anything is linked. Each interface is linked by its
+//! own `add_to_linker`, from [`Cap`]'s list (see [`add_to_linker`]).
 
 pub mod artifacts;
 mod call;
