@@ -5,6 +5,7 @@
 mod demo;
 mod docs;
 mod http_plugin;
+mod local_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;
 mod psql_plugin;
