@@ -5,7 +5,8 @@
 use crate::args::At;
 use crate::caps::artifacts;
 use crate::caps::exec::{self, Command};
-use crate::caps::types::{ByteSource, ExecResult, KeyValue};
+use crate::caps::fs;
+use crate::caps::types::{ByteSource, CapError, ExecResult, FileKind, KeyValue};
 use infra_sdk::prelude::*;
 
 /// Default bytes of a diff, patch or render returned inline.
@@ -36,6 +37,28 @@ impl Repo {
         }
         let path = at.path.clone().unwrap_or_else(|| ".".into());
         relative("path", &path)?;
+        // A clear answer naming the field before any program runs: git's own message for a
+        // missing directory names neither the root nor the field.
+        match fs::stat(&root, &path) {
+            Ok(st) if st.kind == FileKind::Directory => {}
+            Ok(_) => {
+                return Err(ToolError::invalid(
+                    "path",
+                    format!(
+                        "'{path}' under root '{root}' is not a directory: name the repository's directory"
+                    ),
+                ));
+            }
+            Err(CapError::NotFound(m)) => {
+                return Err(ToolError::invalid(
+                    "path",
+                    format!(
+                        "'{path}' does not exist under root '{root}' ({m}); name the repository's directory relative to the root"
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(Self {
             root,
             path,

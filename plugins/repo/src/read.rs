@@ -66,7 +66,7 @@ fn log_of(repo: &Repo, extra: &[String]) -> Result<Vec<Commit>, ToolError> {
 pub fn commit(repo: &Repo, revision: &str) -> Result<Commit, ToolError> {
     let mut commits = log_of(
         repo,
-        &args(&["-1", "--no-walk", "--end-of-options", revision]),
+        &args(&["-1", "--no-walk", "--end-of-options", revision, "--"]),
     )?;
     commits
         .pop()
@@ -86,10 +86,10 @@ pub fn snapshot(
     let born = s.branch.head.is_some();
     // A repository without commits has no HEAD to compare with: what is staged is all there is.
     let against = if born { "HEAD" } else { "--cached" };
-    o.diffstat = Some(numstat(repo, &args(&[against]), at.max_entries())?);
+    o.diffstat = Some(numstat(repo, &args(&[against, "--"]), at.max_entries())?);
     if born {
         let n = commits.unwrap_or(5).clamp(1, 100).to_string();
-        o.commits = Some(log_of(repo, &args(&["-n", &n, "HEAD"]))?);
+        o.commits = Some(log_of(repo, &args(&["-n", &n, "HEAD", "--"]))?);
     } else {
         o.commits = Some(vec![]);
     }
@@ -188,7 +188,7 @@ pub fn show(
     let mut a = args(&["show", "--format=", "--diff-merges=first-parent"]);
     a.extend(args(DIFF_FLAGS));
     if format.unwrap_or_default() == Format::Stat {
-        a.extend(args(&["--numstat", "-z", &c.sha]));
+        a.extend(args(&["--numstat", "-z", &c.sha, "--"]));
         let out = repo.git(&a)?;
         let (bytes, _) = full_stdout(&out)?;
         // `--format=` leaves a blank line before the stats.
@@ -200,6 +200,7 @@ pub fn show(
             "--src-prefix=a/",
             "--dst-prefix=b/",
             &c.sha,
+            "--",
         ]));
         o.patch = Some(patch(repo, at, &a)?);
     }

@@ -314,7 +314,7 @@ pub fn push(repo: &Repo, p: &PushArgs, apply: bool, o: &mut RepoOutput) -> Resul
             field: Some("remote".into()),
             ..e
         })?;
-        out.url = String::from_utf8_lossy(&url.stdout).trim().to_string();
+        out.url = mask_url(String::from_utf8_lossy(&url.stdout).trim());
         o.applied = Some(false);
         o.plan = Some(format!(
             "would push {} to {} ({}){}; the host checks the URL against the policy's \
@@ -344,7 +344,7 @@ pub fn push(repo: &Repo, p: &PushArgs, apply: bool, o: &mut RepoOutput) -> Resul
         profile: p.profile.map(String::from),
         timeout_ms: repo.timeout_ms(),
     })?;
-    out.url = r.url;
+    out.url = mask_url(&r.url);
     out.exit_code = r.output.exit_code;
     let text = format!(
         "{}{}",
@@ -364,4 +364,39 @@ pub fn push(repo: &Repo, p: &PushArgs, apply: bool, o: &mut RepoOutput) -> Resul
     o.plan = Some(format!("pushed to {}", p.remote));
     o.push = Some(out);
     Ok(())
+}
+
+/// `url` with the password of its user part replaced by `***`: a URL may carry a credential
+/// the host does not know about, and it must not reach the agent.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((user, host)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match user.split_once(':') {
+        Some((name, _)) => format!("{scheme}://{name}:***@{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_url("https://me:s3cret@forge.example/a.git"),
+            "https://me:***@forge.example/a.git"
+        );
+        assert_eq!(
+            mask_url("git@github.com:acme/x.git"),
+            "git@github.com:acme/x.git"
+        );
+        assert_eq!(mask_url("ssh://git@h:22/x"), "ssh://git@h:22/x");
+    }
 }
