@@ -160,7 +160,7 @@ pub fn apply_patch(
     if p.three_way {
         flags.push("--3way".into());
     }
-    let run = |extra: Option<&str>| -> Result<(PatchCheck, Option<i32>), ToolError> {
+    let run = |extra: Option<&str>| -> Result<PatchCheck, ToolError> {
         let mut a = flags.clone();
         a.extend(extra.map(String::from));
         let r = repo.exec(
@@ -181,9 +181,9 @@ pub fn apply_patch(
                 String::from_utf8_lossy(&r.stderr).trim()
             ));
         }
-        Ok((c, r.exit_code))
+        Ok(c)
     };
-    let (check, _) = run(Some("--check"))?;
+    let check = run(Some("--check"))?;
     let files = check.files.len();
     if !apply || !check.ok {
         o.applied = Some(false);
@@ -197,7 +197,7 @@ pub fn apply_patch(
         o.patch_check = Some(check);
         return Ok(());
     }
-    let (done, _) = run(None)?;
+    let done = run(None)?;
     o.applied = Some(done.ok);
     o.plan = Some(format!("applied the patch to {files} file(s)"));
     o.patch_check = Some(done);
