@@ -64,7 +64,7 @@ impl Cap {
     /// Whether this host links the capability. The others are in the contract only: a plugin
     /// importing one is refused at load, before anything is linked.
     pub const fn implemented(self) -> bool {
-        !matches!(self, Cap::Fs | Cap::Exec | Cap::Git)
+        !matches!(self, Cap::Fs)
     }
 
     /// Every `infra:host` interface name, [`TYPES`] first, for messages that list them.
@@ -101,15 +101,17 @@ mod tests {
     }
 
     #[test]
-    fn fs_and_exec_are_in_the_contract_but_not_provided() {
-        for name in ["fs", "exec", "git"] {
-            assert!(Cap::parse(name).is_some() && !Cap::provides(name), "{name}");
+    fn the_host_provides_exactly_the_implemented_capabilities() {
+        for cap in Cap::ALL {
+            assert_eq!(Cap::provides(cap.name()), cap.implemented(), "{cap}");
         }
         for name in [
             "types",
             "http",
             "ssh",
             "postgres",
+            "exec",
+            "git",
             "secrets",
             "artifacts",
             "log",

@@ -1,4 +1,5 @@
-//! `profiles.json`: named HTTP and Postgres endpoints whose credentials the host injects.
+//! `profiles.json`: named HTTP and Postgres endpoints, and SSH keys for programs (`ssh-key`),
+//! whose credentials the host injects.
 //!
 //! Secret fields hold references (`env:VAR`, `file:PATH`), never values: a literal is refused at
 //! load so that a profile file can be shared and reviewed.
@@ -158,6 +159,20 @@ fn default_pg_port() -> u16 {
     5432
 }
 
+/// An SSH key for programs `exec` and `git` run (`git push` over ssh): the host writes the key
+/// (decrypted) and the pinned known_hosts into the run's home and points `GIT_SSH_COMMAND` at
+/// them; the plugin never sees either.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshKeyProfile {
+    /// The private key (OpenSSH or PEM), e.g. `file:/etc/infra/deploy_ed25519`.
+    pub key: SecretRef,
+    /// Its passphrase, when the key is encrypted.
+    pub passphrase: Option<SecretRef>,
+    /// The known_hosts file the server's key must be in (`StrictHostKeyChecking=yes`).
+    pub known_hosts: SecretRef,
+}
+
 /// One entry of `profiles.json`, told apart by its `"type"`.
 #[derive(Debug, Clone)]
 pub enum Profile {
@@ -165,6 +180,8 @@ pub enum Profile {
     Http(HttpProfile),
     /// A Postgres database.
     Postgres(PostgresProfile),
+    /// An SSH key for programs.
+    SshKey(SshKeyProfile),
 }
 
 /// All profiles, by name.
@@ -193,6 +210,10 @@ impl Profiles {
                     None => {}
                 },
                 Profile::Postgres(pg) => refs.extend(pg.password.iter()),
+                Profile::SshKey(k) => {
+                    refs.push(&k.key);
+                    refs.extend(k.passphrase.iter());
+                }
             }
         }
         refs
@@ -205,7 +226,10 @@ fn profile(name: &str, mut value: serde_json::Value, origin: &str) -> anyhow::Re
     let parsed = match kind.as_ref().and_then(|k| k.as_str()) {
         Some("http") => serde_json::from_value(value).map(Profile::Http),
         Some("postgres") => serde_json::from_value(value).map(Profile::Postgres),
-        _ => anyhow::bail!("profile '{name}' in {origin} needs \"type\": \"http\" or \"postgres\""),
+        Some("ssh-key") => serde_json::from_value(value).map(Profile::SshKey),
+        _ => anyhow::bail!(
+            "profile '{name}' in {origin} needs \"type\": \"http\", \"postgres\" or \"ssh-key\""
+        ),
     };
     parsed.with_context(|| {
         format!("profile '{name}' in {origin} is invalid; see the profiles.json format in README.md (section State)")
@@ -229,6 +253,25 @@ mod tests {
         assert!(matches!(p.get("github"), Some(Profile::Http(_))));
         assert!(matches!(p.get("app-db"), Some(Profile::Postgres(pg)) if pg.read_only));
         assert_eq!(p.secret_refs().len(), 2);
+    }
+
+    #[test]
+    fn parses_an_ssh_key_profile() {
+        let p = Profiles::parse(
+            r#"{"deploy": {"type": "ssh-key", "key": "file:/etc/infra/id_ed25519",
+                 "passphrase": "env:DEPLOY_PASS", "known_hosts": "file:/etc/infra/known_hosts"}}"#,
+            "p.json",
+        )
+        .unwrap();
+        assert!(matches!(p.get("deploy"), Some(Profile::SshKey(k)) if k.passphrase.is_some()));
+        assert_eq!(
+            p.secret_refs().len(),
+            2,
+            "the key and its passphrase, not known_hosts"
+        );
+        let err = Profiles::parse(r#"{"d": {"type": "ssh-key", "key": "file:/k"}}"#, "p.json")
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("known_hosts"), "{err:#}");
     }
 
     #[test]

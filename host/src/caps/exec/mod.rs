@@ -1,0 +1,269 @@
+//! `infra:host/exec`: programs the operator named, run confined (see `wit/host/exec.wit` and
+//! [`crate::confine`]). This module checks the grants — program, root, each variable, profile,
+//! the unsafe flag — records one capability event per run (target `"<program> <argv…>"`,
+//! scrubbed and cut), and hands the prepared run to [`run`].
+
+mod credentials;
+mod place;
+pub mod run;
+
+pub use place::Place;
+
+use std::sync::Arc;
+
+use super::infra::host::exec::{Command, Host};
+use super::infra::host::types::{CapError, ExecResult, KeyValue};
+use super::{CallCtx, StoreState};
+use crate::confine::env::{self, Env};
+use crate::confine::home::RunHome;
+use crate::confine::landlock::{Reach, Ruleset, with_target};
+use crate::confine::program::Resolved;
+use crate::confine::spawn::Spec;
+use crate::confine::{Refusal, git, guards, program};
+
+/// Most characters of an event's target.
+const TARGET_CHARS: usize = 200;
+
+/// A [`Refusal`] as the plugin sees it.
+pub fn cap_error(r: Refusal) -> CapError {
+    match r {
+        Refusal::Denied(m) => CapError::Denied(m),
+        Refusal::NotFound(m) => CapError::NotFound(m),
+        Refusal::Invalid(m) => CapError::Invalid(m),
+        Refusal::Failed(m) => CapError::Failed(m),
+    }
+}
+
+/// `"<program> <argv…>"` as the audit record shows it: arguments with spaces or quotes quoted,
+/// known secrets scrubbed, cut to [`TARGET_CHARS`].
+pub fn target(call: &CallCtx, program: &str, args: &[String]) -> String {
+    let mut text = program.to_string();
+    for a in args {
+        text.push(' ');
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"\\$`".contains(c)) {
+            text.push_str(&super::ssh::sh_quote(a));
+        } else {
+            text.push_str(a);
+        }
+    }
+    let clean = call.shared.redactor.scrub_str(&text).into_owned();
+    match clean.char_indices().nth(TARGET_CHARS) {
+        Some((i, _)) => format!("{}…", &clean[..i]),
+        None => clean,
+    }
+}
+
+/// A run ready to start: what to execute and the home it owns (removed when this is dropped).
+pub struct Prepared {
+    /// The run.
+    pub spec: Spec,
+    /// Its `HOME`.
+    pub home: RunHome,
+}
+
+impl CallCtx {
+    /// Records a denial of `cap` on `target` and returns it as a `denied` error.
+    pub fn deny(&self, cap: &str, target: &str, reason: String) -> CapError {
+        let _ = self.decide(cap, target, crate::policy::Decision::Deny(reason.clone()));
+        CapError::Denied(reason)
+    }
+
+    /// A refusal met after the grant checks: a denial is recorded as one; other kinds are the
+    /// caller's to report.
+    pub fn refusal(&self, cap: &str, target: &str, r: Refusal) -> CapError {
+        match r {
+            Refusal::Denied(m) => self.deny(cap, target, m),
+            other => cap_error(other),
+        }
+    }
+
+    /// Checks the guest's variables: valid names, not on the host's refused list, granted.
+    fn exec_env(&self, target: &str, vars: &[KeyValue]) -> Result<(), CapError> {
+        for kv in vars {
+            if !env::valid_name(&kv.key) {
+                return Err(CapError::Invalid(format!(
+                    "env: '{}' is not a valid variable name (letters, digits and '_', not starting with a digit)",
+                    kv.key
+                )));
+            }
+            if env::refused(&kv.key) {
+                return Err(self.deny(
+                    "exec",
+                    target,
+                    format!(
+                        "env: variable '{}' is set by the host or changes how programs load or what code they run, so a plugin may never set it (no grant allows it); leave it out",
+                        kv.key
+                    ),
+                ));
+            }
+            self.decide(
+                "exec",
+                target,
+                self.shared.policy.check_exec_env(&self.plugin, &kv.key),
+            )
+            .map_err(CapError::Denied)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd` under the plugin's exec grant.
+    pub async fn exec_run(&self, cmd: Command) -> Result<ExecResult, CapError> {
+        let target = target(self, &cmd.program, &cmd.args);
+        self.require("exec", &target).map_err(CapError::Denied)?;
+        let policy = &self.shared.policy;
+        let flags = &self.shared.flags;
+        self.decide(
+            "exec",
+            &target,
+            policy.check_exec_program(&self.plugin, &cmd.program, flags),
+        )
+        .map_err(CapError::Denied)?;
+        let place = self.exec_place("exec", &target, &cmd.root, cmd.cwd.as_deref())?;
+        self.exec_env(&target, &cmd.env)?;
+        if let Some(p) = &cmd.profile {
+            self.decide(
+                "exec",
+                &target,
+                policy.check_profile(&self.plugin, "exec", p),
+            )
+            .map_err(CapError::Denied)?;
+        }
+        let resolved = program::resolve(policy, &cmd.program, place.unsafe_mode)
+            .map_err(|r| self.refusal("exec", &target, r))?;
+        guards::check(resolved.file_name(), &cmd.args)
+            .map_err(|r| self.refusal("exec", &target, r))?;
+        let network = policy.exec_grant(&self.plugin).is_some_and(|g| g.network);
+
+        let ev = self.event("exec", &target);
+        let work = async {
+            let prepared = self
+                .prepare_run(
+                    &resolved,
+                    cmd.args.clone(),
+                    &place,
+                    network,
+                    &cmd.env,
+                    cmd.profile.as_deref(),
+                    &[],
+                )
+                .await?;
+            let opts = run::RunOpts {
+                stdin: cmd.stdin,
+                timeout_ms: cmd.timeout_ms,
+                max_output: cmd.max_output,
+                what: format!("program '{}'", cmd.program),
+            };
+            let out = run::run(self, &prepared.spec, opts).await;
+            drop(prepared);
+            out
+        };
+        match work.await {
+            Ok((result, detail)) => {
+                ev.ok(detail);
+                Ok(result)
+            }
+            Err(CapError::Denied(m)) => Err(CapError::Denied(ev.deny(m))),
+            Err(e) => {
+                ev.fail(e.message());
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds the run: home, environment (host base, git neutralisation, credentials, the
+    /// guest's granted variables), Landlock reach. `git_extra` are config keys the host itself
+    /// sets last (a push's transport).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn prepare_run(
+        &self,
+        program: &Resolved,
+        args: Vec<String>,
+        place: &Place,
+        network: bool,
+        vars: &[KeyValue],
+        profile: Option<&str>,
+        git_extra: &[(String, String)],
+    ) -> Result<Prepared, CapError> {
+        let home = RunHome::new().map_err(cap_error)?;
+        let mut env = if place.unsafe_mode {
+            let mut e = Env::base(&real_home(), &std::env::temp_dir());
+            if let Some(user) = std::env::var_os("USER") {
+                e.set("USER", user);
+            }
+            e
+        } else {
+            Env::base(home.path(), &home.tmp())
+        };
+        for kv in vars {
+            env.set(&kv.key, &kv.value);
+        }
+        let is_git = program.file_name() == "git";
+        if is_git {
+            git::base(&mut env, &place.root_dir, !place.writable);
+        }
+        if program.file_name() == "helm" {
+            let plugins = home.path().join("helm-plugins");
+            std::fs::create_dir(&plugins)
+                .map_err(|e| CapError::Failed(format!("making the run's helm plugin dir: {e}")))?;
+            env.set("HELM_PLUGINS", plugins);
+        }
+        if let Some(name) = profile {
+            credentials::inject(self, name, &home, &mut env)?;
+        }
+        let ruleset = self.ruleset(program, place, network, &home)?;
+        let mut spec = Spec {
+            program: program.path.clone(),
+            args,
+            cwd: place.cwd.clone(),
+            env,
+            ruleset,
+        };
+        if is_git {
+            let keys = git::repo_keys(&spec).await.map_err(cap_error)?;
+            git::overrides_with(&mut spec.env, &keys, git_extra);
+        }
+        Ok(Prepared { spec, home })
+    }
+
+    /// The Landlock ruleset of a run, or none for an unsafe grant with network.
+    fn ruleset(
+        &self,
+        program: &Resolved,
+        place: &Place,
+        network: bool,
+        home: &RunHome,
+    ) -> Result<Option<Arc<Ruleset>>, CapError> {
+        if place.unsafe_mode && network {
+            return Ok(None);
+        }
+        let mut reach = Reach {
+            network,
+            files: !place.unsafe_mode,
+            ..Reach::default()
+        };
+        reach.read.extend(with_target(&program.path));
+        let root = with_target(&place.root_dir);
+        if place.writable {
+            reach.write.extend(root);
+        } else {
+            reach.read.extend(root);
+        }
+        reach.write.push(home.path().to_path_buf());
+        Ruleset::build(&reach)
+            .map(|r| Some(Arc::new(r)))
+            .map_err(cap_error)
+    }
+}
+
+/// The server's own home, for unsafe runs.
+fn real_home() -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/".into())
+}
+
+impl Host for StoreState {
+    async fn run(&mut self, cmd: Command) -> Result<ExecResult, CapError> {
+        self.call.exec_run(cmd).await
+    }
+}

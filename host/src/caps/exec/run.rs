@@ -1,0 +1,174 @@
+//! One confined program run from start to end: stdin fed (bytes, or an artifact streamed),
+//! stdout and stderr captured through [`OutputCapture`] (scrubbed, inline up to the cap, spilled
+//! whole to an artifact), a deadline that kills the whole process group, and the exit code or
+//! signal. `exec` and `git push` both end here.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::super::CallCtx;
+use super::super::infra::host::types::{ByteSource, CapError, ExecResult};
+use super::super::output::{Captured, OutputCapture};
+use crate::confine::spawn::{self, Spec};
+
+/// Time kept back from the call's deadline to stop a program that ran out of time.
+const KILL_MARGIN_MS: u64 = 1000;
+/// How long a timed-out program gets between TERM and KILL.
+const TERM_GRACE: Duration = Duration::from_millis(300);
+
+/// What to run and how to hand back its output.
+pub struct RunOpts {
+    /// Standard input.
+    pub stdin: Option<ByteSource>,
+    /// The caller's deadline for the program.
+    pub timeout_ms: u32,
+    /// Bytes kept inline per stream (clamped to `limits.capture_bytes`).
+    pub max_output: u64,
+    /// What the program is, for artifact descriptions and messages (e.g. `git`).
+    pub what: String,
+}
+
+impl CallCtx {
+    /// The bytes a `byte-source` names, as a stream (an artifact needs the artifacts grant).
+    pub async fn byte_source(
+        &self,
+        src: ByteSource,
+    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, CapError> {
+        match src {
+            ByteSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
+            ByteSource::Artifact(uri) => {
+                self.require("artifacts", &uri).map_err(CapError::Denied)?;
+                let (file, _) = self
+                    .shared
+                    .artifacts
+                    .reader(&uri)
+                    .await
+                    .map_err(|e| CapError::NotFound(format!("stdin: artifact {uri}: {e:#}")))?;
+                Ok(Box::new(file))
+            }
+        }
+    }
+}
+
+/// Runs `spec` to its end or its deadline; with the result, the outcome for the audit event.
+pub async fn run(
+    call: &CallCtx,
+    spec: &Spec,
+    opts: RunOpts,
+) -> Result<(ExecResult, String), CapError> {
+    let stdin = match opts.stdin {
+        Some(s) => Some(call.byte_source(s).await?),
+        None => None,
+    };
+    let budget = call.remaining_ms().saturating_sub(KILL_MARGIN_MS).max(1);
+    let timeout_ms = u64::from(opts.timeout_ms.max(1)).min(budget);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let limits = call.shared.policy.limits();
+    let max = opts
+        .max_output
+        .min(limits.capture_bytes)
+        .min(usize::MAX as u64) as usize;
+
+    let started = Instant::now();
+    let mut proc = spawn::spawn(spec, stdin.is_some()).map_err(super::cap_error)?;
+    let feeder = match (stdin, proc.stdin.take()) {
+        (Some(mut input), Some(mut pipe)) => Some(tokio::spawn(async move {
+            // A program that stops reading early closes the pipe: not an error of the run.
+            let _ = tokio::io::copy(&mut input, &mut pipe).await;
+            let _ = pipe.shutdown().await;
+        })),
+        _ => None,
+    };
+    let mut out = OutputCapture::new(call, format!("full stdout of {}", opts.what), max);
+    let mut err = OutputCapture::new(call, format!("full stderr of {}", opts.what), max);
+    let (mut obuf, mut ebuf) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let (mut o_open, mut e_open) = (true, true);
+    let mut status = None;
+    let mut timed_out = false;
+    // Until the program exits and both pipes are drained: a grandchild holding a pipe open is
+    // killed with the group when the program exits, so the drain ends.
+    while o_open || e_open || status.is_none() {
+        tokio::select! {
+            n = proc.stdout.read(&mut obuf), if o_open => match n {
+                Ok(0) | Err(_) => o_open = false,
+                Ok(n) => out.write(call, &obuf[..n]).await?,
+            },
+            n = proc.stderr.read(&mut ebuf), if e_open => match n {
+                Ok(0) | Err(_) => e_open = false,
+                Ok(n) => err.write(call, &ebuf[..n]).await?,
+            },
+            s = proc.child.wait(), if status.is_none() => {
+                status = Some(s.map_err(|e| CapError::Failed(format!("waiting for {}: {e}", opts.what)))?);
+                // The program is done: whatever it left running goes with it.
+                proc.group.signal(libc::SIGKILL);
+            }
+            _ = tokio::time::sleep_until(deadline), if !timed_out => {
+                timed_out = true;
+                status = spawn::stop(&mut proc.child, &proc.group, TERM_GRACE).await;
+                if status.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(f) = feeder {
+        f.abort();
+    }
+    let stdout = out.finish(call).await?;
+    let stderr = err.finish(call).await?;
+    if timed_out {
+        return Err(CapError::Timeout(format!(
+            "{} was still running after {timeout_ms} ms{} and was killed with its whole process group (TERM, then KILL); raise timeout_ms if it needs longer",
+            opts.what,
+            if u64::from(opts.timeout_ms) > budget {
+                format!(" (the call's timeout less {KILL_MARGIN_MS} ms kept to stop it)")
+            } else {
+                String::new()
+            },
+        )));
+    }
+    let (exit_code, signal) = status.map(spawn::outcome).unwrap_or((None, None));
+    let detail = detail(exit_code, &signal, &stdout, &stderr, limits.artifact_bytes);
+    Ok((
+        ExecResult {
+            exit_code,
+            signal,
+            stdout: stdout.inline,
+            stderr: stderr.inline,
+            stdout_truncated: stdout.truncated,
+            stderr_truncated: stderr.truncated,
+            stdout_artifact: stdout.artifact,
+            stderr_artifact: stderr.artifact,
+            duration_ms: started.elapsed().as_millis() as u64,
+        },
+        detail,
+    ))
+}
+
+/// The audit outcome: `exit 0`, `signal SIGKILL`, and any artifact cut at its limit.
+fn detail(
+    code: Option<i32>,
+    signal: &Option<String>,
+    stdout: &Captured,
+    stderr: &Captured,
+    artifact_bytes: u64,
+) -> String {
+    let end = match (code, signal) {
+        (Some(c), _) => format!("exit {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "no exit status".into(),
+    };
+    let cut: Vec<&str> = [("stdout", stdout.cut), ("stderr", stderr.cut)]
+        .into_iter()
+        .filter_map(|(name, cut)| cut.then_some(name))
+        .collect();
+    if cut.is_empty() {
+        end
+    } else {
+        format!(
+            "{end}; {} artifact cut at limits.artifact_bytes ({artifact_bytes} bytes)",
+            cut.join(" and ")
+        )
+    }
+}

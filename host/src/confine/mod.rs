@@ -1,0 +1,42 @@
+//! Confinement of the local programs `exec` and `git` run: the environment the host sets
+//! ([`env`]), the per-run home ([`home`]), Landlock ([`landlock`]), program resolution and pins
+//! ([`program`]), argument guards ([`guards`]), git's neutralisation ([`git`]), and starting and
+//! stopping the process group ([`spawn`]).
+//!
+//! Landlock is entered in the child between `fork` and `exec` (`CommandExt::pre_exec`) from a
+//! ruleset the parent built: the child makes two raw syscalls and allocates nothing. (Re-running
+//! the infra binary as a trampoline would cost a second exec of a large binary per run for no
+//! gain in safety.) Nothing here checks grants: `caps/exec` and `caps/git` do, then call this.
+
+pub mod env;
+pub mod git;
+pub mod guards;
+pub mod home;
+pub mod landlock;
+pub mod program;
+pub mod spawn;
+
+/// Why the host will not (or could not) run a program, in the kinds `cap-error` has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A rule forbids it; the text says which and how to change it.
+    Denied(String),
+    /// The program, file or directory does not exist.
+    NotFound(String),
+    /// The request is malformed; the text names the field.
+    Invalid(String),
+    /// The host failed to set the run up.
+    Failed(String),
+}
+
+impl Refusal {
+    /// The message, whatever the kind.
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Denied(m)
+            | Refusal::NotFound(m)
+            | Refusal::Invalid(m)
+            | Refusal::Failed(m) => m,
+        }
+    }
+}
