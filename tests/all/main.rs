@@ -10,6 +10,7 @@ mod local_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;
 mod psql_plugin;
+mod repo_plugin;
 mod sandbox;
 mod secret_canaries;
 mod ssh_monitoring;
