@@ -75,6 +75,9 @@ pub(super) async fn steps(d: &mut Demo, flags: Flags) {
         )
         .await;
     let status = &out["status"];
+    if err {
+        println!("   → {}", super::short(&out["error"]));
+    }
     println!(
         "   → branch {} · {} commits · {} changed, {} untracked",
         status["branch"],
