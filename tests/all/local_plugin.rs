@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use infra_tests::{Home, Mcp, audit_records, text};
+use infra_tests::{Home, Mcp, audit_records, test_plugin, text};
 use serde_json::{Value, json};
 
 /// `infra serve` on `home`, with `INFRA_UNSAFE_LOCAL=1` when `unsafe_local`.
@@ -129,6 +129,102 @@ async fn without_the_flag_local_is_unlisted_and_a_call_by_name_runs_nothing() {
         .await;
     assert_eq!(out["unsafe"], false);
     assert!(out["off"].is_null(), "a safe plugin is never off: {out:#}");
+    server.close().await;
+}
+
+/// The policy the second lock is tried under: the probe plugins hold exactly the unsafe grants
+/// the default policy gives `local` (and nothing else), and `local` has them too.
+const UNSAFE_GRANTS: &str = r#"
+[plugin.execprobe.exec]
+unsafe = true
+read_only = false
+network = true
+env = ["*"]
+
+[plugin.fsprobe.fs]
+unsafe = true
+read_only = false
+
+[plugin.local.exec]
+unsafe = true
+read_only = false
+network = true
+env = ["*"]
+
+[plugin.local.fs]
+unsafe = true
+read_only = false
+"#;
+
+/// A state directory with the probe plugins installed under [`UNSAFE_GRANTS`].
+fn unsafe_home() -> Home {
+    let home = Home::new();
+    home.policy(UNSAFE_GRANTS)
+        .install_plugin(
+            "execprobe",
+            &test_plugin("execprobe"),
+            include_str!("../plugins/execprobe/plugin.toml"),
+        )
+        .install_plugin(
+            "fsprobe",
+            &test_plugin("fsprobe"),
+            include_str!("../plugins/fsprobe/plugin.toml"),
+        );
+    home
+}
+
+/// The second lock: a policy that grants `unsafe = true` gives a plugin nothing beyond its
+/// allowlists while the flag is off. The probe plugins ask the host for exactly what `local`
+/// would (the root `/`, a shell, an absolute path) and are refused, audited; the same requests
+/// succeed once the flag is on, so the refusals are the flag's doing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_flag_unsafe_grants_give_nothing_even_when_the_policy_has_them() {
+    let home = unsafe_home();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("ran");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "outside every root\n").unwrap();
+    let shell = json!({"program": "sh", "args": ["-c", format!("touch {}", marker.display())],
+                       "root": "/", "cwd": dir.path(), "trace_id": "probe-exec"});
+    let read = json!({"op": "read", "root": "/", "path": secret, "max_inline": 1024,
+                      "trace_id": "probe-fs"});
+
+    let server = serve(&home, false).await;
+    let names = server.tool_names().await;
+    assert!(!names.iter().any(|n| n == "local"), "{names:?}");
+    let (is_error, out) = server.call("execprobe", shell.clone()).await;
+    // Refused at its first check (the program is not one of `[programs]`), audited.
+    let message = refused(is_error, &out, "denied", "a shell on / without the flag");
+    assert!(message.contains("'sh'"), "{message}");
+    assert!(!marker.exists(), "the shell must not have run");
+    let ev = events(&home, "probe-exec", "exec");
+    assert!(
+        !ev.is_empty() && ev.iter().all(|e| e["decision"] == "deny"),
+        "the refusal is audited: {ev:#?}"
+    );
+    let (is_error, out) = server.call("fsprobe", read.clone()).await;
+    let message = refused(is_error, &out, "denied", "the root / without the flag");
+    assert!(message.contains("INFRA_UNSAFE_LOCAL=1"), "{message}");
+    assert!(!out.to_string().contains("outside every root"), "{out:#}");
+    let ev = events(&home, "probe-fs", "fs");
+    assert!(
+        !ev.is_empty() && ev.iter().all(|e| e["decision"] == "deny"),
+        "the refusal is audited: {ev:#?}"
+    );
+    server.close().await;
+
+    // The same requests with the flag: now they reach the machine.
+    let server = serve(&home, true).await;
+    let mut again = shell.clone();
+    again["trace_id"] = json!("probe-exec-on");
+    let (is_error, out) = server.call("execprobe", again).await;
+    assert!(!is_error, "with the flag the unsafe grant holds: {out:#}");
+    assert!(marker.exists(), "the shell ran with the flag");
+    let mut again = read.clone();
+    again["trace_id"] = json!("probe-fs-on");
+    let (is_error, out) = server.call("fsprobe", again).await;
+    assert!(!is_error, "with the flag the unsafe grant holds: {out:#}");
+    assert!(out.to_string().contains("outside every root"), "{out:#}");
     server.close().await;
 }
 
