@@ -6,14 +6,22 @@
 
 use std::path::Path;
 
-use infra_tests::{Home, Mcp, audit_records, test_plugin, text};
+use infra_tests::{Home, Mcp, audit_records, canary, test_plugin, text};
 use serde_json::{Value, json};
 
 /// `infra serve` on `home`, with `INFRA_UNSAFE_LOCAL=1` when `unsafe_local`.
 async fn serve(home: &Home, unsafe_local: bool) -> Mcp {
+    serve_with(home, unsafe_local, &[]).await
+}
+
+/// [`serve`] with extra variables in the server's environment.
+async fn serve_with(home: &Home, unsafe_local: bool, env: &[(&str, &str)]) -> Mcp {
     home.mcp_with(|c| {
         if unsafe_local {
             c.env("INFRA_UNSAFE_LOCAL", "1");
+        }
+        for (k, v) in env {
+            c.env(k, v);
         }
     })
     .await
@@ -233,8 +241,24 @@ async fn with_the_flag_it_is_listed_and_exec_and_batch_run_real_commands() {
     let home = Home::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path();
-    let server = serve(&home, true).await;
+    // A value in infra's own environment that no command of `local` may see: the host sets a
+    // program's environment, the flag does not change that.
+    let secret = canary("local-env-canary");
+    let server = serve_with(&home, true, &[("LOCAL_ENV_CANARY", &secret)]).await;
     assert!(server.tool_names().await.iter().any(|n| n == "local"));
+    let (is_error, out) = local(
+        &server,
+        "local-env-clean",
+        json!({"action": "exec", "command": "env"}),
+    )
+    .await;
+    assert!(!is_error, "{out:#}");
+    let env = text(&out, "/command/stdout");
+    assert!(
+        !env.contains(&secret) && !env.contains("LOCAL_ENV_CANARY"),
+        "infra's environment leaked into a command: {env}"
+    );
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
 
     // A shell line: exit code, both streams, the working directory.
     let (is_error, out) = local(
@@ -408,6 +432,17 @@ async fn with_the_flag_every_fs_action_works_on_real_paths_and_is_audited() {
     assert!(out["content"].is_null(), "too big to inline: {out:#}");
     assert_eq!(out["artifact"]["size"], 200_000, "{out:#}");
     assert_eq!(out["file"]["size"], 200_000);
+    // …and an artifact written back to a file, streamed by the host.
+    let uri = text(&out, "/artifact/uri").to_string();
+    let copy = at(d, "copy.bin");
+    let (is_error, out) = local(
+        &server,
+        "fs-write-artifact",
+        json!({"action": "fs_write", "path": copy, "content_artifact": uri}),
+    )
+    .await;
+    assert!(!is_error, "{out:#}");
+    assert_eq!(std::fs::read(&copy).unwrap(), vec![7u8; 200_000]);
 
     // fs_mkdir, fs_stat, fs_list (flat and recursive).
     let (is_error, out) = local(
