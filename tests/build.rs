@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// Test plugin packages, each under tests/plugins/<name>.
-const PLUGINS: &[&str] = &["hostile", "undeclared", "noop", "execprobe"];
+const PLUGINS: &[&str] = &["hostile", "undeclared", "noop", "execprobe", "fsprobe"];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

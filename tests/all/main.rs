@@ -5,6 +5,7 @@
 mod demo;
 mod docs;
 mod exec_cap;
+mod fs_cap;
 mod http_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;
