@@ -130,7 +130,7 @@ async fn snapshot_status_log_and_show_read_merges_renames_binary_files_and_odd_s
     let commits = out["commits"].as_array().unwrap();
     assert_eq!(commits[0]["subject"], "Merge feature");
     assert_eq!(commits[0]["parents"].as_array().unwrap().len(), 2);
-    assert!(text(&out, "/toplevel").ends_with("busy"), "{out}");
+    assert_eq!((text(&out, "/root"), text(&out, "/path")), ("work", "busy"));
 
     let (_, out) = repo(
         &mcp,
