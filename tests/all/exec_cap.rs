@@ -405,3 +405,540 @@ roots = ["work"]"#,
         "the pin refusal is audited"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confined_program_reaches_nothing_outside_its_roots() {
+    let s = Setup::with(
+        r#"programs = ["sh", "cat"]
+roots = ["work", "locked"]
+read_only = false"#,
+        "",
+        "",
+    );
+    let secret = canary("outside-canary");
+    let outside_file = s.outside.path().join("shadow");
+    std::fs::write(&outside_file, &secret).unwrap();
+    // The server's own HOME, with a key in ~/.ssh.
+    let server_home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(server_home.path().join(".ssh")).unwrap();
+    let key = server_home.path().join(".ssh/id_ed25519");
+    std::fs::write(&key, &secret).unwrap();
+    std::fs::write(s.root().join("kept"), "kept\n").unwrap();
+    let mcp = s
+        .home
+        .mcp_with(|c| {
+            c.env("HOME", server_home.path());
+        })
+        .await;
+
+    for path in [&outside_file, &key] {
+        let (err, out) = run(
+            &mcp,
+            json!({"program": "cat", "args": [path], "root": "work"}),
+        )
+        .await;
+        assert!(!err, "{out:#}");
+        assert_ne!(out["exit_code"], 0, "{out:#}");
+        assert!(
+            out["stderr"]
+                .as_str()
+                .unwrap()
+                .contains("Permission denied"),
+            "{out:#}"
+        );
+        assert!(!out.to_string().contains(&secret), "{out:#}");
+    }
+    // Not even through a symlink planted in the root.
+    std::os::unix::fs::symlink(&outside_file, s.root().join("link")).unwrap();
+    let (_, out) = run(
+        &mcp,
+        json!({"program": "cat", "args": ["link"], "root": "work"}),
+    )
+    .await;
+    assert!(
+        !out.to_string().contains(&secret) && out["exit_code"] != 0,
+        "{out:#}"
+    );
+    // /etc as a whole is not readable, only the few files programs need.
+    let (_, out) = sh(
+        &mcp,
+        "ls /etc >/dev/null && echo listed; cat /etc/passwd >/dev/null && echo passwd",
+        json!({}),
+    )
+    .await;
+    assert_eq!(out["stdout"], "passwd\n", "{out:#}");
+
+    // The writable root takes writes; the read-only root refuses writes and truncation.
+    let (_, out) = sh(&mcp, "echo new > written && cat written", json!({})).await;
+    assert_eq!(out["stdout"], "new\n", "{out:#}");
+    let (_, out) = sh(
+        &mcp,
+        "echo x > other; true > kept; truncate -s 0 kept; rm -f kept; mkdir d; echo done",
+        json!({"root": "locked"}),
+    )
+    .await;
+    assert_eq!(out["stdout"], "done\n", "{out:#}");
+    assert!(!s.root().join("other").exists() && !s.root().join("d").exists());
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("kept")).unwrap(),
+        "kept\n"
+    );
+    // Nor outside, in /tmp.
+    let (_, out) = sh(
+        &mcp,
+        "echo x > /tmp/infra-exec-escape-$$ && echo wrote",
+        json!({}),
+    )
+    .await;
+    assert_eq!(out["stdout"], "", "{out:#}");
+    mcp.close().await;
+}
+
+/// A loopback listener, and python3 trying to connect to it from a confined run.
+async fn connect_from(network: bool) -> (Value, bool) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let s = Setup::with(
+        &format!("programs = [\"python\"]\nroots = [\"work\"]\nnetwork = {network}"),
+        "python = \"/usr/bin/python3\"",
+        "",
+    );
+    let mcp = s.mcp().await;
+    let script = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=5).sendall(b'hi')\n    print('connected')\nexcept OSError as e:\n    print('refused', e)\n"
+    );
+    let (err, out) = run(
+        &mcp,
+        json!({"program": "python", "args": ["-c", script], "root": "work"}),
+    )
+    .await;
+    assert!(!err, "{out:#}");
+    mcp.close().await;
+    (out, listener.accept().is_ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_is_refused_unless_the_grant_says_network() {
+    let (out, accepted) = connect_from(false).await;
+    assert!(
+        out["stdout"].as_str().unwrap().starts_with("refused"),
+        "{out:#}"
+    );
+    assert!(!accepted, "the listener saw no connection");
+    let (out, accepted) = connect_from(true).await;
+    assert_eq!(out["stdout"], "connected\n", "{out:#}");
+    assert!(accepted, "with network = true the connection arrives");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_landlock_nothing_runs() {
+    let s = Setup::new(WRITABLE);
+    let marker = s.root().join("ran");
+    for abi in ["0", "3"] {
+        let mcp = s
+            .home
+            .mcp_with(|c| {
+                c.env("INFRA_TEST_LANDLOCK_ABI", abi);
+            })
+            .await;
+        let (err, out) = sh(&mcp, &format!("touch {}", marker.display()), json!({})).await;
+        assert!(err && kind(&out) == "denied", "ABI {abi}: {out:#}");
+        assert!(message(&out).contains("never run unconfined"), "{out:#}");
+        mcp.close().await;
+    }
+    assert!(!marker.exists());
+    assert_eq!(s.denials("exec").len(), 2, "both refusals audited");
+}
+
+/// Runs git in the test process (not confined, the user's own config ignored), panicking on
+/// failure; its stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("/usr/bin/git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A repository at `dir` with one commit of `a.txt` on `main`.
+fn repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    git(dir, &["add", "a.txt"]);
+    git(dir, &["commit", "-q", "-m", "first"]);
+}
+
+/// Plants every trick through which git runs code from a repository; each one runs `evil.sh`,
+/// which creates `marker`.
+fn make_hostile(dir: &Path, marker: &Path) {
+    let evil = dir.join("evil.sh");
+    std::fs::write(
+        &evil,
+        format!("#!/bin/sh\ntouch '{}'\ncat\n", marker.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = evil.display();
+    let hooks = dir.join(".git/hooks");
+    for hook in [
+        "pre-commit",
+        "commit-msg",
+        "post-commit",
+        "post-checkout",
+        "reference-transaction",
+        "post-index-change",
+    ] {
+        std::fs::write(hooks.join(hook), format!("#!/bin/sh\n'{e}' </dev/null\n")).unwrap();
+        std::fs::set_permissions(hooks.join(hook), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        dir.join("included.cfg"),
+        format!("[core]\n\tfsmonitor = {e}\n"),
+    )
+    .unwrap();
+    let cfg = format!(
+        r#"
+[core]
+	pager = {e}
+	editor = {e}
+	sshCommand = {e}
+	askPass = {e}
+[sequence]
+	editor = {e}
+[pager]
+	log = {e}
+	show = {e}
+[diff]
+	external = {e}
+[diff "evil"]
+	textconv = {e}
+	command = {e}
+[filter "evil"]
+	clean = {e}
+	smudge = {e}
+	process = {e}
+	required = true
+[merge "evil"]
+	driver = {e}
+[alias]
+	st = !{e}
+[gpg]
+	program = {e}
+[commit]
+	gpgSign = true
+[credential]
+	helper = !{e}
+[includeIf "gitdir:/"]
+	path = {inc}
+"#,
+        inc = dir.join("included.cfg").display()
+    );
+    let mut config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
+    config.push_str(&cfg);
+    std::fs::write(dir.join(".git/config"), config).unwrap();
+    std::fs::write(
+        dir.join(".gitattributes"),
+        "*.txt diff=evil filter=evil merge=evil\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_repository_runs_nothing_through_git() {
+    let s = Setup::new(&format!(
+        "{WRITABLE}\nenv = [\"GIT_AUTHOR_*\", \"GIT_COMMITTER_*\"]"
+    ));
+    let dir = s.root().join("hostile");
+    repo(&dir);
+    let marker = s.root().join("MARKER");
+    make_hostile(&dir, &marker);
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+
+    // The traps are real: plain git, run here unconfined, springs them.
+    let _ = std::process::Command::new("/usr/bin/git")
+        .args(["diff"])
+        .current_dir(&dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        marker.exists(),
+        "the hostile repository's traps work outside infra"
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    let mcp = s.mcp().await;
+    let cases: &[&[&str]] = &[
+        &["status"],
+        &["diff"],
+        &["diff", "--stat"],
+        &["log", "-p"],
+        &["-p", "log", "-1"],
+        &["show", "HEAD"],
+        &["add", "a.txt"],
+        &["diff", "--cached"],
+        &["commit", "-m", "second"],
+        &["st"],
+        &["log", "--oneline"],
+    ];
+    for args in cases {
+        let (err, out) = run(
+            &mcp,
+            json!({"program": "git", "args": args, "root": "work", "cwd": "hostile",
+                   "env": [["GIT_AUTHOR_NAME", "a"], ["GIT_AUTHOR_EMAIL", "a@example.com"],
+                           ["GIT_COMMITTER_NAME", "c"], ["GIT_COMMITTER_EMAIL", "c@example.com"]]}),
+        )
+        .await;
+        assert!(!err && out["exit_code"] == 0, "git {args:?}: {out:#}");
+        assert!(
+            !marker.exists(),
+            "git {args:?} ran the repository's code: {out:#}"
+        );
+        if args == &["log", "--oneline"] {
+            assert!(
+                out["stdout"].as_str().unwrap().contains("second"),
+                "the commit was made: {out:#}"
+            );
+        }
+        if args == &["diff"] {
+            assert!(
+                out["stdout"].as_str().unwrap().contains("+two"),
+                "the real diff shows: {out:#}"
+            );
+        }
+    }
+    // Options and subcommands that run code by design are refused.
+    for args in [
+        &["-c", "core.pager=sh", "log"][..],
+        &["submodule", "update"],
+        &["difftool"],
+        &["--exec-path=/tmp", "status"],
+        &["log", "--ext-diff", "-p"],
+    ] {
+        let (err, out) = run(
+            &mcp,
+            json!({"program": "git", "args": args, "root": "work", "cwd": "hostile"}),
+        )
+        .await;
+        assert!(err && kind(&out) == "denied", "git {args:?}: {out:#}");
+    }
+    mcp.close().await;
+    assert!(!marker.exists());
+    assert!(s.denials("exec").len() >= 5);
+}
+
+/// A setup with a repository `repo` in the root and bare remotes `granted.git` and
+/// `other.git` outside it; `git_grant` is the `[plugin.execprobe.git]` section's body.
+fn push_setup(git_grant: &str) -> (Setup, String, String) {
+    let s = Setup::with(
+        r#"programs = ["git"]
+roots = ["work"]"#,
+        "",
+        "",
+    );
+    let granted = s.outside.path().join("granted.git");
+    let other = s.outside.path().join("other.git");
+    for bare in [&granted, &other] {
+        git(
+            s.outside.path(),
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+        );
+    }
+    let granted_url = format!("file://{}", granted.display());
+    let other_url = format!("file://{}", other.display());
+    let policy = std::fs::read_to_string(s.home.path().join("policy.toml")).unwrap();
+    s.home.policy(&format!(
+        "{policy}\n[plugin.execprobe.git]\n{}\n",
+        git_grant.replace("GRANTED", &granted_url)
+    ));
+    let dir = s.root().join("repo");
+    repo(&dir);
+    git(&dir, &["remote", "add", "origin", &granted_url]);
+    git(&dir, &["remote", "add", "other", &other_url]);
+    (s, granted_url, other_url)
+}
+
+async fn push(mcp: &Mcp, remote: &str, extra: Value) -> (bool, Value) {
+    let mut args = json!({"push": remote, "root": "work", "cwd": "repo",
+                          "refspecs": ["refs/heads/main:refs/heads/main"]});
+    if let (Some(a), Value::Object(e)) = (args.as_object_mut(), extra) {
+        a.extend(e);
+    }
+    run(mcp, args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_goes_to_granted_remotes_only_and_force_needs_the_grant() {
+    let (s, granted_url, other_url) = push_setup(r#"remotes = ["GRANTED"]"#);
+    let dir = s.root().join("repo");
+    let granted_dir = granted_url.trim_start_matches("file://").to_string();
+    let mcp = s.mcp().await;
+
+    let (err, out) = push(&mcp, "origin", json!({})).await;
+    assert!(!err, "{out:#}");
+    assert_eq!(out["url"], granted_url.as_str());
+    assert_eq!(out["output"]["exit_code"], 0, "{out:#}");
+    let head = git(&dir, &["rev-parse", "HEAD"]);
+    assert_eq!(
+        git(Path::new(&granted_dir), &["rev-parse", "refs/heads/main"]),
+        head,
+        "the bare remote has the commit"
+    );
+
+    // No refspecs: the current branch, to its own name.
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+    git(&dir, &["commit", "-qam", "second"]);
+    let (err, out) = push(&mcp, "origin", json!({"refspecs": []})).await;
+    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}");
+    assert_eq!(
+        git(Path::new(&granted_dir), &["rev-parse", "refs/heads/main"]),
+        git(&dir, &["rev-parse", "HEAD"])
+    );
+
+    // A remote whose URL the grant does not list.
+    let (err, out) = push(&mcp, "other", json!({})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains(&other_url), "{out:#}");
+
+    // Force: refused without the grant, whether asked with force or a '+' refspec.
+    let (err, out) = push(&mcp, "origin", json!({"force": true})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    let (err, out) = push(
+        &mcp,
+        "origin",
+        json!({"refspecs": ["+refs/heads/main:refs/heads/main"]}),
+    )
+    .await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+
+    // Options smuggled as names are not options.
+    for remote in ["--receive-pack=touch /tmp/x", "-o"] {
+        let (err, out) = push(&mcp, remote, json!({})).await;
+        assert!(err && kind(&out) == "invalid", "{out:#}");
+    }
+    let (err, out) = push(&mcp, "origin", json!({"refspecs": ["--exec=sh"]})).await;
+    assert!(err && kind(&out) == "invalid", "{out:#}");
+
+    // A URL rewritten once more by the repository's config (insteadOf chains) is refused: the
+    // checked URL would not be the one used.
+    let alias = "file:///nowhere/alias.git";
+    git(&dir, &["remote", "add", "sneaky", alias]);
+    git(
+        &dir,
+        &["config", &format!("url.{granted_url}.insteadOf"), alias],
+    );
+    git(
+        &dir,
+        &[
+            "config",
+            &format!("url.{other_url}.insteadOf"),
+            &granted_url,
+        ],
+    );
+    let (err, out) = push(&mcp, "sneaky", json!({})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains("rewrites"), "{out:#}");
+    // And plainly rewritten to an ungranted one: git's own URL is what is checked.
+    git(
+        &dir,
+        &[
+            "config",
+            "--unset-all",
+            &format!("url.{granted_url}.insteadOf"),
+        ],
+    );
+    let (err, out) = push(&mcp, "origin", json!({})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains(&other_url), "{out:#}");
+    mcp.close().await;
+
+    let other_dir = other_url.trim_start_matches("file://");
+    let refs = git(Path::new(other_dir), &["for-each-ref"]);
+    assert!(
+        refs.is_empty(),
+        "nothing reached the ungranted remote: {refs}"
+    );
+    let denials = s.denials("git");
+    assert_eq!(denials.len(), 5, "{denials:#?}");
+    assert!(
+        denials
+            .iter()
+            .any(|d| d["target"] == format!("push {other_url}")),
+        "{denials:#?}"
+    );
+    let pushes: Vec<Value> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["cap"] == "git" && e["decision"] == "allow")
+        .collect();
+    assert_eq!(pushes.len(), 2, "{pushes:#?}");
+    assert_eq!(pushes[0]["target"], format!("push {granted_url}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_force_push_uses_a_lease() {
+    let (s, granted_url, _) = push_setup("remotes = [\"GRANTED\"]\nforce = true");
+    let dir = s.root().join("repo");
+    let mcp = s.mcp().await;
+    let (err, out) = push(&mcp, "origin", json!({})).await;
+    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}");
+    git(&dir, &["fetch", "-q", "origin"]);
+    git(&dir, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    let (err, out) = push(&mcp, "origin", json!({"force": true})).await;
+    assert!(!err && out["output"]["exit_code"] == 0, "{out:#}");
+    let granted_dir = granted_url.trim_start_matches("file://");
+    assert_eq!(
+        git(Path::new(granted_dir), &["rev-parse", "refs/heads/main"]),
+        git(&dir, &["rev-parse", "HEAD"])
+    );
+
+    // Someone else pushes after our last fetch: the lease protects their work.
+    let theirs = s.outside.path().join("theirs");
+    git(
+        s.outside.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "main",
+            &granted_url,
+            theirs.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(theirs.join("b.txt"), "theirs\n").unwrap();
+    git(&theirs, &["add", "b.txt"]);
+    git(&theirs, &["commit", "-qm", "theirs"]);
+    git(&theirs, &["push", "-q", "origin", "main"]);
+    let their_head = git(&theirs, &["rev-parse", "HEAD"]);
+    git(&dir, &["commit", "-q", "--amend", "-m", "rewritten again"]);
+    let (err, out) = push(&mcp, "origin", json!({"force": true})).await;
+    assert!(!err && out["output"]["exit_code"] != 0, "{out:#}");
+    assert!(
+        out["output"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("stale info"),
+        "{out:#}"
+    );
+    assert_eq!(
+        git(Path::new(granted_dir), &["rev-parse", "refs/heads/main"]),
+        their_head,
+        "their commit survived"
+    );
+    mcp.close().await;
+}

@@ -9,11 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-
 use super::Refusal;
 use super::env::Env;
-use super::spawn::{Spec, spawn};
+use super::spawn::{Spec, output};
 
 /// Keys set for every git run, whatever the repository says.
 const FIXED: &[(&str, &str)] = &[
@@ -26,7 +24,6 @@ const FIXED: &[(&str, &str)] = &[
     ("core.alternateRefsCommand", ""),
     ("core.gitProxy", ""),
     ("credential.helper", ""),
-    ("diff.external", ""),
     ("gpg.program", "false"),
     ("gpg.ssh.program", "false"),
     ("gpg.x509.program", "false"),
@@ -41,9 +38,14 @@ const FIXED: &[(&str, &str)] = &[
     ("uploadpack.packObjectsHook", ""),
 ];
 
-/// For a key the repository's config defines, the harmless value that replaces it; `None` when
-/// the key runs nothing.
-fn harmless(key: &str) -> Vec<(String, &'static str)> {
+/// What stands in for an external diff command the repository configures: git's own diff of
+/// the two files git hands it (so the diff still shows the real change), never the repository's
+/// program. Written into the run's home by the host.
+pub const EXT_DIFF_SCRIPT: &str = "#!/bin/sh\n# infra: the repository's external diff, replaced by git's own.\n[ $# -ge 7 ] || exit 0\ngit diff --no-index --no-ext-diff --no-textconv -- \"$2\" \"$5\"\nexit 0\n";
+
+/// For a key the repository's config defines, the harmless values that replace it (none when
+/// the key runs nothing); `ext_diff` is the path of [`EXT_DIFF_SCRIPT`].
+fn harmless(key: &str, ext_diff: &str) -> Vec<(String, String)> {
     let lower = key.to_ascii_lowercase();
     let parts: Vec<&str> = lower.splitn(2, '.').collect();
     let (section, rest) = match parts.as_slice() {
@@ -56,7 +58,21 @@ fn harmless(key: &str) -> Vec<(String, &'static str)> {
             .map(str::to_string)
     };
     let var = rest.rsplit('.').next().unwrap_or(rest);
-    match section {
+    let owned = |v: Vec<(String, &str)>| {
+        v.into_iter()
+            .map(|(k, val)| (k, val.to_string()))
+            .collect::<Vec<_>>()
+    };
+    if lower == "diff.external" {
+        return vec![(key.to_string(), ext_diff.to_string())];
+    }
+    if section == "diff" && var == "command" {
+        return match sub_of(var) {
+            Some(d) => vec![(format!("diff.{d}.command"), ext_diff.to_string())],
+            None => Vec::new(),
+        };
+    }
+    owned(match section {
         "filter" => match sub_of(var) {
             Some(d) => vec![
                 (format!("filter.{d}.clean"), ""),
@@ -66,12 +82,9 @@ fn harmless(key: &str) -> Vec<(String, &'static str)> {
             ],
             None => Vec::new(),
         },
-        "diff" if var == "textconv" || var == "command" => match sub_of(var) {
+        "diff" if var == "textconv" => match sub_of(var) {
             // `cat` prints the file as it is: the diff shows its real content.
-            Some(d) => vec![
-                (format!("diff.{d}.textconv"), "cat"),
-                (format!("diff.{d}.command"), ""),
-            ],
+            Some(d) => vec![(format!("diff.{d}.textconv"), "cat")],
             None => Vec::new(),
         },
         "merge" if var == "driver" => match sub_of(var) {
@@ -89,7 +102,7 @@ fn harmless(key: &str) -> Vec<(String, &'static str)> {
         "alias" => vec![(key.to_string(), "version")],
         "pager" => vec![(key.to_string(), "false")],
         _ => Vec::new(),
-    }
+    })
 }
 
 /// Sets the neutral environment on `env` for a repository under `root` (a directory git must
@@ -109,25 +122,21 @@ pub fn base(env: &mut Env, root: &Path, read_only: bool) {
     if read_only {
         env.set("GIT_OPTIONAL_LOCKS", "0");
     }
-    overrides(env, &[]);
+    overrides(env, &[], "", &[]);
 }
 
 /// Sets `GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n`: the fixed keys, the harmless values for
-/// `repo_keys`, then `extra` (what the host itself needs, e.g. a transport for a push).
-pub fn overrides(env: &mut Env, repo_keys: &[String]) {
-    overrides_with(env, repo_keys, &[]);
-}
-
-/// [`overrides`] with `extra` keys last (they win over everything before them).
-pub fn overrides_with(env: &mut Env, repo_keys: &[String], extra: &[(String, String)]) {
+/// `repo_keys` (`ext_diff`: the path of [`EXT_DIFF_SCRIPT`]), then `extra` (what the host itself
+/// needs, e.g. a transport for a push), which win over everything before them.
+pub fn overrides(env: &mut Env, repo_keys: &[String], ext_diff: &str, extra: &[(String, String)]) {
     let mut all: Vec<(String, String)> = FIXED
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     for key in repo_keys {
-        for (k, v) in harmless(key) {
+        for (k, v) in harmless(key, ext_diff) {
             if !all.iter().any(|(have, _)| have.eq_ignore_ascii_case(&k)) {
-                all.push((k, v.to_string()));
+                all.push((k, v));
             }
         }
     }
@@ -142,46 +151,34 @@ pub fn overrides_with(env: &mut Env, repo_keys: &[String], extra: &[(String, Str
 /// Most config output read (names only; a config this large is itself suspicious).
 const MAX_CONFIG_BYTES: usize = 4 << 20;
 
+/// How long the host's own git helper runs may take.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `spec` with other arguments: a host helper run of the same git, same place, same env.
+pub fn helper(spec: &Spec, args: &[&str]) -> Spec {
+    Spec {
+        program: spec.program.clone(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        cwd: spec.cwd.clone(),
+        env: spec.env.clone(),
+        ruleset: spec.ruleset.clone(),
+    }
+}
+
 /// The names of every config key git sees in the repository at `spec.cwd` (with includes),
 /// read by running `git config --list --null --includes --name-only` as `spec` describes
 /// (the neutral environment and the run's confinement).
 pub async fn repo_keys(spec: &Spec) -> Result<Vec<String>, Refusal> {
-    let spec = Spec {
-        program: spec.program.clone(),
-        args: ["config", "--list", "--null", "--includes", "--name-only"]
-            .map(String::from)
-            .to_vec(),
-        cwd: spec.cwd.clone(),
-        env: spec.env.clone(),
-        ruleset: spec.ruleset.clone(),
-    };
-    let mut run = spawn(&spec, false)?;
-    let mut out = Vec::new();
-    let read = async {
-        let mut limited = (&mut run.stdout).take(MAX_CONFIG_BYTES as u64 + 1);
-        limited.read_to_end(&mut out).await
-    };
-    let failed = |what: String| {
-        Refusal::Failed(format!(
-            "cannot read the repository's git config to neutralise it ({what}); the command was not run"
-        ))
-    };
-    tokio::time::timeout(Duration::from_secs(30), read)
-        .await
-        .map_err(|_| failed("git config took over 30 s".into()))?
-        .map_err(|e| failed(e.to_string()))?;
-    if out.len() > MAX_CONFIG_BYTES {
-        return Err(failed(format!(
-            "its config is over {MAX_CONFIG_BYTES} bytes"
-        )));
-    }
-    let status = tokio::time::timeout(Duration::from_secs(30), run.child.wait())
-        .await
-        .map_err(|_| failed("git config did not exit".into()))?
-        .map_err(|e| failed(e.to_string()))?;
+    let list = helper(
+        spec,
+        &["config", "--list", "--null", "--includes", "--name-only"],
+    );
+    let (status, out) = output(&list, MAX_CONFIG_BYTES, HELPER_TIMEOUT).await?;
     // Exit 1 with no output: no config at all (or not a repository) — nothing to neutralise.
     if !status.success() && !out.is_empty() {
-        return Err(failed(format!("git config ended with {status}")));
+        return Err(Refusal::Failed(format!(
+            "cannot read the repository's git config to neutralise it (git config ended with {status}); the command was not run"
+        )));
     }
     Ok(out
         .split(|b| *b == 0)
@@ -196,25 +193,33 @@ mod tests {
 
     #[test]
     fn repository_keys_get_harmless_values() {
+        let h = |k: &str| harmless(k, "/run/x/ext-diff");
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            harmless("filter.LFS.smudge"),
-            vec![
-                ("filter.LFS.clean".to_string(), ""),
-                ("filter.LFS.smudge".to_string(), ""),
-                ("filter.LFS.process".to_string(), ""),
-                ("filter.LFS.required".to_string(), "false"),
-            ]
+            h("filter.LFS.smudge"),
+            pairs(&[
+                ("filter.LFS.clean", ""),
+                ("filter.LFS.smudge", ""),
+                ("filter.LFS.process", ""),
+                ("filter.LFS.required", "false"),
+            ])
         );
-        assert_eq!(harmless("diff.a.b.textconv")[0].0, "diff.a.b.textconv");
+        assert_eq!(h("diff.a.b.textconv")[0].0, "diff.a.b.textconv");
         assert_eq!(
-            harmless("alias.st"),
-            vec![("alias.st".to_string(), "version")]
+            h("diff.x.command"),
+            pairs(&[("diff.x.command", "/run/x/ext-diff")])
         );
         assert_eq!(
-            harmless("pager.log"),
-            vec![("pager.log".to_string(), "false")]
+            h("diff.external"),
+            pairs(&[("diff.external", "/run/x/ext-diff")])
         );
-        assert!(harmless("user.name").is_empty());
-        assert!(harmless("diff.renames").is_empty());
+        assert_eq!(h("alias.st"), pairs(&[("alias.st", "version")]));
+        assert_eq!(h("pager.log"), pairs(&[("pager.log", "false")]));
+        assert!(h("user.name").is_empty());
+        assert!(h("diff.renames").is_empty());
     }
 }

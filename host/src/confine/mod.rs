@@ -10,6 +10,7 @@
 
 pub mod env;
 pub mod git;
+pub mod git_url;
 pub mod guards;
 pub mod home;
 pub mod landlock;

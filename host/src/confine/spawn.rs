@@ -122,6 +122,34 @@ pub fn spawn(spec: &Spec, with_stdin: bool) -> Result<Running, Refusal> {
     })
 }
 
+/// Runs `spec` to its end (no stdin) and returns its status and stdout, at most `max` bytes
+/// (more is an error: the caller asked something with a small answer). For the host's own
+/// helper runs (reading a config, a URL), never for the plugin's.
+pub async fn output(
+    spec: &Spec,
+    max: usize,
+    timeout: Duration,
+) -> Result<(ExitStatus, Vec<u8>), Refusal> {
+    use tokio::io::AsyncReadExt;
+    let what = format!("{} {}", spec.program.display(), spec.args.join(" "));
+    let failed = |m: String| Refusal::Failed(format!("`{what}` (run by the host): {m}"));
+    let mut run = spawn(spec, false)?;
+    let mut out = Vec::new();
+    let work = async {
+        let mut limited = (&mut run.stdout).take(max as u64 + 1);
+        limited.read_to_end(&mut out).await?;
+        run.child.wait().await
+    };
+    let status = tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| failed(format!("still running after {} s", timeout.as_secs())))?
+        .map_err(|e| failed(e.to_string()))?;
+    if out.len() > max {
+        return Err(failed(format!("printed over {max} bytes")));
+    }
+    Ok((status, out))
+}
+
 /// Stops a group that ran out of time: TERM, up to `grace` for the leader to go, then KILL.
 pub async fn stop(child: &mut Child, group: &Group, grace: Duration) -> Option<ExitStatus> {
     group.signal(libc::SIGTERM);

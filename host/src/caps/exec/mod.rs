@@ -4,7 +4,7 @@
 //! scrubbed and cut), and hands the prepared run to [`run`].
 
 mod credentials;
-mod place;
+pub mod place;
 pub mod run;
 
 pub use place::Place;
@@ -219,8 +219,11 @@ impl CallCtx {
             ruleset,
         };
         if is_git {
+            let ext_diff = home
+                .write("ext-diff", git::EXT_DIFF_SCRIPT.as_bytes(), 0o700)
+                .map_err(cap_error)?;
             let keys = git::repo_keys(&spec).await.map_err(cap_error)?;
-            git::overrides_with(&mut spec.env, &keys, git_extra);
+            git::overrides(&mut spec.env, &keys, &ext_diff.to_string_lossy(), git_extra);
         }
         Ok(Prepared { spec, home })
     }
@@ -247,6 +250,9 @@ impl CallCtx {
             reach.write.extend(root);
         } else {
             reach.read.extend(root);
+        }
+        if let Some(extra) = &place.extra_write {
+            reach.write.extend(with_target(extra));
         }
         reach.write.push(home.path().to_path_buf());
         Ruleset::build(&reach)

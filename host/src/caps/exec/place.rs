@@ -21,6 +21,9 @@ pub struct Place {
     pub cwd: PathBuf,
     /// The unsafe grant is in force (root `/`, no Landlock file rules).
     pub unsafe_mode: bool,
+    /// A directory outside the root the host itself lets the program write (a push's `file`
+    /// remote, after the URL was checked against the grant).
+    pub extra_write: Option<PathBuf>,
 }
 
 /// How the caller's grant decided about the root.
@@ -82,6 +85,7 @@ impl CallCtx {
                 writable: !grant.read_only,
                 cwd: real_dir(&cwd, "cwd")?,
                 unsafe_mode: true,
+                extra_write: None,
             });
         }
         // An unsafe grant with the flag may use any operator root, granted or not.
@@ -105,6 +109,7 @@ impl CallCtx {
             writable: !dir.read_only && !grant.read_only,
             cwd,
             unsafe_mode: false,
+            extra_write: None,
         })
     }
 }
