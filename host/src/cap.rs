@@ -64,7 +64,7 @@ impl Cap {
     /// Whether this host links the capability. The others are in the contract only: a plugin
     /// importing one is refused at load, before anything is linked.
     pub const fn implemented(self) -> bool {
-        // fs, exec and git are all built now (merged r-fs and r-exec).
+        // Every interface of the contract has its host side now.
         let _ = self;
         true
     }

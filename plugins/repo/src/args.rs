@@ -63,8 +63,9 @@ pub enum Action {
     /// One commit: its metadata and its diffstat (or patch with `format: "patch"`).
     Show {
         /// The commit (default HEAD).
-        #[serde(alias = "sha")]
         rev: Option<String>,
+        /// Another name for `rev`.
+        sha: Option<String>,
         /// `stat` (default) or `patch`.
         format: Option<Format>,
     },
@@ -104,8 +105,9 @@ pub enum Action {
     /// Makes a commit undoing `rev`.
     Revert {
         /// The commit to undo.
-        #[serde(alias = "sha")]
-        rev: String,
+        rev: Option<String>,
+        /// Another name for `rev`.
+        sha: Option<String>,
         /// For a merge commit: the parent (1-based) whose side is kept.
         mainline: Option<u32>,
         /// The committer of the revert (default the repository's configured user).
@@ -114,8 +116,9 @@ pub enum Action {
     /// Creates and/or switches to a branch.
     Branch {
         /// The branch name.
-        #[serde(alias = "branch")]
-        name: String,
+        name: Option<String>,
+        /// Another name for `name`.
+        branch: Option<String>,
         /// Create it (default false: it must exist).
         create: Option<bool>,
         /// Where a new branch starts (default HEAD).
@@ -140,11 +143,15 @@ pub enum Action {
     /// object (kind, name, namespace, images).
     Render {
         /// The overlay or chart directory, relative to the repository (default `.`).
-        #[serde(alias = "overlay", alias = "chart")]
         dir: Option<String>,
+        /// Another name for `dir` (a kustomize overlay).
+        overlay: Option<String>,
+        /// Another name for `dir` (a helm chart).
+        chart: Option<String>,
         /// `kustomize` (default) or `helm`.
-        #[serde(alias = "render_type")]
         renderer: Option<Renderer>,
+        /// Another name for `renderer`.
+        render_type: Option<Renderer>,
         /// helm: values files relative to the repository.
         values: Option<Vec<String>>,
         /// helm: the release name (default `release`).
@@ -203,6 +210,26 @@ pub struct Person {
     pub email: String,
 }
 
+/// The value of whichever of several fields naming the same thing is set (the first is the
+/// main name, the others the seed's); more than one set is refused.
+pub fn one_of<'a, T>(fields: &[(&str, &'a Option<T>)]) -> Result<Option<&'a T>, ToolError> {
+    let mut set = fields
+        .iter()
+        .filter_map(|(n, v)| v.as_ref().map(|v| (*n, v)));
+    let first = set.next();
+    if let Some((other, _)) = set.next() {
+        let names: Vec<String> = fields.iter().map(|(n, _)| format!("`{n}`")).collect();
+        return Err(ToolError::invalid(
+            other,
+            format!(
+                "{} name the same thing: give only one of them",
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(first.map(|(_, v)| v))
+}
+
 impl At {
     /// Whether the call carries out writes.
     pub fn apply(&self) -> bool {
@@ -228,11 +255,21 @@ mod tests {
         let a =
             parse(json!({"action": "revert", "root": "w", "sha": "abc", "mainline": 1})).unwrap();
         assert_eq!(a.at.root.as_deref(), Some("w"));
-        assert!(matches!(a.action, Action::Revert { rev, mainline: Some(1), .. } if rev == "abc"));
+        let Action::Revert { rev, sha, .. } = &a.action else {
+            panic!("revert expected")
+        };
+        assert_eq!(
+            one_of(&[("rev", rev), ("sha", sha)])
+                .unwrap()
+                .map(String::as_str),
+            Some("abc")
+        );
+        let both = one_of(&[("rev", &Some(1)), ("sha", &Some(2))]).unwrap_err();
+        assert_eq!(both.field.as_deref(), Some("sha"));
         let a =
             parse(json!({"action": "render", "overlay": "k/prod", "render_type": "helm"})).unwrap();
         assert!(matches!(a.action,
-            Action::Render { dir: Some(d), renderer: Some(Renderer::Helm), .. } if d == "k/prod"));
+            Action::Render { overlay: Some(d), render_type: Some(Renderer::Helm), .. } if d == "k/prod"));
         let a = parse(json!({"action": "diff", "staged": true, "format": "patch"})).unwrap();
         assert!(matches!(
             a.action,

@@ -18,7 +18,7 @@ mod write;
 
 use infra_sdk::prelude::*;
 
-use args::{Action, Renderer, RepoArgs};
+use args::{Action, RepoArgs, one_of};
 use out::RepoOutput;
 
 const DESCRIPTION: &str = "Git repositories under the roots the policy grants (`root`, default \
@@ -60,7 +60,10 @@ fn run(a: RepoArgs, ctx: &Ctx) -> Result<RepoOutput, ToolError> {
             *skip,
             &mut o,
         )?,
-        Action::Show { rev, format } => read::show(&repo, at, rev.as_deref(), *format, &mut o)?,
+        Action::Show { rev, sha, format } => {
+            let rev = one_of(&[("rev", rev), ("sha", sha)])?;
+            read::show(&repo, at, rev.map(String::as_str), *format, &mut o)?
+        }
         Action::AssertClean { allow_untracked } => {
             read::assert_clean(&repo, at, allow_untracked.unwrap_or(false), &mut o)?
         }
@@ -103,17 +106,25 @@ fn run(a: RepoArgs, ctx: &Ctx) -> Result<RepoOutput, ToolError> {
         )?,
         Action::Revert {
             rev,
+            sha,
             mainline,
             author,
-        } => write::revert(&repo, max, rev, *mainline, author.as_ref(), apply, &mut o)?,
+        } => {
+            let rev = one_of(&[("rev", rev), ("sha", sha)])?.ok_or_else(|| {
+                ToolError::invalid("rev", "missing: name the commit to undo (`rev`)")
+            })?;
+            write::revert(&repo, max, rev, *mainline, author.as_ref(), apply, &mut o)?
+        }
         Action::Branch {
             name,
+            branch,
             create,
             start,
             switch,
         } => write::branch(
             &repo,
-            name,
+            one_of(&[("name", name), ("branch", branch)])?
+                .ok_or_else(|| ToolError::invalid("name", "missing: name the branch (`name`)"))?,
             create.unwrap_or(false),
             start.as_deref(),
             switch.unwrap_or(true),
@@ -138,7 +149,10 @@ fn run(a: RepoArgs, ctx: &Ctx) -> Result<RepoOutput, ToolError> {
         )?,
         Action::Render {
             dir,
+            overlay,
+            chart,
             renderer,
+            render_type,
             values,
             release,
             namespace,
@@ -146,8 +160,11 @@ fn run(a: RepoArgs, ctx: &Ctx) -> Result<RepoOutput, ToolError> {
             o.render = Some(render::render(
                 &repo,
                 &render::RenderArgs {
-                    dir: dir.as_deref().unwrap_or("."),
-                    renderer: renderer.unwrap_or(Renderer::Kustomize),
+                    dir: one_of(&[("dir", dir), ("overlay", overlay), ("chart", chart)])?
+                        .map_or(".", String::as_str),
+                    renderer: one_of(&[("renderer", renderer), ("render_type", render_type)])?
+                        .copied()
+                        .unwrap_or_default(),
                     values: &list(values),
                     release: release.as_deref().unwrap_or("release"),
                     namespace: namespace.as_deref(),

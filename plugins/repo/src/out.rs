@@ -11,9 +11,6 @@ pub struct RepoOutput {
     pub root: String,
     /// The repository's directory under the root.
     pub path: String,
-    /// `snapshot`: the top of the work tree, as git reports it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub toplevel: Option<String>,
     /// `snapshot`, `status`, `assert_clean`, a planned `commit`: branch facts and paths.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,

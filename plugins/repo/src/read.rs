@@ -73,15 +73,15 @@ pub fn commit(repo: &Repo, revision: &str) -> Result<Commit, ToolError> {
         .ok_or_else(|| ToolError::not_found(format!("no commit '{revision}' in {}", repo.name())))
 }
 
-/// `snapshot`: the seed's `repo.snapshot` facts in one answer.
+/// `snapshot`: the seed's `repo.snapshot` facts in one answer, in three git runs (as many as
+/// `git status && git diff --stat && git log` takes). The top-level directory is not asked
+/// for: it would cost a run, and it is a host path; `root` and `path` name the repository.
 pub fn snapshot(
     repo: &Repo,
     at: &At,
     commits: Option<u32>,
     o: &mut RepoOutput,
 ) -> Result<(), ToolError> {
-    let top = repo.git(&args(&["rev-parse", "--show-toplevel"]))?;
-    o.toplevel = Some(String::from_utf8_lossy(&top.stdout).trim_end().to_string());
     let s = status(repo, at.max_entries(), &[])?;
     let born = s.branch.head.is_some();
     // A repository without commits has no HEAD to compare with: what is staged is all there is.
