@@ -7,6 +7,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("infra-plugin-http", "http"),
     ("infra-plugin-ssh", "ssh"),
     ("infra-plugin-psql", "psql"),
+    ("infra-plugin-repo", "repo"),
+    ("infra-plugin-local", "local"),
 ];
 
 fn main() {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # scripts/demo.sh — builds infra and runs `infra demo`: sandboxed HTTP calls against a loopback
 # server it starts itself, a host-injected credential the plugin never sees, calls denied by the
-# embedded default policy, and the audit chain verified. Needs no external service.
+# embedded default policy, a `repo` snapshot of a git repository it makes and runs in, the
+# `local` tool refused without INFRA_UNSAFE_LOCAL=1, and the audit chain verified. Needs no
+# external service (git, when installed, for the repo step).
 #
 # When OpenSSH's sshd and PostgreSQL are installed (scripts/test.sh installs them), the demo grows:
 # the test harness starts throw-away servers on loopback and the demo also shows the ssh tool

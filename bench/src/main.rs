@@ -10,6 +10,7 @@ mod http;
 mod machine;
 mod noop;
 mod pg;
+mod repo;
 mod rss;
 mod ssh;
 mod start;
@@ -39,6 +40,10 @@ const ROWS: &[(&str, &str)] = &[
     (
         "download",
         "http download of 1 GiB vs curl -o, and peak RSS",
+    ),
+    (
+        "repo",
+        "repo snapshot + diff on 10,000 files / 1,000 commits vs git status, diff --stat, log -20",
     ),
     ("rss", "RSS idle vs after 10,000 calls"),
     ("concurrency", "64 calls in flight vs 1"),
@@ -114,6 +119,7 @@ async fn run_row(name: &str, scale: Scale) -> Result<Vec<Row>> {
         "pg" => pg::select1(scale).await,
         "http" => http::get(scale).await,
         "download" => http::download(scale).await,
+        "repo" => repo::run(scale).await,
         "rss" => rss::run(scale).await,
         "concurrency" => concurrency::run(scale).await,
         "audit" => audit::run(scale).await,

@@ -28,13 +28,17 @@
 //! See `sdk/README.md` for the walk from nothing to a loaded, granted plugin.
 
 mod artifact;
+mod command;
 mod error;
+mod file;
 mod input;
 mod tool;
 
 pub use artifact::Artifact;
+pub use command::CommandOutput;
 pub use error::{ErrorKind, ToolError};
-pub use input::decode_base64;
+pub use file::FileInfo;
+pub use input::{byte_source, decode_base64, encode_base64, file_mode};
 pub use tool::{Ctx, Tool};
 
 #[doc(hidden)]
@@ -64,7 +68,7 @@ pub mod caps {
 
 /// What a plugin file usually needs.
 pub mod prelude {
-    pub use crate::{Artifact, Ctx, ErrorKind, Tool, ToolError};
+    pub use crate::{Artifact, CommandOutput, Ctx, ErrorKind, FileInfo, Tool, ToolError};
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
     pub use serde_json::{Value, json};

@@ -13,6 +13,7 @@ fn run(args: &[&std::ffi::OsStr]) -> (Output, String) {
         .args(args)
         .env("INFRA_LOG", "warn")
         .env_remove("INFRA_HOME")
+        .env_remove("INFRA_UNSAFE_LOCAL")
         .output()
         .expect("run infra demo");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -32,6 +33,15 @@ fn the_demo_alone_passes_every_step() {
         "{text}"
     );
     assert!(!text.contains('✗'), "{text}");
+    for step in [
+        "A git repository, read through the repo tool",
+        "The local tool (a shell on this machine) is off without INFRA_UNSAFE_LOCAL=1",
+    ] {
+        assert!(
+            text.contains(step),
+            "the demo lacks the step {step:?}:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod fixture_server;
+pub mod git;
 pub mod mcp;
 pub mod pg;
 pub mod progress;

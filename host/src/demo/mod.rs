@@ -2,12 +2,17 @@
 //! own loopback HTTP server, makes sandboxed calls through the http plugin (one with a profile
 //! whose token the host injects), shows calls denied by policy, and verifies the audit chain.
 //!
+//! It also makes a small git repository and runs in it, so that the embedded default policy's
+//! `workspace` root (the directory infra starts in) is that repository: the repo plugin reads it
+//! with `snapshot`, and the `local` tool is shown to be off without `INFRA_UNSAFE_LOCAL=1`.
+//!
 //! Given `--servers DIR` (a `targets.json` with target `demo-ssh`, a `profiles.json` with
 //! profile `demo-pg`; `scripts/demo.sh` makes them when sshd and PostgreSQL are installed) it
 //! also shows the ssh and psql tools against those servers.
 
 mod http;
 mod psql;
+mod repo;
 mod server;
 mod ssh;
 
@@ -107,7 +112,16 @@ pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
     );
     println!("state directory: {} (temporary)", dir.display());
     println!("loopback HTTP server: {}", server.base_url());
-    let router = Router::open(state.clone(), Flags::from_env()).await?;
+    // infra runs in the repository it made, as an MCP client starts it in a project: the
+    // default policy's `workspace` root is the directory infra starts in.
+    let started_in = std::env::current_dir().context("reading the current directory")?;
+    let repo = repo::make(&dir)?;
+    if let Some(repo) = &repo {
+        std::env::set_current_dir(repo).with_context(|| format!("entering {}", repo.display()))?;
+        println!("git repository (infra runs in it): {}", repo.display());
+    }
+    let flags = Flags::from_env();
+    let router = Router::open(state.clone(), flags).await?;
     let mut d = Demo {
         router,
         step: 0,
@@ -145,6 +159,9 @@ pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
     );
 
     http::steps(&mut d, &server, &token).await;
+    if repo.is_some() {
+        repo::steps(&mut d, flags).await;
+    }
     if targets.contains_key(SSH_TARGET) {
         ssh::steps(&mut d, SSH_TARGET).await;
     }
@@ -168,6 +185,8 @@ pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
     d.expect("the audit chain verifies", out["valid"] == true);
 
     drop(d.router);
+    // Back out of the repository before removing it.
+    let _ = std::env::set_current_dir(&started_in);
     let _ = std::fs::remove_dir_all(&dir);
     println!();
     if d.failures.is_empty() {

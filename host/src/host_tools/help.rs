@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::HostView;
+use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
+use crate::runtime::gated_tool;
 use crate::schema::actions as typed_actions;
 
 pub const DESCRIPTION: &str = "Start here. Without arguments: every tool with its actions. \
@@ -90,6 +92,12 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
     if let Some(name) = &args.tool {
         let name = crate::validate::tool_alias(name);
         let Some(t) = tools.iter().find(|t| t.name == name) else {
+            if let Some((_, why)) = gated_tool(host.plugins, name, host.shared.flags) {
+                return Err(Failure::new(
+                    ErrorKind::Denied,
+                    format!("tool '{name}' is off: {why}"),
+                ));
+            }
             let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
             return Err(Failure::invalid(
                 "tool",
@@ -157,10 +165,23 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
             }));
         }
     }
-    Ok(json!({
+    let off: Vec<Value> = host
+        .plugins
+        .iter()
+        .filter_map(|p| {
+            let why = p.manifest.gated(host.shared.flags)?;
+            Some(json!({"tools": p.tools.iter().map(|t| &t.name).collect::<Vec<_>>(), "why": why}))
+        })
+        .collect();
+    let mut out = json!({
         "tools": matches,
         "hint": "call help with {\"tool\": NAME} for the exact input schema; every tool also takes timeout_ms and trace_id",
-    }))
+    });
+    // Tools that exist but are off are not listed; saying so spares an agent a search for them.
+    if !off.is_empty() {
+        out["off"] = json!(off);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -46,6 +46,9 @@ pub fn describe(host: &HostView<'_>, p: &Plugin) -> Value {
         "tools": p.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
         "grants": host.shared.policy.grants_summary(&p.manifest.name),
         "compiled_from_cache": p.cache_hit,
+        "unsafe": p.manifest.needs_unsafe_flag,
+        // Only for a plugin that is off: its tools are not listed and a call is refused.
+        "off": p.manifest.gated(host.shared.flags),
     })
 }
 

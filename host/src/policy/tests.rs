@@ -781,7 +781,36 @@ fn embedded_default_is_locked_down() {
     assert_eq!(p.origin(), EMBEDDED_ORIGIN);
     assert_eq!(
         p.plugin_names().collect::<Vec<_>>(),
-        ["http", "psql", "ssh"]
+        ["http", "local", "psql", "repo", "ssh"]
+    );
+    // repo: the directory infra started in, read-only, git and kubectl, no remote, no network.
+    let workspace = p.root("workspace").expect("the workspace root");
+    assert!(workspace.read_only && workspace.path == std::path::Path::new("."));
+    assert!(p.check_fs_root("repo", "workspace").is_allowed());
+    assert!(p.fs_read_only("repo"));
+    assert!(
+        p.check_exec_program("repo", "git", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(
+        !p.check_exec_program("repo", "sh", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(!p.exec_grant("repo").expect("exec grant").network);
+    assert!(
+        !p.check_git_remote("repo", "git@github.com:acme/x.git")
+            .is_allowed()
+    );
+    // local: unsafe grants that hold only with the flag.
+    let on = Flags {
+        unsafe_local: true,
+        ..Flags::SAFE
+    };
+    assert!(!p.fs_unsafe("local", &Flags::SAFE) && p.fs_unsafe("local", &on));
+    assert!(!p.exec_unsafe("local", &Flags::SAFE) && p.exec_unsafe("local", &on));
+    assert!(
+        !p.check_exec_program("local", "sh", &Flags::SAFE)
+            .is_allowed()
     );
     assert!(p.check_http_target("http", "example.com", 443).is_allowed());
     for host in [

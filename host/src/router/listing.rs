@@ -3,14 +3,20 @@
 
 use serde_json::{Value, json};
 
+use crate::flags::Flags;
 use crate::runtime::Plugin;
 use crate::tool::{COMMON_FIELDS, ToolSpec};
 
-/// The tool specs as listed: `host` then each plugin's, with the common fields and envelope
-/// added to the schemas.
-pub fn build_tools(host: Vec<ToolSpec>, plugins: &[Plugin]) -> Vec<ToolSpec> {
+/// The tool specs as listed: `host` then each plugin's that is on under `flags`, with the
+/// common fields and envelope added to the schemas.
+pub fn build_tools(host: Vec<ToolSpec>, plugins: &[Plugin], flags: Flags) -> Vec<ToolSpec> {
     let mut tools = host;
-    tools.extend(plugins.iter().flat_map(|p| p.tools.iter().cloned()));
+    tools.extend(
+        plugins
+            .iter()
+            .filter(|p| p.manifest.gated(flags).is_none())
+            .flat_map(|p| p.tools.iter().cloned()),
+    );
     for t in &mut tools {
         add_common_fields(&mut t.input_schema);
         crate::schema::portable(&mut t.input_schema);

@@ -59,7 +59,11 @@ impl Router {
     pub async fn new(host: Host) -> Self {
         let admitted =
             admit::admit_all(&host.runtime, &host.shared, &host.audit, host.candidates).await;
-        let tools = listing::build_tools(host_tools::specs(host.shared.flags), &admitted.plugins);
+        let tools = listing::build_tools(
+            host_tools::specs(host.shared.flags),
+            &admitted.plugins,
+            host.shared.flags,
+        );
         Self {
             runtime: host.runtime,
             plugins: admitted.plugins,
@@ -235,11 +239,21 @@ impl Dispatch for Router {
         let redactor = &self.shared.redactor;
         let tools = &self.tools;
         let spec = tools.iter().find(|t| t.name == tool_name);
+        // A tool of a plugin that is off (`unsafe = true` without the flag) is not listed, but a
+        // call by name is answered with why, and audited under that plugin like any call.
+        let gated = match spec {
+            None => crate::runtime::gated_tool(&self.plugins, &tool_name, self.shared.flags),
+            Some(_) => None,
+        };
         // Everything that needs no capability is settled before the begin record, so that it
         // shows the arguments the call runs with.
-        let prepared = match spec {
-            None => Err(unknown_tool(&request.tool, tools)),
-            Some(spec) => {
+        let prepared = match (spec, &gated) {
+            (None, Some((_, why))) => Err(Failure::new(
+                ErrorKind::Denied,
+                format!("tool `{tool_name}` is off: {why}"),
+            )),
+            (None, None) => Err(unknown_tool(&request.tool, tools)),
+            (Some(spec), _) => {
                 validate::apply_aliases(&mut args);
                 match validate::validate_args(&spec.name, &spec.input_schema, &args) {
                     Err(e) => Err(Failure::invalid(e.field.clone(), e.message.clone())),
@@ -254,7 +268,9 @@ impl Dispatch for Router {
                 }
             }
         };
-        let plugin = spec.and_then(|s| s.plugin.clone());
+        let plugin = spec
+            .and_then(|s| s.plugin.clone())
+            .or_else(|| gated.map(|(p, _)| p.manifest.name.clone()));
         let mut begin = AuditEntry::begin(&ids::new_call_id(), &trace_id, &tool_name);
         begin.action = action.clone();
         begin.plugin_sha256 = plugin

@@ -88,6 +88,7 @@ mod tests {
             version: "0".into(),
             description: String::new(),
             imports: imports.iter().map(|s| s.to_string()).collect(),
+            needs_unsafe_flag: false,
         }
     }
 

@@ -23,6 +23,7 @@ pub use manifest::Manifest;
 
 use crate::caps::{CallCtx, PluginHostPre, StoreState};
 use crate::error_kind::ErrorKind;
+use crate::flags::Flags;
 use crate::limiter::Limiter;
 use crate::tool::{Annotations, ToolSpec};
 
@@ -61,6 +62,18 @@ pub struct Plugin {
     /// Whether the compiled code came from the cache.
     pub cache_hit: bool,
     pre: PluginHostPre<StoreState>,
+}
+
+/// The plugin that provides tool `name` but is off under `flags`, with why.
+pub fn gated_tool<'a>(
+    plugins: &'a [Plugin],
+    name: &str,
+    flags: Flags,
+) -> Option<(&'a Plugin, String)> {
+    plugins.iter().find_map(|p| {
+        let why = p.manifest.gated(flags)?;
+        p.tools.iter().any(|t| t.name == name).then_some((p, why))
+    })
 }
 
 /// Limits of one call.

@@ -142,12 +142,13 @@ fn seconds_to_millis(seconds: &Value) -> Option<u64> {
     (seconds.is_finite() && seconds >= 0.0 && millis <= u64::MAX as f64).then_some(millis as u64)
 }
 
-/// Maps a tool name of the tool infra replaces to infra's: `api` → `http`, `sql` → `psql`;
-/// every other name is returned unchanged.
+/// Maps a tool name of the tool infra replaces to infra's: `api` → `http`, `sql` → `psql`,
+/// `mcp_local` → `local`; every other name is returned unchanged.
 pub fn tool_alias(name: &str) -> &str {
     match name {
         "api" => "http",
         "sql" => "psql",
+        "mcp_local" => "local",
         other => other,
     }
 }

@@ -184,28 +184,22 @@ impl Window {
 impl Run {
     /// The stdin source, if any (at most one of the three fields).
     pub fn stdin(&self) -> Result<Option<StdinSource>, ToolError> {
-        source(
-            [
-                ("stdin", &self.stdin),
-                ("stdin_base64", &self.stdin_base64),
-                ("stdin_artifact", &self.stdin_artifact),
-            ],
-            "stdin",
-        )
+        infra_sdk::byte_source([
+            ("stdin", &self.stdin),
+            ("stdin_base64", &self.stdin_base64),
+            ("stdin_artifact", &self.stdin_artifact),
+        ])
     }
 }
 
 impl Upload {
     /// The content, required (exactly one of the three fields).
     pub fn content(&self) -> Result<StdinSource, ToolError> {
-        source(
-            [
-                ("content", &self.content),
-                ("content_base64", &self.content_base64),
-                ("content_artifact", &self.content_artifact),
-            ],
-            "content",
-        )?
+        infra_sdk::byte_source([
+            ("content", &self.content),
+            ("content_base64", &self.content_base64),
+            ("content_artifact", &self.content_artifact),
+        ])?
         .ok_or_else(|| {
             ToolError::invalid(
                 "content",
@@ -216,57 +210,8 @@ impl Upload {
 
     /// `mode` as permission bits.
     pub fn mode(&self) -> Result<Option<u32>, ToolError> {
-        let bad = |m: &Value| {
-            ToolError::invalid(
-                "mode",
-                format!("{m} is not a mode; write it as an octal string like \"644\" or \"0755\""),
-            )
-        };
-        match &self.mode {
-            None => Ok(None),
-            Some(Value::String(s)) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
-                .ok()
-                .filter(|m| *m <= 0o7777)
-                .map(Some)
-                .ok_or_else(|| bad(&json!(s))),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .filter(|m| *m <= 0o7777)
-                .map(|m| Some(m as u32))
-                .ok_or_else(|| bad(&json!(n))),
-            Some(other) => Err(bad(other)),
-        }
+        infra_sdk::file_mode(&self.mode)
     }
-}
-
-fn source<const N: usize>(
-    fields: [(&str, &Option<String>); N],
-    what: &str,
-) -> Result<Option<StdinSource>, ToolError> {
-    let set: Vec<_> = fields.iter().filter(|(_, v)| v.is_some()).collect();
-    if set.len() > 1 {
-        let names: Vec<String> = fields.iter().map(|(n, _)| format!("`{n}`")).collect();
-        return Err(ToolError::invalid(
-            set[1].0,
-            format!("give only one of {} for {what}", names.join(", ")),
-        ));
-    }
-    let Some((name, Some(value))) = set.first().map(|(n, v)| (*n, *v)) else {
-        return Ok(None);
-    };
-    Ok(Some(if name.ends_with("_base64") {
-        StdinSource::Bytes(infra_sdk::decode_base64(name, value)?)
-    } else if name.ends_with("_artifact") {
-        if !value.starts_with("artifact://") {
-            return Err(ToolError::invalid(
-                name,
-                format!("'{value}' is not an artifact:// URI"),
-            ));
-        }
-        StdinSource::Artifact(value.clone())
-    } else {
-        StdinSource::Bytes(value.clone().into_bytes())
-    }))
 }
 
 /// Quotes `s` for a POSIX shell.

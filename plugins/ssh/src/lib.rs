@@ -14,7 +14,7 @@ use crate::caps::types::KeyValue;
 use infra_sdk::prelude::*;
 
 use args::{Action, Place, Run, SshArgs};
-use out::{CommandOutput, JobInfo, SshOutput};
+use out::{JobInfo, SshOutput};
 
 const DESCRIPTION: &str = "Commands and files on SSH targets (entries of targets.json; keys and \
 host-key pins stay in the host). Actions: `exec` (command, stdin text/base64/artifact, env, cwd, \

@@ -1,66 +1,6 @@
-//! What the `ssh` tool returns.
+//! What the `ssh` tool returns (a command's outcome is the SDK's `CommandOutput`).
 
-use crate::caps::ssh::ExecResult;
 use infra_sdk::prelude::*;
-
-/// How one remote command ended.
-#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
-pub struct CommandOutput {
-    /// The command line.
-    pub command: String,
-    /// Exit code, when it exited.
-    pub exit_code: Option<i32>,
-    /// Signal name, when it was killed by one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signal: Option<String>,
-    /// Standard output (UTF-8, invalid bytes replaced), at most `max_output` bytes.
-    pub stdout: String,
-    /// Standard error, at most `max_output` bytes.
-    pub stderr: String,
-    /// Stdout was longer than `max_output`; the whole of it is in `stdout_artifact`.
-    pub stdout_truncated: bool,
-    /// Stderr was longer than `max_output`; the whole of it is in `stderr_artifact`.
-    pub stderr_truncated: bool,
-    /// The full stdout, when truncated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stdout_artifact: Option<Artifact>,
-    /// The full stderr, when truncated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stderr_artifact: Option<Artifact>,
-    /// Milliseconds the command ran.
-    pub elapsed_ms: u64,
-    /// `batch`: why the command has no outcome (timed out, connection lost), when it has none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl CommandOutput {
-    /// Shapes the host's result.
-    pub fn new(command: &str, r: ExecResult) -> Self {
-        Self {
-            command: command.to_string(),
-            exit_code: r.exit_code,
-            signal: r.signal,
-            stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
-            stdout_truncated: r.stdout_truncated,
-            stderr_truncated: r.stderr_truncated,
-            stdout_artifact: r.stdout_artifact.map(Into::into),
-            stderr_artifact: r.stderr_artifact.map(Into::into),
-            elapsed_ms: r.duration_ms,
-            error: None,
-        }
-    }
-
-    /// A command the host could not see to the end: `error` says why.
-    pub fn failed(command: &str, error: &ToolError) -> Self {
-        Self {
-            command: command.to_string(),
-            error: Some(format!("{}: {}", error.kind, error.message)),
-            ..Self::default()
-        }
-    }
-}
 
 /// A background command, started.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -75,21 +15,6 @@ pub struct JobInfo {
     pub dir: String,
     /// What to do next.
     pub next: String,
-}
-
-/// Metadata of a remote path.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct FileInfo {
-    /// The path.
-    pub path: String,
-    /// `file`, `directory`, `symlink` or `other`.
-    pub kind: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Permission bits as octal text, e.g. "644".
-    pub mode: String,
-    /// Modification time, seconds since the epoch.
-    pub mtime: u64,
 }
 
 /// The result of every `ssh` action; fields appear where the action fills them.

@@ -1,31 +1,15 @@
 //! SFTP actions and `deploy_file`.
 
 use crate::caps::artifacts;
-use crate::caps::ssh::{self, FileKind, FileStat, StdinSource};
+use crate::caps::ssh::{self, StdinSource};
 use infra_sdk::prelude::*;
 use sha2::Digest;
 
 use crate::args::{Upload, sh_quote};
-use crate::out::{CommandOutput, FileInfo, SshOutput};
+use crate::out::SshOutput;
 
 /// Default cap on a download.
 const DOWNLOAD_MAX: u64 = 1024 * 1024 * 1024;
-
-fn info(s: FileStat) -> FileInfo {
-    FileInfo {
-        path: s.path,
-        kind: match s.kind {
-            FileKind::File => "file",
-            FileKind::Directory => "directory",
-            FileKind::Symlink => "symlink",
-            FileKind::Other => "other",
-        }
-        .into(),
-        size: s.size,
-        mode: format!("{:o}", s.mode & 0o7777),
-        mtime: s.mtime,
-    }
-}
 
 /// sha256 of the content to upload: computed here for bytes, asked of the store for an artifact.
 fn local_sha256(content: &StdinSource) -> Result<String, ToolError> {
@@ -57,12 +41,15 @@ fn remote_sha256(target: &str, ctx: &Ctx, path: &str) -> Result<Option<String>, 
 
 /// `sftp_list`: the entries of the directory `path`.
 pub fn list(t: &str, path: &str) -> Result<Vec<FileInfo>, ToolError> {
-    Ok(ssh::sftp_list(t, path)?.into_iter().map(info).collect())
+    Ok(ssh::sftp_list(t, path)?
+        .into_iter()
+        .map(FileInfo::from)
+        .collect())
 }
 
 /// `sftp_stat`: metadata of `path`.
 pub fn stat(t: &str, path: &str) -> Result<FileInfo, ToolError> {
-    Ok(info(ssh::sftp_stat(t, path)?))
+    Ok(FileInfo::from(ssh::sftp_stat(t, path)?))
 }
 
 /// `sftp_download`: the remote file `path` copied into an artifact of at most `max_bytes`.
@@ -85,7 +72,7 @@ pub fn upload(
         upload.mkdirs.unwrap_or(false),
         overwrite,
     )?;
-    Ok(info(stat))
+    Ok(FileInfo::from(stat))
 }
 
 /// `deploy_file`: replaces `path` with the content when it differs (sha256 verified on the
@@ -123,7 +110,7 @@ pub fn deploy(
             }
         }
     }
-    o.file = Some(info(ssh::sftp_stat(t, path)?));
+    o.file = Some(FileInfo::from(ssh::sftp_stat(t, path)?));
     o.changed = Some(changed);
     o.sha256 = Some(want);
     Ok(())
