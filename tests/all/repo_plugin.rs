@@ -85,6 +85,7 @@ fn busy_repo(dir: &Path) {
     write(dir, "a.txt", "one\ntwo\nthree\n");
     write(dir, "old name.txt", "to be renamed\n".repeat(20));
     write(dir, "img.bin", [0u8, 1, 2, 3, 255, 0, 7]);
+    write(dir, "odd\tname\nwith newline.txt", "x\n");
     commit_all(dir, "first");
     git(dir, &["switch", "-q", "-c", "feature"]);
     write(dir, "feature.txt", "feature\n");
@@ -99,6 +100,7 @@ fn busy_repo(dir: &Path) {
     git(dir, &["mv", "old name.txt", "new name.txt"]);
     write(dir, "img.bin", [9u8, 0, 0, 1]);
     write(dir, "a.txt", "ONE\ntwo\nthree\nfour\n");
+    write(dir, "odd\tname\nwith newline.txt", "y\n");
     write(dir, "untracked file.txt", "new\n");
 }
 
@@ -121,6 +123,12 @@ async fn snapshot_status_log_and_show_read_merges_renames_binary_files_and_odd_s
         .expect("a rename");
     assert_eq!(renamed["from"], "old name.txt");
     assert_eq!(renamed["path"], "new name.txt");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["path"] == "odd\tname\nwith newline.txt"),
+        "a name with a tab and a newline comes back whole: {out}"
+    );
     let files = out["diffstat"]["files"].as_array().unwrap();
     let bin = files
         .iter()
@@ -143,6 +151,9 @@ async fn snapshot_status_log_and_show_read_merges_renames_binary_files_and_odd_s
     let (_, out) = repo(&mcp, "busy", "show", json!({"rev": "HEAD"})).await;
     assert_eq!(out["commit"]["subject"], "Merge feature");
     assert_eq!(out["diffstat"]["files"][0]["path"], "feature.txt", "{out}");
+    let (err, out) = repo(&mcp, "busy", "revert", json!({"rev": "HEAD"})).await;
+    assert!(err, "a merge needs `mainline`: {out}");
+    assert_eq!(out["error"]["field"], "mainline", "{out}");
     let (_, out) = repo(
         &mcp,
         "busy",
@@ -363,6 +374,26 @@ async fn commit_revert_and_branch_plan_without_apply_and_act_with_it() {
     assert!(!err, "{out}");
     assert!(text(&out, "/commit/subject").starts_with("Revert"), "{out}");
     assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "a\n");
+
+    // Reverting an older change that later work built on conflicts: aborted and reported.
+    let older = git(&dir, &["rev-parse", "HEAD~1"]).trim().to_string();
+    write(&dir, "a.txt", "c\n");
+    commit_all(&dir, "a to c");
+    let (err, out) = repo(
+        &mcp,
+        "c",
+        "revert",
+        json!({"rev": older, "author": author, "apply": true}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert!(text(&out, "/error/message").contains("aborted"), "{out}");
+    assert_eq!(
+        out["error"]["detail"]["conflicted"],
+        json!(["a.txt"]),
+        "{out}"
+    );
+    assert!(git(&dir, &["status", "--porcelain", "--untracked-files=no"]).is_empty());
 
     let (_, out) = repo(
         &mcp,
