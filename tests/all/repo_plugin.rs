@@ -311,6 +311,30 @@ async fn apply_patch_checks_then_applies_and_reports_conflicting_hunks() {
     let (err, out) = repo(&mcp, "p", "apply_patch", json!({"patch": "garbage"})).await;
     assert!(!err);
     assert_eq!(out["patch_check"]["ok"], false, "{out}");
+
+    // A patch the plugin itself spilled to an artifact applies from there.
+    let (_, out) = repo(
+        &mcp,
+        "p",
+        "diff",
+        json!({"format": "patch", "max_output": 16}),
+    )
+    .await;
+    let uri = text(&out, "/patch/artifact/uri").to_string();
+    git(&dir, &["checkout", "-q", "f.txt"]);
+    let (_, out) = repo(
+        &mcp,
+        "p",
+        "apply_patch",
+        json!({"patch_artifact": uri, "apply": true}),
+    )
+    .await;
+    assert_eq!(out["applied"], true, "{out}");
+    assert!(
+        std::fs::read_to_string(dir.join("f.txt"))
+            .unwrap()
+            .contains("line 28!")
+    );
     mcp.close().await;
 }
 
