@@ -942,3 +942,107 @@ async fn a_granted_force_push_uses_a_lease() {
     );
     mcp.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_over_real_ssh_with_a_host_held_key() {
+    let sshd = infra_tests::sshd::Sshd::start();
+    let (s, _, _) = push_setup("");
+    let bare = s.outside.path().join("over-ssh.git");
+    git(
+        s.outside.path(),
+        &["init", "-q", "--bare", bare.to_str().unwrap()],
+    );
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        bare.display()
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    let pass = secrets.path().join("pass");
+    std::fs::write(&pass, &sshd.passphrase).unwrap();
+    let known = secrets.path().join("known_hosts");
+    let host_pub = std::fs::read_to_string(sshd.dir().join("host_ed25519.pub")).unwrap();
+    std::fs::write(&known, format!("[127.0.0.1]:{} {host_pub}", sshd.port)).unwrap();
+    s.home.profiles(&json!({"deploy": {
+        "type": "ssh-key",
+        "key": format!("file:{}", sshd.key_encrypted.display()),
+        "passphrase": format!("file:{}", pass.display()),
+        "known_hosts": format!("file:{}", known.display()),
+    }}));
+    let policy = std::fs::read_to_string(s.home.path().join("policy.toml")).unwrap();
+    s.home.policy(&format!(
+        "{policy}remotes = [\"{url}\"]\nprofiles = [\"deploy\"]\n"
+    ));
+    let dir = s.root().join("repo");
+    git(&dir, &["remote", "add", "deploy", &url]);
+    let mcp = s.mcp().await;
+
+    // Without the profile there is no key: ssh fails, nothing is pushed.
+    let (err, out) = push(&mcp, "deploy", json!({})).await;
+    assert!(!err && out["output"]["exit_code"] != 0, "{out:#}");
+    // With it, the push lands.
+    let (err, out) = push(&mcp, "deploy", json!({"profile": "deploy"})).await;
+    assert!(
+        !err && out["output"]["exit_code"] == 0,
+        "{out:#}\nsshd log:\n{}",
+        sshd.log()
+    );
+    assert_eq!(out["url"], url.as_str());
+    assert_eq!(
+        git(&bare, &["rev-parse", "refs/heads/main"]),
+        git(&dir, &["rev-parse", "HEAD"])
+    );
+    // A profile the grant does not list.
+    let (err, out) = push(&mcp, "deploy", json!({"profile": "other"})).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    mcp.close().await;
+    let key_text = std::fs::read_to_string(&sshd.key_encrypted).unwrap();
+    let all = s.home.all_bytes();
+    assert!(
+        !contains(&all, &sshd.passphrase),
+        "the passphrase is nowhere in the state"
+    );
+    let body_line = key_text.lines().nth(1).unwrap();
+    assert!(
+        !contains(&all, body_line),
+        "the key is nowhere in the state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unsafe_grant_needs_the_flag_and_then_reaches_any_path() {
+    let s = Setup::new("unsafe = true\nread_only = false");
+    let outside = s.outside.path().join("f");
+    std::fs::write(&outside, "outside\n").unwrap();
+    let args = json!({"program": "cat", "args": [outside], "root": "/", "cwd": "/"});
+    let mcp = s.mcp().await;
+    let (err, out) = run(&mcp, args.clone()).await;
+    assert!(err && kind(&out) == "denied", "{out:#}");
+    assert!(message(&out).contains("INFRA_UNSAFE_LOCAL"), "{out:#}");
+    mcp.close().await;
+
+    let mcp = s
+        .home
+        .mcp_with(|c| {
+            c.env("INFRA_UNSAFE_LOCAL", "1");
+        })
+        .await;
+    let (err, out) = run(&mcp, args).await;
+    assert!(!err && out["stdout"] == "outside\n", "{out:#}");
+    // A name on the host's PATH, not in [programs]; the environment is still the host's.
+    let (err, out) = run(&mcp, json!({"program": "env", "root": "/", "cwd": "/tmp"})).await;
+    assert!(!err, "{out:#}");
+    let env = out["stdout"].as_str().unwrap();
+    assert!(
+        env.contains("PATH=/usr/local/bin:/usr/bin:/bin\n") && !env.contains("INFRA_UNSAFE_LOCAL"),
+        "{env}"
+    );
+    mcp.close().await;
+    let allowed = s
+        .events()
+        .into_iter()
+        .filter(|e| e["cap"] == "exec" && e["decision"] == "allow")
+        .count();
+    assert_eq!(allowed, 2, "every unsafe run is audited");
+}

@@ -7,7 +7,7 @@
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use infra_tests::{Home, Mcp, audit_records, test_plugin, wait_for};
+use infra_tests::{Home, Mcp, audit_records, canary, test_plugin, wait_for};
 use serde_json::{Value, json};
 
 /// The fsprobe plugin's manifest, as shipped beside its source.
@@ -27,14 +27,22 @@ struct Bench {
     work: PathBuf,
     ro: PathBuf,
     outside: PathBuf,
+    /// A secret the host knows (an http profile's token): scrubbed from everything read.
+    secret: String,
 }
 
 /// The canary file outside every root.
 const CANARY: &str = "outside-canary-7d1f0c";
 
 impl Bench {
-    /// `grant` is the `[plugin.fsprobe.fs]` body; `env` the server's extra environment.
+    /// `grant` is the `[plugin.fsprobe.fs]` body; `env` the server's extra environment. The
+    /// plugin may store artifacts.
     async fn start(grant: &str, env: &[(&str, &str)]) -> Bench {
+        Bench::start_with(grant, env, "[plugin.fsprobe.artifacts]\n").await
+    }
+
+    /// Like [`Bench::start`], with `more` as the rest of the policy.
+    async fn start_with(grant: &str, env: &[(&str, &str)], more: &str) -> Bench {
         let dirs = tempfile::tempdir().expect("temp dir");
         let [work, ro, other, outside] =
             ["work", "ro", "other", "outside"].map(|d| dirs.path().join(d));
@@ -43,11 +51,18 @@ impl Bench {
         }
         std::fs::write(outside.join("secret.txt"), CANARY).expect("canary");
         std::fs::write(ro.join("kept.txt"), "read-only content").expect("ro file");
+        let secret = canary("fs-secret");
+        let token = dirs.path().join("token");
+        std::fs::write(&token, &secret).expect("token file");
         let home = Home::new();
+        home.profiles(
+            &json!({"api": {"type": "http", "base_url": "http://127.0.0.1:9/",
+            "auth": {"type": "bearer", "token": format!("file:{}", token.display())}}}),
+        );
         home.policy(&format!(
             "[limits]\ncapture_bytes = {CAPTURE}\nartifact_bytes = {ARTIFACT_MAX}\n\n\
              [roots]\nwork = {{ path = {:?}, read_only = false }}\nro = {{ path = {:?}, read_only = true }}\n\
-             other = {{ path = {:?} }}\n\n[plugin.fsprobe.fs]\n{grant}\n\n[plugin.fsprobe.artifacts]\n",
+             other = {{ path = {:?} }}\n\n[plugin.fsprobe.fs]\n{grant}\n\n{more}",
             work.display().to_string(),
             ro.display().to_string(),
             other.display().to_string(),
@@ -67,6 +82,7 @@ impl Bench {
             work,
             ro,
             outside,
+            secret,
         }
     }
 
@@ -585,5 +601,291 @@ async fn the_whole_filesystem_needs_the_unsafe_grant_and_the_flag_together() {
         .await;
     let listed = out["entries"][0]["path"].as_str().unwrap();
     assert_eq!(listed, planted.to_string_lossy(), "absolute paths: {out:#}");
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_swapped_for_a_symlink_between_calls_does_not_lead_out() {
+    let b = Bench::default().await;
+    std::fs::create_dir(b.work.join("d")).unwrap();
+    std::fs::write(b.work.join("d/secret.txt"), "inside").unwrap();
+    let out = b
+        .ok(json!({"op": "stat", "root": "work", "path": "d/secret.txt"}))
+        .await;
+    assert_eq!(out["stat"]["kind"], "file");
+    let out = b
+        .ok(json!({"op": "read", "root": "work", "path": "d/secret.txt", "max_inline": 100}))
+        .await;
+    assert_eq!(out["data"], "inside");
+
+    // Between two calls the directory becomes a symlink to a directory outside the root that
+    // holds a file of the very same name.
+    std::fs::remove_dir_all(b.work.join("d")).unwrap();
+    symlink(&b.outside, b.work.join("d")).unwrap();
+    let m = b
+        .refused(
+            json!({"op": "read", "root": "work", "path": "d/secret.txt", "max_inline": 100}),
+            "denied",
+        )
+        .await;
+    assert!(m.contains("outside its root") && !m.contains(CANARY), "{m}");
+    b.refused(
+        json!({"op": "stat", "root": "work", "path": "d/secret.txt"}),
+        "denied",
+    )
+    .await;
+    b.refused(
+        json!({"op": "write", "root": "work", "path": "d/secret.txt", "content": "owned", "overwrite": true}),
+        "denied",
+    )
+    .await;
+    b.refused(
+        json!({"op": "remove", "root": "work", "path": "d/secret.txt"}),
+        "denied",
+    )
+    .await;
+    b.outside_untouched();
+
+    // A symlink loop is refused, not followed forever.
+    symlink("loop-b", b.work.join("loop-a")).unwrap();
+    symlink("loop-a", b.work.join("loop-b")).unwrap();
+    let m = b
+        .refused(
+            json!({"op": "read", "root": "work", "path": "loop-a", "max_inline": 100}),
+            "invalid",
+        )
+        .await;
+    assert!(m.starts_with("path: ") && m.contains("loop"), "{m}");
+    let m = b
+        .refused(
+            json!({"op": "list", "root": "work", "path": "loop-a/x"}),
+            "invalid",
+        )
+        .await;
+    assert!(m.starts_with("path: "), "{m}");
+    // Listed as the symlinks they are.
+    let out = b
+        .ok(json!({"op": "list", "root": "work", "path": "", "depth": 10}))
+        .await;
+    assert_eq!(out["entries"].as_array().unwrap().len(), 3, "{out:#}");
+
+    let events = b.fs_events(9).await;
+    let denied = events
+        .iter()
+        .filter(|e| e["target"] == "work:d/secret.txt" && e["decision"] == "deny")
+        .count();
+    assert_eq!(denied, 4, "each refusal audited: {events:#?}");
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_are_bounded_and_mkdir_and_remove_work_as_asked() {
+    let b = Bench::default().await;
+    b.ok(json!({"op": "mkdir", "root": "work", "path": "t/u/v"}))
+        .await;
+    assert!(b.work.join("t/u/v").is_dir());
+    for i in 0..30 {
+        std::fs::write(b.work.join(format!("t/u/v/f{i:02}")), "x").unwrap();
+    }
+    std::fs::write(b.work.join("t/top.txt"), "x").unwrap();
+
+    let out = b
+        .ok(json!({"op": "list", "root": "work", "path": "t", "depth": 0}))
+        .await;
+    let paths: Vec<&str> = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        ["t/top.txt", "t/u"],
+        "depth 0: the directory only: {out:#}"
+    );
+    let out = b
+        .ok(json!({"op": "list", "root": "work", "path": "t", "depth": 1}))
+        .await;
+    assert_eq!(out["entries"].as_array().unwrap().len(), 3, "{out:#}");
+    let out = b
+        .ok(json!({"op": "list", "root": "work", "path": "t", "depth": 9, "max_entries": 10}))
+        .await;
+    assert_eq!(out["entries"].as_array().unwrap().len(), 10, "{out:#}");
+    assert_eq!(out["truncated"], true);
+    let out = b
+        .ok(json!({"op": "list", "root": "work", "path": "t", "depth": 9, "max_entries": u32::MAX}))
+        .await;
+    assert_eq!(out["entries"].as_array().unwrap().len(), 33);
+    assert_eq!(out["truncated"], false);
+
+    let m = b
+        .refused(
+            json!({"op": "remove", "root": "work", "path": "t/u"}),
+            "invalid",
+        )
+        .await;
+    assert!(m.starts_with("recursive: "), "{m}");
+    assert!(b.work.join("t/u/v/f00").exists());
+    b.ok(json!({"op": "remove", "root": "work", "path": "t/top.txt"}))
+        .await;
+    b.ok(json!({"op": "remove", "root": "work", "path": "t/u", "recursive": true}))
+        .await;
+    assert!(!b.work.join("t/u").exists());
+    b.ok(json!({"op": "remove", "root": "work", "path": "t"}))
+        .await;
+    assert_eq!(std::fs::read_dir(&b.work).unwrap().count(), 0);
+    let m = b
+        .refused(
+            json!({"op": "mkdir", "root": "work", "path": "x/../.."}),
+            "invalid",
+        )
+        .await;
+    assert!(m.starts_with("path: "), "{m}");
+    b.refused(
+        json!({"op": "remove", "root": "work", "path": "gone"}),
+        "not-found",
+    )
+    .await;
+    let m = b
+        .refused(
+            json!({"op": "write", "root": "work", "path": "f", "content": "x", "mode": 0o4755}),
+            "invalid",
+        )
+        .await;
+    assert!(m.starts_with("mode: "), "{m}");
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn known_secrets_are_scrubbed_from_reads_inline_and_spilled() {
+    let b = Bench::default().await;
+    let text = format!("token={}\n", b.secret);
+    std::fs::write(b.work.join("leak.txt"), &text).unwrap();
+    let out = b
+        .ok(json!({"op": "read", "root": "work", "path": "leak.txt", "max_inline": 4096}))
+        .await;
+    let data = out["data"].as_str().unwrap();
+    assert!(
+        data.starts_with("token=") && !data.contains(&b.secret),
+        "{out:#}"
+    );
+
+    let long = text.repeat(CAPTURE / text.len() + 2);
+    std::fs::write(b.work.join("leak-long.txt"), &long).unwrap();
+    let out = b
+        .ok(json!({"op": "read", "root": "work", "path": "leak-long.txt", "max_inline": 16}))
+        .await;
+    let uri = out["artifact"]["uri"].as_str().expect("spilled");
+    let stored = artifact_text(&b.home, uri);
+    assert!(!String::from_utf8_lossy(&stored).contains(&b.secret));
+    assert!(stored.starts_with(b"token="));
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_unsafe_root_absolute_symlinks_resolve() {
+    let b = Bench::start(
+        "roots = [\"work\"]\nunsafe = true",
+        &[("INFRA_UNSAFE_LOCAL", "1")],
+    )
+    .await;
+    let link = b.work.join("abs-link");
+    symlink(b.outside.join("secret.txt"), &link).unwrap();
+    let out = b
+        .ok(json!({"op": "read", "root": "/", "path": link.to_string_lossy(), "max_inline": 100}))
+        .await;
+    assert_eq!(out["data"], CANARY);
+    let out = b
+        .ok(json!({"op": "stat", "root": "/", "path": link.to_string_lossy()}))
+        .await;
+    assert_eq!(
+        out["stat"]["kind"], "symlink",
+        "stat does not follow: {out:#}"
+    );
+    // The grant is read-only (the default): '/' refuses writes too.
+    let m = b
+        .refused(json!({"op": "write", "root": "/", "path": b.work.join("x").to_string_lossy(), "content": "x"}), "denied")
+        .await;
+    assert!(m.contains("read_only = false"), "{m}");
+    // Still only the two named: the sandbox's roots grant does not matter for '/'.
+    b.refused(
+        json!({"op": "stat", "root": "other", "path": "x"}),
+        "denied",
+    )
+    .await;
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifos_other_roots_and_odd_root_names_cannot_be_used_to_get_around_a_grant() {
+    let b = Bench::default().await;
+    // A FIFO under the root: opening it for reading would block forever without a writer.
+    let fifo = b.work.join("pipe");
+    let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: a plain syscall on a NUL-terminated path this function owns.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let m = b
+        .refused(
+            json!({"op": "read", "root": "work", "path": "pipe", "max_inline": 10}),
+            "invalid",
+        )
+        .await;
+    assert!(m.contains("not a regular file"), "{m}");
+    let out = b
+        .ok(json!({"op": "stat", "root": "work", "path": "pipe"}))
+        .await;
+    assert_eq!(out["stat"]["kind"], "other");
+
+    // A relative symlink from the writable root into the read-only one does not make it writable.
+    symlink("../ro", b.work.join("to-ro")).unwrap();
+    b.refused(
+        json!({"op": "write", "root": "work", "path": "to-ro/kept.txt", "content": "changed", "overwrite": true}),
+        "denied",
+    )
+    .await;
+    b.refused(
+        json!({"op": "remove", "root": "work", "path": "to-ro/kept.txt"}),
+        "denied",
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(b.ro.join("kept.txt")).unwrap(),
+        "read-only content"
+    );
+
+    // Root names are names: a path in one is no root.
+    for root in ["../work", "work/..", "work/", "./work", "*", "ro/../work"] {
+        b.refused(json!({"op": "stat", "root": root, "path": "x"}), "denied")
+            .await;
+    }
+    b.outside_untouched();
+    b.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_artifacts_grant_a_long_file_is_refused_not_cut() {
+    let b = Bench::start_with("roots = [\"work\"]", &[], "").await;
+    std::fs::write(b.work.join("long.txt"), "y".repeat(CAPTURE * 2)).unwrap();
+    let m = b
+        .refused(
+            json!({"op": "read", "root": "work", "path": "long.txt", "max_inline": 10}),
+            "denied",
+        )
+        .await;
+    assert!(m.contains("artifacts") && m.contains("max_inline"), "{m}");
+    assert_eq!(b.artifact_count(), 0);
+    // Short enough to come back inline: no artifacts grant needed.
+    std::fs::write(b.work.join("short.txt"), "ok").unwrap();
+    let out = b
+        .ok(json!({"op": "read", "root": "work", "path": "short.txt", "max_inline": 10}))
+        .await;
+    assert_eq!(out["data"], "ok");
+    let events = b.fs_events(2).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["target"] == "work:long.txt" && e["decision"] == "deny"),
+        "{events:#?}"
+    );
     b.server.close().await;
 }

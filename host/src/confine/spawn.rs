@@ -198,3 +198,57 @@ pub fn signal_name(sig: i32) -> String {
     };
     name.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    }
+
+    /// Dropping a run — as when the call's future is dropped — kills what it started too.
+    #[tokio::test]
+    async fn dropping_a_run_kills_its_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let spec = Spec {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                format!("sleep 300 & echo $! > {}; wait", pidfile.display()),
+            ],
+            cwd: dir.path().into(),
+            env: Env::base(dir.path(), dir.path()),
+            ruleset: None,
+        };
+        let run = spawn(&spec, false).unwrap();
+        let mut pid = None;
+        for _ in 0..500 {
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
+                pid = Some(p);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pid = pid.expect("the grandchild started");
+        assert!(alive(pid));
+        drop(run);
+        for _ in 0..500 {
+            if !alive(pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the grandchild {pid} outlived its dropped run");
+    }
+}

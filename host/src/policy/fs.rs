@@ -1,5 +1,5 @@
-//! `[plugin.<name>.fs]`: the named roots a plugin may use. The `fs` capability is in the
-//! contract but not implemented: a plugin importing it is refused at load.
+//! `[plugin.<name>.fs]`: the named roots a plugin may use through `infra:host/fs`
+//! (`host/src/caps/fs`), whether it may write under them, and whether it may name `/`.
 
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -112,6 +112,17 @@ impl CallCtx {
         self.require("exec", &target).map_err(CapError::Denied)?;
         let policy = &self.shared.policy;
         let flags = &self.shared.flags;
+        if policy
+            .exec_grant(&self.plugin)
+            .is_some_and(|g| g.allow_unsafe)
+            && !flags.unsafe_local
+        {
+            // An unsafe grant is a second lock on top of the flag: off, it grants nothing.
+            return Err(self.deny("exec", &target, format!(
+                "[plugin.{}.exec] says unsafe = true, which grants nothing unless infra runs with INFRA_UNSAFE_LOCAL=1; set it for trusted local work, or give the plugin a confined grant instead",
+                self.plugin
+            )));
+        }
         self.decide(
             "exec",
             &target,

@@ -189,6 +189,12 @@ where
     let shown = target.clone();
     let result = tokio::time::timeout(remaining, async {
         let dir = open_root(call, &resolved).await?;
+        let rel = if absolute {
+            let follow = FOLLOWS_FINAL.contains(&op);
+            blocking(move || Ok(unsafe_resolved(rel, follow))).await?
+        } else {
+            rel
+        };
         work(Place {
             dir,
             rel,
@@ -216,6 +222,31 @@ where
     }
 }
 
+/// Operations that act on what a final symlink points to; the others act on the link itself.
+const FOLLOWS_FINAL: &[&str] = &["read", "list"];
+
+/// `rel` under the unsafe root `/` with its symlinks resolved by the kernel (all of them when
+/// `follow`, else all but the last component). cap-std treats an absolute symlink as leading out
+/// of its Dir, even a Dir on `/` — and ordinary systems are full of them (`/etc/localtime`,
+/// `/etc/alternatives/*`); under `/` there is no outside to protect, so they are resolved first.
+/// A path that does not resolve (yet) is kept as it is, for the operation to report.
+fn unsafe_resolved(rel: PathBuf, follow: bool) -> PathBuf {
+    let full = std::path::Path::new("/").join(&rel);
+    let resolved = if follow {
+        std::fs::canonicalize(&full).ok()
+    } else {
+        match (full.parent(), full.file_name()) {
+            (Some(parent), Some(name)) => std::fs::canonicalize(parent).ok().map(|p| p.join(name)),
+            _ => None,
+        }
+    };
+    match resolved.as_deref().and_then(|p| p.strip_prefix("/").ok()) {
+        Some(p) if p.as_os_str().is_empty() => PathBuf::from("."),
+        Some(p) => p.to_path_buf(),
+        None => rel,
+    }
+}
+
 /// The roots the plugin may name: the operator's roots its grant matches, and `/` when the
 /// unsafe grant and the flag both allow it.
 pub fn granted_roots(call: &CallCtx) -> Vec<RootInfo> {
@@ -238,4 +269,28 @@ pub fn granted_roots(call: &CallCtx) -> Vec<RootInfo> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_the_unsafe_root_symlinks_resolve_except_a_final_one_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        std::fs::write(real.join("file"), "x").unwrap();
+        std::os::unix::fs::symlink(real.join("file"), real.join("abs")).unwrap();
+        let rel = |p: &std::path::Path| p.strip_prefix("/").unwrap().to_path_buf();
+        let followed = unsafe_resolved(rel(&real.join("abs")), true);
+        assert_eq!(followed, rel(&real.join("file")));
+        let kept = unsafe_resolved(rel(&real.join("abs")), false);
+        assert_eq!(kept, rel(&real.join("abs")));
+        let missing = rel(&real.join("nope/deeper"));
+        assert_eq!(unsafe_resolved(missing.clone(), true), missing);
+        assert_eq!(
+            unsafe_resolved(PathBuf::from("."), true),
+            PathBuf::from(".")
+        );
+    }
 }

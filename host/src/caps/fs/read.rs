@@ -67,22 +67,24 @@ pub async fn read(
             return Err(CapError::Failed(too_large(&format!("{} bytes", stat.size))));
         }
         let mut file = tokio::fs::File::from_std(file);
-        // Read one byte past the inline cap: the file may have grown since its stat.
         let mut head = Vec::new();
-        (&mut file)
-            .take(inline_max.saturating_add(1))
-            .read_to_end(&mut head)
-            .await
-            .map_err(|e| io_error("reading", &shown, e))?;
-        if head.len() as u64 <= inline_max {
-            let n = head.len();
-            let data = call.shared.redactor.scrub_bytes(&head).into_owned();
-            let read = FileRead {
-                stat,
-                data: Some(data),
-                artifact: None,
-            };
-            return Ok((read, format!("{n} bytes inline")));
+        if stat.size <= inline_max {
+            // One byte past the inline cap: the file may have grown since its stat.
+            (&mut file)
+                .take(inline_max.saturating_add(1))
+                .read_to_end(&mut head)
+                .await
+                .map_err(|e| io_error("reading", &shown, e))?;
+            if head.len() as u64 <= inline_max {
+                let n = head.len();
+                let data = call.shared.redactor.scrub_bytes(&head).into_owned();
+                let read = FileRead {
+                    stat,
+                    data: Some(data),
+                    artifact: None,
+                };
+                return Ok((read, format!("{n} bytes inline")));
+            }
         }
         call.require("artifacts", &shown).map_err(|reason| {
             CapError::Denied(format!(

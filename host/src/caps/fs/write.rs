@@ -64,6 +64,30 @@ fn temp_name(rel: &Path) -> PathBuf {
     }
 }
 
+/// Puts the finished temp file at `rel` only if nothing is there: a hard link, which the kernel
+/// refuses over an existing name, so a file created meanwhile is never replaced. On a file
+/// system without hard links, a check and a rename (`Ok(true)`: the temp file is gone).
+fn place_new(dir: &Dir, tmp: &Path, rel: &Path) -> std::io::Result<bool> {
+    match dir.hard_link(tmp, dir, rel) {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || super::errors::is_escape(&e) => {
+            Err(e)
+        }
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)
+            ) =>
+        {
+            if dir.symlink_metadata(rel).is_ok() {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            dir.rename(tmp, dir, rel).map(|()| true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The bytes a `byte-source` names: the plugin's own, or an artifact streamed from the store.
 async fn source(
     call: &CallCtx,
@@ -161,7 +185,7 @@ pub async fn write(
                 let placed = if overwrite {
                     p.dir.rename(&temp.rel, &p.dir, &p.rel)
                 } else {
-                    p.dir.hard_link(&temp.rel, &p.dir, &p.rel)
+                    place_new(&p.dir, &temp.rel, &p.rel).map(|renamed| temp.published = renamed)
                 };
                 placed.map_err(|e| match e.kind() {
                     std::io::ErrorKind::AlreadyExists => CapError::Invalid(format!(
