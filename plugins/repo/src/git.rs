@@ -97,10 +97,11 @@ impl Repo {
         };
         exec::run(&cmd).map_err(|e| {
             let e = ToolError::from(e);
-            let advice = if e.kind == ErrorKind::Denied {
-                ""
+            // The host's denials carry their own advice; a root it cannot find gets ours.
+            let advice = if e.kind == ErrorKind::NotFound {
+                " (is the root named in the policy's [roots] and granted under [plugin.repo.exec] roots?)"
             } else {
-                " (is the root granted under [plugin.repo.exec] roots?)"
+                ""
             };
             ToolError {
                 message: format!("{program} in {}: {}{advice}", self.name(), e.message),
