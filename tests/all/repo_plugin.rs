@@ -85,6 +85,7 @@ fn busy_repo(dir: &Path) {
     write(dir, "a.txt", "one\ntwo\nthree\n");
     write(dir, "old name.txt", "to be renamed\n".repeat(20));
     write(dir, "img.bin", [0u8, 1, 2, 3, 255, 0, 7]);
+    write(dir, "odd\tname\nwith newline.txt", "x\n");
     commit_all(dir, "first");
     git(dir, &["switch", "-q", "-c", "feature"]);
     write(dir, "feature.txt", "feature\n");
@@ -99,6 +100,7 @@ fn busy_repo(dir: &Path) {
     git(dir, &["mv", "old name.txt", "new name.txt"]);
     write(dir, "img.bin", [9u8, 0, 0, 1]);
     write(dir, "a.txt", "ONE\ntwo\nthree\nfour\n");
+    write(dir, "odd\tname\nwith newline.txt", "y\n");
     write(dir, "untracked file.txt", "new\n");
 }
 
@@ -121,6 +123,12 @@ async fn snapshot_status_log_and_show_read_merges_renames_binary_files_and_odd_s
         .expect("a rename");
     assert_eq!(renamed["from"], "old name.txt");
     assert_eq!(renamed["path"], "new name.txt");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["path"] == "odd\tname\nwith newline.txt"),
+        "a name with a tab and a newline comes back whole: {out}"
+    );
     let files = out["diffstat"]["files"].as_array().unwrap();
     let bin = files
         .iter()
@@ -143,6 +151,9 @@ async fn snapshot_status_log_and_show_read_merges_renames_binary_files_and_odd_s
     let (_, out) = repo(&mcp, "busy", "show", json!({"rev": "HEAD"})).await;
     assert_eq!(out["commit"]["subject"], "Merge feature");
     assert_eq!(out["diffstat"]["files"][0]["path"], "feature.txt", "{out}");
+    let (err, out) = repo(&mcp, "busy", "revert", json!({"rev": "HEAD"})).await;
+    assert!(err, "a merge needs `mainline`: {out}");
+    assert_eq!(out["error"]["field"], "mainline", "{out}");
     let (_, out) = repo(
         &mcp,
         "busy",
@@ -300,6 +311,30 @@ async fn apply_patch_checks_then_applies_and_reports_conflicting_hunks() {
     let (err, out) = repo(&mcp, "p", "apply_patch", json!({"patch": "garbage"})).await;
     assert!(!err);
     assert_eq!(out["patch_check"]["ok"], false, "{out}");
+
+    // A patch the plugin itself spilled to an artifact applies from there.
+    let (_, out) = repo(
+        &mcp,
+        "p",
+        "diff",
+        json!({"format": "patch", "max_output": 16}),
+    )
+    .await;
+    let uri = text(&out, "/patch/artifact/uri").to_string();
+    git(&dir, &["checkout", "-q", "f.txt"]);
+    let (_, out) = repo(
+        &mcp,
+        "p",
+        "apply_patch",
+        json!({"patch_artifact": uri, "apply": true}),
+    )
+    .await;
+    assert_eq!(out["applied"], true, "{out}");
+    assert!(
+        std::fs::read_to_string(dir.join("f.txt"))
+            .unwrap()
+            .contains("line 28!")
+    );
     mcp.close().await;
 }
 
@@ -363,6 +398,26 @@ async fn commit_revert_and_branch_plan_without_apply_and_act_with_it() {
     assert!(!err, "{out}");
     assert!(text(&out, "/commit/subject").starts_with("Revert"), "{out}");
     assert_eq!(std::fs::read_to_string(dir.join("a.txt")).unwrap(), "a\n");
+
+    // Reverting an older change that later work built on conflicts: aborted and reported.
+    let older = git(&dir, &["rev-parse", "HEAD~1"]).trim().to_string();
+    write(&dir, "a.txt", "c\n");
+    commit_all(&dir, "a to c");
+    let (err, out) = repo(
+        &mcp,
+        "c",
+        "revert",
+        json!({"rev": older, "author": author, "apply": true}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert!(text(&out, "/error/message").contains("aborted"), "{out}");
+    assert_eq!(
+        out["error"]["detail"]["conflicted"],
+        json!(["a.txt"]),
+        "{out}"
+    );
+    assert!(git(&dir, &["status", "--porcelain", "--untracked-files=no"]).is_empty());
 
     let (_, out) = repo(
         &mcp,
@@ -674,7 +729,10 @@ async fn a_hostile_repository_runs_nothing_whatever_the_action() {
     ] {
         let (err, out) = repo(&mcp, "h", action, extra.clone()).await;
         // Every action but `assert_clean` (the work tree is dirty) ran git to its end.
-        assert!(!err || action == "assert_clean", "{action} {extra} failed: {out}");
+        assert!(
+            !err || action == "assert_clean",
+            "{action} {extra} failed: {out}"
+        );
         assert_eq!(
             markers(&marks),
             Vec::<String>::new(),
@@ -791,8 +849,21 @@ async fn secret_canaries_in_git_credential_slots_never_surface() {
         "{stderr}"
     );
     let all = f.home.all_bytes();
-    assert!(
-        !contains(&all, &password) && !contains(&all, &helper),
-        "the state directory"
-    );
+    for (what, secret) in [
+        ("the URL's password", &password),
+        ("the credential helper's", &helper),
+    ] {
+        let found: Vec<String> = String::from_utf8_lossy(&all)
+            .lines()
+            .filter_map(|l| {
+                let at = l.find(secret.as_str())?;
+                let from = l[..at].char_indices().rev().nth(200).map_or(0, |(i, _)| i);
+                Some(l[from..at].to_string())
+            })
+            .collect();
+        assert!(
+            found.is_empty(),
+            "{what} canary is in the state directory: {found:?}"
+        );
+    }
 }

@@ -6,6 +6,7 @@ use crate::args::At;
 use crate::caps::artifacts;
 use crate::caps::exec::{self, Command};
 use crate::caps::fs;
+use crate::caps::log;
 use crate::caps::types::{ByteSource, CapError, ExecResult, FileKind, KeyValue};
 use infra_sdk::prelude::*;
 
@@ -96,10 +97,11 @@ impl Repo {
         };
         exec::run(&cmd).map_err(|e| {
             let e = ToolError::from(e);
-            let advice = if e.kind == ErrorKind::Denied {
-                ""
+            // The host's denials carry their own advice; a root it cannot find gets ours.
+            let advice = if e.kind == ErrorKind::NotFound {
+                " (is the root named in the policy's [roots] and granted under [plugin.repo.exec] roots?)"
             } else {
-                " (is the root granted under [plugin.repo.exec] roots?)"
+                ""
             };
             ToolError {
                 message: format!("{program} in {}: {}{advice}", self.name(), e.message),
@@ -181,7 +183,18 @@ pub fn full_stdout(r: &ExecResult) -> Result<(Vec<u8>, bool), ToolError> {
         }
         out.extend(chunk);
     }
-    Ok((out, a.size > PARSE_MAX))
+    let partial = a.size > PARSE_MAX;
+    if partial {
+        // The answer's lists say they are cut; the log says why and where the whole output is.
+        log::write(
+            log::Level::Warn,
+            &format!(
+                "output of {} bytes read up to {PARSE_MAX} bytes for parsing; the whole output is in {}",
+                a.size, a.uri
+            ),
+        );
+    }
+    Ok((out, partial))
 }
 
 /// Refuses an absolute `value` or one whose `..` climbs out of where it starts.
