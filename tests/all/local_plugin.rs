@@ -201,9 +201,9 @@ async fn without_the_flag_unsafe_grants_give_nothing_even_when_the_policy_has_th
     let names = server.tool_names().await;
     assert!(!names.iter().any(|n| n == "local"), "{names:?}");
     let (is_error, out) = server.call("execprobe", shell.clone()).await;
-    // Refused at its first check (the program is not one of `[programs]`), audited.
+    // Refused, naming the missing flag (the grant says unsafe = true), and audited.
     let message = refused(is_error, &out, "denied", "a shell on / without the flag");
-    assert!(message.contains("'sh'"), "{message}");
+    assert!(message.contains("INFRA_UNSAFE_LOCAL=1"), "{message}");
     assert!(!marker.exists(), "the shell must not have run");
     let ev = events(&home, "probe-exec", "exec");
     assert!(

@@ -56,6 +56,11 @@ impl CallCtx {
             .prepare_run(&git, Vec::new(), &place, false, &[], None, &[])
             .await?;
         let url = push_url(&probe.spec, &req.remote).await?;
+        // A password written into the remote's URL is a credential like a profile's: from here
+        // on it is scrubbed from the event, the result, errors and git's own output.
+        for secret in git_url::userinfo_password(&url) {
+            self.shared.redactor.add(&secret);
+        }
         let rules = rewrite_rules(&probe.spec).await?;
         let refspecs = match req.refspecs.is_empty() {
             false => req.refspecs.clone(),

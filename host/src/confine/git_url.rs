@@ -112,6 +112,46 @@ pub fn file_path(url: &str) -> Option<&str> {
         .or_else(|| url.starts_with('/').then_some(url))
 }
 
+/// The password of a URL's userinfo (`https://user:pass@host/…`), as written and
+/// percent-decoded, so both spellings can be scrubbed; nothing for URLs without one.
+pub fn userinfo_password(url: &str) -> Vec<String> {
+    let Some(raw) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string))
+    else {
+        return Vec::new();
+    };
+    let decoded = percent_decode(&raw);
+    let mut out = vec![raw.clone()];
+    if decoded != raw {
+        out.push(decoded);
+    }
+    out
+}
+
+/// `%XX` escapes decoded (invalid ones kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +183,15 @@ mod tests {
         assert_eq!(port("https://u:p@h/x"), Some(443));
         assert_eq!(port("https://[::1]:8443/x"), Some(8443));
         assert_eq!(port("file:///srv/x"), None);
+    }
+
+    #[test]
+    fn a_userinfo_password_is_found_in_both_spellings() {
+        assert_eq!(
+            userinfo_password("https://agent:p%40ss@forge.example/acme/app.git"),
+            vec!["p%40ss".to_string(), "p@ss".to_string()]
+        );
+        assert!(userinfo_password("https://agent@forge.example/x.git").is_empty());
+        assert!(userinfo_password("git@github.com:acme/x.git").is_empty());
     }
 }

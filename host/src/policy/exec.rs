@@ -85,8 +85,21 @@ impl Policy {
             program,
             &format!("plugin '{plugin}' has no grant for program '{program}'; add it under [plugin.{plugin}.exec] programs in"),
         );
-        if !decision.is_allowed() && self.exec_unsafe(plugin, flags) {
+        if decision.is_allowed() {
+            return decision;
+        }
+        if self.exec_unsafe(plugin, flags) {
             return Decision::Allow;
+        }
+        if grant.is_some_and(|g| g.allow_unsafe) {
+            // The operator granted unsafe exec; only the flag is missing, so say that.
+            return Decision::Deny(format!(
+                "policy: plugin '{plugin}' may run '{program}' only through its `unsafe = true` grant, \
+                 which takes effect only while infra runs with INFRA_UNSAFE_LOCAL=1 (it is off); \
+                 restart infra with INFRA_UNSAFE_LOCAL=1 to allow it, or grant '{program}' under \
+                 [plugin.{plugin}.exec] programs in {}",
+                self.edit_target()
+            ));
         }
         decision
     }

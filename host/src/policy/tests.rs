@@ -708,7 +708,19 @@ fn fs_and_exec_unsafe_need_the_flag() {
     assert!(p.fs_unsafe("r", &on));
     assert!(!p.fs_unsafe("s", &on));
     assert!(p.check_exec_program("r", "git", &Flags::SAFE).is_allowed());
-    assert!(!p.check_exec_program("r", "sh", &Flags::SAFE).is_allowed());
+    let off = p.check_exec_program("r", "sh", &Flags::SAFE);
+    assert!(
+        off.reason()
+            .is_some_and(|r| r.contains("INFRA_UNSAFE_LOCAL=1")),
+        "an unsafe grant without the flag names the flag: {off:?}"
+    );
+    assert!(
+        !p.check_exec_program("s", "sh", &Flags::SAFE)
+            .reason()
+            .unwrap()
+            .contains("INFRA_UNSAFE_LOCAL"),
+        "no unsafe grant: the advice is the allowlist"
+    );
     assert!(
         p.check_exec_program("r", "sh", &on).is_allowed(),
         "unsafe + flag lifts the allowlist"
