@@ -10,7 +10,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use tokio::io::AsyncRead;
+
 use super::Shared;
+use super::infra::host::types::{ByteSource, CapError};
 use crate::policy::Decision;
 use crate::tool::ProgressFn;
 
@@ -99,6 +102,26 @@ impl CallCtx {
             .saturating_duration_since(Instant::now())
             .as_millis()
             .max(1) as u64
+    }
+
+    /// The bytes a `byte-source` named by field `field` holds, as a stream (an artifact needs
+    /// the artifacts grant). What `exec` and ssh stdin, ssh uploads and fs writes read from.
+    pub async fn byte_source(
+        &self,
+        field: &str,
+        src: ByteSource,
+    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, CapError> {
+        match src {
+            ByteSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
+            ByteSource::Artifact(uri) => {
+                self.require("artifacts", &uri).map_err(CapError::Denied)?;
+                let (file, _) =
+                    self.shared.artifacts.reader(&uri).await.map_err(|e| {
+                        CapError::NotFound(format!("{field}: artifact {uri}: {e:#}"))
+                    })?;
+                Ok(Box::new(file))
+            }
+        }
     }
 
     /// Records a capability event.

@@ -5,7 +5,7 @@
 //! ssh `exec` uses it for stdout and stderr; any capability that runs a command does the same.
 
 use super::CallCtx;
-use super::infra::host::types::{ArtifactRef, CapError};
+use super::infra::host::types::{ArtifactRef, CapError, ExecResult};
 use crate::artifacts::{ArtifactMeta, ArtifactWriter};
 use crate::redact::StreamScrubber;
 
@@ -136,4 +136,46 @@ impl OutputCapture {
 
 fn failed(e: anyhow::Error) -> CapError {
     CapError::Failed(format!("{e:#}"))
+}
+
+/// How a command ended, from its exit status and both captured streams: the result the plugin
+/// gets, and the audit detail (`exit 0`, `signal KILL`, and any artifact cut at its limit).
+/// ssh `exec` and `exec` end here alike.
+pub fn ended(
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    stdout: Captured,
+    stderr: Captured,
+    duration_ms: u64,
+    artifact_bytes: u64,
+) -> (ExecResult, String) {
+    let end = match (exit_code, &signal) {
+        (Some(c), _) => format!("exit {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "no exit status".into(),
+    };
+    let cut: Vec<&str> = [("stdout", stdout.cut), ("stderr", stderr.cut)]
+        .into_iter()
+        .filter_map(|(name, cut)| cut.then_some(name))
+        .collect();
+    let detail = if cut.is_empty() {
+        end
+    } else {
+        format!(
+            "{end}; {} artifact cut at limits.artifact_bytes ({artifact_bytes} bytes)",
+            cut.join(" and ")
+        )
+    };
+    let result = ExecResult {
+        exit_code,
+        signal,
+        stdout: stdout.inline,
+        stderr: stderr.inline,
+        stdout_truncated: stdout.truncated,
+        stderr_truncated: stderr.truncated,
+        stdout_artifact: stdout.artifact,
+        stderr_artifact: stderr.artifact,
+        duration_ms,
+    };
+    (result, detail)
 }

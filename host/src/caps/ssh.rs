@@ -15,8 +15,6 @@ pub use detached::{Probe, Stopped, cancel, probe, tail};
 pub use exec::sh_quote;
 pub use pool::{Conn, Pool};
 
-use tokio::io::AsyncRead;
-
 use super::infra::host::ssh::{
     DetachedRequest, ExecRequest, ExecResult, FileStat, Host, JobStarted, StdinSource,
 };
@@ -60,26 +58,6 @@ impl CallCtx {
             }
         }
     }
-
-    /// Opens the bytes a `stdin-source` names.
-    async fn ssh_source(
-        &self,
-        src: StdinSource,
-    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, CapError> {
-        match src {
-            StdinSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
-            StdinSource::Artifact(uri) => {
-                self.require("artifacts", &uri).map_err(CapError::Denied)?;
-                let (file, _) = self
-                    .shared
-                    .artifacts
-                    .reader(&uri)
-                    .await
-                    .map_err(|e| CapError::NotFound(format!("stdin artifact {uri}: {e:#}")))?;
-                Ok(Box::new(file))
-            }
-        }
-    }
 }
 
 impl CallCtx {
@@ -99,7 +77,7 @@ impl CallCtx {
         // idle): when not even a channel opens, nothing ran, so reconnect once and retry.
         for attempt in 0..2 {
             let stdin = match req.stdin.clone() {
-                Some(s) => Some(self.ssh_source(s).await?),
+                Some(s) => Some(self.byte_source("stdin", s).await?),
                 None => None,
             };
             match exec::run(self, &conn, req, stdin).await {

@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::super::CallCtx;
 use super::super::infra::host::types::{ByteSource, CapError, ExecResult};
-use super::super::output::{Captured, OutputCapture};
+use super::super::output::{OutputCapture, ended};
 use crate::confine::spawn::{self, Spec};
 
 /// Time kept back from the call's deadline to stop a program that ran out of time.
@@ -29,28 +29,6 @@ pub struct RunOpts {
     pub what: String,
 }
 
-impl CallCtx {
-    /// The bytes a `byte-source` names, as a stream (an artifact needs the artifacts grant).
-    pub async fn byte_source(
-        &self,
-        src: ByteSource,
-    ) -> Result<Box<dyn AsyncRead + Send + Unpin>, CapError> {
-        match src {
-            ByteSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
-            ByteSource::Artifact(uri) => {
-                self.require("artifacts", &uri).map_err(CapError::Denied)?;
-                let (file, _) = self
-                    .shared
-                    .artifacts
-                    .reader(&uri)
-                    .await
-                    .map_err(|e| CapError::NotFound(format!("stdin: artifact {uri}: {e:#}")))?;
-                Ok(Box::new(file))
-            }
-        }
-    }
-}
-
 /// Runs `spec` to its end or its deadline; with the result, the outcome for the audit event.
 pub async fn run(
     call: &CallCtx,
@@ -58,7 +36,7 @@ pub async fn run(
     opts: RunOpts,
 ) -> Result<(ExecResult, String), CapError> {
     let stdin = match opts.stdin {
-        Some(s) => Some(call.byte_source(s).await?),
+        Some(s) => Some(call.byte_source("stdin", s).await?),
         None => None,
     };
     let budget = call.remaining_ms().saturating_sub(KILL_MARGIN_MS).max(1);
@@ -130,46 +108,12 @@ pub async fn run(
         )));
     }
     let (exit_code, signal) = status.map(spawn::outcome).unwrap_or((None, None));
-    let detail = detail(exit_code, &signal, &stdout, &stderr, limits.artifact_bytes);
-    Ok((
-        ExecResult {
-            exit_code,
-            signal,
-            stdout: stdout.inline,
-            stderr: stderr.inline,
-            stdout_truncated: stdout.truncated,
-            stderr_truncated: stderr.truncated,
-            stdout_artifact: stdout.artifact,
-            stderr_artifact: stderr.artifact,
-            duration_ms: started.elapsed().as_millis() as u64,
-        },
-        detail,
+    Ok(ended(
+        exit_code,
+        signal,
+        stdout,
+        stderr,
+        started.elapsed().as_millis() as u64,
+        limits.artifact_bytes,
     ))
-}
-
-/// The audit outcome: `exit 0`, `signal SIGKILL`, and any artifact cut at its limit.
-fn detail(
-    code: Option<i32>,
-    signal: &Option<String>,
-    stdout: &Captured,
-    stderr: &Captured,
-    artifact_bytes: u64,
-) -> String {
-    let end = match (code, signal) {
-        (Some(c), _) => format!("exit {c}"),
-        (None, Some(s)) => format!("signal {s}"),
-        _ => "no exit status".into(),
-    };
-    let cut: Vec<&str> = [("stdout", stdout.cut), ("stderr", stderr.cut)]
-        .into_iter()
-        .filter_map(|(name, cut)| cut.then_some(name))
-        .collect();
-    if cut.is_empty() {
-        end
-    } else {
-        format!(
-            "{end}; {} artifact cut at limits.artifact_bytes ({artifact_bytes} bytes)",
-            cut.join(" and ")
-        )
-    }
 }

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::access::{self, Access, Place};
 use super::errors::io_error;
@@ -88,26 +88,6 @@ fn place_new(dir: &Dir, tmp: &Path, rel: &Path) -> std::io::Result<bool> {
     }
 }
 
-/// The bytes a `byte-source` names: the plugin's own, or an artifact streamed from the store.
-async fn source(
-    call: &CallCtx,
-    content: ByteSource,
-) -> Result<Box<dyn AsyncRead + Send + Unpin>, CapError> {
-    match content {
-        ByteSource::Bytes(b) => Ok(Box::new(std::io::Cursor::new(b))),
-        ByteSource::Artifact(uri) => {
-            call.require("artifacts", &uri).map_err(CapError::Denied)?;
-            let (file, _) = call
-                .shared
-                .artifacts
-                .reader(&uri)
-                .await
-                .map_err(|e| CapError::NotFound(format!("content: artifact {uri}: {e:#}")))?;
-            Ok(Box::new(file))
-        }
-    }
-}
-
 /// Writes `content` to `path` under `root`.
 pub async fn write(
     call: &CallCtx,
@@ -131,7 +111,7 @@ pub async fn write(
                     p.shown
                 )));
             }
-            let mut src = source(call, content).await?;
+            let mut src = call.byte_source("content", content).await?;
             let shown = p.shown.clone();
             let dir = p
                 .dir

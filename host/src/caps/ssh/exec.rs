@@ -15,7 +15,7 @@ use tokio::io::AsyncRead;
 use super::super::CallCtx;
 use super::super::infra::host::ssh::{ExecRequest, ExecResult};
 use super::super::infra::host::types::CapError;
-use super::super::output::{Captured, OutputCapture};
+use super::super::output::{Captured, OutputCapture, ended};
 use super::pool::Conn;
 
 /// The first line the prelude writes (to stderr, or stdout under a pty): `<MARK> <pid>`.
@@ -302,10 +302,6 @@ pub async fn run(
 
     let stdout = out.finish(call).await?;
     let stderr = err.finish(call).await?;
-    let cut: Vec<&str> = [("stdout", stdout.cut), ("stderr", stderr.cut)]
-        .into_iter()
-        .filter_map(|(name, cut)| cut.then_some(name))
-        .collect();
     outcome?;
     if refused && exit_code.is_none() && signal.is_none() {
         return Err(CapError::Failed(format!(
@@ -314,35 +310,14 @@ pub async fn run(
         ))
         .into());
     }
-    let detail = format!(
-        "{}{}",
-        match (exit_code, &signal) {
-            (Some(c), _) => format!("exit {c}"),
-            (None, Some(s)) => format!("signal {s}"),
-            _ => "no exit status".into(),
-        },
-        if cut.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {} artifact cut at limits.artifact_bytes ({} bytes)",
-                cut.join(" and "),
-                limits.artifact_bytes
-            )
-        }
-    );
-    let result = ExecResult {
+    Ok(ended(
         exit_code,
         signal,
-        stdout: stdout.inline,
-        stderr: stderr.inline,
-        stdout_truncated: stdout.truncated,
-        stderr_truncated: stderr.truncated,
-        stdout_artifact: stdout.artifact,
-        stderr_artifact: stderr.artifact,
-        duration_ms: started.elapsed().as_millis() as u64,
-    };
-    Ok((result, detail))
+        stdout,
+        stderr,
+        started.elapsed().as_millis() as u64,
+        limits.artifact_bytes,
+    ))
 }
 
 fn sig_name(s: &russh::Sig) -> String {

@@ -248,7 +248,7 @@ pub async fn write(
     mkdirs: bool,
     overwrite: bool,
 ) -> Result<FileStat, CapError> {
-    let mut source = call.ssh_source(content).await?;
+    let mut source = call.byte_source("content", content).await?;
     call.ssh_use(target, async {
     let sftp = session(call, target).await?;
     if mkdirs {
