@@ -110,6 +110,9 @@ SYSTEM_NEEDS=(
     # psql plugin: a throw-away cluster (initdb + postgres + psql, run as the postgres user);
     # found on PATH, in /usr/local/bin, or where Debian puts them
     "command -v initdb || ls /usr/local/bin/initdb || ls /usr/lib/postgresql/*/bin/initdb|postgresql"
+    # repo plugin and exec: the programs the tests' policies name by absolute path
+    "test -x /usr/bin/git|git"
+    "test -x /usr/bin/kubectl|kubernetes-client"          # repo render: `kubectl kustomize`
 )
 
 system_packages() {
