@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::bindings::infra::host::types::ExecResult;
-use crate::{Artifact, ToolError};
+use crate::{Artifact, ErrorKind, ToolError};
 
 /// How one command ended, local (`exec`) or remote (`ssh`).
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
@@ -63,4 +63,63 @@ impl CommandOutput {
             ..Self::default()
         }
     }
+}
+
+/// What a batch of commands did.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Each command run, in order.
+    pub results: Vec<CommandOutput>,
+    /// Commands that did not exit 0.
+    pub failed: u32,
+    /// Commands not run because an earlier one failed.
+    pub skipped: u32,
+}
+
+/// Runs `commands` in order with `run`, stopping at the first failure when `stop_on_error`;
+/// `done(n, total)` is told after each. A refusal before anything ran (denied, not found,
+/// invalid) is the whole call's answer; a later failure (a timeout, a lost connection) becomes
+/// that command's result, so the results of the commands that ran are never discarded.
+/// `shown` names a command in its result.
+pub fn batch<C>(
+    commands: &[C],
+    stop_on_error: bool,
+    shown: impl Fn(&C) -> String,
+    mut run: impl FnMut(&C) -> Result<CommandOutput, ToolError>,
+    mut done: impl FnMut(usize, usize),
+) -> Result<Batch, ToolError> {
+    // The schema asks for at least one command; serde alone does not.
+    if commands.is_empty() {
+        return Err(ToolError::invalid(
+            "commands",
+            "missing: `batch` needs a non-empty `commands` list",
+        ));
+    }
+    let mut out = Batch::default();
+    for c in commands {
+        let r = match run(c) {
+            Ok(r) => r,
+            Err(e)
+                if out.results.is_empty()
+                    && matches!(
+                        e.kind,
+                        ErrorKind::Denied | ErrorKind::NotFound | ErrorKind::Invalid
+                    ) =>
+            {
+                return Err(e);
+            }
+            Err(e) => CommandOutput::failed(&shown(c), &e),
+        };
+        let ok = r.exit_code == Some(0);
+        out.results.push(r);
+        done(out.results.len(), commands.len());
+        if !ok {
+            out.failed += 1;
+            if stop_on_error {
+                break;
+            }
+        }
+    }
+    out.skipped = (commands.len() - out.results.len()) as u32;
+    Ok(out)
 }

@@ -35,7 +35,7 @@ mod input;
 mod tool;
 
 pub use artifact::Artifact;
-pub use command::CommandOutput;
+pub use command::{Batch, CommandOutput, batch};
 pub use error::{ErrorKind, ToolError};
 pub use file::FileInfo;
 pub use input::{byte_source, decode_base64, encode_base64, file_mode};

@@ -88,49 +88,21 @@ pub fn batch(
     ctx: &Ctx,
     o: &mut LocalOutput,
 ) -> Result<(), ToolError> {
-    // The schema asks for at least one command; serde alone does not.
-    if commands.is_empty() {
-        return Err(ToolError::invalid(
-            "commands",
-            "missing: `batch` needs a non-empty `commands` list",
-        ));
-    }
-    let total = commands.len();
-    let mut results = Vec::new();
-    let mut failed = 0;
-    for c in &commands {
-        let r = match run(c, d, ctx) {
-            Ok(r) => r,
-            // A refusal before anything ran is the whole call's answer (the flag is off, a bad
-            // field)…
-            Err(e)
-                if results.is_empty()
-                    && matches!(
-                        e.kind,
-                        ErrorKind::Denied | ErrorKind::NotFound | ErrorKind::Invalid
-                    ) =>
-            {
-                return Err(e);
-            }
-            // …but a later failure must not discard the results of the commands that ran.
-            Err(e) => CommandOutput::failed(&shown(c), &e),
-        };
-        let ok = r.exit_code == Some(0);
-        results.push(r);
-        log::progress(
-            results.len() as f64,
-            Some(total as f64),
-            Some(&format!("command {} of {total} done", results.len())),
-        );
-        if !ok {
-            failed += 1;
-            if stop_on_error {
-                break;
-            }
-        }
-    }
-    o.skipped = Some((total - results.len()) as u32);
-    o.failed = Some(failed);
-    o.results = Some(results);
+    let b = infra_sdk::batch(
+        &commands,
+        stop_on_error,
+        shown,
+        |c| run(c, d, ctx),
+        |n, total| {
+            log::progress(
+                n as f64,
+                Some(total as f64),
+                Some(&format!("command {n} of {total} done")),
+            )
+        },
+    )?;
+    o.skipped = Some(b.skipped);
+    o.failed = Some(b.failed);
+    o.results = Some(b.results);
     Ok(())
 }

@@ -112,44 +112,16 @@ fn batch(
     ctx: &Ctx,
     o: &mut SshOutput,
 ) -> Result<(), ToolError> {
-    // The schema asks for at least one command; serde alone does not.
-    if commands.is_empty() {
-        return Err(ToolError::invalid(
-            "commands",
-            "missing: `batch` needs a non-empty `commands` list",
-        ));
-    }
-    let mut results = Vec::new();
-    let mut failed = 0;
-    for c in commands {
-        let r = match exec(target, run, ctx, c, run.stdin()?) {
-            Ok(r) => r,
-            // A refusal before anything ran is the whole call's answer…
-            Err(e)
-                if results.is_empty()
-                    && matches!(
-                        e.kind,
-                        ErrorKind::Denied | ErrorKind::NotFound | ErrorKind::Invalid
-                    ) =>
-            {
-                return Err(e);
-            }
-            // …but a timeout or lost connection mid-batch must not discard the results
-            // of the commands that already ran.
-            Err(e) => CommandOutput::failed(c, &e),
-        };
-        let ok = r.exit_code == Some(0);
-        results.push(r);
-        if !ok {
-            failed += 1;
-            if !keep_going {
-                break;
-            }
-        }
-    }
-    o.skipped = Some((commands.len() - results.len()) as u32);
-    o.failed = Some(failed);
-    o.results = Some(results);
+    let b = infra_sdk::batch(
+        commands,
+        !keep_going,
+        |c| c.clone(),
+        |c| exec(target, run, ctx, c, run.stdin()?),
+        |_, _| {},
+    )?;
+    o.skipped = Some(b.skipped);
+    o.failed = Some(b.failed);
+    o.results = Some(b.results);
     Ok(())
 }
 
