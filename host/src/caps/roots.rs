@@ -2,11 +2,11 @@
 //! directory it stands for, and whether writes are refused. Grants are checked by the caller
 //! (`fs` and `exec` grant roots separately); this module only turns a granted name into a place.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Shared;
 use super::infra::host::types::CapError;
-use crate::policy::UNSAFE_ROOT;
+use crate::policy::{START_DIR, UNSAFE_ROOT};
 
 /// A root resolved for one use.
 #[derive(Debug, Clone)]
@@ -35,9 +35,54 @@ pub fn resolve(shared: &Shared, name: &str) -> Result<RootDir, CapError> {
             if known.is_empty() { "none".to_string() } else { known.join(", ") }
         ))
     })?;
+    if root.path == Path::new(START_DIR) {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        start_dir_is_a_project(&shared.start_dir, home.as_deref()).map_err(|why| {
+            CapError::Denied(format!(
+                "root '{name}' is `path = \".\"`, the directory infra was started in, which {why}; \
+                 start infra in the project's directory (most MCP clients take a `cwd`), or \
+                 give the root an absolute path under [roots] in {}",
+                shared.policy.edit_target()
+            ))
+        })?;
+    }
     Ok(RootDir {
         name: name.to_string(),
         dir: root.dir(&shared.start_dir),
         read_only: root.read_only,
     })
+}
+
+/// Whether the directory infra was started in can stand for a `"."` root: not `/` and not the
+/// user's home — an MCP client that starts servers there (some start them in `/`) would
+/// otherwise grant the whole machine, or `~/.ssh`, to a root meant for one project.
+fn start_dir_is_a_project(start: &Path, home: Option<&Path>) -> Result<(), String> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || a.canonicalize()
+                .ok()
+                .zip(b.canonicalize().ok())
+                .is_some_and(|(x, y)| x == y)
+    };
+    if same(start, Path::new("/")) {
+        return Err("is `/` (the whole filesystem)".into());
+    }
+    if home.is_some_and(|h| same(start, h)) {
+        return Err(format!("is the home directory {}", start.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dot_root_never_stands_for_slash_or_home() {
+        let home = Path::new("/home/u");
+        assert!(start_dir_is_a_project(Path::new("/"), Some(home)).is_err());
+        assert!(start_dir_is_a_project(Path::new("/home/u"), Some(home)).is_err());
+        assert!(start_dir_is_a_project(Path::new("/home/u/src/app"), Some(home)).is_ok());
+        assert!(start_dir_is_a_project(Path::new("/srv/app"), None).is_ok());
+    }
 }

@@ -260,7 +260,7 @@ impl Policy {
 
     /// The file an operator edits to change this policy. The embedded default cannot be edited,
     /// so advice then points at the state directory's policy.toml, which replaces it.
-    fn edit_target(&self) -> String {
+    pub(crate) fn edit_target(&self) -> String {
         if self.origin == EMBEDDED_ORIGIN {
             "policy.toml in the state directory (it replaces the embedded default; start from a copy of policies/default.toml)".to_string()
         } else {
