@@ -124,6 +124,20 @@ impl CallCtx {
         }
     }
 
+    /// A command's deadline inside the call's: the asked `timeout_ms` (at least 1), at most
+    /// what is left of the call less `margin_ms` kept to stop the command; with the words a
+    /// timeout message adds when the call's deadline was the shorter one.
+    pub fn command_timeout(&self, asked_ms: u32, margin_ms: u64) -> (u64, String) {
+        let budget = self.remaining_ms().saturating_sub(margin_ms).max(1);
+        let timeout_ms = u64::from(asked_ms.max(1)).min(budget);
+        let note = if u64::from(asked_ms) > budget {
+            format!(" (the call's timeout less {margin_ms} ms kept to stop it)")
+        } else {
+            String::new()
+        };
+        (timeout_ms, note)
+    }
+
     /// Records a capability event.
     pub fn record(&self, event: CapEvent) {
         self.events

@@ -39,8 +39,7 @@ pub async fn run(
         Some(s) => Some(call.byte_source("stdin", s).await?),
         None => None,
     };
-    let budget = call.remaining_ms().saturating_sub(KILL_MARGIN_MS).max(1);
-    let timeout_ms = u64::from(opts.timeout_ms.max(1)).min(budget);
+    let (timeout_ms, cut_note) = call.command_timeout(opts.timeout_ms, KILL_MARGIN_MS);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     let limits = call.shared.policy.limits();
     let max = opts
@@ -99,12 +98,7 @@ pub async fn run(
     if timed_out {
         return Err(CapError::Timeout(format!(
             "{} was still running after {timeout_ms} ms{} and was killed with its whole process group (TERM, then KILL); raise timeout_ms if it needs longer",
-            opts.what,
-            if u64::from(opts.timeout_ms) > budget {
-                format!(" (the call's timeout less {KILL_MARGIN_MS} ms kept to stop it)")
-            } else {
-                String::new()
-            },
+            opts.what, cut_note,
         )));
     }
     let (exit_code, signal) = status.map(spawn::outcome).unwrap_or((None, None));

@@ -183,8 +183,7 @@ pub async fn run(
 ) -> Result<(ExecResult, String), ExecError> {
     let script = wrap(req)?;
     let started = Instant::now();
-    let budget = call.remaining_ms().saturating_sub(KILL_MARGIN_MS).max(1);
-    let timeout_ms = u64::from(req.timeout_ms.max(1)).min(budget);
+    let (timeout_ms, cut_note) = call.command_timeout(req.timeout_ms, KILL_MARGIN_MS);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
     let lost = |e: &dyn std::fmt::Display| {
         CapError::Failed(format!(
@@ -263,11 +262,7 @@ pub async fn run(
                 break Err(CapError::Timeout(format!(
                     "the command on target '{}' was still running after {timeout_ms} ms{} and {}; raise timeout_ms if it needs longer",
                     req.target,
-                    if u64::from(req.timeout_ms) > budget {
-                        format!(" (the call's timeout less {KILL_MARGIN_MS} ms kept to stop it)")
-                    } else {
-                        String::new()
-                    },
+                    cut_note,
                     match guard.pid {
                         Some(p) => format!("was killed (process group {p}, TERM then KILL)"),
                         // The shell never reported its pid (it had not even started): the
