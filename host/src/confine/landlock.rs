@@ -1,6 +1,6 @@
 //! Landlock for one run: what the program may read, write and execute, and whether it may use
-//! TCP. The ruleset is built in the parent (opening paths allocates); the child only enters it
-//! ([`Ruleset::enter`]: two raw syscalls, async-signal-safe) between `fork` and `exec`.
+//! TCP. The ruleset is built beforehand (opening paths allocates); the thread that starts the
+//! program enters it ([`Ruleset::enter`]: two raw syscalls) just before, and the program inherits it.
 //!
 //! Needs Landlock ABI 3 (Linux 6.2: truncation is a handled right, so a read-only root cannot be
 //! truncated) and ABI 4 (Linux 6.7) when TCP is denied. Scoping of signals and abstract UNIX
@@ -175,11 +175,11 @@ impl Ruleset {
         Ok(Ruleset { fd })
     }
 
-    /// Enters the ruleset: no new privileges, then Landlock. Called in the child between `fork`
-    /// and `exec`, so it does nothing but two raw syscalls (async-signal-safe, no allocation).
+    /// Enters the ruleset on the calling thread (and what it starts): no new privileges, then
+    /// Landlock. Two raw syscalls; irreversible for that thread, so only a throwaway thread calls it.
     pub fn enter(&self) -> std::io::Result<()> {
         // SAFETY: prctl and landlock_restrict_self take integers only; `fd` is alive (borrowed
-        // from `self`) and is closed on exec (Landlock ruleset fds are O_CLOEXEC).
+        // from `self`) and is not inherited (Landlock ruleset fds are O_CLOEXEC).
         unsafe {
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());

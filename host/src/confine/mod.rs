@@ -3,10 +3,11 @@
 //! ([`program`]), argument guards ([`guards`]), git's neutralisation ([`git`]), and starting and
 //! stopping the process group ([`spawn`]).
 //!
-//! Landlock is entered in the child between `fork` and `exec` (`CommandExt::pre_exec`) from a
-//! ruleset the parent built: the child makes two raw syscalls and allocates nothing. (Re-running
-//! the infra binary as a trampoline would cost a second exec of a large binary per run for no
-//! gain in safety.) Nothing here checks grants: `caps/exec` and `caps/git` do, then call this.
+//! Landlock is entered by a short-lived thread that then starts the program ([`spawn`]): the
+//! ruleset binds that thread and its child only, and the child is started with `posix_spawn`
+//! (`CLONE_VFORK`), so the server's page tables are not copied per run. (Re-running the infra
+//! binary as a trampoline would cost a second exec of a large binary per run for no gain in
+//! safety.) Nothing here checks grants: `caps/exec` and `caps/git` do, then call this.
 
 pub mod env;
 pub mod git;

@@ -163,14 +163,11 @@ pub fn spawn(spec: &Spec, with_stdin: bool) -> Result<Running, Refusal> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(rs) = spec.ruleset.clone() {
-        // SAFETY: the closure runs in the forked child before exec; `enter` makes two raw
-        // syscalls and allocates nothing (the ruleset was built in the parent).
-        unsafe {
-            cmd.pre_exec(move || rs.enter());
-        }
-    }
-    let mut child = cmd.spawn().map_err(|e| {
+    let started = match &spec.ruleset {
+        Some(rs) => spawn_confined(&mut cmd, rs),
+        None => cmd.spawn(),
+    };
+    let mut child = started.map_err(|e| {
         Refusal::Failed(format!(
             "cannot start {}: {e}; check that the program exists and that the working directory {} does",
             spec.program.display(),
@@ -197,6 +194,28 @@ pub fn spawn(spec: &Spec, with_stdin: bool) -> Result<Running, Refusal> {
     })
 }
 
+/// Starts `cmd` inside `rs` from a thread of its own that enters the ruleset first.
+///
+/// Landlock and `no_new_privs` bind the calling thread (and what it starts), never the rest of
+/// the server, so the thread takes the confinement with it when it ends. Starting the program
+/// from there rather than entering the ruleset between `fork` and `exec` also lets the standard
+/// library use `posix_spawn` (a `CLONE_VM | CLONE_VFORK` child): the server's page tables — a
+/// few thousand mappings, the wasm pools' reservations among them — are not copied for every
+/// run only to be thrown away by `exec`.
+fn spawn_confined(cmd: &mut tokio::process::Command, rs: &Ruleset) -> std::io::Result<Child> {
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // The child is registered with the server's runtime, which reaps it.
+            let _in_runtime = runtime.enter();
+            rs.enter()?;
+            cmd.spawn()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the thread starting the program panicked")))
+    })
+}
+
 /// Runs `spec` to its end (no stdin) and returns its status and stdout, at most `max` bytes
 /// (more is an error: the caller asked something with a small answer). For the host's own
 /// helper runs (reading a config, a URL), never for the plugin's.
@@ -213,7 +232,10 @@ pub async fn output(
     let work = async {
         let mut limited = (&mut run.stdout).take(max as u64 + 1);
         limited.read_to_end(&mut out).await?;
-        run.child.wait().await
+        let status = run.child.wait().await;
+        // Waited for: its pid may be reused, so the group is killed without walking its tree.
+        run.group.reaped();
+        status
     };
     let status = tokio::time::timeout(timeout, work)
         .await
