@@ -212,7 +212,11 @@ fn spawn_confined(cmd: &mut tokio::process::Command, rs: &Ruleset) -> std::io::R
             cmd.spawn()
         })
         .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the thread starting the program panicked")))
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::other(
+                "the thread starting the program panicked",
+            ))
+        })
     })
 }
 
