@@ -241,10 +241,10 @@ impl KubeApi {
         self.store().logs.push(ns, pod, container, line, age);
     }
 
-    /// Records a core/v1 Event about an existing object (`type_` "Normal" or "Warning").
+    /// Records a core/v1 Event about an object of `kind` (e.g. "Pod", "Deployment"), `type_`
+    /// "Normal" or "Warning", as the kubelet or a controller would.
     pub fn add_event(
         &self,
-        api_version: &str,
         kind: &str,
         ns: &str,
         name: &str,
@@ -252,8 +252,17 @@ impl KubeApi {
         reason: &str,
         message: &str,
     ) {
+        let api_version = {
+            let store = self.store();
+            let res = store
+                .resources
+                .iter()
+                .find(|r| r.kind == kind)
+                .unwrap_or_else(|| panic!("stand-in add_event: no kind {kind}"));
+            res.api_version()
+        };
         let involved = self
-            .get(api_version, kind, Some(ns), name)
+            .get(&api_version, kind, Some(ns), name)
             .unwrap_or_else(|| {
                 json!({"apiVersion": api_version, "kind": kind,
                                       "metadata": {"name": name, "namespace": ns}})

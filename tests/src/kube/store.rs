@@ -145,14 +145,14 @@ impl Store {
             self.uid += 1;
         }
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        if res.kind == "CustomResourceDefinition" {
-            if let Ok(new) = resources::from_crd(&obj) {
-                self.resources.retain(|r| {
-                    !new.iter()
-                        .any(|n| n.group == r.group && n.plural == r.plural)
-                });
-                self.resources.extend(new);
-            }
+        if res.kind == "CustomResourceDefinition"
+            && let Ok(new) = resources::from_crd(&obj)
+        {
+            self.resources.retain(|r| {
+                !new.iter()
+                    .any(|n| n.group == r.group && n.plural == r.plural)
+            });
+            self.resources.extend(new);
         }
         self.objects.insert(
             key(res, if res.namespaced { ns } else { "" }, &name),
