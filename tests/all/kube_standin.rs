@@ -810,7 +810,12 @@ async fn standin_writes_keep_metadata_and_refuse_as_the_api_server_does() {
     .await;
     assert_eq!(code, 201);
 
-    // RBAC as the test sets it, metrics read-only and switchable.
+    // RBAC as the test sets it; metrics served once given, read-only, switchable.
+    let (code, _) = kube(&api, "GET", "/apis/metrics.k8s.io/v1beta1", "", "").await;
+    assert_eq!(
+        code, 404,
+        "metrics.k8s.io served before the test gave metrics"
+    );
     api.forbid("secrets");
     let (code, body) = kube(&api, "GET", "/api/v1/namespaces/apps/secrets", "", "").await;
     assert_eq!((code, body["reason"].as_str()), (403, Some("Forbidden")));
@@ -849,4 +854,66 @@ async fn standin_writes_keep_metadata_and_refuse_as_the_api_server_does() {
     let (code, _) = kube(&api, "DELETE", "/api/v1/namespaces/apps", "", "").await;
     assert_eq!(code, 200);
     assert!(api.get("v1", "ConfigMap", Some("apps"), "conf").is_none());
+}
+
+#[tokio::test]
+async fn kubectl_shows_what_the_controller_helpers_set() {
+    let c = Cluster::start().await;
+    c.api.put(pod("shop", "api-1", "api"));
+    c.api.crash_loop("shop", "api-1", "main", 4, "OOMKilled");
+    let (code, out, err) = c.kubectl(&["get", "pods", "-n", "shop"]).await;
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("api-1"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("0/1") && row.contains("CrashLoopBackOff") && row.contains(" 4 "),
+        "{row}"
+    );
+    let (_, out, _) = c
+        .kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "shop",
+            "--field-selector",
+            "involvedObject.name=api-1",
+            "-o",
+            "json",
+        ])
+        .await;
+    let events: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(events["items"][0]["reason"], "BackOff", "{events}");
+    let p = c.api.get("v1", "Pod", Some("shop"), "api-1").unwrap();
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        137
+    );
+
+    c.api
+        .put(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                     "metadata": {"name": "api", "namespace": "shop"}, "spec": {"replicas": 3}}));
+    c.api.complete_rollout("Deployment", "shop", "api");
+    let (code, out, err) = c.kubectl(&["get", "deployments", "-n", "shop"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("api") && l.contains("3/3")),
+        "{out}"
+    );
+    c.api.stall_rollout(
+        "shop",
+        "api",
+        "ReplicaSet \"api-2\" has timed out progressing.",
+    );
+    let d = c
+        .api
+        .get("apps/v1", "Deployment", Some("shop"), "api")
+        .unwrap();
+    assert_eq!(
+        d["status"]["conditions"][1]["reason"],
+        "ProgressDeadlineExceeded"
+    );
+    assert_eq!(d["status"]["availableReplicas"], 0);
 }

@@ -8,9 +8,10 @@
 //! Not served: watch (a 405 that says to poll), OpenAPI documents (kubectl runs with
 //! `--validate=false` against it), aggregated discovery (clients fall back to the plain form),
 //! strategic merge patch by list keys (treated as a merge patch), admission and RBAC
-//! (`forbid` makes a resource answer 403).
+//! (`forbid` makes a resource answer 403). metrics.k8s.io is served once the test gives metrics.
 
 mod apply;
+mod controllers;
 mod discovery;
 mod events;
 mod logs;
@@ -152,6 +153,10 @@ impl KubeApi {
         let res = store.resource_of(av, kind).unwrap_or_else(|| {
             panic!("stand-in: no resource for {av} {kind}; store its CRD first")
         });
+        if res.read_only {
+            // Metrics given: metrics-server is installed.
+            store.metrics_off = false;
+        }
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_else(|| panic!("stand-in put: metadata.name missing in {obj}"))
@@ -271,7 +276,8 @@ impl KubeApi {
         self.put(events::event(&involved, type_, reason, message, seq));
     }
 
-    /// Serves metrics.k8s.io or not (a cluster without metrics-server); served by default.
+    /// Serves metrics.k8s.io or not. Off until the test gives metrics (`set_pod_metrics`,
+    /// `set_node_metrics`, or `put` of a metrics kind): a cluster without metrics-server.
     pub fn set_metrics_available(&self, available: bool) {
         self.store().metrics_off = !available;
     }

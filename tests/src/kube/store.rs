@@ -23,7 +23,8 @@ pub struct Store {
     pub logs: Logs,
     /// Every request: (method, path+query).
     pub requests: Vec<(String, String)>,
-    /// metrics.k8s.io is not served (as on a cluster without metrics-server).
+    /// metrics.k8s.io is not served (as on a cluster without metrics-server); true until the
+    /// test sets metrics.
     pub metrics_off: bool,
     /// Resources (plurals) every request for which is refused with 403.
     pub forbidden: Vec<String>,
@@ -38,7 +39,7 @@ impl Default for Store {
             uid: 0,
             logs: Logs::default(),
             requests: Vec::new(),
-            metrics_off: false,
+            metrics_off: true,
             forbidden: Vec::new(),
         }
     }
