@@ -1,5 +1,5 @@
 //! The stand-in Kubernetes API checked against the real `kubectl` (/usr/bin/kubectl): if the
-//! stand-in drifted from the protocol, these fail. `--validate=false` on apply and diff: the
+//! stand-in drifted from the protocol, these fail. `--validate=false` on apply: the
 //! stand-in serves no OpenAPI document for kubectl's client-side schema validation.
 
 use std::path::{Path, PathBuf};
@@ -204,6 +204,10 @@ async fn kubectl_server_side_apply_dry_run_stores_nothing_then_apply_and_diff() 
         out.contains("-  replicas: 2") && out.contains("+  replicas: 5"),
         "{out}"
     );
+    // The client-side diff (a dry-run patch) sees the same change.
+    let (code, out, err) = c.kubectl(&["diff", "-f", changed.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("+  replicas: 5"), "{out}");
     let live = c
         .api
         .get("apps/v1", "Deployment", Some("apps"), "web")
@@ -314,6 +318,15 @@ async fn argo_standin_syncs_reports_health_and_rolls_back() {
 
     let (code, body) = argo(&api, "GET", "/api/v1/applications", None, None).await;
     assert_eq!((code, body["code"].as_u64()), (401, Some(16)), "{body}");
+    let (code, _) = argo(
+        &api,
+        "GET",
+        "/api/v1/applications",
+        None,
+        Some("not-the-token"),
+    )
+    .await;
+    assert_eq!(code, 401);
     let (code, body) = argo(&api, "GET", "/api/v1/applications", None, t).await;
     assert_eq!(code, 200);
     assert_eq!(body["items"][0]["metadata"]["name"], "shop");

@@ -103,6 +103,16 @@ impl Store {
         let meta = obj["metadata"]
             .as_object_mut()
             .expect("metadata checked by caller");
+        // Go's ObjectMeta drops empty maps (`omitempty`): so does the stand-in.
+        for f in ["labels", "annotations"] {
+            if meta
+                .get(f)
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+            {
+                meta.remove(f);
+            }
+        }
         if res.namespaced {
             meta.insert("namespace".into(), json!(ns));
         } else {
