@@ -90,7 +90,16 @@ async fn kubectl_gets_namespaces_and_selects_pods_by_label() {
     assert!(out.contains("1/1") && out.contains("Running"), "{out}");
 
     let (code, out, err) = c
-        .kubectl(&["get", "pods", "-A", "-l", "app in (web)", "-o", "json"])
+        .kubectl(&[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app in (web)",
+            "-o",
+            "json",
+            "--chunk-size=2",
+        ])
         .await;
     assert_eq!(code, 0, "{err}");
     let list: Value = serde_json::from_str(&out).unwrap();
@@ -101,6 +110,15 @@ async fn kubectl_gets_namespaces_and_selects_pods_by_label() {
         .map(|p| p["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web-1", "web-2", "web-9"]);
+    // Two pages: kubectl followed the continue token.
+    assert!(
+        c.api
+            .requests()
+            .iter()
+            .any(|(_, p)| p.starts_with("/api/v1/pods?") && p.contains("continue=")),
+        "{:?}",
+        c.api.requests()
+    );
     assert!(
         c.api.requests().iter().any(|(m, p)| m == "GET"
             && p.contains("/api/v1/namespaces/x/pods")
