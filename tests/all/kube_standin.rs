@@ -439,6 +439,46 @@ async fn argo_standin_syncs_reports_health_and_rolls_back() {
             .iter()
             .any(|(m, p)| m == "GET" && p.ends_with("?refresh=hard"))
     );
+
+    // A slow sync: Progressing and Running for two reads, then the outcome.
+    api.succeed_syncs("shop");
+    api.slow_syncs("shop", 2);
+    let (_, app) = argo(
+        &api,
+        "POST",
+        "/api/v1/applications/shop/sync",
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(app["status"]["health"]["status"], "Progressing");
+    assert_eq!(
+        app["status"]["sync"]["revision"], "v1",
+        "the target revision by default"
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (_, app) = argo(&api, "GET", "/api/v1/applications/shop", None, t).await;
+        seen.push((
+            app["status"]["health"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            app["status"]["operationState"]["phase"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ));
+    }
+    let s = |h: &str, p: &str| (h.to_string(), p.to_string());
+    assert_eq!(
+        seen,
+        [
+            s("Progressing", "Running"),
+            s("Healthy", "Succeeded"),
+            s("Healthy", "Succeeded")
+        ]
+    );
 }
 
 /// One request to the stand-in with its token: (status, body as JSON, or as a string).
