@@ -988,3 +988,67 @@ async fn kubectl_shows_what_the_controller_helpers_set() {
     );
     assert_eq!(d["status"]["availableReplicas"], 0);
 }
+
+#[tokio::test]
+async fn standin_flux_controller_reconciles_on_request() {
+    let api = KubeApi::start().await.unwrap();
+    let ks = |name: &str| {
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+               "metadata": {"name": name, "namespace": "flux-system"},
+               "spec": {"path": "./apps", "sourceRef": {"kind": "GitRepository", "name": "repo"}}})
+    };
+    api.put(ks("apps"));
+    api.put(ks("broken"));
+    api.set_flux_outcome(
+        "Kustomization",
+        "flux-system",
+        "broken",
+        false,
+        "BuildFailed",
+        "kustomize build failed",
+    );
+    let path = |n: &str| {
+        format!("/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/{n}")
+    };
+    let patch = r#"{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":"2026-12-02T20:00:00Z"}}}"#;
+
+    // Nothing happens without a request.
+    assert!(
+        api.get(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            Some("flux-system"),
+            "apps"
+        )
+        .unwrap()["status"]
+            .is_null()
+    );
+    let (code, _) = kube(
+        &api,
+        "PATCH",
+        &path("apps"),
+        "application/merge-patch+json",
+        patch,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, live) = kube(&api, "GET", &path("apps"), "", "").await;
+    assert_eq!(
+        live["status"]["lastHandledReconcileAt"], "2026-12-02T20:00:00Z",
+        "{live}"
+    );
+    assert_eq!(live["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(live["status"]["conditions"][0]["status"], "True");
+
+    let (_, _) = kube(
+        &api,
+        "PATCH",
+        &path("broken"),
+        "application/merge-patch+json",
+        patch,
+    )
+    .await;
+    let (_, live) = kube(&api, "GET", &path("broken"), "", "").await;
+    assert_eq!(live["status"]["conditions"][0]["status"], "False");
+    assert_eq!(live["status"]["conditions"][0]["reason"], "BuildFailed");
+}

@@ -14,6 +14,7 @@ mod apply;
 mod controllers;
 mod discovery;
 mod events;
+mod flux;
 mod logs;
 mod resources;
 mod rest;
@@ -306,6 +307,24 @@ impl KubeApi {
     /// RBAC would for a user without that grant.
     pub fn forbid(&self, plural: &str) {
         self.store().forbidden.push(plural.to_string());
+    }
+
+    /// What the stand-in Flux controller answers to a reconcile request on a Kustomization or
+    /// HelmRelease: `Ready` True or False with `reason` and `message` (default: True,
+    /// ReconciliationSucceeded).
+    pub fn set_flux_outcome(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        ready: bool,
+        reason: &str,
+        message: &str,
+    ) {
+        self.store().flux_outcomes.insert(
+            (kind.into(), ns.into(), name.into()),
+            (ready, reason.into(), message.into()),
+        );
     }
 
     /// Every request so far: (method, path and query).

@@ -529,10 +529,11 @@ fn create(store: &mut Store, req: &Req, t: &Target, dry_run: bool) -> R<Reply> {
 
 fn write(store: &mut Store, t: &Target, ns: &str, obj: Value, dry_run: bool) -> Value {
     if dry_run {
-        obj
-    } else {
-        store.commit(&t.res, ns, obj)
+        return obj;
     }
+    let stored = store.commit(&t.res, ns, obj);
+    super::flux::after_write(store, &t.res, ns, &stored);
+    stored
 }
 
 /// The new object for a write to the main resource (status kept) or to `/status` (only

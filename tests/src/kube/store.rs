@@ -28,6 +28,8 @@ pub struct Store {
     pub metrics_off: bool,
     /// Resources (plurals) every request for which is refused with 403.
     pub forbidden: Vec<String>,
+    /// How the stand-in Flux controller ends each reconcile.
+    pub flux_outcomes: super::flux::Outcomes,
 }
 
 impl Default for Store {
@@ -41,6 +43,7 @@ impl Default for Store {
             requests: Vec::new(),
             metrics_off: true,
             forbidden: Vec::new(),
+            flux_outcomes: Default::default(),
         }
     }
 }
