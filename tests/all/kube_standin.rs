@@ -127,6 +127,28 @@ async fn kubectl_gets_namespaces_and_selects_pods_by_label() {
         c.api.requests()
     );
 
+    // kubectl logs reads the log subresource, tail and previous instance included.
+    c.api
+        .set_logs("x", "web-1", "main", "starting\nlistening on :8080\n");
+    c.api
+        .set_previous_logs("x", "web-1", "main", "panic: out of memory\n");
+    let (code, out, err) = c.kubectl(&["logs", "-n", "x", "web-1", "--tail=1"]).await;
+    assert_eq!((code, out.as_str()), (0, "listening on :8080\n"), "{err}");
+    let (code, out, err) = c.kubectl(&["logs", "-n", "x", "web-1", "--previous"]).await;
+    assert_eq!((code, out.as_str()), (0, "panic: out of memory\n"), "{err}");
+
+    // A CRD kind by resource.group, as discovery lists it.
+    c.api.put(
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                     "metadata": {"name": "shop", "namespace": "argocd"},
+                     "spec": {"project": "default"}}),
+    );
+    let (code, out, err) = c
+        .kubectl(&["get", "apps.argoproj.io", "-n", "argocd"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shop"), "{out}");
+
     // A pod that is not there is kubectl's NotFound, from the server's Status.
     let (code, _, err) = c.kubectl(&["get", "pod", "-n", "x", "nope"]).await;
     assert_ne!(code, 0);
