@@ -43,6 +43,8 @@ impl Cluster {
             .arg(kubeconfig)
             .arg("--cache-dir")
             .arg(self.dir.path().join("cache"))
+            // A stand-in that stopped answering fails the test instead of hanging it.
+            .arg("--request-timeout=60s")
             .args(args)
             .env("HOME", self.dir.path())
             .env_remove("KUBECONFIG")
@@ -277,6 +279,7 @@ async fn kubectl_authenticates_by_token_or_client_cert_and_rejects_a_wrong_token
     // stranger cases go through reqwest, trusting only the stand-in's CA.
     let client = |identity: Option<reqwest::Identity>| {
         let mut b = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
             .tls_certs_only([reqwest::Certificate::from_pem(c.api.ca_pem().as_bytes()).unwrap()]);
         if let Some(i) = identity {
             b = b.identity(i);
@@ -330,7 +333,10 @@ async fn argo(
     body: Option<Value>,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
     let mut req = client.request(method.parse().unwrap(), format!("{}{path}", api.url()));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -512,6 +518,7 @@ async fn kube(
     body: &str,
 ) -> (u16, Value) {
     let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
         .tls_certs_only([reqwest::Certificate::from_pem(api.ca_pem().as_bytes()).unwrap()])
         .build()
         .unwrap();
