@@ -2,8 +2,10 @@
 # scripts/demo.sh — builds infra and runs `infra demo`: sandboxed HTTP calls against a loopback
 # server it starts itself, a host-injected credential the plugin never sees, calls denied by the
 # embedded default policy, a `repo` snapshot of a git repository it makes and runs in, the
-# `local` tool refused without INFRA_UNSAFE_LOCAL=1, and the audit chain verified. Needs no
-# external service (git, when installed, for the repo step).
+# `local` tool refused without INFRA_UNSAFE_LOCAL=1, read-only cluster look-ups through the `k8s`
+# tool against the test harness's stand-in Kubernetes API (a loopback HTTPS server, not a real
+# cluster), and the audit chain verified. Needs no external service (git, when installed, for the
+# repo step).
 #
 # When OpenSSH's sshd and PostgreSQL are installed (scripts/test.sh installs them), the demo grows:
 # the test harness starts throw-away servers on loopback and the demo also shows the ssh tool
@@ -41,14 +43,9 @@ if ! printf 'int main(void){return 0;}' | cc -x c - -o /dev/null >/dev/null 2>&1
 fi
 
 export INFRA_LOG=${INFRA_LOG:-warn}
-have_pg() {
-    command -v initdb >/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
-}
-if [[ -x /usr/sbin/sshd ]] && command -v ssh-keygen >/dev/null && have_pg; then
-    echo "== sshd and PostgreSQL found: the demo includes the ssh and psql tools"
-    cargo build -p infra
-    cargo build -p infra-tests --example demo_servers
-    exec target/debug/examples/demo_servers
-fi
-echo "== cargo run -p infra -- demo"
-exec cargo run -p infra -- demo
+# The demo's servers: the stand-in Kubernetes API (always), and the harness's real sshd and
+# PostgreSQL when they are installed (tests/examples/demo_servers.rs decides).
+echo "== cargo build: infra and the demo's servers"
+cargo build -p infra
+cargo build -p infra-tests --example demo_servers
+exec target/debug/examples/demo_servers

@@ -1,6 +1,7 @@
 //! `infra demo`, as README.md's first command runs it: alone (its own loopback HTTP server) and
-//! with `--servers` against a real sshd and PostgreSQL. Each step checks its own result and the
-//! demo exits non-zero when one misbehaves, so these tests fail when a step does.
+//! with `--servers` against a real sshd and PostgreSQL and the stand-in Kubernetes API. Each step
+//! checks its own result and the demo exits non-zero when one misbehaves, so these tests fail
+//! when a step does.
 
 use std::process::{Command, Output};
 
@@ -45,10 +46,15 @@ fn the_demo_alone_passes_every_step() {
 }
 
 #[test]
-fn the_demo_with_servers_adds_the_ssh_and_psql_steps() {
+fn the_demo_with_servers_adds_the_ssh_psql_and_cluster_steps() {
     let sshd = Sshd::start();
     let pg = PgServer::start();
-    let dir = infra_tests::demo::servers_dir(&sshd, &pg);
+    // The stand-in serves from this runtime's worker threads while the demo runs.
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let kube = runtime
+        .block_on(infra_tests::kube::KubeApi::start())
+        .expect("start the stand-in Kubernetes API");
+    let dir = infra_tests::demo::servers_dir(Some(&sshd), Some(&pg), Some(&kube));
     let (out, text) = run(&["--servers".as_ref(), dir.path().as_os_str()]);
     assert!(
         out.status.success(),
@@ -65,6 +71,8 @@ fn the_demo_with_servers_adds_the_ssh_and_psql_steps() {
         "A delete without a filter is refused",
         "Export: COPY streamed by the host",
         "A syntax error",
+        "Cluster namespaces through the Kubernetes API",
+        "diagnose: what is wrong in namespace shop",
     ] {
         assert!(
             text.contains(step),

@@ -11,6 +11,7 @@
 //! also shows the ssh and psql tools against those servers.
 
 mod http;
+mod k8s;
 mod psql;
 mod repo;
 mod server;
@@ -32,6 +33,8 @@ use crate::tool::{CallRequest, Dispatch};
 const SSH_TARGET: &str = "demo-ssh";
 /// The profile of `--servers` the psql steps use.
 const PG_PROFILE: &str = "demo-pg";
+/// The profile of `--servers` the k8s steps use (the stand-in Kubernetes API).
+const KUBE_PROFILE: &str = "demo-cluster";
 
 struct Demo {
     router: Router,
@@ -168,9 +171,12 @@ pub async fn run(servers: Option<&Path>) -> anyhow::Result<ExitCode> {
     if profiles.contains_key(PG_PROFILE) {
         psql::steps(&mut d, PG_PROFILE).await;
     }
+    if profiles.contains_key(KUBE_PROFILE) {
+        k8s::steps(&mut d, KUBE_PROFILE).await;
+    }
     if servers.is_none() {
         println!(
-            "\n   (sshd and PostgreSQL: `scripts/demo.sh` adds the ssh and psql tools when they are installed)"
+            "\n   (`scripts/demo.sh` adds the k8s tool against a stand-in cluster, and the ssh and psql tools when sshd and PostgreSQL are installed)"
         );
     }
 
