@@ -227,7 +227,9 @@ inspector_check() {
     err=$(mktemp)
     # shellcheck disable=SC2064 # expand now: the paths are local to this function
     trap "rm -rf '$home' '$out' '$err'" EXIT
-    local cmd=("$NODE_PREFIX/node_modules/.bin/mcp-inspector" --cli --strict
+    # A fresh INFRA_HOME has an empty compile cache: the first start compiles every plugin,
+    # which on a busy two-core machine takes longer than the inspector's 15 s default.
+    local cmd=("$NODE_PREFIX/node_modules/.bin/mcp-inspector" --cli --strict --connect-timeout 180000
         -e "INFRA_HOME=$home" -e "INFRA_LOG=warn" --method tools/list "$INFRA" serve)
     echo "${cmd[*]}"
     PATH="$nodedir:$PATH" "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
