@@ -135,7 +135,10 @@ pub fn pod_findings(pod: &Value, now: i64) -> Vec<Finding> {
                 f.message = s(&last["message"]).or_else(|| s(&waiting["message"]));
                 add(f);
             }
-            Some(r @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "ErrImageNeverPull")) => {
+            Some(
+                r
+                @ ("ImagePullBackOff" | "ErrImagePull" | "InvalidImageName" | "ErrImageNeverPull"),
+            ) => {
                 let mut f = finding(
                     "critical",
                     r,
@@ -144,11 +147,16 @@ pub fn pod_findings(pod: &Value, now: i64) -> Vec<Finding> {
                      the registry, and the pod's imagePullSecrets",
                 );
                 f.reason = Some(r.into());
-                f.message = s(&waiting["message"])
-                    .or_else(|| s(&c["image"]).map(|i| format!("image {i}")));
+                f.message =
+                    s(&waiting["message"]).or_else(|| s(&c["image"]).map(|i| format!("image {i}")));
                 add(f);
             }
-            Some(r @ ("CreateContainerConfigError" | "CreateContainerError" | "RunContainerError" | "ContainerCannotRun")) => {
+            Some(
+                r @ ("CreateContainerConfigError"
+                | "CreateContainerError"
+                | "RunContainerError"
+                | "ContainerCannotRun"),
+            ) => {
                 let mut f = finding(
                     "critical",
                     r,
@@ -163,12 +171,16 @@ pub fn pod_findings(pod: &Value, now: i64) -> Vec<Finding> {
             _ => {}
         }
         let term_now = &c["state"]["terminated"];
-        let oom = [last, term_now].into_iter().find(|t| t["reason"] == "OOMKilled");
+        let oom = [last, term_now]
+            .into_iter()
+            .find(|t| t["reason"] == "OOMKilled");
         if let Some(t) = oom {
             let limit = cname
                 .as_deref()
                 .and_then(|n| memory_limit(pod, n))
-                .map_or("no memory limit set".to_string(), |l| format!("memory limit {l}"));
+                .map_or("no memory limit set".to_string(), |l| {
+                    format!("memory limit {l}")
+                });
             let mut f = finding(
                 "critical",
                 "OOMKilled",
@@ -179,11 +191,15 @@ pub fn pod_findings(pod: &Value, now: i64) -> Vec<Finding> {
             f.exit_code = t["exitCode"].as_i64();
             f.message = Some(format!(
                 "killed for exceeding its memory ({limit}){}",
-                s(&t["finishedAt"]).map(|at| format!(" at {at}")).unwrap_or_default()
+                s(&t["finishedAt"])
+                    .map(|at| format!(" at {at}"))
+                    .unwrap_or_default()
             ));
             add(f);
         }
-        let running_since = c["state"]["running"]["startedAt"].as_str().and_then(parse_time);
+        let running_since = c["state"]["running"]["startedAt"]
+            .as_str()
+            .and_then(parse_time);
         if c["ready"] == false
             && st["phase"] == "Running"
             && running_since.is_some_and(|t| now - t > 120)
@@ -214,7 +230,8 @@ pub fn pod_findings(pod: &Value, now: i64) -> Vec<Finding> {
                 f.message = s(&c["message"]);
                 out.push(f);
             } else {
-                let created = parse_time(pod["metadata"]["creationTimestamp"].as_str().unwrap_or(""));
+                let created =
+                    parse_time(pod["metadata"]["creationTimestamp"].as_str().unwrap_or(""));
                 let unscheduled = s(&pod["spec"]["nodeName"]).is_none();
                 if unscheduled || created.is_some_and(|t| now - t > PENDING_GRACE_SECS) {
                     let mut f = finding(
@@ -223,7 +240,14 @@ pub fn pod_findings(pod: &Value, now: i64) -> Vec<Finding> {
                         obj.clone(),
                         "the pod has not started: read its events (`describe`)",
                     );
-                    f.reason = Some(if unscheduled { "NotScheduled" } else { "ContainersNotStarted" }.into());
+                    f.reason = Some(
+                        if unscheduled {
+                            "NotScheduled"
+                        } else {
+                            "ContainersNotStarted"
+                        }
+                        .into(),
+                    );
                     out.push(f);
                 }
             }
@@ -266,7 +290,12 @@ pub fn node_findings(node: &Value) -> Vec<Finding> {
             out.push(f);
         }
     }
-    for kind in ["MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"] {
+    for kind in [
+        "MemoryPressure",
+        "DiskPressure",
+        "PIDPressure",
+        "NetworkUnavailable",
+    ] {
         if let Some(c) = condition(node, kind).filter(|c| c["status"] == "True") {
             let mut f = finding(
                 "warning",
@@ -309,7 +338,8 @@ pub fn deployment_findings(d: &Value) -> Vec<Finding> {
         });
         return vec![f];
     }
-    if d["spec"]["paused"] != true && (n("updatedReplicas") < want || n("availableReplicas") < want) {
+    if d["spec"]["paused"] != true && (n("updatedReplicas") < want || n("availableReplicas") < want)
+    {
         let mut f = finding(
             "warning",
             "RolloutLagging",
@@ -362,21 +392,27 @@ pub fn diagnose(
     let mut findings = Vec::new();
 
     let pods_r = c.resolve("pods", "list")?;
-    let pods = list_objects(c, &ListQuery {
-        resource: &pods_r,
-        namespace: ns.as_deref(),
-        label_selector: None,
-        field_selector: None,
-        limit,
-        continue_token: None,
-    })?;
+    let pods = list_objects(
+        c,
+        &ListQuery {
+            resource: &pods_r,
+            namespace: ns.as_deref(),
+            label_selector: None,
+            field_selector: None,
+            limit,
+            continue_token: None,
+        },
+    )?;
     checked.pods = pods.items.len();
     checked.pods_truncated = pods.continue_token.is_some();
     let mut lookups = 0;
     for pod in &pods.items {
         let mut fs = pod_findings(pod, now);
         let wants_event = fs.iter().any(|f| {
-            matches!(f.problem.as_str(), "Pending" | "ImagePullBackOff" | "ErrImagePull")
+            matches!(
+                f.problem.as_str(),
+                "Pending" | "ImagePullBackOff" | "ErrImagePull"
+            )
         });
         if wants_event && lookups < EVENT_LOOKUPS {
             lookups += 1;
@@ -411,27 +447,33 @@ pub fn diagnose(
     }
 
     let deploys_r = c.resolve("deployments.apps", "list")?;
-    let deploys = list_objects(c, &ListQuery {
-        resource: &deploys_r,
-        namespace: ns.as_deref(),
-        label_selector: None,
-        field_selector: None,
-        limit: OTHERS_MAX,
-        continue_token: None,
-    })?;
+    let deploys = list_objects(
+        c,
+        &ListQuery {
+            resource: &deploys_r,
+            namespace: ns.as_deref(),
+            label_selector: None,
+            field_selector: None,
+            limit: OTHERS_MAX,
+            continue_token: None,
+        },
+    )?;
     checked.deployments = deploys.items.len();
     findings.extend(deploys.items.iter().flat_map(deployment_findings));
 
     if ns.is_none() {
         let nodes_r = c.resolve("nodes", "list")?;
-        let nodes = list_objects(c, &ListQuery {
-            resource: &nodes_r,
-            namespace: None,
-            label_selector: None,
-            field_selector: None,
-            limit: OTHERS_MAX,
-            continue_token: None,
-        })?;
+        let nodes = list_objects(
+            c,
+            &ListQuery {
+                resource: &nodes_r,
+                namespace: None,
+                label_selector: None,
+                field_selector: None,
+                limit: OTHERS_MAX,
+                continue_token: None,
+            },
+        )?;
         checked.nodes = Some(nodes.items.len());
         findings.extend(nodes.items.iter().flat_map(node_findings));
     }
@@ -477,7 +519,12 @@ mod tests {
         assert_eq!(f[0].reason.as_deref(), Some("OOMKilled"));
         assert_eq!((f[0].restarts, f[0].exit_code), (Some(12), Some(137)));
         assert_eq!(f[1].problem, "OOMKilled");
-        assert!(f[1].message.as_deref().unwrap().contains("memory limit 64Mi"));
+        assert!(
+            f[1].message
+                .as_deref()
+                .unwrap()
+                .contains("memory limit 64Mi")
+        );
     }
 
     #[test]
@@ -497,15 +544,26 @@ mod tests {
         let f = pod_findings(&pending, NOW);
         assert_eq!(f[0].problem, "Pending");
         assert_eq!(f[0].reason.as_deref(), Some("Unschedulable"));
-        assert!(f[0].message.as_deref().unwrap().contains("Insufficient cpu"));
+        assert!(
+            f[0].message
+                .as_deref()
+                .unwrap()
+                .contains("Insufficient cpu")
+        );
 
         let fresh = json!({"metadata": {"name": "new", "creationTimestamp": "2024-03-01T12:30:00Z"},
             "spec": {"nodeName": "n1"}, "status": {"phase": "Pending"}});
-        assert!(pod_findings(&fresh, NOW).is_empty(), "a pod just scheduled is not a problem");
+        assert!(
+            pod_findings(&fresh, NOW).is_empty(),
+            "a pod just scheduled is not a problem"
+        );
 
         let evicted = json!({"metadata": {"name": "e"}, "status": {"phase": "Failed",
             "reason": "Evicted", "message": "The node was low on resource: memory."}});
-        assert_eq!(pod_findings(&evicted, NOW)[0].reason.as_deref(), Some("Evicted"));
+        assert_eq!(
+            pod_findings(&evicted, NOW)[0].reason.as_deref(),
+            Some("Evicted")
+        );
 
         let healthy = json!({"metadata": {"name": "ok"}, "status": {"phase": "Running",
             "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0,

@@ -41,7 +41,11 @@ impl Cluster {
     }
 
     /// Resolves an owner reference's or event's `apiVersion` + `kind`.
-    pub fn resolve_kind(&mut self, api_version: &str, kind: &str) -> Result<ApiResource, ToolError> {
+    pub fn resolve_kind(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<ApiResource, ToolError> {
         self.discovery
             .resolve_kind(&mut self.client, api_version, kind)
     }

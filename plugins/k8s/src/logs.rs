@@ -57,7 +57,10 @@ pub fn pick_container(pod: &Value, asked: Option<&str>) -> Result<String, ToolEr
         } else {
             Err(ToolError::invalid(
                 "container",
-                format!("pod {name} has no container {c:?}; its containers: {}", all.join(", ")),
+                format!(
+                    "pod {name} has no container {c:?}; its containers: {}",
+                    all.join(", ")
+                ),
             ))
         };
     }

@@ -62,7 +62,9 @@ pub fn list_objects(c: &mut Cluster, q: &ListQuery) -> Result<Listed, ToolError>
             }
         }
         let access = c.client.access("list", &qualified, q.namespace, None);
-        let page = c.client.get(&format!("{base}{}", query_string(&params)), &access)?;
+        let page = c
+            .client
+            .get(&format!("{base}{}", query_string(&params)), &access)?;
         let items = page["items"].as_array().cloned().unwrap_or_default();
         let got = items.len();
         // A server that ignores `limit` still yields at most what was asked for.

@@ -59,9 +59,14 @@ pub fn row(kind: &str, obj: &Value, now: i64) -> Row {
     let spec = &obj["spec"];
     match kind {
         "Pod" => {
-            let statuses = s["containerStatuses"].as_array().cloned().unwrap_or_default();
+            let statuses = s["containerStatuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let ready = statuses.iter().filter(|c| c["ready"] == true).count();
-            let total = spec["containers"].as_array().map_or(statuses.len(), Vec::len);
+            let total = spec["containers"]
+                .as_array()
+                .map_or(statuses.len(), Vec::len);
             r.ready = Some(format!("{ready}/{total}"));
             r.restarts = Some(statuses.iter().map(|c| num(&c["restartCount"])).sum());
             r.status = pod_status(obj);
@@ -101,7 +106,12 @@ pub fn row(kind: &str, obj: &Value, now: i64) -> Row {
             };
         }
         "CronJob" => {
-            r.status = if spec["suspend"] == true { "Suspended" } else { "Scheduled" }.into();
+            r.status = if spec["suspend"] == true {
+                "Suspended"
+            } else {
+                "Scheduled"
+            }
+            .into();
             r.detail = Some(format!("schedule {}", text(&spec["schedule"])));
         }
         "Node" => {
@@ -130,7 +140,11 @@ pub fn row(kind: &str, obj: &Value, now: i64) -> Row {
             r.detail = Some(format!(
                 "cluster IP {}, ports {}",
                 spec["clusterIP"].as_str().unwrap_or("-"),
-                if ports.is_empty() { "-".into() } else { ports.join(",") }
+                if ports.is_empty() {
+                    "-".into()
+                } else {
+                    ports.join(",")
+                }
             ));
         }
         "Event" => {
@@ -256,11 +270,17 @@ mod tests {
         let d = json!({"metadata": {"name": "api"}, "spec": {"replicas": 3},
             "status": {"readyReplicas": 1, "updatedReplicas": 3, "availableReplicas": 1}});
         let r = row("Deployment", &d, NOW);
-        assert_eq!((r.status.as_str(), r.ready.as_deref()), ("Progressing", Some("1/3")));
+        assert_eq!(
+            (r.status.as_str(), r.ready.as_deref()),
+            ("Progressing", Some("1/3"))
+        );
         let stuck = json!({"metadata": {"name": "api"}, "spec": {"replicas": 2}, "status": {
             "conditions": [{"type": "Progressing", "status": "False",
                             "reason": "ProgressDeadlineExceeded"}]}});
-        assert_eq!(row("Deployment", &stuck, NOW).status, "ProgressDeadlineExceeded");
+        assert_eq!(
+            row("Deployment", &stuck, NOW).status,
+            "ProgressDeadlineExceeded"
+        );
         let node = json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true},
             "status": {"conditions": [{"type": "Ready", "status": "False"}],
                        "nodeInfo": {"kubeletVersion": "v1.30.1"}}});
@@ -272,7 +292,10 @@ mod tests {
         assert_eq!(row("Application", &app, NOW).status, "OutOfSync/Degraded");
         let ks = json!({"metadata": {"name": "apps"}, "status": {"conditions": [
             {"type": "Ready", "status": "False", "reason": "BuildFailed"}]}});
-        assert_eq!(row("Kustomization", &ks, NOW).status, "NotReady: BuildFailed");
+        assert_eq!(
+            row("Kustomization", &ks, NOW).status,
+            "NotReady: BuildFailed"
+        );
         let ns = json!({"metadata": {"name": "shop"}, "status": {"phase": "Active"}});
         assert_eq!(row("Namespace", &ns, NOW).status, "Active");
         let svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort",

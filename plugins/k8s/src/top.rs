@@ -113,13 +113,24 @@ pub fn top(
             c.client.profile
         )));
     }
-    let r = c.resolve(&format!("{}.{METRICS}", if nodes { "nodes" } else { "pods" }), "list")?;
-    let ns = if nodes { None } else { list_namespace(namespace)? };
+    let r = c.resolve(
+        &format!("{}.{METRICS}", if nodes { "nodes" } else { "pods" }),
+        "list",
+    )?;
+    let ns = if nodes {
+        None
+    } else {
+        list_namespace(namespace)?
+    };
     let params: Vec<(&str, String)> = label_selector
         .map(|s| ("labelSelector", s.to_string()))
         .into_iter()
         .collect();
-    let path = format!("{}{}", r.collection_path(ns.as_deref()), query_string(&params));
+    let path = format!(
+        "{}{}",
+        r.collection_path(ns.as_deref()),
+        query_string(&params)
+    );
     let qualified = r.qualified();
     let access = c.client.access("list", &qualified, ns.as_deref(), None);
     let doc = c.client.get(&path, &access)?;
@@ -129,7 +140,7 @@ pub fn top(
         .flatten()
         .map(usage)
         .collect();
-    rows.sort_by(|a, b| b.cpu_millicores.cmp(&a.cpu_millicores));
+    rows.sort_by_key(|u| std::cmp::Reverse(u.cpu_millicores));
     Ok((ns, rows))
 }
 

@@ -83,7 +83,7 @@ impl KindSpec {
         r.resource == n
             || r.singular == n
             || r.kind.to_ascii_lowercase() == n
-            || r.short_names.iter().any(|s| *s == n)
+            || r.short_names.contains(&n)
     }
 }
 
@@ -245,7 +245,11 @@ impl Discovery {
                     ),
                 ));
             }
-            return match self.list(f, group, &version)?.into_iter().find(|r| spec.names(r)) {
+            return match self
+                .list(f, group, &version)?
+                .into_iter()
+                .find(|r| spec.names(r))
+            {
                 Some(r) => Ok(r),
                 None => Err(self.unknown(f, kind, Some(group))),
             };
@@ -385,10 +389,7 @@ mod tests {
                      "kind": "Application", "shortNames": ["app", "apps"]}]}),
             ),
         ]);
-        Docs {
-            docs,
-            read: vec![],
-        }
+        Docs { docs, read: vec![] }
     }
 
     #[test]
@@ -399,7 +400,12 @@ mod tests {
             let r = d.resolve(&mut f, k).unwrap();
             assert_eq!((r.resource.as_str(), r.group.as_str()), ("pods", ""), "{k}");
         }
-        for k in ["deployments.apps", "Deployment", "deploy", "deployments.v1.apps"] {
+        for k in [
+            "deployments.apps",
+            "Deployment",
+            "deploy",
+            "deployments.v1.apps",
+        ] {
             let r = d.resolve(&mut f, k).unwrap();
             assert_eq!(r.qualified(), "deployments.apps", "{k}");
             assert!(r.namespaced);

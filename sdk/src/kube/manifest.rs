@@ -38,7 +38,12 @@ pub fn parse_manifests(text: &str) -> Result<Vec<Value>, ToolError> {
     for doc in docs {
         match doc {
             Value::Null => {}
-            Value::Object(ref o) if o.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) && o.get("items").is_some_and(Value::is_array) => {
+            Value::Object(ref o)
+                if o.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List"))
+                    && o.get("items").is_some_and(Value::is_array) =>
+            {
                 out.extend(o["items"].as_array().cloned().unwrap_or_default());
             }
             other => out.push(other),

@@ -183,7 +183,17 @@ mod tests {
 
     #[test]
     fn hostile_names_are_refused() {
-        for bad in ["", ".", "..", "a/b", "x?y", "a%2f", "a b", "a#b", &"x".repeat(254)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "x?y",
+            "a%2f",
+            "a b",
+            "a#b",
+            &"x".repeat(254),
+        ] {
             assert!(check_name("name", bad).is_err(), "{bad:?}");
         }
         for good in ["web-1", "system:controller:x", "a.b.c", "user@example.com"] {
@@ -198,7 +208,10 @@ mod tests {
     #[test]
     fn query_values_are_encoded() {
         assert_eq!(
-            query_string(&[("labelSelector", "app in (a,b)".into()), ("limit", "5".into())]),
+            query_string(&[
+                ("labelSelector", "app in (a,b)".into()),
+                ("limit", "5".into())
+            ]),
             "?labelSelector=app%20in%20%28a%2Cb%29&limit=5"
         );
         assert_eq!(query_string(&[]), "");

@@ -128,11 +128,19 @@ mod tests {
     fn forbidden_names_the_profile_and_the_missing_verb() {
         let e = status_error(
             403,
-            &status(403, "Forbidden", "deployments.apps is forbidden: User \"bot\" cannot list"),
+            &status(
+                403,
+                "Forbidden",
+                "deployments.apps is forbidden: User \"bot\" cannot list",
+            ),
             &access("list", None),
         );
         assert_eq!(e.kind, ErrorKind::Denied);
-        assert!(e.message.contains("profile \"prod\" may not list deployments.apps in namespace \"shop\""), "{e}");
+        assert!(
+            e.message
+                .contains("profile \"prod\" may not list deployments.apps in namespace \"shop\""),
+            "{e}"
+        );
         assert!(e.message.contains("RBAC verb \"list\""), "{e}");
         assert_eq!(e.detail.unwrap()["status"], 403);
     }
@@ -145,11 +153,23 @@ mod tests {
             &access("get", Some("api")),
         );
         assert_eq!(e.kind, ErrorKind::NotFound);
-        assert!(e.message.starts_with("deployments.apps \"api\" in namespace \"shop\" not found"), "{e}");
+        assert!(
+            e.message
+                .starts_with("deployments.apps \"api\" in namespace \"shop\" not found"),
+            "{e}"
+        );
         let e = status_error(401, b"Unauthorized", &access("get", Some("api")));
         assert_eq!(e.kind, ErrorKind::Denied);
-        assert!(e.message.contains("profile \"prod\" rejected its credentials"), "{e}");
-        let e = status_error(410, &status(410, "Expired", "too old"), &access("list", None));
+        assert!(
+            e.message
+                .contains("profile \"prod\" rejected its credentials"),
+            "{e}"
+        );
+        let e = status_error(
+            410,
+            &status(410, "Expired", "too old"),
+            &access("list", None),
+        );
         assert_eq!(e.field.as_deref(), Some("continue"));
     }
 }

@@ -15,7 +15,9 @@ pub fn parse_time(s: &str) -> Option<i64> {
     }
     let mut rest = &s[19..];
     if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
+        let digits = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
         rest = &frac[digits..];
     }
     let offset = match rest {
@@ -67,7 +69,10 @@ mod tests {
     fn timestamps_and_ages() {
         assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_time("2024-03-01T12:30:05Z"), Some(1_709_296_205));
-        assert_eq!(parse_time("2024-03-01T12:30:05.123456Z"), Some(1_709_296_205));
+        assert_eq!(
+            parse_time("2024-03-01T12:30:05.123456Z"),
+            Some(1_709_296_205)
+        );
         assert_eq!(parse_time("2024-03-01T14:30:05+02:00"), Some(1_709_296_205));
         assert_eq!(parse_time("yesterday"), None);
         assert_eq!(parse_time("2024-13-01T00:00:00Z"), None);
