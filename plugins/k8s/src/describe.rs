@@ -4,7 +4,7 @@
 use infra_sdk::kube::{check_name, now_unix};
 use infra_sdk::prelude::*;
 
-use crate::discovery::{Cluster, object_namespace};
+use crate::discovery::{Cluster, list_namespace, object_namespace};
 use crate::events::{Subject, about, event_rows};
 use crate::out::{K8sOutput, Owner};
 use crate::read::get_object;
@@ -32,6 +32,7 @@ pub fn describe(
     o: &mut K8sOutput,
 ) -> Result<(), ToolError> {
     check_name("name", name)?;
+    list_namespace(namespace)?;
     let r = c.resolve(kind, "get")?;
     let ns = object_namespace(&r, namespace)?;
     let mut obj = get_object(c, &r, ns.as_deref(), name)?;

@@ -145,6 +145,7 @@ pub fn events(
     let raw = match (kind, name) {
         (Some(kind), Some(name)) => {
             check_name("name", name)?;
+            list_namespace(namespace)?;
             let r = c.resolve(kind, "get")?;
             let ns = object_namespace(&r, namespace)?;
             o.namespace = ns.clone();

@@ -6,7 +6,7 @@ use infra_sdk::prelude::*;
 
 use crate::args::{TAIL_DEFAULT, TAIL_MAX, bounded};
 use crate::caps::artifacts;
-use crate::discovery::{Cluster, object_namespace};
+use crate::discovery::{Cluster, list_namespace, object_namespace};
 use crate::read::get_object;
 
 /// Log bytes returned inline; a longer log is cut to its last this many bytes, whole in an
@@ -117,24 +117,23 @@ pub struct LogArgs<'a> {
 /// `logs`.
 pub fn logs(c: &mut Cluster, a: &LogArgs) -> Result<(Option<String>, Logs), ToolError> {
     check_name("name", a.name)?;
+    list_namespace(a.namespace)?;
+    let tail = bounded("tail", a.tail, TAIL_DEFAULT, TAIL_MAX)?;
+    if a.since_seconds == Some(0) {
+        return Err(ToolError::invalid(
+            "since_seconds",
+            "0 selects nothing: give a positive number of seconds",
+        ));
+    }
     let pods = c.resolve("pods", "get")?;
     let ns = object_namespace(&pods, a.namespace)?;
     let pod = get_object(c, &pods, ns.as_deref(), a.name)?;
     let container = pick_container(&pod, a.container)?;
     let mut params = vec![("container", container.clone())];
     if a.tail.is_some() || a.since_seconds.is_none() {
-        params.push((
-            "tailLines",
-            bounded("tail", a.tail, TAIL_DEFAULT, TAIL_MAX)?.to_string(),
-        ));
+        params.push(("tailLines", tail.to_string()));
     }
     if let Some(s) = a.since_seconds {
-        if s == 0 {
-            return Err(ToolError::invalid(
-                "since_seconds",
-                "0 selects nothing: give a positive number of seconds",
-            ));
-        }
         params.push(("sinceSeconds", s.to_string()));
     }
     if a.previous {

@@ -1,7 +1,7 @@
 //! `namespaces`, `get` and `list`: objects by name, and collections as rows, paged through the
 //! API with `limit` + `continue` so a large collection never arrives in one answer.
 
-use infra_sdk::kube::{ApiResource, check_name, now_unix, query_string};
+use infra_sdk::kube::{ApiResource, check_name, check_namespace, now_unix, query_string};
 use infra_sdk::prelude::*;
 
 use crate::args::Page;
@@ -94,6 +94,7 @@ pub fn rows(kind: &str, objects: &[Value]) -> Vec<Row> {
 
 /// `namespaces`.
 pub fn namespaces(c: &mut Cluster, page: &Page, o: &mut K8sOutput) -> Result<(), ToolError> {
+    page.limit()?;
     let r = c.resolve("namespaces", "list")?;
     list_into(c, &r, None, page, None, o)
 }
@@ -107,9 +108,12 @@ pub fn list(
     field_selector: Option<&str>,
     o: &mut K8sOutput,
 ) -> Result<(), ToolError> {
+    // Arguments are checked before the first request, so a bad one costs no round trip.
+    page.limit()?;
+    let given = list_namespace(namespace)?;
     let r = c.resolve(kind, "list")?;
     let ns = if r.namespaced {
-        list_namespace(namespace)?
+        given
     } else {
         if namespace.is_some() {
             o.notes.push(format!(
@@ -174,6 +178,9 @@ pub fn get(
     o: &mut K8sOutput,
 ) -> Result<(), ToolError> {
     check_name("name", name)?;
+    if let Some(ns) = namespace {
+        check_namespace("namespace", ns)?;
+    }
     let r = c.resolve(kind, "get")?;
     let ns = object_namespace(&r, namespace)?;
     let mut obj = get_object(c, &r, ns.as_deref(), name)?;
