@@ -10,8 +10,9 @@ use crate::discovery::{Cluster, list_namespace, object_namespace};
 use crate::read::get_object;
 
 /// Log bytes returned inline; a longer log is cut to its last this many bytes, whole in an
-/// artifact.
-pub const INLINE: usize = 64 * 1024;
+/// artifact. Half the host's 64 KiB inline cap: JSON escaping and the envelope must still fit,
+/// or the whole result would be spilled and the tail hidden behind a second artifact.
+pub const INLINE: usize = 32 * 1024;
 
 /// A container's log.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -22,7 +23,7 @@ pub struct Logs {
     pub container: String,
     /// Whether this is the previous (terminated) instance's log.
     pub previous: bool,
-    /// The log: all of it, or its last 64 KiB when `truncated` (cut at a line start).
+    /// The log: all of it, or its last 32 KiB when `truncated` (cut at a line start).
     pub text: String,
     /// Lines in the whole log.
     pub lines: usize,
@@ -30,7 +31,7 @@ pub struct Logs {
     pub bytes: usize,
     /// `text` is only the end of the log; the whole is in `artifact`.
     pub truncated: bool,
-    /// The whole log, when it was longer than 64 KiB.
+    /// The whole log, when it was longer than 32 KiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
     /// The host cut the log at its capture limit (ask for fewer lines).
@@ -161,7 +162,14 @@ pub fn logs(c: &mut Cluster, a: &LogArgs) -> Result<(Option<String>, Logs), Tool
         other => other?,
     };
     let text = String::from_utf8_lossy(&body.bytes).into_owned();
-    let inline = tail_bytes(&text, INLINE);
+    let mut inline = tail_bytes(&text, INLINE);
+    // Quotes, backslashes and control characters grow when escaped as JSON: keep halving
+    // until the escaped text fits too.
+    while inline.len() > 1024
+        && serde_json::to_string(inline).map_or(0, |j| j.len()) > INLINE + INLINE / 4
+    {
+        inline = tail_bytes(inline, inline.len() / 2);
+    }
     let truncated = inline.len() < text.len();
     let artifact = if truncated {
         let what = format!(
