@@ -7,6 +7,7 @@ mod docs;
 mod exec_cap;
 mod fs_cap;
 mod http_plugin;
+mod kube_profile;
 mod local_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;
