@@ -178,6 +178,18 @@ async fn every_action_answers_through_mcp() {
     let s = setup().await;
     shop(&s.api);
 
+    // contexts: the kubernetes profiles, with their server, never a credential.
+    let out = s.ok(json!({"action": "contexts"})).await;
+    let names: Vec<&str> = out["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["lab", "lab-cert", "wrong"], "{out}");
+    assert_eq!(out["contexts"][0]["server"], s.api.url().as_str(), "{out}");
+    assert!(!out.to_string().contains(&s.api.token()), "{out}");
+
     let out = s
         .ok(json!({"action": "namespaces", "profile": "lab"}))
         .await;
