@@ -9,6 +9,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("infra-plugin-psql", "psql"),
     ("infra-plugin-repo", "repo"),
     ("infra-plugin-local", "local"),
+    ("infra-plugin-k8s", "k8s"),
 ];
 
 fn main() {

@@ -32,6 +32,7 @@ mod command;
 mod error;
 mod file;
 mod input;
+pub mod kube;
 mod tool;
 
 pub use artifact::Artifact;

@@ -7,6 +7,8 @@ mod docs;
 mod exec_cap;
 mod fs_cap;
 mod http_plugin;
+mod k8s_plugin;
+mod kube_profile;
 mod kube_standin;
 mod local_plugin;
 mod mcp_rust_client;
