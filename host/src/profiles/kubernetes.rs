@@ -135,7 +135,7 @@ impl KubernetesProfile {
             let dir = kc
                 .as_str()
                 .strip_prefix("file:")
-                .map(|p| super::shellexpand_home(p))
+                .map(super::shellexpand_home)
                 .and_then(|p| std::path::Path::new(&p).parent().map(|d| d.to_path_buf()));
             return kubeconfig::resolve(
                 &text,
