@@ -106,9 +106,11 @@ pub struct Paging {
 /// The request every action sends: where, how, and with which body.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct Target {
-    /// Absolute URL, or a path relative to the profile's base URL when `profile` is set.
+    /// Absolute URL, or a path relative to the profile's base URL (a cluster's API server)
+    /// when `profile` is set.
     pub url: Option<String>,
-    /// A `profiles.json` entry of type http: base URL and auth, injected by the host.
+    /// A `profiles.json` entry of type http (base URL and auth) or kubernetes (API server, CA,
+    /// token or client certificate), injected by the host.
     pub profile: Option<String>,
     /// HTTP method (default GET).
     pub method: Option<String>,
