@@ -6,6 +6,7 @@ mod demo;
 mod docs;
 mod exec_cap;
 mod fs_cap;
+mod guard;
 mod http_plugin;
 mod local_plugin;
 mod mcp_rust_client;
