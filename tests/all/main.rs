@@ -8,6 +8,8 @@ mod exec_cap;
 mod fs_cap;
 mod guard;
 mod http_plugin;
+mod kube_profile;
+mod kube_standin;
 mod local_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;

@@ -2,10 +2,12 @@
 //! `infra` binary, a throw-away state directory, one-shot calls, an MCP session with a deadline
 //! on every exchange ([`mcp`]), the fixture HTTP server, and real sshd and PostgreSQL servers.
 
+pub mod argo;
 pub mod demo;
 pub mod elicit;
 pub mod fixture_server;
 pub mod git;
+pub mod kube;
 pub mod mcp;
 pub mod pg;
 pub mod progress;
