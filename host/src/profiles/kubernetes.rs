@@ -135,7 +135,7 @@ impl KubernetesProfile {
             let dir = kc
                 .as_str()
                 .strip_prefix("file:")
-                .map(|p| super::shellexpand_home(p))
+                .map(super::shellexpand_home)
                 .and_then(|p| std::path::Path::new(&p).parent().map(|d| d.to_path_buf()));
             return kubeconfig::resolve(
                 &text,
@@ -199,7 +199,6 @@ pub(super) fn check_server(server: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::profiles::{Profile, Profiles};
 
     fn parse_err(v: &str) -> String {

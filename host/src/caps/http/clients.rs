@@ -20,8 +20,11 @@ pub struct Clients {
     by_plugin: Mutex<HashMap<String, reqwest::Client>>,
     /// By (plugin, profile): the client and the fingerprint of the TLS material it was built
     /// with, so a rotated CA or certificate builds a new one.
-    by_cluster: Mutex<HashMap<(String, String), ([u8; 32], reqwest::Client)>>,
+    by_cluster: Mutex<HashMap<(String, String), Fingerprinted>>,
 }
+
+/// A cluster's client and the digest of the CA and identity it trusts and presents.
+type Fingerprinted = ([u8; 32], reqwest::Client);
 
 /// The settings every client shares: no redirects followed by reqwest (the caller checks each
 /// hop), no proxy, the plugin's resolver, bounded connects and idle connections.
