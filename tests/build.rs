@@ -3,7 +3,14 @@
 use std::path::Path;
 
 /// Test plugin packages, each under tests/plugins/<name>.
-const PLUGINS: &[&str] = &["hostile", "undeclared", "noop", "fsprobe", "execprobe"];
+const PLUGINS: &[&str] = &[
+    "hostile",
+    "undeclared",
+    "noop",
+    "fsprobe",
+    "execprobe",
+    "guardprobe",
+];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -93,6 +93,7 @@ pub fn build(state: StateDir, flags: Flags) -> anyhow::Result<Host> {
         start_dir: std::env::current_dir().context(
             "reading the directory infra was started in (a root with path \".\" stands for it)",
         )?,
+        locks: crate::caps::guard::lock::Locks::new(state.locks()),
     });
     let runtime = Runtime::new(state.cache())?;
     let admission = Admission::new(
@@ -131,6 +132,7 @@ pub fn describing(shared: &Shared) -> Shared {
         postgres: Default::default(),
         jobs: shared.jobs.clone(),
         start_dir: shared.start_dir.clone(),
+        locks: shared.locks.clone(),
     }
 }
 

@@ -21,6 +21,7 @@ macro_rules! with_caps {
             Secrets secrets,
             Artifacts artifacts,
             Log log,
+            Guard guard,
         }
     };
 }
@@ -91,7 +92,7 @@ mod tests {
         assert_eq!(Cap::parse(TYPES), None);
         assert_eq!(
             Cap::interfaces().collect::<Vec<_>>().join(", "),
-            "types, http, ssh, postgres, fs, exec, git, secrets, artifacts, log"
+            "types, http, ssh, postgres, fs, exec, git, secrets, artifacts, log, guard"
         );
     }
 
@@ -109,6 +110,7 @@ mod tests {
             "secrets",
             "artifacts",
             "log",
+            "guard",
         ] {
             assert!(Cap::provides(name), "{name}");
         }

@@ -130,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tool,
                     args,
                     progress: None,
+                    ask: None,
                 })
                 .await;
             println!("{}", serde_json::to_string_pretty(&result.output)?);
@@ -146,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tool: "plugins".into(),
                     args: serde_json::json!({"action": "list"}),
                     progress: None,
+                    ask: None,
                 })
                 .await;
             println!("{}", serde_json::to_string_pretty(&result.output)?);

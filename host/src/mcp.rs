@@ -15,18 +15,19 @@ use anyhow::Context as _;
 use rmcp::{
     ErrorData, RoleServer, ServerHandler, ServiceExt,
     model::{
-        CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-        ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+        CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams,
+        ElicitationAction, ElicitationSchema, Implementation, JsonObject, ListToolsResult,
+        PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
+        ServerConfig, Tool, ToolAnnotations,
     },
-    service::{Peer, RequestContext, ServerInitializeError},
+    service::{ElicitationMode, Peer, RequestContext, ServerInitializeError},
     transport::IntoTransport,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error_kind::ErrorKind;
-use crate::tool::{CallRequest, CallResult, Dispatch, ProgressFn, ToolSpec};
+use crate::tool::{Answer, Ask, CallRequest, CallResult, Dispatch, ProgressFn, Question, ToolSpec};
 
 /// What an agent reads first: how to find its way around a short, action-based tool list.
 const INSTRUCTIONS: &str = "infra does infrastructure work — SSH, HTTP and Postgres — through \
@@ -146,6 +147,7 @@ impl<D: Dispatch> McpServer<D> {
             tool: name.clone(),
             args,
             progress,
+            ask: Some(Arc::new(PeerAsk(context.peer.clone()))),
         });
         // The forwarder runs inside this handler rather than in a spawned task, so that every
         // update the call queued reaches the client before the response does.
@@ -169,6 +171,52 @@ impl<D: Dispatch> McpServer<D> {
                 to_call_tool_result(cancelled(&name, &label))
             }
         }
+    }
+}
+
+/// Asks the user through the client: MCP form elicitation with one required text field.
+struct PeerAsk(Peer<RoleServer>);
+
+impl Ask for PeerAsk {
+    fn ask(&self, question: Question) -> futures::future::BoxFuture<'static, Answer> {
+        let peer = self.0.clone();
+        Box::pin(async move {
+            if !peer
+                .supported_elicitation_modes()
+                .contains(&ElicitationMode::Form)
+            {
+                return Answer::Unsupported("no elicitation support".into());
+            }
+            let schema = ElicitationSchema::builder()
+                .required_string_property(question.field.clone(), |s| {
+                    s.title("Confirm").description(question.prompt.clone())
+                })
+                .build_unchecked();
+            let params = ElicitRequestParams::FormElicitationParams {
+                meta: None,
+                message: question.message,
+                requested_schema: schema,
+            };
+            let result = peer
+                .create_elicitation_with_timeout(params, Some(question.timeout))
+                .await;
+            match result {
+                Ok(r) => match r.action {
+                    ElicitationAction::Accept => {
+                        let typed = r
+                            .content
+                            .as_ref()
+                            .and_then(|c| c.get(&question.field))
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        Answer::Accepted(typed.to_string())
+                    }
+                    ElicitationAction::Decline => Answer::Declined,
+                    _ => Answer::Cancelled,
+                },
+                Err(e) => Answer::Failed(format!("the elicitation request failed: {e}")),
+            }
+        })
     }
 }
 

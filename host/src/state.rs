@@ -88,6 +88,11 @@ impl StateDir {
         self.root.join("artifacts")
     }
 
+    /// `locks/`: the guard's per-target write locks.
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
     /// `plugins/`: third-party plugins (`*.wasm` with a `*.toml` manifest beside each).
     pub fn plugins(&self) -> PathBuf {
         self.root.join("plugins")

@@ -46,6 +46,42 @@ pub struct ToolSpec {
 /// Receives progress of a long call: `(progress, total, message)`.
 pub type ProgressFn = Arc<dyn Fn(f64, Option<f64>, Option<String>) + Send + Sync>;
 
+/// A question for the user, asked through the front (MCP elicitation): a message and one text
+/// field the user fills in.
+#[derive(Debug, Clone)]
+pub struct Question {
+    /// What the user reads: what is asked and why.
+    pub message: String,
+    /// The name of the one text field.
+    pub field: String,
+    /// The field's prompt, e.g. "type prod to approve".
+    pub prompt: String,
+    /// How long to wait for the answer.
+    pub timeout: std::time::Duration,
+}
+
+/// What came back from a [`Question`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The user accepted, having typed this.
+    Accepted(String),
+    /// The user said no.
+    Declined,
+    /// The user dismissed the question.
+    Cancelled,
+    /// The client cannot ask its user (it declared no elicitation support); the text says so.
+    Unsupported(String),
+    /// The question was not answered (timeout, protocol error); the text says why.
+    Failed(String),
+}
+
+/// A front's way to ask the user something in the middle of a call. A front without one (the
+/// CLI, a client without elicitation) gives none, and whatever needs the user is refused.
+pub trait Ask: Send + Sync {
+    /// Asks `question` and waits for the answer (never longer than its timeout).
+    fn ask(&self, question: Question) -> futures::future::BoxFuture<'static, Answer>;
+}
+
 /// One tool call as it arrives from a front.
 #[derive(Clone)]
 pub struct CallRequest {
@@ -55,6 +91,8 @@ pub struct CallRequest {
     pub args: Value,
     /// Where to send progress notifications, when the client asked for them.
     pub progress: Option<ProgressFn>,
+    /// How to ask the user (approval of a write to a protected target), when the front can.
+    pub ask: Option<Arc<dyn Ask>>,
 }
 
 /// The result of one call, already redacted and capped.

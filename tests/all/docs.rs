@@ -82,6 +82,8 @@ fn docs_policy_md_names_every_key_of_the_examples() {
                     "secrets",
                     "artifacts",
                     "log",
+                    "guard",
+                    "kubernetes",
                     "limits",
                     "roots",
                     "programs",

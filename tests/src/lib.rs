@@ -4,6 +4,7 @@
 
 pub mod argo;
 pub mod demo;
+pub mod elicit;
 pub mod fixture_server;
 pub mod git;
 pub mod kube;

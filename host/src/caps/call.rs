@@ -62,6 +62,9 @@ pub struct CallCtx {
     pub events: Arc<Mutex<Vec<CapEvent>>>,
     /// Where progress goes, if the client asked.
     pub progress: Option<ProgressFn>,
+    /// What the guard knows of the call (`apply`, how to ask the user) and the approvals and
+    /// locks it holds until the call ends.
+    pub guard: super::guard::CallGuard,
 }
 
 impl CallCtx {
@@ -81,6 +84,7 @@ impl CallCtx {
             shared,
             events: Default::default(),
             progress: None,
+            guard: Default::default(),
         }
     }
 
@@ -93,6 +97,13 @@ impl CallCtx {
     /// Sends progress to `progress`, when the client asked for it.
     pub fn with_progress(mut self, progress: Option<ProgressFn>) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Lets the guard see what the call's arguments and front say: `apply` and how to ask the
+    /// user.
+    pub fn with_guard(mut self, guard: super::guard::CallGuard) -> Self {
+        self.guard = guard;
         self
     }
 

@@ -12,6 +12,7 @@ mod call;
 pub mod exec;
 pub mod fs;
 pub mod git;
+pub mod guard;
 pub mod http;
 pub mod log;
 pub mod output;
@@ -56,6 +57,7 @@ mod bindings {
                 import infra:host/secrets@0.1.0;
                 import infra:host/artifacts@0.1.0;
                 import infra:host/log@0.1.0;
+                import infra:host/guard@0.1.0;
                 export infra:plugin/tool@0.1.0;
             }
         ",
@@ -88,6 +90,8 @@ pub struct Shared {
     pub jobs: Arc<crate::jobs::Jobs>,
     /// The directory infra was started in: what a root with `path = "."` stands for.
     pub start_dir: std::path::PathBuf,
+    /// The guard's target locks (`<state>/locks/`), shared with every infra process there.
+    pub locks: guard::lock::Locks,
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.
@@ -134,5 +138,6 @@ fn link(cap: Cap, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
         Cap::Fs => infra::host::fs::add_to_linker::<StoreState, Me>(linker, |s| s),
         Cap::Exec => infra::host::exec::add_to_linker::<StoreState, Me>(linker, |s| s),
         Cap::Git => infra::host::git::add_to_linker::<StoreState, Me>(linker, |s| s),
+        Cap::Guard => infra::host::guard::add_to_linker::<StoreState, Me>(linker, |s| s),
     }
 }

@@ -50,6 +50,7 @@ impl Demo {
                 tool: tool.into(),
                 args,
                 progress: None,
+                ask: None,
             })
             .await;
         (r.is_error, r.output)

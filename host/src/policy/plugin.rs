@@ -64,6 +64,7 @@ macro_rules! plugin_sections {
             pub(super) timeout_ms: Option<u64>,
             pub(super) memory_mib: Option<u64>,
             $($name: Option<<super::$name::Grant as CapGrant>::Raw>,)*
+            kubernetes: Option<super::kubernetes::Raw>,
         }
 
         /// What one plugin is granted. Absent capability sections grant nothing.
@@ -81,6 +82,8 @@ macro_rules! plugin_sections {
                 #[doc = concat!("`[plugin.<name>.", stringify!($name), "]`, when present.")]
                 pub $name: Option<super::$name::Grant>,
             )*
+            /// `[plugin.<name>.kubernetes]`, when present: refines `http` for kubernetes profiles.
+            pub kubernetes: Option<super::kubernetes::Grant>,
         }
 
         impl PluginPolicy {
@@ -104,6 +107,13 @@ macro_rules! plugin_sections {
                             &Section::new(doc, name, Cap::$variant),
                         )?),
                     },)*
+                    kubernetes: match raw.kubernetes {
+                        None => None,
+                        Some(r) => Some(super::kubernetes::Grant::load(
+                            r,
+                            &Section::named(doc, name, super::kubernetes::SECTION),
+                        )?),
+                    },
                 })
             }
 
@@ -129,6 +139,9 @@ macro_rules! plugin_sections {
                         caps.insert(Cap::$variant.name().into(), g.summary());
                     }
                 )*
+                if let Some(k) = &self.kubernetes {
+                    caps.insert(super::kubernetes::SECTION.into(), k.summary());
+                }
                 caps
             }
         }

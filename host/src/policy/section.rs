@@ -19,6 +19,15 @@ impl<'s, 'd> Section<'s, 'd> {
             path: ["plugin", plugin, cap.name()],
         }
     }
+
+    /// A section of `[plugin.<plugin>]` that refines a capability without being one
+    /// (`kubernetes`).
+    pub(super) fn named(doc: &'s Doc<'d>, plugin: &'s str, name: &'static str) -> Self {
+        Section {
+            doc,
+            path: ["plugin", plugin, name],
+        }
+    }
 }
 
 impl Section<'_, '_> {

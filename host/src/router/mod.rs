@@ -145,9 +145,10 @@ impl Router {
         args: Value,
         trace_id: &str,
         timeout: Duration,
-        progress: Option<crate::tool::ProgressFn>,
+        front: FrontHooks,
         events: Events,
     ) -> Result<Value, Failure> {
+        let FrontHooks { progress, ask } = front;
         let Some(plugin_name) = &spec.plugin else {
             let call = host_tools::HostCall::new(&spec.name, trace_id, timeout, progress, events);
             return host_tools::call(&self.host_view(), &spec.name, args, &call).await;
@@ -182,6 +183,7 @@ impl Router {
             progress,
         );
         ctx.events = events;
+        let ctx = ctx.with_guard(crate::caps::guard::CallGuard::new(&args, ask));
         let result = self
             .runtime
             .call(plugin, &spec.name, &args.to_string(), ctx, limits)
@@ -307,7 +309,10 @@ impl Dispatch for Router {
                     args,
                     &trace_id,
                     timeout,
-                    request.progress.clone(),
+                    FrontHooks {
+                        progress: request.progress.clone(),
+                        ask: request.ask.clone(),
+                    },
                     events.clone(),
                 )
                 .await
@@ -342,6 +347,12 @@ impl Dispatch for Router {
             },
         }
     }
+}
+
+/// What the front gave a call besides its arguments: where progress goes, how to ask the user.
+struct FrontHooks {
+    progress: Option<crate::tool::ProgressFn>,
+    ask: Option<Arc<dyn crate::tool::Ask>>,
 }
 
 /// The failure for a tool name that is not listed: the closest name and every tool there is.
