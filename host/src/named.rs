@@ -75,6 +75,11 @@ impl<T> Named<T> {
         self.entries.keys().map(String::as_str)
     }
 
+    /// Every entry with its name, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// Every entry.
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.entries.values()

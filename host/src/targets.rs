@@ -67,6 +67,9 @@ pub struct Target {
     pub password: Option<SecretRef>,
     /// How the server's host key is trusted: `"SHA256:…"` or `"tofu"`. Required.
     pub host_key: HostKeyTrust,
+    /// Changes on this server need a user's approval (see the guard).
+    #[serde(default)]
+    pub protected: bool,
 }
 
 fn default_port() -> u16 {
@@ -74,6 +77,11 @@ fn default_port() -> u16 {
 }
 
 impl Target {
+    /// Whether the operator marked it `"protected": true`.
+    pub fn protected(&self) -> bool {
+        self.protected
+    }
+
     /// `host:port`, as shown in messages and used as the TOFU record's key.
     pub fn endpoint(&self) -> String {
         if self.host.contains(':') {
@@ -173,6 +181,13 @@ mod tests {
         assert_eq!(prod.endpoint(), "10.0.0.5:22");
         assert_eq!(t.get("lab").unwrap().host_key, HostKeyTrust::Tofu);
         assert_eq!(t.get("lab").unwrap().port, 22);
+        assert!(!prod.protected() && !t.get("lab").unwrap().protected());
+        let p = Targets::parse(
+            r#"{"db": {"host": "h", "user": "u", "password": "env:P", "host_key": "tofu", "protected": true}}"#,
+            "t.json",
+        )
+        .unwrap();
+        assert!(p.get("db").unwrap().protected());
         // The two secret references (a key file is a path, not a secret reference).
         assert!(prod.key.is_none() && prod.passphrase.is_some() && prod.password.is_none());
         let lab = t.get("lab").unwrap();

@@ -13,6 +13,7 @@ mod auth;
 mod capture;
 mod clients;
 mod host_owned;
+mod kube;
 
 pub use auth::register_profile_secrets;
 use auth::{profile_headers, register_auth};
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode, Url};
 
-use super::infra::host::http::{DownloadResult, Host, Request, Response};
+use super::infra::host::http::{DownloadResult, Host, ProfileInfo, Request, Response};
 use super::infra::host::types::{CapError, KeyValue};
 use super::types::error_chain;
 use super::{CallCtx, StoreState};
@@ -55,6 +56,10 @@ struct Prepared {
     auth: Vec<(String, String)>,
     origin: Option<url::Origin>,
     body: Option<Vec<u8>>,
+    /// Set when the profile is a Kubernetes cluster: the request uses that cluster's own client
+    /// (its CA pinned, its client certificate), follows no redirect, and its server needs no
+    /// `hosts` entry.
+    cluster: Option<kube::Cluster>,
 }
 
 fn invalid(msg: impl Into<String>) -> CapError {
@@ -94,8 +99,13 @@ impl CallCtx {
                 .map_err(CapError::Denied)?;
                 let profile = match self.shared.profiles.get(name) {
                     Some(Profile::Http(p)) => p,
+                    Some(Profile::Kubernetes(k)) => {
+                        return self.prepare_cluster(name, k, req, method, headers);
+                    }
                     Some(_) => {
-                        return Err(invalid(format!("profile: '{name}' is not an http profile")));
+                        return Err(invalid(format!(
+                            "profile: '{name}' is not an http or kubernetes profile"
+                        )));
                     }
                     None => {
                         let known: Vec<&str> = self.shared.profiles.names().collect();
@@ -133,14 +143,7 @@ impl CallCtx {
                 join(&base, &req.url)?
             }
         };
-        if let Some((k, _)) = auth
-            .iter()
-            .find(|(k, _)| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)))
-        {
-            return Err(invalid(format!(
-                "headers: the profile sets '{k}' itself; remove it from `headers`"
-            )));
-        }
+        refuse_profile_headers(&auth, &headers)?;
         let url = Url::parse(&url_text)
             .map_err(|e| invalid(format!("url: '{url_text}' is not a valid URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -163,25 +166,59 @@ impl CallCtx {
             auth,
             origin,
             body: req.body.clone(),
+            cluster: None,
         })
     }
 
-    /// Checks one hop's host and port (and the address, when the host is an IP literal).
-    fn check_hop(&self, url: &Url) -> Result<String, CapError> {
+    /// [`Self::prepare`] for a Kubernetes profile: its credentials read now, the URL held to
+    /// its API server.
+    fn prepare_cluster(
+        &self,
+        name: &str,
+        profile: &crate::profiles::KubernetesProfile,
+        req: &Request,
+        method: Method,
+        headers: Vec<(String, String)>,
+    ) -> Result<Prepared, CapError> {
+        let origin = self.shared.profiles.origin();
+        let cluster = kube::resolve(name, profile, &self.shared.redactor, origin)?;
+        let url = match kube::target(name, &cluster.creds.server, &req.url) {
+            Err(CapError::Denied(why)) => {
+                let reason = self.event("http", &format!("profile {name}")).deny(why);
+                return Err(CapError::Denied(reason));
+            }
+            other => other?,
+        };
+        let auth = kube::auth_headers(&cluster.creds);
+        refuse_profile_headers(&auth, &headers)?;
+        Ok(Prepared {
+            method,
+            origin: Some(url.origin()),
+            url,
+            headers,
+            auth,
+            body: req.body.clone(),
+            cluster: Some(cluster),
+        })
+    }
+
+    /// Checks one hop's host and port (and the address, when the host is an IP literal). The
+    /// server of a granted Kubernetes profile needs no `hosts` entry: the profile names it.
+    fn check_hop(&self, url: &Url, cluster: bool) -> Result<String, CapError> {
         let host = url
             .host_str()
             .ok_or_else(|| invalid(format!("url: {url} has no host")))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let target = format!("{host}:{port}");
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        self.decide(
-            "http",
-            &target,
-            self.shared
-                .policy
-                .check_http_target(&self.plugin, bare, port),
-        )
-        .map_err(CapError::Denied)?;
+        let policy = &self.shared.policy;
+        let decision = if cluster {
+            policy.check_http_profile_server(&self.plugin, bare, port)
+        } else {
+            policy.check_http_target(&self.plugin, bare, port)
+        };
+        self.decide("http", &target, decision)
+            .map_err(CapError::Denied)?;
         if let Ok(ip) = bare.parse::<IpAddr>() {
             self.decide(
                 "http",
@@ -198,12 +235,19 @@ impl CallCtx {
     async fn exchange(&self, req: &Request) -> Result<Exchanged, CapError> {
         self.require("http", &req.url).map_err(CapError::Denied)?;
         let mut p = self.prepare(req)?;
-        let client = self.shared.http.get(&self.plugin, &self.shared.policy)?;
+        let client = match &p.cluster {
+            Some(c) => {
+                self.shared
+                    .http
+                    .cluster(&self.plugin, &c.profile, &c.creds, &self.shared.policy)?
+            }
+            None => self.shared.http.get(&self.plugin, &self.shared.policy)?,
+        };
         let deadline = Instant::now()
             + Duration::from_millis(u64::from(req.timeout_ms).min(self.remaining_ms()));
         let (mut redirects, mut attempts) = (0u32, 0u32);
         loop {
-            let target = self.check_hop(&p.url)?;
+            let target = self.check_hop(&p.url, p.cluster.is_some())?;
             attempts += 1;
             let mut builder = client.request(p.method.clone(), p.url.clone());
             let same_origin = p.origin.as_ref().is_none_or(|o| &p.url.origin() == o);
@@ -251,17 +295,23 @@ impl CallCtx {
                         ))
                     } else {
                         CapError::Failed(format!(
-                            "{} {} failed: {}",
+                            "{} {} failed: {}{}",
                             p.method,
                             p.url,
-                            error_chain(&e)
+                            error_chain(&e),
+                            p.cluster.as_ref().map_or(String::new(), |c| format!(
+                                "; kubernetes profile '{}' trusts only its own CA and fails closed: a certificate error means the server is not the one that CA pins (check `ca` or the kubeconfig's certificate-authority), a handshake error that the server refused the client certificate",
+                                c.profile
+                            ))
                         ))
                     });
                 }
             };
             let status = resp.status();
             ev.ok(status.as_u16().to_string());
+            // An API server does not redirect; following one would carry the token elsewhere.
             if status.is_redirection()
+                && p.cluster.is_none()
                 && req.max_redirects > redirects
                 && let Some(next) = resp
                     .headers()
@@ -337,6 +387,22 @@ async fn backoff(attempt: u32, retry_after_s: Option<u64>, deadline: Instant) {
     tokio::time::sleep(wanted.min(left)).await;
 }
 
+/// Refuses a request header the profile sets itself (its auth), rather than send both.
+fn refuse_profile_headers(
+    auth: &[(String, String)],
+    headers: &[(String, String)],
+) -> Result<(), CapError> {
+    match auth
+        .iter()
+        .find(|(k, _)| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)))
+    {
+        Some((k, _)) => Err(invalid(format!(
+            "headers: the profile sets '{k}' itself; remove it from `headers`"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Joins a request path onto a profile's base URL (`/v1` + `users` = `/v1/users`).
 fn join(base: &Url, path: &str) -> Result<String, CapError> {
     if path.starts_with("http://") || path.starts_with("https://") {
@@ -400,6 +466,31 @@ impl BodyRead {
 }
 
 impl Host for StoreState {
+    async fn profiles(&mut self) -> Vec<ProfileInfo> {
+        let call = &self.call;
+        let shared = &call.shared;
+        shared
+            .profiles
+            .iter()
+            .filter(|(_, p)| matches!(p, Profile::Http(_) | Profile::Kubernetes(_)))
+            .filter(|(name, _)| {
+                matches!(
+                    shared.policy.check_profile(&call.plugin, "http", name),
+                    crate::policy::Decision::Allow
+                )
+            })
+            .map(|(name, p)| ProfileInfo {
+                name: name.to_string(),
+                kind: p.kind().to_string(),
+                // A server URL holds no secret by the profile format; scrubbed all the same.
+                server: p
+                    .server()
+                    .map(|s| shared.redactor.scrub_str(&s).into_owned()),
+                protected: p.protected(),
+            })
+            .collect()
+    }
+
     async fn send(&mut self, req: Request) -> Result<Response, CapError> {
         let call = &self.call;
         // The body is held in host memory: the agent's cap gives way to the operator's.

@@ -11,7 +11,8 @@ use crate::runtime::Plugin;
 
 pub const DESCRIPTION: &str = "For reviewers: each plugin's sha256, declared imports (plugin.toml) \
 vs actual imports (read from the binary), its tools and what the policy grants it; plugins refused \
-at load with the reason; compile-cache hits. `inspect` one plugin by name.";
+at load with the reason; compile-cache hits; the profiles and targets (kind, server, protected; \
+never a secret). `inspect` one plugin by name.";
 
 /// Arguments of `plugins`: the action, with the fields only that action takes.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -52,6 +53,33 @@ pub fn describe(host: &HostView<'_>, p: &Plugin) -> Value {
     })
 }
 
+/// Every profile as a reviewer reads it: kind, endpoint, protected — never a secret.
+fn profiles(host: &HostView<'_>) -> Value {
+    let list: Vec<Value> = host
+        .shared
+        .profiles
+        .iter()
+        .map(|(name, p)| {
+            json!({"name": name, "kind": p.kind(), "server": p.server(), "protected": p.protected()})
+        })
+        .collect();
+    json!(list)
+}
+
+/// Every SSH target: endpoint, user, protected — never a secret.
+fn targets(host: &HostView<'_>) -> Value {
+    let list: Vec<Value> = host
+        .shared
+        .ssh
+        .targets()
+        .iter()
+        .map(|(name, t)| {
+            json!({"name": name, "endpoint": t.endpoint(), "user": t.user, "protected": t.protected()})
+        })
+        .collect();
+    json!(list)
+}
+
 pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
     match args {
         Args::List {} => Ok(json!({
@@ -63,6 +91,8 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
                 "INFRA_ALLOW_SECRET_EXPORT": host.shared.flags.allow_secret_export,
             },
             "compile_cache": host.cache,
+            "profiles": profiles(host),
+            "targets": targets(host),
         })),
         Args::Inspect { name } => match host.plugins.iter().find(|p| p.manifest.name == name) {
             Some(p) => Ok(describe(host, p)),

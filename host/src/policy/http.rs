@@ -110,6 +110,35 @@ impl Policy {
         }
     }
 
+    /// Whether the plugin may reach `host:port` as the server of a profile it was granted (a
+    /// Kubernetes cluster): the profile names the server, so `hosts` need not list it, but
+    /// `deny_hosts` and the unspecified-address rule still apply.
+    pub fn check_http_profile_server(&self, plugin: &str, host: &str, port: u16) -> Decision {
+        let target = match normalize_host(host) {
+            Ok(t) => t,
+            Err(why) => {
+                return Decision::Deny(format!(
+                    "policy: {why}; give the profile's server a DNS name or an IP address"
+                ));
+            }
+        };
+        let shown = host_port(&target, port);
+        if let Target::Ip(ip) = target
+            && is_unspecified(ip)
+        {
+            return unspecified_denied(&shown);
+        }
+        let Some(grant) = self.plugin(plugin).and_then(|p| p.http.as_ref()) else {
+            return self.deny(format!(
+                "plugin '{plugin}' has no [plugin.{plugin}.http] grant for {shown}; add the section with its profiles in"
+            ));
+        };
+        match grant.deny_hosts.iter().find(|d| d.matches_host(&target)) {
+            Some(d) => self.deny_listed(plugin, &shown, d),
+            None => Decision::Allow,
+        }
+    }
+
     /// Whether the plugin may connect to an address a granted name resolved to: denied when
     /// the address falls in an IP or CIDR entry of `deny_hosts`, so a DNS name cannot smuggle
     /// a request to a blocked address. An unspecified address is always denied.

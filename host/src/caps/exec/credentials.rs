@@ -98,5 +98,8 @@ pub fn inject(call: &CallCtx, name: &str, home: &RunHome, env: &mut Env) -> Resu
         Some(Profile::Postgres(_)) => Err(CapError::Invalid(format!(
             "profile: '{name}' is a postgres profile; programs take ssh-key profiles or http ones with bearer/basic auth"
         ))),
+        Some(Profile::Kubernetes(_)) => Err(CapError::Invalid(format!(
+            "profile: '{name}' is a kubernetes profile, which the host uses for its own http requests (the k8s tool) and never hands to a program; programs take ssh-key profiles or http ones with bearer/basic auth"
+        ))),
     }
 }

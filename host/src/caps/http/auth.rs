@@ -39,16 +39,26 @@ fn is_plain_header(name: &str) -> bool {
 }
 
 /// Registers the wire form of every http profile's credentials whose references resolve now,
-/// and the values of its literal `headers`, which often carry keys too.
+/// and the values of its literal `headers`, which often carry keys too; and every Kubernetes
+/// profile's token and client key (from a kubeconfig too, with their base64 spellings).
 pub fn register_profile_secrets(
     profiles: &crate::profiles::Profiles,
     redactor: &crate::redact::Redactor,
 ) {
     for p in profiles.values() {
-        if let crate::profiles::Profile::Http(h) = p
-            && let Ok(sent) = profile_headers(h)
-        {
-            register_auth(&sent, redactor);
+        match p {
+            crate::profiles::Profile::Http(h) => {
+                if let Ok(sent) = profile_headers(h) {
+                    register_auth(&sent, redactor);
+                }
+            }
+            crate::profiles::Profile::Kubernetes(k) => {
+                // One that cannot be read now is reported when a call uses it.
+                if let Ok(creds) = k.resolve() {
+                    creds.register(redactor);
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -5,7 +5,9 @@
 //! - `net_connect`: `std::net::TcpStream::connect(addr)` (wasi:sockets underneath).
 //! - `fs_read`: `/etc/passwd` and a listing of `.` (wasi:filesystem underneath).
 //! - `env_read`: every environment variable and argument.
-//! - `http_ungranted`: the host's http capability to `url` (the policy decides).
+//! - `http_ungranted`: the host's http capability to `url` (the policy decides), through
+//!   `profile` when given (its credentials aimed wherever the plugin likes).
+//! - `http_profiles`: the profiles the host lists to this plugin (only granted ones, no secret).
 //! - `spin`: burns CPU forever.
 //! - `memory_bomb`: allocates and touches 1 MiB chunks until something stops it.
 //! - `output_flood`: returns `bytes` bytes (default 64 MiB).
@@ -31,6 +33,8 @@ enum Action {
     EnvRead,
     /// Ask the host's http capability for `url`.
     HttpUngranted,
+    /// List the profiles the host's http capability offers.
+    HttpProfiles,
     /// Loop forever.
     Spin,
     /// Allocate memory until stopped.
@@ -51,6 +55,8 @@ struct Args {
     addr: Option<String>,
     /// `http_ungranted`: the URL to request.
     url: Option<String>,
+    /// `http_ungranted`: a profile whose credentials the host should add.
+    profile: Option<String>,
     /// `output_flood`: how many bytes to return (default 64 MiB).
     bytes: Option<u64>,
     /// `secrets_get`: the secret's name, a logical name of the policy's `[secrets]`, e.g. `canary`.
@@ -140,13 +146,13 @@ fn env_read() -> Outcome {
 
 /// The host's http capability: the policy decides. A refusal goes back as the tool's error, so
 /// the agent sees the host's kind and advice unchanged.
-fn http_ungranted(url: String, ctx: &Ctx) -> Result<Outcome, ToolError> {
+fn http_ungranted(url: String, profile: Option<String>, ctx: &Ctx) -> Result<Outcome, ToolError> {
     let req = http::Request {
         method: "GET".into(),
         url: url.clone(),
         headers: Vec::new(),
         body: None,
-        profile: None,
+        profile,
         timeout_ms: ctx.timeout_ms,
         max_bytes: 64 * 1024,
         max_redirects: 0,
@@ -163,6 +169,20 @@ fn http_ungranted(url: String, ctx: &Ctx) -> Result<Outcome, ToolError> {
             })),
         }),
         Err(e) => Err(ToolError::from(e).with_detail(json!({ "escaped": false }))),
+    }
+}
+
+/// The profiles the host offers: a list with anything beyond name, kind, server and
+/// `protected` would be a leak, and so would a profile the policy does not grant.
+fn http_profiles() -> Outcome {
+    let list: Vec<Value> = http::profiles()
+        .into_iter()
+        .map(|p| json!({"name": p.name, "kind": p.kind, "server": p.server, "protected": p.protected}))
+        .collect();
+    Outcome {
+        escaped: false,
+        error: None,
+        data: Some(json!({ "profiles": list })),
     }
 }
 
@@ -225,7 +245,10 @@ fn run(args: Args, ctx: &Ctx) -> Result<Outcome, ToolError> {
         Action::NetConnect => net_connect(&required(args.addr, "addr")?),
         Action::FsRead => fs_read(),
         Action::EnvRead => env_read(),
-        Action::HttpUngranted => return http_ungranted(required(args.url, "url")?, ctx),
+        Action::HttpUngranted => {
+            return http_ungranted(required(args.url, "url")?, args.profile, ctx);
+        }
+        Action::HttpProfiles => http_profiles(),
         Action::Spin => spin(),
         Action::MemoryBomb => memory_bomb(),
         Action::OutputFlood => output_flood(args.bytes.unwrap_or(64 << 20)),

@@ -1,5 +1,5 @@
-//! `profiles.json`: named HTTP and Postgres endpoints, and SSH keys for programs (`ssh-key`),
-//! whose credentials the host injects.
+//! `profiles.json`: named HTTP and Postgres endpoints, Kubernetes clusters, and SSH keys for
+//! programs (`ssh-key`), whose credentials the host injects.
 //!
 //! Secret fields hold references (`env:VAR`, `file:PATH`), never values: a literal is refused at
 //! load so that a profile file can be shared and reviewed.
@@ -9,6 +9,11 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
+
+mod kubeconfig;
+mod kubernetes;
+
+pub use kubernetes::{KubeCreds, KubernetesProfile};
 
 /// A reference to a secret: `env:VAR` or `file:PATH`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -87,7 +92,7 @@ impl SecretRef {
     }
 }
 
-fn shellexpand_home(p: &str) -> String {
+pub(crate) fn shellexpand_home(p: &str) -> String {
     match (p.strip_prefix("~/"), std::env::var("HOME")) {
         (Some(rest), Ok(home)) => format!("{home}/{rest}"),
         _ => p.to_string(),
@@ -133,6 +138,9 @@ pub struct HttpProfile {
     /// `User-Agent`, `Cache-Control` and `X-GitHub-Api-Version`, which carry no credential.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Writes through it need a user's approval (see the guard).
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// A PostgreSQL database.
@@ -153,6 +161,9 @@ pub struct PostgresProfile {
     /// Force read-only transactions.
     #[serde(default)]
     pub read_only: bool,
+    /// Writes through it need a user's approval (see the guard).
+    #[serde(default)]
+    pub protected: bool,
 }
 
 fn default_pg_port() -> u16 {
@@ -171,6 +182,9 @@ pub struct SshKeyProfile {
     pub passphrase: Option<SecretRef>,
     /// The known_hosts file the server's key must be in (`StrictHostKeyChecking=yes`).
     pub known_hosts: SecretRef,
+    /// Writes through it need a user's approval (see the guard).
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// One entry of `profiles.json`, told apart by its `"type"`.
@@ -182,6 +196,48 @@ pub enum Profile {
     Postgres(PostgresProfile),
     /// An SSH key for programs.
     SshKey(SshKeyProfile),
+    /// A Kubernetes API server: its CA pinned, a token or client certificate injected.
+    Kubernetes(KubernetesProfile),
+}
+
+impl Profile {
+    /// The `"type"` it was written with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Profile::Http(_) => "http",
+            Profile::Postgres(_) => "postgres",
+            Profile::SshKey(_) => "ssh-key",
+            Profile::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    /// Whether the operator marked it `"protected": true`: writes through it need a user's
+    /// approval, whatever the policy allows.
+    pub fn protected(&self) -> bool {
+        match self {
+            Profile::Http(p) => p.protected,
+            Profile::Postgres(p) => p.protected,
+            Profile::SshKey(p) => p.protected,
+            Profile::Kubernetes(p) => p.protected,
+        }
+    }
+
+    /// Whether it is a Kubernetes cluster (its writes go through the guard).
+    pub fn is_kubernetes(&self) -> bool {
+        matches!(self, Profile::Kubernetes(_))
+    }
+
+    /// The endpoint it reaches, as shown in listings (never a secret): the base URL, the
+    /// cluster server (read from the kubeconfig now; none when it cannot be read), or
+    /// `host:port/database`.
+    pub fn server(&self) -> Option<String> {
+        match self {
+            Profile::Http(p) => Some(p.base_url.clone()),
+            Profile::Postgres(p) => Some(format!("{}:{}/{}", p.host, p.port, p.database)),
+            Profile::SshKey(_) => None,
+            Profile::Kubernetes(k) => k.server(),
+        }
+    }
 }
 
 /// All profiles, by name.
@@ -214,6 +270,9 @@ impl Profiles {
                     refs.push(&k.key);
                     refs.extend(k.passphrase.iter());
                 }
+                // A kubeconfig's secrets are inside it: registered from its parsed form
+                // (caps::http::register_profile_secrets), not as the whole file.
+                Profile::Kubernetes(k) => refs.extend(k.token.iter()),
             }
         }
         refs
@@ -227,8 +286,16 @@ fn profile(name: &str, mut value: serde_json::Value, origin: &str) -> anyhow::Re
         Some("http") => serde_json::from_value(value).map(Profile::Http),
         Some("postgres") => serde_json::from_value(value).map(Profile::Postgres),
         Some("ssh-key") => serde_json::from_value(value).map(Profile::SshKey),
+        Some("kubernetes") => {
+            let k: KubernetesProfile = serde_json::from_value(value).with_context(|| {
+                format!("profile '{name}' in {origin} is invalid; see the kubernetes profile format in README.md (section State)")
+            })?;
+            k.check()
+                .map_err(|why| anyhow::anyhow!("profile '{name}' in {origin}: {why}"))?;
+            return Ok(Profile::Kubernetes(k));
+        }
         _ => anyhow::bail!(
-            "profile '{name}' in {origin} needs \"type\": \"http\", \"postgres\" or \"ssh-key\""
+            "profile '{name}' in {origin} needs \"type\": \"http\", \"postgres\", \"ssh-key\" or \"kubernetes\""
         ),
     };
     parsed.with_context(|| {
