@@ -1,5 +1,5 @@
 //! The stand-in Kubernetes API checked against the real `kubectl` (/usr/bin/kubectl): if the
-//! stand-in drifted from the protocol, these fail. `--validate=false` on apply and diff: the
+//! stand-in drifted from the protocol, these fail. `--validate=false` on apply: the
 //! stand-in serves no OpenAPI document for kubectl's client-side schema validation.
 
 use std::path::{Path, PathBuf};
@@ -90,7 +90,16 @@ async fn kubectl_gets_namespaces_and_selects_pods_by_label() {
     assert!(out.contains("1/1") && out.contains("Running"), "{out}");
 
     let (code, out, err) = c
-        .kubectl(&["get", "pods", "-A", "-l", "app in (web)", "-o", "json"])
+        .kubectl(&[
+            "get",
+            "pods",
+            "-A",
+            "-l",
+            "app in (web)",
+            "-o",
+            "json",
+            "--chunk-size=2",
+        ])
         .await;
     assert_eq!(code, 0, "{err}");
     let list: Value = serde_json::from_str(&out).unwrap();
@@ -101,6 +110,15 @@ async fn kubectl_gets_namespaces_and_selects_pods_by_label() {
         .map(|p| p["metadata"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web-1", "web-2", "web-9"]);
+    // Two pages: kubectl followed the continue token.
+    assert!(
+        c.api
+            .requests()
+            .iter()
+            .any(|(_, p)| p.starts_with("/api/v1/pods?") && p.contains("continue=")),
+        "{:?}",
+        c.api.requests()
+    );
     assert!(
         c.api.requests().iter().any(|(m, p)| m == "GET"
             && p.contains("/api/v1/namespaces/x/pods")
@@ -204,6 +222,10 @@ async fn kubectl_server_side_apply_dry_run_stores_nothing_then_apply_and_diff() 
         out.contains("-  replicas: 2") && out.contains("+  replicas: 5"),
         "{out}"
     );
+    // The client-side diff (a dry-run patch) sees the same change.
+    let (code, out, err) = c.kubectl(&["diff", "-f", changed.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("+  replicas: 5"), "{out}");
     let live = c
         .api
         .get("apps/v1", "Deployment", Some("apps"), "web")
@@ -314,6 +336,15 @@ async fn argo_standin_syncs_reports_health_and_rolls_back() {
 
     let (code, body) = argo(&api, "GET", "/api/v1/applications", None, None).await;
     assert_eq!((code, body["code"].as_u64()), (401, Some(16)), "{body}");
+    let (code, _) = argo(
+        &api,
+        "GET",
+        "/api/v1/applications",
+        None,
+        Some("not-the-token"),
+    )
+    .await;
+    assert_eq!(code, 401);
     let (code, body) = argo(&api, "GET", "/api/v1/applications", None, t).await;
     assert_eq!(code, 200);
     assert_eq!(body["items"][0]["metadata"]["name"], "shop");
@@ -408,4 +439,616 @@ async fn argo_standin_syncs_reports_health_and_rolls_back() {
             .iter()
             .any(|(m, p)| m == "GET" && p.ends_with("?refresh=hard"))
     );
+
+    // A slow sync: Progressing and Running for two reads, then the outcome.
+    api.succeed_syncs("shop");
+    api.slow_syncs("shop", 2);
+    let (_, app) = argo(
+        &api,
+        "POST",
+        "/api/v1/applications/shop/sync",
+        Some(json!({})),
+        t,
+    )
+    .await;
+    assert_eq!(app["status"]["health"]["status"], "Progressing");
+    assert_eq!(
+        app["status"]["sync"]["revision"], "v1",
+        "the target revision by default"
+    );
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let (_, app) = argo(&api, "GET", "/api/v1/applications/shop", None, t).await;
+        seen.push((
+            app["status"]["health"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            app["status"]["operationState"]["phase"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ));
+    }
+    let s = |h: &str, p: &str| (h.to_string(), p.to_string());
+    assert_eq!(
+        seen,
+        [
+            s("Progressing", "Running"),
+            s("Healthy", "Succeeded"),
+            s("Healthy", "Succeeded")
+        ]
+    );
+}
+
+/// One request to the stand-in with its token: (status, body as JSON, or as a string).
+async fn kube(
+    api: &KubeApi,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(api.ca_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let mut req = client
+        .request(method.parse().unwrap(), format!("{}{path}", api.url()))
+        .bearer_auth(api.token());
+    if !body.is_empty() {
+        req = req
+            .header("content-type", content_type)
+            .body(body.to_string());
+    }
+    let resp = req.send().await.expect("stand-in answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn standin_pages_selects_and_serves_logs_and_events() {
+    let api = KubeApi::start().await.unwrap();
+    for i in 0..5 {
+        let mut p = pod("p", &format!("pod-{i}"), "web");
+        if i == 3 {
+            p["status"]["phase"] = json!("Pending");
+        }
+        api.put(p);
+    }
+    // Pages of two, in name order, until no continue token.
+    let (mut seen, mut cont, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let (code, page) = kube(
+            &api,
+            "GET",
+            &format!("/api/v1/namespaces/p/pods?limit=2&continue={cont}"),
+            "",
+            "",
+        )
+        .await;
+        assert_eq!(code, 200, "{page}");
+        pages += 1;
+        if pages == 1 {
+            assert_eq!(page["metadata"]["remainingItemCount"], 3);
+        }
+        seen.extend(names(&page));
+        match page["metadata"]["continue"].as_str() {
+            Some(c) => cont = c.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (3, 5));
+    assert_eq!(seen, ["pod-0", "pod-1", "pod-2", "pod-3", "pod-4"]);
+    let (code, body) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/pods?continue=garbage!",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+
+    let (_, list) = kube(
+        &api,
+        "GET",
+        "/api/v1/pods?fieldSelector=status.phase%3DPending",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(names(&list), ["pod-3"]);
+    let (code, body) = kube(
+        &api,
+        "GET",
+        "/api/v1/pods?fieldSelector=spec.replicas%3D1",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("spec.replicas"),
+        "{body}"
+    );
+
+    // Logs: tail, since, previous, and the container checks.
+    api.set_logs("p", "pod-0", "main", "one\ntwo\nthree\n");
+    let (code, text) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/pods/pod-0/log?tailLines=2",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!((code, text), (200, json!("two\nthree\n")));
+    api.push_log_line(
+        "p",
+        "pod-1",
+        "main",
+        "old",
+        std::time::Duration::from_secs(600),
+    );
+    api.push_log_line("p", "pod-1", "main", "new", std::time::Duration::ZERO);
+    let (_, text) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/pods/pod-1/log?container=main&sinceSeconds=60",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(text, json!("new\n"));
+    let (code, body) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/pods/pod-0/log?previous=true",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    api.set_previous_logs("p", "pod-0", "main", "panic: boom\n");
+    let (_, text) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/pods/pod-0/log?previous=true",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(text, json!("panic: boom\n"));
+    let (code, body) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/pods/pod-0/log?container=sidecar",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(body["message"].as_str().unwrap().contains("main"), "{body}");
+
+    // Events about one pod, by involvedObject.
+    api.add_event(
+        "Pod",
+        "p",
+        "pod-3",
+        "Warning",
+        "FailedScheduling",
+        "0/3 nodes are available",
+    );
+    api.add_event("Pod", "p", "pod-0", "Normal", "Pulled", "image pulled");
+    let (_, list) = kube(
+        &api,
+        "GET",
+        "/api/v1/namespaces/p/events?fieldSelector=involvedObject.name%3Dpod-3",
+        "",
+        "",
+    )
+    .await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["reason"], "FailedScheduling");
+    assert_eq!(
+        items[0]["involvedObject"]["uid"],
+        api.get("v1", "Pod", Some("p"), "pod-3").unwrap()["metadata"]["uid"]
+    );
+}
+
+#[tokio::test]
+async fn standin_writes_keep_metadata_and_refuse_as_the_api_server_does() {
+    let api = KubeApi::start().await.unwrap();
+    api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}));
+    let cm = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": "v"}}).to_string()
+    };
+    let (code, created) = kube(
+        &api,
+        "POST",
+        "/api/v1/namespaces/apps/configmaps",
+        "application/json",
+        &cm("conf"),
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert!(
+        created["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty())
+    );
+    assert!(created["metadata"]["creationTimestamp"].is_string());
+    let (code, body) = kube(
+        &api,
+        "POST",
+        "/api/v1/namespaces/apps/configmaps",
+        "application/json",
+        &cm("conf"),
+    )
+    .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (409, Some("AlreadyExists"))
+    );
+    let (code, body) = kube(
+        &api,
+        "POST",
+        "/api/v1/namespaces/apps/configmaps",
+        "application/json",
+        &cm("Bad_Name"),
+    )
+    .await;
+    assert_eq!((code, body["reason"].as_str()), (422, Some("Invalid")));
+    assert!(
+        body["message"].as_str().unwrap().contains("metadata.name"),
+        "{body}"
+    );
+    let (code, body) = kube(
+        &api,
+        "POST",
+        "/api/v1/namespaces/nope/configmaps",
+        "application/json",
+        &cm("c"),
+    )
+    .await;
+    assert_eq!(code, 404);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("namespaces \"nope\" not found"),
+        "{body}"
+    );
+    let mut stale = created.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let (code, body) = kube(
+        &api,
+        "PUT",
+        "/api/v1/namespaces/apps/configmaps/conf",
+        "application/json",
+        &stale.to_string(),
+    )
+    .await;
+    assert_eq!((code, body["reason"].as_str()), (409, Some("Conflict")));
+
+    // Server-side apply: ownership, conflicts, force, dry run, generation.
+    let deploy = |replicas: u32| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "apps"},
+               "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
+        .to_string()
+    };
+    let path = "/apis/apps/v1/namespaces/apps/deployments/web";
+    let ssa = "application/apply-patch+yaml";
+    let (code, body) = kube(&api, "PATCH", path, ssa, &deploy(1)).await;
+    assert_eq!(code, 400, "apply without fieldManager: {body}");
+    let (code, first) = kube(
+        &api,
+        "PATCH",
+        &format!("{path}?fieldManager=infra"),
+        ssa,
+        &deploy(1),
+    )
+    .await;
+    assert_eq!(code, 201, "{first}");
+    let (code, body) = kube(
+        &api,
+        "PATCH",
+        &format!("{path}?fieldManager=other"),
+        ssa,
+        &deploy(2),
+    )
+    .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("conflict with \"infra\""),
+        "{body}"
+    );
+    let (code, dry) = kube(
+        &api,
+        "PATCH",
+        &format!("{path}?fieldManager=infra&dryRun=All"),
+        ssa,
+        &deploy(4),
+    )
+    .await;
+    assert_eq!((code, &dry["spec"]["replicas"]), (200, &json!(4)));
+    assert_eq!(
+        api.get("apps/v1", "Deployment", Some("apps"), "web")
+            .unwrap()["spec"]["replicas"],
+        1
+    );
+    let (code, forced) = kube(
+        &api,
+        "PATCH",
+        &format!("{path}?fieldManager=other&force=true"),
+        ssa,
+        &deploy(2),
+    )
+    .await;
+    assert_eq!(code, 200, "{forced}");
+    assert_eq!(forced["metadata"]["generation"], 2);
+    assert_ne!(
+        forced["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+    // Status moves the resourceVersion, not the generation; a main-resource write keeps status.
+    api.patch_status(
+        "apps/v1",
+        "Deployment",
+        Some("apps"),
+        "web",
+        json!({"readyReplicas": 2}),
+    );
+    let live = api
+        .get("apps/v1", "Deployment", Some("apps"), "web")
+        .unwrap();
+    assert_eq!(
+        (
+            live["metadata"]["generation"].as_i64(),
+            live["status"]["readyReplicas"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    let (code, patched) = kube(
+        &api,
+        "PATCH",
+        path,
+        "application/merge-patch+json",
+        r#"{"metadata":{"labels":{"team":"a"}},"status":{"readyReplicas":0}}"#,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            patched["metadata"]["labels"]["team"].as_str(),
+            patched["status"]["readyReplicas"].as_i64()
+        ),
+        (Some("a"), Some(2))
+    );
+
+    // A CRD joins discovery; its objects are served.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}});
+    let (code, _) = kube(
+        &api,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "application/json",
+        &crd.to_string(),
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (_, groups) = kube(&api, "GET", "/apis", "", "").await;
+    assert!(
+        groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "example.com"),
+        "{groups}"
+    );
+    let (_, res) = kube(&api, "GET", "/apis/example.com/v1", "", "").await;
+    assert_eq!(res["resources"][0]["kind"], "Widget");
+    let w = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"size": 3}});
+    let (code, _) = kube(
+        &api,
+        "POST",
+        "/apis/example.com/v1/namespaces/apps/widgets",
+        "application/json",
+        &w.to_string(),
+    )
+    .await;
+    assert_eq!(code, 201);
+
+    // RBAC as the test sets it; metrics served once given, read-only, switchable.
+    let (code, _) = kube(&api, "GET", "/apis/metrics.k8s.io/v1beta1", "", "").await;
+    assert_eq!(
+        code, 404,
+        "metrics.k8s.io served before the test gave metrics"
+    );
+    api.forbid("secrets");
+    let (code, body) = kube(&api, "GET", "/api/v1/namespaces/apps/secrets", "", "").await;
+    assert_eq!((code, body["reason"].as_str()), (403, Some("Forbidden")));
+    api.set_pod_metrics("apps", "web-1", &[("web", "250m", "64Mi")]);
+    let (code, list) = kube(
+        &api,
+        "GET",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/apps/pods",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(list["items"][0]["containers"][0]["usage"]["cpu"], "250m");
+    let (code, _) = kube(
+        &api,
+        "DELETE",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/apps/pods/web-1",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 405);
+    api.set_metrics_available(false);
+    let (code, _) = kube(
+        &api,
+        "GET",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/apps/pods",
+        "",
+        "",
+    )
+    .await;
+    assert_eq!(code, 404);
+
+    // Deleting a namespace takes its objects with it.
+    let (code, _) = kube(&api, "DELETE", "/api/v1/namespaces/apps", "", "").await;
+    assert_eq!(code, 200);
+    assert!(api.get("v1", "ConfigMap", Some("apps"), "conf").is_none());
+}
+
+#[tokio::test]
+async fn kubectl_shows_what_the_controller_helpers_set() {
+    let c = Cluster::start().await;
+    c.api.put(pod("shop", "api-1", "api"));
+    c.api.crash_loop("shop", "api-1", "main", 4, "OOMKilled");
+    let (code, out, err) = c.kubectl(&["get", "pods", "-n", "shop"]).await;
+    assert_eq!(code, 0, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("api-1"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("0/1") && row.contains("CrashLoopBackOff") && row.contains(" 4 "),
+        "{row}"
+    );
+    let (_, out, _) = c
+        .kubectl(&[
+            "get",
+            "events",
+            "-n",
+            "shop",
+            "--field-selector",
+            "involvedObject.name=api-1",
+            "-o",
+            "json",
+        ])
+        .await;
+    let events: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(events["items"][0]["reason"], "BackOff", "{events}");
+    let p = c.api.get("v1", "Pod", Some("shop"), "api-1").unwrap();
+    assert_eq!(
+        p["status"]["containerStatuses"][0]["lastState"]["terminated"]["exitCode"],
+        137
+    );
+
+    c.api
+        .put(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                     "metadata": {"name": "api", "namespace": "shop"}, "spec": {"replicas": 3}}));
+    c.api.complete_rollout("Deployment", "shop", "api");
+    let (code, out, err) = c.kubectl(&["get", "deployments", "-n", "shop"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("api") && l.contains("3/3")),
+        "{out}"
+    );
+    c.api.stall_rollout(
+        "shop",
+        "api",
+        "ReplicaSet \"api-2\" has timed out progressing.",
+    );
+    let d = c
+        .api
+        .get("apps/v1", "Deployment", Some("shop"), "api")
+        .unwrap();
+    assert_eq!(
+        d["status"]["conditions"][1]["reason"],
+        "ProgressDeadlineExceeded"
+    );
+    assert_eq!(d["status"]["availableReplicas"], 0);
+}
+
+#[tokio::test]
+async fn standin_flux_controller_reconciles_on_request() {
+    let api = KubeApi::start().await.unwrap();
+    let ks = |name: &str| {
+        json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+               "metadata": {"name": name, "namespace": "flux-system"},
+               "spec": {"path": "./apps", "sourceRef": {"kind": "GitRepository", "name": "repo"}}})
+    };
+    api.put(ks("apps"));
+    api.put(ks("broken"));
+    api.set_flux_outcome(
+        "Kustomization",
+        "flux-system",
+        "broken",
+        false,
+        "BuildFailed",
+        "kustomize build failed",
+    );
+    let path = |n: &str| {
+        format!("/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/{n}")
+    };
+    let patch = r#"{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":"2026-12-02T20:00:00Z"}}}"#;
+
+    // Nothing happens without a request.
+    assert!(
+        api.get(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            Some("flux-system"),
+            "apps"
+        )
+        .unwrap()["status"]
+            .is_null()
+    );
+    let (code, _) = kube(
+        &api,
+        "PATCH",
+        &path("apps"),
+        "application/merge-patch+json",
+        patch,
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, live) = kube(&api, "GET", &path("apps"), "", "").await;
+    assert_eq!(
+        live["status"]["lastHandledReconcileAt"], "2026-12-02T20:00:00Z",
+        "{live}"
+    );
+    assert_eq!(live["status"]["conditions"][0]["type"], "Ready");
+    assert_eq!(live["status"]["conditions"][0]["status"], "True");
+
+    let (_, _) = kube(
+        &api,
+        "PATCH",
+        &path("broken"),
+        "application/merge-patch+json",
+        patch,
+    )
+    .await;
+    let (_, live) = kube(&api, "GET", &path("broken"), "", "").await;
+    assert_eq!(live["status"]["conditions"][0]["status"], "False");
+    assert_eq!(live["status"]["conditions"][0]["reason"], "BuildFailed");
 }

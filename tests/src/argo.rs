@@ -2,7 +2,8 @@
 //! HTTP on loopback with a bearer token, serving the application endpoints the gitops plugin
 //! uses — list, get (with `?refresh=`), sync, rollback, resource tree — with Argo CD's JSON
 //! shapes and its error bodies (`{"error", "code", "message"}`, gRPC codes). The handle sets an
-//! application's health and sync status, and can make syncs fail (health Degraded).
+//! application's health and sync status, and can make syncs fail (health Degraded) or take a
+//! few reads to finish (Progressing meanwhile).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,6 +25,10 @@ struct State {
     apps: Vec<Value>,
     /// Apps whose syncs fail, with the message the operation reports.
     failing: HashMap<String, String>,
+    /// Apps whose syncs take this many reads of the app to finish.
+    slow: HashMap<String, u32>,
+    /// Apps with a sync running: reads left before it finishes, and the outcome.
+    running: HashMap<String, (u32, Value, Value)>,
     requests: Vec<(String, String)>,
 }
 
@@ -141,6 +146,18 @@ impl ArgoApi {
         self.state().failing.insert(name.into(), message.into());
     }
 
+    /// Makes later syncs succeed again (undoes [`ArgoApi::fail_syncs`]).
+    pub fn succeed_syncs(&self, name: &str) {
+        self.state().failing.remove(name);
+    }
+
+    /// Makes every later sync and rollback of the application take `reads` reads of the
+    /// application to finish: until then the operation is `Running` and health `Progressing`
+    /// (for tests of waiting for Healthy and Synced).
+    pub fn slow_syncs(&self, name: &str, reads: u32) {
+        self.state().slow.insert(name.into(), reads);
+    }
+
     /// The application as the API returns it.
     pub fn app(&self, name: &str) -> Value {
         self.with_app(name, |a| a.clone())
@@ -203,6 +220,41 @@ fn operate(app: &mut Value, revision: &str, failing: Option<&String>, kind: &str
     });
 }
 
+/// For a slow app, holds back the finished operation: Running and Progressing until read
+/// enough times.
+fn start_running(state: &mut State, i: usize, name: &str) {
+    let Some(reads) = state.slow.get(name).copied() else {
+        return;
+    };
+    let app = &mut state.apps[i];
+    let done = (
+        reads,
+        app["status"]["health"].clone(),
+        app["status"]["operationState"].clone(),
+    );
+    app["status"]["health"] = json!({"status": "Progressing"});
+    app["status"]["operationState"]["phase"] = json!("Running");
+    app["status"]["operationState"]["message"] = json!("waiting for healthy state");
+    if let Some(op) = app["status"]["operationState"].as_object_mut() {
+        op.remove("finishedAt");
+    }
+    state.running.insert(name.to_string(), done);
+}
+
+/// One read of a slow app: counts down, then shows the operation's real outcome.
+fn advance(state: &mut State, i: usize, name: &str) {
+    let Some((left, health, op)) = state.running.get_mut(name) else {
+        return;
+    };
+    if *left > 1 {
+        *left -= 1;
+        return;
+    }
+    state.apps[i]["status"]["health"] = health.clone();
+    state.apps[i]["status"]["operationState"] = op.clone();
+    state.running.remove(name);
+}
+
 fn route(
     state: &mut State,
     method: &str,
@@ -233,6 +285,7 @@ fn route(
             let Some(i) = find(&mut state.apps, name) else {
                 return not_found(name);
             };
+            advance(state, i, name);
             match query.get("refresh").map(String::as_str) {
                 None | Some("") => {}
                 Some("normal" | "hard") => state.apps[i]["status"]["reconciledAt"] = json!(now()),
@@ -285,6 +338,7 @@ fn route(
                 "sync",
                 prune,
             );
+            start_running(state, i, name);
             (200, state.apps[i].clone())
         }
         ("POST", ["api", "v1", "applications", name, "rollback"]) => {
@@ -322,6 +376,7 @@ fn route(
                 "rollback",
                 prune,
             );
+            start_running(state, i, name);
             (200, state.apps[i].clone())
         }
         _ => error(404, 5, &format!("no such endpoint: {method} {path}")),

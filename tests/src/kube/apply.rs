@@ -81,10 +81,10 @@ fn remove_at(v: &mut Value, p: &[String]) -> bool {
     };
     if rest.is_empty() {
         m.remove(first);
-    } else if let Some(child) = m.get_mut(first) {
-        if remove_at(child, rest) {
-            m.remove(first);
-        }
+    } else if let Some(child) = m.get_mut(first)
+        && remove_at(child, rest)
+    {
+        m.remove(first);
     }
     m.is_empty()
 }

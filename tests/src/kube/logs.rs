@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-/// (namespace, pod, container, previous) → lines with the time each was written.
+/// (namespace, pod, container, previous).
+type LogKey = (String, String, String, bool);
+
+/// Each container instance's lines with the time each was written.
 #[derive(Default)]
 pub struct Logs {
-    lines: HashMap<(String, String, String, bool), Vec<(SystemTime, String)>>,
+    lines: HashMap<LogKey, Vec<(SystemTime, String)>>,
 }
 
 /// What a log request asks for.

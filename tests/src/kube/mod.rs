@@ -8,11 +8,13 @@
 //! Not served: watch (a 405 that says to poll), OpenAPI documents (kubectl runs with
 //! `--validate=false` against it), aggregated discovery (clients fall back to the plain form),
 //! strategic merge patch by list keys (treated as a merge patch), admission and RBAC
-//! (`forbid` makes a resource answer 403).
+//! (`forbid` makes a resource answer 403). metrics.k8s.io is served once the test gives metrics.
 
 mod apply;
+mod controllers;
 mod discovery;
 mod events;
+mod flux;
 mod logs;
 mod resources;
 mod rest;
@@ -152,6 +154,10 @@ impl KubeApi {
         let res = store.resource_of(av, kind).unwrap_or_else(|| {
             panic!("stand-in: no resource for {av} {kind}; store its CRD first")
         });
+        if res.read_only {
+            // Metrics given: metrics-server is installed.
+            store.metrics_off = false;
+        }
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_else(|| panic!("stand-in put: metadata.name missing in {obj}"))
@@ -241,10 +247,10 @@ impl KubeApi {
         self.store().logs.push(ns, pod, container, line, age);
     }
 
-    /// Records a core/v1 Event about an existing object (`type_` "Normal" or "Warning").
+    /// Records a core/v1 Event about an object of `kind` (e.g. "Pod", "Deployment"), `type_`
+    /// "Normal" or "Warning", as the kubelet or a controller would.
     pub fn add_event(
         &self,
-        api_version: &str,
         kind: &str,
         ns: &str,
         name: &str,
@@ -252,8 +258,17 @@ impl KubeApi {
         reason: &str,
         message: &str,
     ) {
+        let api_version = {
+            let store = self.store();
+            let res = store
+                .resources
+                .iter()
+                .find(|r| r.kind == kind)
+                .unwrap_or_else(|| panic!("stand-in add_event: no kind {kind}"));
+            res.api_version()
+        };
         let involved = self
-            .get(api_version, kind, Some(ns), name)
+            .get(&api_version, kind, Some(ns), name)
             .unwrap_or_else(|| {
                 json!({"apiVersion": api_version, "kind": kind,
                                       "metadata": {"name": name, "namespace": ns}})
@@ -262,7 +277,8 @@ impl KubeApi {
         self.put(events::event(&involved, type_, reason, message, seq));
     }
 
-    /// Serves metrics.k8s.io or not (a cluster without metrics-server); served by default.
+    /// Serves metrics.k8s.io or not. Off until the test gives metrics (`set_pod_metrics`,
+    /// `set_node_metrics`, or `put` of a metrics kind): a cluster without metrics-server.
     pub fn set_metrics_available(&self, available: bool) {
         self.store().metrics_off = !available;
     }
@@ -291,6 +307,24 @@ impl KubeApi {
     /// RBAC would for a user without that grant.
     pub fn forbid(&self, plural: &str) {
         self.store().forbidden.push(plural.to_string());
+    }
+
+    /// What the stand-in Flux controller answers to a reconcile request on a Kustomization or
+    /// HelmRelease: `Ready` True or False with `reason` and `message` (default: True,
+    /// ReconciliationSucceeded).
+    pub fn set_flux_outcome(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        ready: bool,
+        reason: &str,
+        message: &str,
+    ) {
+        self.store().flux_outcomes.insert(
+            (kind.into(), ns.into(), name.into()),
+            (ready, reason.into(), message.into()),
+        );
     }
 
     /// Every request so far: (method, path and query).

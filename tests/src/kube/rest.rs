@@ -279,18 +279,18 @@ fn unknown_path(req: &Req) -> Reply {
 /// `[namespaces, ns, plural, name?, sub?]` or `[plural, name?, sub?]`.
 fn resolve(store: &Store, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let find = |plural: &str| store.resource(group, version, plural);
-    if let ["namespaces", ns, plural, tail @ ..] = rest {
-        if let Some(res) = find(plural).filter(|r| r.namespaced) {
-            if tail.len() > 2 {
-                return None;
-            }
-            return Some(Target {
-                res,
-                ns: Some(ns.to_string()),
-                name: tail.first().map(|s| s.to_string()),
-                sub: tail.get(1).map(|s| s.to_string()),
-            });
+    if let ["namespaces", ns, plural, tail @ ..] = rest
+        && let Some(res) = find(plural).filter(|r| r.namespaced)
+    {
+        if tail.len() > 2 {
+            return None;
         }
+        return Some(Target {
+            res,
+            ns: Some(ns.to_string()),
+            name: tail.first().map(|s| s.to_string()),
+            sub: tail.get(1).map(|s| s.to_string()),
+        });
     }
     let [plural, tail @ ..] = rest else {
         return None;
@@ -477,12 +477,13 @@ fn check_body(store: &Store, t: &Target, body: &Value, name: Option<&str>) -> R<
             ),
         ));
     }
-    if let (Some(b), Some(u)) = (body["metadata"]["namespace"].as_str(), t.ns.as_deref()) {
-        if !b.is_empty() && b != u {
-            return Err(bad_request(&format!(
-                "the namespace of the provided object ({b}) does not match the namespace sent on the request ({u})"
-            )));
-        }
+    if let (Some(b), Some(u)) = (body["metadata"]["namespace"].as_str(), t.ns.as_deref())
+        && !b.is_empty()
+        && b != u
+    {
+        return Err(bad_request(&format!(
+            "the namespace of the provided object ({b}) does not match the namespace sent on the request ({u})"
+        )));
     }
     if t.res.namespaced {
         let ns = t.ns.as_deref().unwrap_or("");
@@ -503,10 +504,10 @@ fn check_body(store: &Store, t: &Target, body: &Value, name: Option<&str>) -> R<
 
 fn create(store: &mut Store, req: &Req, t: &Target, dry_run: bool) -> R<Reply> {
     let mut body = parse_json(req)?;
-    if body["metadata"]["name"].as_str().is_none_or(str::is_empty) {
-        if let Some(prefix) = body["metadata"]["generateName"].as_str() {
-            body["metadata"]["name"] = json!(format!("{prefix}{}", store.resource_version()));
-        }
+    if body["metadata"]["name"].as_str().is_none_or(str::is_empty)
+        && let Some(prefix) = body["metadata"]["generateName"].as_str()
+    {
+        body["metadata"]["name"] = json!(format!("{prefix}{}", store.resource_version()));
     }
     let name = check_body(store, t, &body, None)?;
     if t.res.kind == "Namespace" && body["status"]["phase"].is_null() {
@@ -528,10 +529,11 @@ fn create(store: &mut Store, req: &Req, t: &Target, dry_run: bool) -> R<Reply> {
 
 fn write(store: &mut Store, t: &Target, ns: &str, obj: Value, dry_run: bool) -> Value {
     if dry_run {
-        obj
-    } else {
-        store.commit(&t.res, ns, obj)
+        return obj;
     }
+    let stored = store.commit(&t.res, ns, obj);
+    super::flux::after_write(store, &t.res, ns, &stored);
+    stored
 }
 
 /// The new object for a write to the main resource (status kept) or to `/status` (only
@@ -571,18 +573,17 @@ fn update(
     if let Some(rv) = body["metadata"]["resourceVersion"]
         .as_str()
         .filter(|r| !r.is_empty())
+        && Some(rv) != old["metadata"]["resourceVersion"].as_str()
     {
-        if Some(rv) != old["metadata"]["resourceVersion"].as_str() {
-            return Err(failure(
-                409,
-                "Conflict",
-                &format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    qualified(&t.res)
-                ),
-                json!({"name": name, "group": t.res.group, "kind": t.res.plural}),
-            ));
-        }
+        return Err(failure(
+            409,
+            "Conflict",
+            &format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                qualified(&t.res)
+            ),
+            json!({"name": name, "group": t.res.group, "kind": t.res.plural}),
+        ));
     }
     let new = with_status_rule(t, &old, body);
     let mut obj = store.prepare(&t.res, &ns, new, Some(&old));

@@ -23,10 +23,13 @@ pub struct Store {
     pub logs: Logs,
     /// Every request: (method, path+query).
     pub requests: Vec<(String, String)>,
-    /// metrics.k8s.io is not served (as on a cluster without metrics-server).
+    /// metrics.k8s.io is not served (as on a cluster without metrics-server); true until the
+    /// test sets metrics.
     pub metrics_off: bool,
     /// Resources (plurals) every request for which is refused with 403.
     pub forbidden: Vec<String>,
+    /// How the stand-in Flux controller ends each reconcile.
+    pub flux_outcomes: super::flux::Outcomes,
 }
 
 impl Default for Store {
@@ -38,8 +41,9 @@ impl Default for Store {
             uid: 0,
             logs: Logs::default(),
             requests: Vec::new(),
-            metrics_off: false,
+            metrics_off: true,
             forbidden: Vec::new(),
+            flux_outcomes: Default::default(),
         }
     }
 }
@@ -102,6 +106,16 @@ impl Store {
         let meta = obj["metadata"]
             .as_object_mut()
             .expect("metadata checked by caller");
+        // Go's ObjectMeta drops empty maps (`omitempty`): so does the stand-in.
+        for f in ["labels", "annotations"] {
+            if meta
+                .get(f)
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+            {
+                meta.remove(f);
+            }
+        }
         if res.namespaced {
             meta.insert("namespace".into(), json!(ns));
         } else {
@@ -145,14 +159,14 @@ impl Store {
             self.uid += 1;
         }
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        if res.kind == "CustomResourceDefinition" {
-            if let Ok(new) = resources::from_crd(&obj) {
-                self.resources.retain(|r| {
-                    !new.iter()
-                        .any(|n| n.group == r.group && n.plural == r.plural)
-                });
-                self.resources.extend(new);
-            }
+        if res.kind == "CustomResourceDefinition"
+            && let Ok(new) = resources::from_crd(&obj)
+        {
+            self.resources.retain(|r| {
+                !new.iter()
+                    .any(|n| n.group == r.group && n.plural == r.plural)
+            });
+            self.resources.extend(new);
         }
         self.objects.insert(
             key(res, if res.namespaced { ns } else { "" }, &name),

@@ -71,9 +71,12 @@ fn columns(names: &[(&str, &str)]) -> Vec<Value> {
         .collect()
 }
 
+/// A row's cells from an object.
+type Cells = fn(&Value) -> Vec<Value>;
+
 /// A Table of `items` of `kind`; `list_meta` is the list's metadata (resourceVersion, continue).
 pub fn table(kind: &str, items: &[&Value], list_meta: Value) -> Value {
-    let (cols, cells): (Vec<Value>, fn(&Value) -> Vec<Value>) = match kind {
+    let (cols, cells): (Vec<Value>, Cells) = match kind {
         "Pod" => (
             columns(&[
                 ("Name", "string"),
