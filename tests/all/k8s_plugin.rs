@@ -97,33 +97,55 @@ fn shop(api: &KubeApi) {
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
                  "template": {"metadata": {"labels": {"app": "api"}},
                               "spec": {"containers": [{"name": "app", "image": "shop/api:2"}]}}}}));
-    let deploy = api.get("apps/v1", "Deployment", Some("shop"), "api").expect("deployment stored");
-    api.patch_status("apps/v1", "Deployment", Some("shop"), "api", json!({
+    let deploy = api
+        .get("apps/v1", "Deployment", Some("shop"), "api")
+        .expect("deployment stored");
+    api.patch_status(
+        "apps/v1",
+        "Deployment",
+        Some("shop"),
+        "api",
+        json!({
         "replicas": 2, "updatedReplicas": 2, "readyReplicas": 1, "availableReplicas": 1,
         "conditions": [{"type": "Progressing", "status": "False",
                         "reason": "ProgressDeadlineExceeded",
-                        "message": "ReplicaSet \"api-7d9\" has timed out progressing."}]}));
+                        "message": "ReplicaSet \"api-7d9\" has timed out progressing."}]}),
+    );
     api.put(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {"name": "api-7d9", "namespace": "shop", "labels": {"app": "api"},
                      "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
                         "name": "api", "uid": deploy["metadata"]["uid"], "controller": true}]},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}}}}));
-    let rs = api.get("apps/v1", "ReplicaSet", Some("shop"), "api-7d9").expect("replicaset stored");
+    let rs = api
+        .get("apps/v1", "ReplicaSet", Some("shop"), "api-7d9")
+        .expect("replicaset stored");
     let mut crash = pod("shop", "api-7d9-x1", json!({"app": "api"}), "Running");
     crash["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
         "name": "api-7d9", "uid": rs["metadata"]["uid"], "controller": true}]);
     crash["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "64Mi"}});
     api.put(crash);
-    api.patch_status("v1", "Pod", Some("shop"), "api-7d9-x1", json!({"phase": "Running",
+    api.patch_status(
+        "v1",
+        "Pod",
+        Some("shop"),
+        "api-7d9-x1",
+        json!({"phase": "Running",
         "containerStatuses": [{"name": "app", "ready": false, "restartCount": 9,
             "image": "shop/api:2",
             "state": {"waiting": {"reason": "CrashLoopBackOff",
                                   "message": "back-off 5m0s restarting failed container=app"}},
-            "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}));
+            "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]}),
+    );
     api.put(pod("shop", "big-batch", json!({"app": "batch"}), "Pending"));
-    api.patch_status("v1", "Pod", Some("shop"), "big-batch", json!({"phase": "Pending",
+    api.patch_status(
+        "v1",
+        "Pod",
+        Some("shop"),
+        "big-batch",
+        json!({"phase": "Pending",
         "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/3 nodes are available: 3 Insufficient cpu."}]}));
+            "message": "0/3 nodes are available: 3 Insufficient cpu."}]}),
+    );
     let pending = api.get("v1", "Pod", Some("shop"), "big-batch").unwrap();
     api.put(json!({"apiVersion": "v1", "kind": "Event",
         "metadata": {"name": "big-batch.1", "namespace": "shop"},
@@ -140,9 +162,15 @@ fn shop(api: &KubeApi) {
         "message": "Back-off restarting failed container app",
         "lastTimestamp": "2026-01-01T11:00:00Z"}));
     api.put(pod("shop", "web-1", json!({"app": "web"}), "Running"));
-    api.patch_status("v1", "Pod", Some("shop"), "web-1", json!({"phase": "Running",
+    api.patch_status(
+        "v1",
+        "Pod",
+        Some("shop"),
+        "web-1",
+        json!({"phase": "Running",
         "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0,
-                               "state": {"running": {"startedAt": "2026-01-01T09:00:00Z"}}}]}));
+                               "state": {"running": {"startedAt": "2026-01-01T09:00:00Z"}}}]}),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,60 +178,155 @@ async fn every_action_answers_through_mcp() {
     let s = setup().await;
     shop(&s.api);
 
-    let out = s.ok(json!({"action": "namespaces", "profile": "lab"})).await;
-    let names: Vec<&str> = out["items"].as_array().unwrap().iter()
-        .filter_map(|r| r["name"].as_str()).collect();
+    // contexts: the kubernetes profiles, with their server, never a credential.
+    let out = s.ok(json!({"action": "contexts"})).await;
+    let names: Vec<&str> = out["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["lab", "lab-cert", "wrong"], "{out}");
+    assert_eq!(out["contexts"][0]["server"], s.api.url().as_str(), "{out}");
+    assert!(!out.to_string().contains(&s.api.token()), "{out}");
+
+    let out = s
+        .ok(json!({"action": "namespaces", "profile": "lab"}))
+        .await;
+    let names: Vec<&str> = out["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
     assert!(names.contains(&"shop"), "{out}");
 
-    let out = s.ok(json!({"action": "list", "profile": "lab", "namespace": "shop", "kind": "po"})).await;
+    let out = s
+        .ok(json!({"action": "list", "profile": "lab", "namespace": "shop", "kind": "po"}))
+        .await;
     assert_eq!(out["resource"]["kind"], "Pod", "{out}");
     let rows = out["items"].as_array().unwrap();
-    let crash = rows.iter().find(|r| r["name"] == "api-7d9-x1").expect("the crashing pod");
+    let crash = rows
+        .iter()
+        .find(|r| r["name"] == "api-7d9-x1")
+        .expect("the crashing pod");
     assert_eq!(crash["status"], "CrashLoopBackOff", "{out}");
     assert_eq!(crash["restarts"], 9);
     assert_eq!(crash["ready"], "0/1");
     assert!(crash.get("spec").is_none(), "rows are compact: {crash}");
 
-    let out = s.ok(json!({"action": "get", "profile": "lab", "namespace": "shop",
-                          "kind": "Deployment", "name": "api"})).await;
+    let out = s
+        .ok(
+            json!({"action": "get", "profile": "lab", "namespace": "shop",
+                          "kind": "Deployment", "name": "api"}),
+        )
+        .await;
     assert_eq!(out["object"]["spec"]["replicas"], 2, "{out}");
-    assert!(out["object"]["metadata"].get("managedFields").is_none(), "{out}");
+    assert!(
+        out["object"]["metadata"].get("managedFields").is_none(),
+        "{out}"
+    );
     assert_eq!(out["resource"]["group"], "apps");
 
     // describe: the object, its events, and the chain Pod → ReplicaSet → Deployment.
-    let out = s.ok(json!({"action": "describe", "profile": "lab", "namespace": "shop",
-                          "kind": "pods", "name": "api-7d9-x1"})).await;
+    let out = s
+        .ok(
+            json!({"action": "describe", "profile": "lab", "namespace": "shop",
+                          "kind": "pods", "name": "api-7d9-x1"}),
+        )
+        .await;
     assert_eq!(out["summary"]["status"], "CrashLoopBackOff", "{out}");
     assert_eq!(out["events"][0]["reason"], "BackOff", "{out}");
-    let owners: Vec<(&str, &str)> = out["owners"].as_array().unwrap().iter()
-        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap())).collect();
-    assert_eq!(owners, [("ReplicaSet", "api-7d9"), ("Deployment", "api")], "{out}");
-    assert_eq!(out["owners"][1]["summary"]["status"], "ProgressDeadlineExceeded", "{out}");
+    let owners: Vec<(&str, &str)> = out["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), o["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        owners,
+        [("ReplicaSet", "api-7d9"), ("Deployment", "api")],
+        "{out}"
+    );
+    assert_eq!(
+        out["owners"][1]["summary"]["status"], "ProgressDeadlineExceeded",
+        "{out}"
+    );
 
     // events: newest first.
-    let out = s.ok(json!({"action": "events", "profile": "lab", "namespace": "shop"})).await;
-    let reasons: Vec<&str> = out["events"].as_array().unwrap().iter()
-        .filter_map(|e| e["reason"].as_str()).collect();
+    let out = s
+        .ok(json!({"action": "events", "profile": "lab", "namespace": "shop"}))
+        .await;
+    let reasons: Vec<&str> = out["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
     assert_eq!(reasons, ["BackOff", "FailedScheduling"], "{out}");
-    let out = s.ok(json!({"action": "events", "profile": "lab", "namespace": "shop",
-                          "kind": "pod", "name": "big-batch"})).await;
+    let out = s
+        .ok(
+            json!({"action": "events", "profile": "lab", "namespace": "shop",
+                          "kind": "pod", "name": "big-batch"}),
+        )
+        .await;
     assert_eq!(out["events"].as_array().unwrap().len(), 1, "{out}");
     assert_eq!(out["events"][0]["count"], 4);
 
-    // top: the stand-in serves no metrics.k8s.io, and the answer says so.
+    // top: from metrics.k8s.io, busiest first; a cluster without it gets a clear answer.
+    s.api.set_pod_metrics(
+        "shop",
+        "web-1",
+        &[("app", "250m", "128Mi"), ("proxy", "50m", "32Mi")],
+    );
+    s.api
+        .set_pod_metrics("shop", "big-batch", &[("app", "1", "1Gi")]);
+    let out = s
+        .ok(json!({"action": "top", "profile": "lab", "namespace": "shop"}))
+        .await;
+    let usage = out["usage"].as_array().unwrap();
+    assert_eq!(usage[0]["name"], "big-batch", "{out}");
+    assert_eq!(
+        (
+            usage[0]["cpu_millicores"].as_u64(),
+            usage[0]["memory_mib"].as_u64()
+        ),
+        (Some(1000), Some(1024))
+    );
+    assert_eq!(
+        (
+            usage[1]["cpu_millicores"].as_u64(),
+            usage[1]["memory_mib"].as_u64()
+        ),
+        (Some(300), Some(160))
+    );
+    s.api.set_metrics_available(false);
     let e = s.err(json!({"action": "top", "profile": "lab"})).await;
     assert_eq!(e["kind"], "not-found", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("metrics API (metrics.k8s.io) is not available"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("metrics API (metrics.k8s.io) is not available"),
+        "{e}"
+    );
 
     // The client-certificate context reads the same cluster.
-    let out = s.ok(json!({"action": "get", "profile": "lab-cert", "namespace": "shop",
-                          "kind": "pods", "name": "web-1"})).await;
+    let out = s
+        .ok(
+            json!({"action": "get", "profile": "lab-cert", "namespace": "shop",
+                          "kind": "pods", "name": "web-1"}),
+        )
+        .await;
     assert_eq!(out["object"]["metadata"]["name"], "web-1");
 
     // Every request was a GET under the API's paths.
     for (method, path) in s.api.requests() {
         assert_eq!(method, "GET", "{path}");
-        assert!(path.starts_with("/api/") || path.starts_with("/apis"), "{path}");
+        assert!(
+            path.starts_with("/api/") || path.starts_with("/apis"),
+            "{path}"
+        );
     }
 }
 
@@ -211,22 +334,55 @@ async fn every_action_answers_through_mcp() {
 async fn errors_name_the_profile_and_the_object() {
     let s = setup().await;
     shop(&s.api);
-    let e = s.err(json!({"action": "get", "profile": "lab", "namespace": "shop",
-                         "kind": "pods", "name": "nope"})).await;
+    let e = s
+        .err(
+            json!({"action": "get", "profile": "lab", "namespace": "shop",
+                         "kind": "pods", "name": "nope"}),
+        )
+        .await;
     assert_eq!(e["kind"], "not-found", "{e}");
     let m = e["message"].as_str().unwrap();
-    assert!(m.contains("pods \"nope\" in namespace \"shop\" not found") && m.contains("\"lab\""), "{e}");
+    assert!(
+        m.contains("pods \"nope\" in namespace \"shop\" not found") && m.contains("\"lab\""),
+        "{e}"
+    );
 
-    let e = s.err(json!({"action": "namespaces", "profile": "wrong"})).await;
+    let e = s
+        .err(json!({"action": "namespaces", "profile": "wrong"}))
+        .await;
     assert_eq!(e["kind"], "denied", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("profile \"wrong\" rejected its credentials"), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("profile \"wrong\" rejected its credentials"),
+        "{e}"
+    );
+
+    // RBAC: a 403 names the profile, the verb and the resource to grant.
+    s.api.forbid("secrets");
+    let e = s
+        .err(json!({"action": "list", "profile": "lab", "namespace": "shop", "kind": "secrets"}))
+        .await;
+    assert_eq!(e["kind"], "denied", "{e}");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.contains("profile \"lab\" may not list secrets in namespace \"shop\"")
+            && m.contains("RBAC verb \"list\""),
+        "{e}"
+    );
 
     let e = s.err(json!({"action": "list", "kind": "pods"})).await;
     assert_eq!(e["field"], "profile", "{e}");
 
-    let e = s.err(json!({"action": "list", "profile": "lab", "kind": "widgets"})).await;
+    let e = s
+        .err(json!({"action": "list", "profile": "lab", "kind": "widgets"}))
+        .await;
     assert_eq!(e["kind"], "not-found", "{e}");
-    assert!(e["message"].as_str().unwrap().contains("deployments.apps"), "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("deployments.apps"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,10 +390,20 @@ async fn selectors_and_pagination() {
     let s = setup().await;
     s.api.put(namespace("load"));
     for i in 0..15 {
-        s.api.put(pod("load", &format!("a-{i:02}"), json!({"app": "a"}), "Running"));
+        s.api.put(pod(
+            "load",
+            &format!("a-{i:02}"),
+            json!({"app": "a"}),
+            "Running",
+        ));
     }
     for i in 0..10 {
-        s.api.put(pod("load", &format!("b-{i:02}"), json!({"app": "b"}), "Pending"));
+        s.api.put(pod(
+            "load",
+            &format!("b-{i:02}"),
+            json!({"app": "b"}),
+            "Pending",
+        ));
     }
     let page = |cont: Option<&str>| {
         let mut a = json!({"action": "list", "profile": "lab", "namespace": "load",
@@ -249,36 +415,66 @@ async fn selectors_and_pagination() {
     };
     let first = s.ok(page(None)).await;
     assert_eq!(first["count"], 10, "{first}");
-    let token = first["continue"].as_str().expect("a continue token").to_string();
+    let token = first["continue"]
+        .as_str()
+        .expect("a continue token")
+        .to_string();
     let second = s.ok(page(Some(&token))).await;
     assert_eq!(second["count"], 5, "{second}");
     assert!(second.get("continue").is_none(), "{second}");
-    let mut names: Vec<String> = [&first, &second].iter()
-        .flat_map(|o| o["items"].as_array().unwrap().iter()
-            .map(|r| r["name"].as_str().unwrap().to_string()).collect::<Vec<_>>())
+    let mut names: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|o| {
+            o["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 15, "every a-pod once: {names:?}");
     assert!(names.iter().all(|n| n.starts_with("a-")));
 
-    let out = s.ok(json!({"action": "list", "profile": "lab", "namespace": "load", "kind": "pods",
-                          "field_selector": "status.phase=Pending"})).await;
+    let out = s
+        .ok(
+            json!({"action": "list", "profile": "lab", "namespace": "load", "kind": "pods",
+                          "field_selector": "status.phase=Pending"}),
+        )
+        .await;
     assert_eq!(out["count"], 10, "{out}");
 
     // More than one API page: the plugin pages by 500 and stops at `limit`.
     for i in 0..560 {
-        s.api.put(pod("load", &format!("c-{i:03}"), json!({"app": "c"}), "Running"));
+        s.api.put(pod(
+            "load",
+            &format!("c-{i:03}"),
+            json!({"app": "c"}),
+            "Running",
+        ));
     }
     let before = s.api.requests().len();
-    let out = s.ok(json!({"action": "list", "profile": "lab", "namespace": "load", "kind": "pods",
-                          "label_selector": "app=c", "limit": 550})).await;
+    let out = s
+        .ok(
+            json!({"action": "list", "profile": "lab", "namespace": "load", "kind": "pods",
+                          "label_selector": "app=c", "limit": 550}),
+        )
+        .await;
     assert_eq!(out["count"], 550, "count");
     assert!(out["continue"].is_string(), "10 more remain");
-    let lists: Vec<String> = s.paths_since(before).into_iter()
-        .map(|(_, p)| p).filter(|p| p.starts_with("/api/v1/namespaces/load/pods?")).collect();
+    let lists: Vec<String> = s
+        .paths_since(before)
+        .into_iter()
+        .map(|(_, p)| p)
+        .filter(|p| p.starts_with("/api/v1/namespaces/load/pods?"))
+        .collect();
     assert_eq!(lists.len(), 2, "{lists:?}");
-    assert!(lists[0].contains("limit=500") && lists[1].contains("limit=50"), "{lists:?}");
+    assert!(
+        lists[0].contains("limit=500") && lists[1].contains("limit=50"),
+        "{lists:?}"
+    );
     assert!(lists[1].contains("continue="), "{lists:?}");
 }
 
@@ -291,37 +487,69 @@ async fn logs_tail_previous_and_long_logs() {
     s.api.put(two);
     let text: String = (1..=50).map(|i| format!("line {i}\n")).collect();
     s.api.set_logs("logs", "multi", "app", &text);
-    s.api.set_previous_logs("logs", "multi", "app", "panic: out of memory\n");
+    s.api
+        .set_previous_logs("logs", "multi", "app", "panic: out of memory\n");
 
-    let e = s.err(json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi"})).await;
+    let e = s
+        .err(json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi"}))
+        .await;
     assert_eq!(e["field"], "container", "{e}");
     assert!(e["message"].as_str().unwrap().contains("app, proxy"), "{e}");
 
-    let out = s.ok(json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
-                          "container": "app", "tail": 3})).await;
+    let out = s
+        .ok(
+            json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
+                          "container": "app", "tail": 3}),
+        )
+        .await;
     assert_eq!(out["logs"]["text"], "line 48\nline 49\nline 50\n", "{out}");
     assert_eq!(out["logs"]["truncated"], false);
 
-    let out = s.ok(json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
-                          "container": "app", "previous": true})).await;
+    let out = s
+        .ok(
+            json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
+                          "container": "app", "previous": true}),
+        )
+        .await;
     assert_eq!(out["logs"]["text"], "panic: out of memory\n", "{out}");
     assert_eq!(out["logs"]["previous"], true);
 
-    let e = s.err(json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
-                         "container": "sidecar"})).await;
+    let e = s
+        .err(
+            json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
+                         "container": "sidecar"}),
+        )
+        .await;
     assert_eq!(e["field"], "container", "{e}");
 
     // A long log: the end inline, the whole in an artifact.
-    let long: String = (1..=5000).map(|i| format!("request {i} served in 3ms by worker 7\n")).collect();
+    let long: String = (1..=5000)
+        .map(|i| format!("request {i} served in 3ms by worker 7\n"))
+        .collect();
     s.api.set_logs("logs", "multi", "proxy", &long);
-    let out = s.ok(json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
-                          "container": "proxy", "tail": 5000})).await;
+    let out = s
+        .ok(
+            json!({"action": "logs", "profile": "lab", "namespace": "logs", "name": "multi",
+                          "container": "proxy", "tail": 5000}),
+        )
+        .await;
     let logs = &out["logs"];
     assert_eq!(logs["truncated"], true, "{logs}");
-    assert!(logs["text"].as_str().unwrap().ends_with("request 5000 served in 3ms by worker 7\n"));
+    assert!(
+        logs["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("request 5000 served in 3ms by worker 7\n")
+    );
     assert!(logs["text"].as_str().unwrap().len() <= 64 * 1024);
     let uri = logs["artifact"]["uri"].as_str().unwrap();
-    let stored = std::fs::read(s.home.path().join("artifacts").join(uri.trim_start_matches("artifact://"))).unwrap();
+    let stored = std::fs::read(
+        s.home
+            .path()
+            .join("artifacts")
+            .join(uri.trim_start_matches("artifact://")),
+    )
+    .unwrap();
     assert_eq!(stored, long.as_bytes());
 }
 
@@ -329,10 +557,16 @@ async fn logs_tail_previous_and_long_logs() {
 async fn diagnose_finds_the_crash_loop_and_the_pending_pod_with_evidence() {
     let s = setup().await;
     shop(&s.api);
-    let out = s.ok(json!({"action": "diagnose", "profile": "lab", "namespace": "shop"})).await;
+    let out = s
+        .ok(json!({"action": "diagnose", "profile": "lab", "namespace": "shop"}))
+        .await;
     let findings = out["findings"].as_array().unwrap();
-    let find = |problem: &str| findings.iter().find(|f| f["problem"] == problem)
-        .unwrap_or_else(|| panic!("no {problem} in {out}"));
+    let find = |problem: &str| {
+        findings
+            .iter()
+            .find(|f| f["problem"] == problem)
+            .unwrap_or_else(|| panic!("no {problem} in {out}"))
+    };
     let crash = find("CrashLoopBackOff");
     assert_eq!(crash["object"], "Pod/shop/api-7d9-x1");
     assert_eq!(crash["container"], "app");
@@ -344,20 +578,40 @@ async fn diagnose_finds_the_crash_loop_and_the_pending_pod_with_evidence() {
     let pending = find("Pending");
     assert_eq!(pending["object"], "Pod/shop/big-batch");
     assert_eq!(pending["reason"], "Unschedulable");
-    assert!(pending["event"].as_str().unwrap().starts_with("FailedScheduling: 0/3 nodes are available: 3 Insufficient cpu"), "{pending}");
+    assert!(
+        pending["event"]
+            .as_str()
+            .unwrap()
+            .starts_with("FailedScheduling: 0/3 nodes are available: 3 Insufficient cpu"),
+        "{pending}"
+    );
     let stuck = find("RolloutStuck");
     assert_eq!(stuck["object"], "Deployment/shop/api");
     assert_eq!(stuck["reason"], "ProgressDeadlineExceeded");
-    assert!(findings.iter().all(|f| f["object"] != "Pod/shop/web-1"), "the healthy pod: {out}");
+    assert!(
+        findings.iter().all(|f| f["object"] != "Pod/shop/web-1"),
+        "the healthy pod: {out}"
+    );
     assert_eq!(out["checked"]["pods"], 3, "{out}");
 
     // A whole-cluster run also looks at the nodes.
-    s.api.put(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n9"}}));
-    s.api.patch_status("v1", "Node", None, "n9", json!({"conditions": [{"type": "Ready",
-        "status": "False", "reason": "KubeletNotReady", "message": "container runtime is down"}]}));
+    s.api
+        .put(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n9"}}));
+    s.api.patch_status(
+        "v1",
+        "Node",
+        None,
+        "n9",
+        json!({"conditions": [{"type": "Ready",
+        "status": "False", "reason": "KubeletNotReady", "message": "container runtime is down"}]}),
+    );
     let out = s.ok(json!({"action": "diagnose", "profile": "lab"})).await;
-    let node = out["findings"].as_array().unwrap().iter()
-        .find(|f| f["object"] == "Node/n9").unwrap_or_else(|| panic!("{out}"));
+    let node = out["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["object"] == "Node/n9")
+        .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(node["problem"], "NodeNotReady");
     assert_eq!(node["message"], "container runtime is down");
 }
@@ -371,13 +625,19 @@ async fn custom_resources_are_found_by_discovery() {
         "spec": {"project": "default", "source": {"repoURL": "https://git.example/shop", "path": "k8s"}},
         "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}}));
     for kind in ["applications.argoproj.io", "Application", "applications"] {
-        let out = s.ok(json!({"action": "list", "profile": "lab", "namespace": "argocd", "kind": kind})).await;
+        let out = s
+            .ok(json!({"action": "list", "profile": "lab", "namespace": "argocd", "kind": kind}))
+            .await;
         assert_eq!(out["resource"]["group"], "argoproj.io", "{kind}: {out}");
         assert_eq!(out["items"][0]["name"], "shop", "{kind}: {out}");
         assert_eq!(out["items"][0]["status"], "Synced/Healthy", "{kind}: {out}");
     }
-    let out = s.ok(json!({"action": "get", "profile": "lab", "namespace": "argocd",
-                          "kind": "applications.argoproj.io", "name": "shop"})).await;
+    let out = s
+        .ok(
+            json!({"action": "get", "profile": "lab", "namespace": "argocd",
+                          "kind": "applications.argoproj.io", "name": "shop"}),
+        )
+        .await;
     assert_eq!(out["object"]["spec"]["source"]["path"], "k8s");
 }
 
@@ -393,8 +653,14 @@ async fn hostile_arguments_get_clear_errors_and_no_request_leaves_the_api() {
         (json!({"kind": "pods", "name": ".."}), "name"),
         (json!({"kind": "pods", "name": "web-1?watch=true"}), "name"),
         (json!({"kind": "pods", "name": "web-1#x"}), "name"),
-        (json!({"kind": "pods", "name": "web-1", "namespace": "../kube-system"}), "namespace"),
-        (json!({"kind": "pods", "name": "web-1", "namespace": "shop/pods"}), "namespace"),
+        (
+            json!({"kind": "pods", "name": "web-1", "namespace": "../kube-system"}),
+            "namespace",
+        ),
+        (
+            json!({"kind": "pods", "name": "web-1", "namespace": "shop/pods"}),
+            "namespace",
+        ),
     ];
     for (args, field) in cases {
         let mut a = args.clone();
@@ -405,19 +671,39 @@ async fn hostile_arguments_get_clear_errors_and_no_request_leaves_the_api() {
         assert_eq!(e["field"], field, "{args}: {e}");
     }
     let e = s.err(json!({"action": "list", "profile": "lab", "kind": "pods", "limit": 1_000_000_000_000u64})).await;
-    assert_eq!((e["kind"].as_str(), e["field"].as_str()), (Some("invalid"), Some("limit")), "{e}");
+    assert_eq!(
+        (e["kind"].as_str(), e["field"].as_str()),
+        (Some("invalid"), Some("limit")),
+        "{e}"
+    );
     assert!(e["message"].as_str().unwrap().contains("1 to 5000"), "{e}");
-    let e = s.err(json!({"action": "logs", "profile": "lab", "namespace": "shop", "name": "web-1",
-                         "container": "app", "tail": 10_000_000})).await;
+    let e = s
+        .err(
+            json!({"action": "logs", "profile": "lab", "namespace": "shop", "name": "web-1",
+                         "container": "app", "tail": 10_000_000}),
+        )
+        .await;
     assert_eq!(e["field"], "tail", "{e}");
 
     // A selector cannot add query parameters of its own: it arrives encoded, as one value.
     // (The stand-in may refuse the odd selector or match nothing: either way, one value.)
-    let _ = s.mcp.call("k8s", json!({"action": "list", "profile": "lab", "namespace": "shop",
-        "kind": "pods", "label_selector": "app=web&watch=true&limit=1"})).await;
+    let _ = s
+        .mcp
+        .call(
+            "k8s",
+            json!({"action": "list", "profile": "lab", "namespace": "shop",
+        "kind": "pods", "label_selector": "app=web&watch=true&limit=1"}),
+        )
+        .await;
     for (method, path) in s.paths_since(before) {
         assert_eq!(method, "GET", "{path}");
-        assert!(path.starts_with("/api/") || path.starts_with("/apis"), "{path}");
-        assert!(!path.contains("..") && !path.contains("watch=true") && !path.contains("secrets"), "{path}");
+        assert!(
+            path.starts_with("/api/") || path.starts_with("/apis"),
+            "{path}"
+        );
+        assert!(
+            !path.contains("..") && !path.contains("watch=true") && !path.contains("secrets"),
+            "{path}"
+        );
     }
 }

@@ -9,6 +9,7 @@ mod fs_cap;
 mod gitops_plugin;
 mod guard;
 mod http_plugin;
+mod k8s_plugin;
 mod kube_profile;
 mod kube_standin;
 mod local_plugin;

@@ -3,6 +3,8 @@
 
 use infra_sdk::prelude::*;
 
+use crate::caps::http;
+
 /// A kubernetes profile the plugin is granted.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Context {
@@ -15,9 +17,9 @@ pub struct Context {
     pub protected: bool,
 }
 
-/// The granted profiles of kind `kubernetes`.
-pub fn contexts() -> Result<Vec<Context>, ToolError> {
-    Ok(granted_profiles()?
+/// The granted profiles of kind `kubernetes`, by name.
+pub fn contexts() -> Vec<Context> {
+    let mut out: Vec<Context> = http::profiles()
         .into_iter()
         .filter(|p| p.kind == "kubernetes")
         .map(|p| Context {
@@ -25,27 +27,7 @@ pub fn contexts() -> Result<Vec<Context>, ToolError> {
             server: p.server,
             protected: p.protected,
         })
-        .collect())
-}
-
-/// A profile as the host's `http.profiles()` describes it.
-struct ProfileInfo {
-    name: String,
-    kind: String,
-    server: Option<String>,
-    protected: bool,
-}
-
-/// The profiles this plugin is granted. The host's `http.profiles()` is not in this build's
-/// `http.wit` yet; until it is, the answer says so rather than guessing from nothing.
-fn granted_profiles() -> Result<Vec<ProfileInfo>, ToolError> {
-    let none: Vec<ProfileInfo> = Vec::new();
-    if none.is_empty() {
-        return Err(ToolError::failed(
-            "this host cannot list profiles to plugins yet (http.profiles is missing); look \
-             for entries with \"type\": \"kubernetes\" in profiles.json and pass one as \
-             `profile`",
-        ));
-    }
-    Ok(none)
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }

@@ -39,7 +39,14 @@ scheduler's reason, failed pods, not-ready nodes, stuck rollouts — each with i
 fn run(a: K8sArgs, ctx: &Ctx) -> Result<K8sOutput, ToolError> {
     let mut o = K8sOutput::default();
     if let Action::Contexts = a.action {
-        o.contexts = Some(contexts::contexts()?);
+        o.contexts = Some(contexts::contexts());
+        if o.contexts.as_ref().is_some_and(Vec::is_empty) {
+            o.notes.push(
+                "no kubernetes profile is granted: add one to profiles.json (a kubeconfig \
+                 context or server + ca + token) and grant it under [plugin.k8s.http] profiles"
+                    .into(),
+            );
+        }
         return Ok(o);
     }
     let mut c = Cluster::new(a.at.profile.as_deref(), ctx)?;
