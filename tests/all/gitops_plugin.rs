@@ -195,7 +195,7 @@ async fn apply_with_everything_granted_applies_in_order_as_field_manager_infra()
     let result = |label: &str| {
         results.iter().find(|r| r["object"] == label).unwrap_or_else(|| panic!("{label}: {out}"))["result"].clone()
     };
-    assert_eq!(result("Namespace apps-shop"), "configured", "{out}");
+    assert_eq!(result("Namespace apps-shop"), "unchanged", "{out}");
     assert_eq!(result("ConfigMap apps-shop/settings"), "configured", "{out}");
     assert_eq!(result("Deployment apps-shop/web"), "created", "{out}");
     assert_eq!(out["approval"]["approved_by"], "policy", "{out}");
@@ -424,29 +424,38 @@ async fn flux_reconcile_annotates_and_waits_for_ready() {
     let out = ok(&mcp, json!({"action": "reconcile", "profile": "lab", "kind": "Kustomization",
                               "name": "shop", "namespace": "apps-flux"})).await;
     assert_eq!(out["reconcile"]["status"]["ready"], "Unknown", "{out}");
-    // The "controller": once the annotation appears, it handles it and reports Ready.
-    let api = &s.api;
-    let (out, ()) = tokio::join!(
-        ok(&mcp, json!({"action": "reconcile", "apply": true, "profile": "lab",
-                        "kind": "Kustomization", "name": "shop", "namespace": "apps-flux",
-                        "timeout_secs": 20, "timeout_ms": 30000})),
-        async {
-            let requested = loop {
-                let k = api.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("apps-flux"), "shop").unwrap();
-                if let Some(r) = k["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"].as_str() {
-                    break r.to_string();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            };
-            api.patch_status("kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("apps-flux"), "shop", json!({
-                "lastHandledReconcileAt": requested, "lastAppliedRevision": "main@sha1:abc",
-                "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
-                                "message": "Applied revision: main@sha1:abc"}]}));
-        }
-    );
+    // The stand-in Flux controller handles the request and reports Ready.
+    let before = s.api.requests().len();
+    let out = ok(&mcp, json!({"action": "reconcile", "apply": true, "profile": "lab",
+        "kind": "Kustomization", "name": "shop", "namespace": "apps-flux", "timeout_secs": 10})).await;
     assert_eq!(out["reconcile"]["done"], true, "{out}");
+    assert_eq!(out["reconcile"]["status"]["ready"], "True", "{out}");
     assert_eq!(out["reconcile"]["status"]["reason"], "ReconciliationSucceeded", "{out}");
-    assert_eq!(out["reconcile"]["status"]["revision"], "main@sha1:abc", "{out}");
+    assert_eq!(out["approval"].is_null() && out["reconcile"]["approval"]["approved_by"] == "policy", true, "{out}");
+    let k = s.api.get("kustomize.toolkit.fluxcd.io/v1", "Kustomization", Some("apps-flux"), "shop").unwrap();
+    assert_eq!(
+        k["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"],
+        out["reconcile"]["requested_at"]
+    );
+    let writes = writes_since(&s.api, before);
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].0, "PATCH");
+    // A failing build: not done, the condition's reason and message reported.
+    s.api.set_flux_outcome("Kustomization", "apps-flux", "shop", false, "BuildFailed",
+        "kustomize build failed: missing resource deploy/web.yaml");
+    let out = ok(&mcp, json!({"action": "reconcile", "apply": true, "profile": "lab",
+        "kind": "Kustomization", "name": "shop", "namespace": "apps-flux", "timeout_secs": 10})).await;
+    assert_eq!(out["reconcile"]["done"], false, "{out}");
+    assert_eq!(out["reconcile"]["status"]["reason"], "BuildFailed", "{out}");
+    assert!(out["reconcile"]["status"]["message"].as_str().unwrap().contains("missing resource"), "{out}");
+    // Outside the granted namespaces: refused, nothing written.
+    s.api.put(json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "infra", "namespace": "flux-system"}, "spec": {"interval": "10m"}}));
+    let before = s.api.requests().len();
+    let (err, out) = call(&mcp, json!({"action": "reconcile", "apply": true, "profile": "lab",
+        "kind": "Kustomization", "name": "infra"})).await;
+    assert!(err && out["error"]["kind"] == "denied", "{out}");
+    assert!(writes_since(&s.api, before).is_empty());
 }
 
 #[tokio::test]
