@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use infra_tests::elicit::{self, Reply};
+use infra_tests::kube::KubeApi;
 use infra_tests::{Home, audit_records, test_plugin, text, wait_for};
 use serde_json::{Value, json};
 
@@ -504,5 +505,124 @@ async fn a_protected_target_is_refused_unless_the_user_approves() {
     assert!(
         err && message(&out).contains("cannot ask you for approval"),
         "{out}"
+    );
+}
+
+/// A ConfigMap `name` in namespace `ns`, as a POST body.
+fn config_map(ns: &str, name: &str) -> String {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
+           "data": {"k": "v"}})
+    .to_string()
+}
+
+fn post(profile: &str, url: &str, body: String) -> Value {
+    json!({"method": "POST", "url": url, "profile": profile, "body": body})
+}
+
+#[tokio::test]
+async fn a_kubernetes_write_without_this_calls_approval_never_reaches_the_cluster() {
+    let api = KubeApi::start().await.expect("stand-in API");
+    for ns in ["apps-a", "apps-b", "kube-system"] {
+        api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), api.ca_pem()).unwrap();
+    std::fs::write(dir.path().join("token"), api.token()).unwrap();
+    let cluster = |protected: bool| {
+        json!({"type": "kubernetes", "server": api.url(), "protected": protected,
+               "ca": format!("file:{}", dir.path().join("ca.pem").display()),
+               "token": format!("file:{}", dir.path().join("token").display())})
+    };
+    let home = setup(
+        "[]",
+        r#"["apps-*"]"#,
+        json!({"lab": cluster(false), "lab2": cluster(false)}),
+    );
+    let mcp = home.mcp().await;
+    let writes = |api: &KubeApi| {
+        api.requests()
+            .into_iter()
+            .filter(|(m, q)| m != "GET" && !q.contains("dryRun=All"))
+            .count()
+    };
+    let cm = "/api/v1/namespaces/apps-a/configmaps";
+    // A hostile plugin skips the guard: refused before anything is sent.
+    let (err, out) = mcp
+        .call(
+            "guardprobe",
+            json!({"apply": true, "send": [post("lab", cm, config_map("apps-a", "x"))]}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    let refused = out["sent"][0]["refused"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("holds no approval to write to namespace 'apps-a'"),
+        "{out}"
+    );
+    // A dry run needs no approval and reaches the cluster.
+    let (err, out) = mcp
+        .call(
+            "guardprobe",
+            json!({"send": [post("lab", &format!("{cm}?dryRun=All"), config_map("apps-a", "x"))]}),
+        )
+        .await;
+    assert!(!err && out["sent"][0]["status"] == 201, "{out}");
+    assert_eq!(writes(&api), 0, "{:?}", api.requests());
+
+    // Approved for apps-a on lab: that write goes through; another namespace, a cluster-scoped
+    // object, another profile, a DELETE elsewhere do not.
+    let (err, out) = mcp
+        .call(
+            "guardprobe",
+            json!({"apply": true, "intents": [intent("lab", &["apps-a"])], "send": [
+                post("lab", cm, config_map("apps-a", "x")),
+                post("lab", "/api/v1/namespaces/apps-b/configmaps", config_map("apps-b", "y")),
+                post("lab", "/api/v1/namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "evil"}}).to_string()),
+                post("lab2", cm, config_map("apps-a", "z")),
+                {"method": "DELETE", "url": "/api/v1/namespaces/kube-system/configmaps/x", "profile": "lab"},
+                {"method": "delete", "url": "/api/v1/namespaces/apps-a/../kube-system/configmaps/x", "profile": "lab"},
+            ]}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["sent"][0]["status"], 201, "{out}");
+    for (i, needle) in [
+        (1, "namespace 'apps-b'"),
+        (2, "cluster-scoped objects"),
+        (3, "kubernetes profile 'lab2'"),
+        (4, "namespace 'kube-system'"),
+        (5, "namespace 'kube-system'"),
+    ] {
+        let refused = out["sent"][i]["refused"].as_str().unwrap_or_default();
+        assert!(refused.contains(needle), "{i}: {out}");
+    }
+    assert_eq!(
+        writes(&api),
+        1,
+        "only the approved write reached the cluster: {:?}",
+        api.requests()
+    );
+    assert!(api.get("v1", "ConfigMap", Some("apps-a"), "x").is_some());
+    assert!(api.get("v1", "ConfigMap", Some("apps-b"), "y").is_none());
+    // The approval ended with its call.
+    let (_, out) = mcp
+        .call(
+            "guardprobe",
+            json!({"apply": true, "send": [post("lab", cm, config_map("apps-a", "w"))]}),
+        )
+        .await;
+    assert!(
+        out["sent"][0]["refused"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("holds no approval"),
+        "{out}"
+    );
+    assert!(
+        guard_events(&home)
+            .iter()
+            .filter(|e| e["decision"] == "deny")
+            .count()
+            >= 6
     );
 }

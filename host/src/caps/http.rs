@@ -189,6 +189,13 @@ impl CallCtx {
             }
             other => other?,
         };
+        // The guard cannot be skipped: a write through a cluster needs this call's approval.
+        if let Some(ns) =
+            super::guard::write::kubernetes_write_to(method.as_str(), &cluster.creds.server, &url)
+        {
+            self.require_kubernetes_write(name, &ns)
+                .map_err(CapError::Denied)?;
+        }
         let auth = kube::auth_headers(&cluster.creds);
         refuse_profile_headers(&auth, &headers)?;
         Ok(Prepared {

@@ -158,7 +158,7 @@ impl CallCtx {
             }
         }
         let lock_name = self.hold_lock(&intent, grant.lock_ttl_secs, &target)?;
-        let by = match protected::is_protected(&self.shared, &intent.kind, &intent.target) {
+        let by = match protected::is_protected(&self.shared, &intent.target) {
             false => "policy",
             true => match self.ask_user(&intent).await {
                 Ok(()) => "user",

@@ -32,9 +32,38 @@ pub fn kubernetes_write(method: &str, path: &str, query: Option<&str>) -> Option
     Some(ns.to_string())
 }
 
+/// [`kubernetes_write`] for a request to `url` through a cluster whose API server is `server`:
+/// the server's own path prefix (a proxy such as `https://rancher/k8s/clusters/c-1`) is not
+/// part of the Kubernetes path.
+pub fn kubernetes_write_to(method: &str, server: &str, url: &url::Url) -> Option<String> {
+    let prefix = url::Url::parse(server)
+        .map(|b| b.path().trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let path = url
+        .path()
+        .strip_prefix(prefix.as_str())
+        .unwrap_or(url.path());
+    kubernetes_write(method, path, url.query())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_path_prefix_is_not_the_kubernetes_path() {
+        let url =
+            url::Url::parse("https://r.example/k8s/clusters/c-1/api/v1/namespaces/apps-a/pods")
+                .unwrap();
+        assert_eq!(
+            kubernetes_write_to("POST", "https://r.example/k8s/clusters/c-1/", &url).as_deref(),
+            Some("apps-a")
+        );
+        let url =
+            url::Url::parse("https://k:6443/apis/apps/v1/namespaces/b/deployments?dryRun=All")
+                .unwrap();
+        assert_eq!(kubernetes_write_to("PATCH", "https://k:6443", &url), None);
+    }
 
     #[test]
     fn reads_and_dry_runs_need_no_approval() {
