@@ -117,11 +117,19 @@ async fn a_wrong_ca_fails_closed_and_says_which_profile() {
         "wrong-ca": {"type": "kubernetes", "server": api.url(), "ca": creds.file("other-ca.pem"), "token": creds.file("token")},
     }));
     let before = api.requests().len();
-    let (err, out, _) = home.call(
-        "http",
-        &json!({"action": "request", "profile": "wrong-ca", "url": "/api/v1/namespaces"}),
-    );
+    let mcp = home.mcp().await;
+    let (err, out) = mcp
+        .call(
+            "http",
+            json!({"action": "request", "profile": "wrong-ca", "url": "/api/v1/namespaces"}),
+        )
+        .await;
+    mcp.close().await;
     assert!(err, "{out}");
+    assert_eq!(
+        out["error"]["kind"], "failed",
+        "a refusal, not a timeout: {out}"
+    );
     let msg = message(&out);
     assert!(
         msg.contains("certificate") && msg.contains("wrong-ca") && msg.contains("`ca`"),
@@ -338,7 +346,8 @@ async fn tokens_and_client_keys_never_leave_the_host() {
     );
 }
 
-#[tokio::test]
+// `infra call` blocks a thread while the stand-in serves: two workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_profiles_are_listed_without_secrets() {
     let api = KubeApi::start().await.expect("stand-in API");
     let creds = Creds::new(&api);

@@ -199,7 +199,6 @@ pub(super) fn check_server(server: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::profiles::{Profile, Profiles};
 
     fn parse_err(v: &str) -> String {
