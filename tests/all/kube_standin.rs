@@ -43,6 +43,8 @@ impl Cluster {
             .arg(kubeconfig)
             .arg("--cache-dir")
             .arg(self.dir.path().join("cache"))
+            // A stand-in that stopped answering fails the test instead of hanging it.
+            .arg("--request-timeout=60s")
             .args(args)
             .env("HOME", self.dir.path())
             .env_remove("KUBECONFIG")
@@ -126,6 +128,28 @@ async fn kubectl_gets_namespaces_and_selects_pods_by_label() {
         "{:?}",
         c.api.requests()
     );
+
+    // kubectl logs reads the log subresource, tail and previous instance included.
+    c.api
+        .set_logs("x", "web-1", "main", "starting\nlistening on :8080\n");
+    c.api
+        .set_previous_logs("x", "web-1", "main", "panic: out of memory\n");
+    let (code, out, err) = c.kubectl(&["logs", "-n", "x", "web-1", "--tail=1"]).await;
+    assert_eq!((code, out.as_str()), (0, "listening on :8080\n"), "{err}");
+    let (code, out, err) = c.kubectl(&["logs", "-n", "x", "web-1", "--previous"]).await;
+    assert_eq!((code, out.as_str()), (0, "panic: out of memory\n"), "{err}");
+
+    // A CRD kind by resource.group, as discovery lists it.
+    c.api.put(
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+                     "metadata": {"name": "shop", "namespace": "argocd"},
+                     "spec": {"project": "default"}}),
+    );
+    let (code, out, err) = c
+        .kubectl(&["get", "apps.argoproj.io", "-n", "argocd"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("shop"), "{out}");
 
     // A pod that is not there is kubectl's NotFound, from the server's Status.
     let (code, _, err) = c.kubectl(&["get", "pod", "-n", "x", "nope"]).await;
@@ -255,6 +279,7 @@ async fn kubectl_authenticates_by_token_or_client_cert_and_rejects_a_wrong_token
     // stranger cases go through reqwest, trusting only the stand-in's CA.
     let client = |identity: Option<reqwest::Identity>| {
         let mut b = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
             .tls_certs_only([reqwest::Certificate::from_pem(c.api.ca_pem().as_bytes()).unwrap()]);
         if let Some(i) = identity {
             b = b.identity(i);
@@ -308,7 +333,10 @@ async fn argo(
     body: Option<Value>,
     token: Option<&str>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
     let mut req = client.request(method.parse().unwrap(), format!("{}{path}", api.url()));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -490,6 +518,7 @@ async fn kube(
     body: &str,
 ) -> (u16, Value) {
     let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
         .tls_certs_only([reqwest::Certificate::from_pem(api.ca_pem().as_bytes()).unwrap()])
         .build()
         .unwrap();

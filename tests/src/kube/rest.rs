@@ -119,6 +119,12 @@ pub fn route(store: &mut Store, req: &Req) -> Reply {
 
 fn route_inner(store: &mut Store, req: &Req) -> R<Reply> {
     let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    if segs.iter().any(|s| *s == ".." || *s == ".") {
+        return Err(bad_request(&format!(
+            "the path {} has a '.' or '..' segment; name the resource path directly",
+            req.path
+        )));
+    }
     let get = req.method == "GET";
     let (group, version, rest) = match segs.as_slice() {
         ["version"] if get => return Ok(ok(200, &discovery::version())),
@@ -741,4 +747,35 @@ fn logs(store: &Store, req: &Req, t: &Target, pod: &str) -> R<Reply> {
         content_type: "text/plain",
         body: text.into_bytes(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str) -> Reply {
+        let req = Req {
+            method: "GET".into(),
+            path: path.into(),
+            query: HashMap::new(),
+            content_type: String::new(),
+            accept: String::new(),
+            user_agent: String::new(),
+            body: Vec::new(),
+        };
+        route(&mut Store::default(), &req)
+    }
+
+    #[test]
+    fn dot_segments_and_unknown_paths_are_refused() {
+        // Clients normalise these away, so only a hand-made request carries them.
+        assert_eq!(get("/api/v1/namespaces/x/../secrets").status, 400);
+        assert_eq!(get("/api/v1/./pods").status, 400);
+        assert_eq!(get("/api/v1/nothings").status, 404);
+        assert_eq!(
+            get("/apis/apps/v1/namespaces/x/deployments/a/b/c").status,
+            404
+        );
+        assert_eq!(get("/api/v1/namespaces/x/pods").status, 200);
+    }
 }
