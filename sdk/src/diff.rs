@@ -53,7 +53,13 @@ fn script(a: &[&str], b: &[&str]) -> Vec<Op> {
 
 /// The unified diff of `old` into `new` with `context` lines around each change, headed
 /// `--- old_name` / `+++ new_name`; empty when the texts are equal.
-pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str, context: usize) -> String {
+pub fn unified_diff(
+    old: &str,
+    new: &str,
+    old_name: &str,
+    new_name: &str,
+    context: usize,
+) -> String {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
     let ops = script(&a, &b);

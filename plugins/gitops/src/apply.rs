@@ -41,7 +41,12 @@ pub struct ApprovalInfo {
 }
 
 /// Asks the host's guard for a write of `kind` to `target` touching `namespaces`.
-pub fn approve(kind: &str, target: &str, namespaces: Vec<String>, plan: &str) -> Result<ApprovalInfo, ToolError> {
+pub fn approve(
+    kind: &str,
+    target: &str,
+    namespaces: Vec<String>,
+    plan: &str,
+) -> Result<ApprovalInfo, ToolError> {
     let mut shown = plan.to_string();
     if shown.len() > PLAN_SHOWN {
         let mut cut = PLAN_SHOWN;
@@ -98,7 +103,11 @@ pub fn run(c: &mut Cluster, objs: &mut [Obj], plan: &Plan, prune: bool) -> Vec<A
             }
         }
         let Some(path) = o.path() else { continue };
-        let resource = o.resource.as_ref().map(|r| r.qualified()).unwrap_or_default();
+        let resource = o
+            .resource
+            .as_ref()
+            .map(|r| r.qualified())
+            .unwrap_or_default();
         let result = c.apply(&path, &o.body, false);
         out.push(match result {
             Ok(a) if a.ok() => Applied {
@@ -151,6 +160,9 @@ fn error(o: &Obj, message: String) -> Applied {
     }
 }
 
+/// A write that ran: its approval and the result per object.
+pub type Done = (ApprovalInfo, Vec<Applied>);
+
 /// The plan of `objs`, and with `apply` the approval and the results.
 pub fn plan_and_apply(
     c: &mut Cluster,
@@ -158,7 +170,7 @@ pub fn plan_and_apply(
     prune_selector: Option<&str>,
     prune: bool,
     apply: bool,
-) -> Result<(Plan, Option<(ApprovalInfo, Vec<Applied>)>), ToolError> {
+) -> Result<(Plan, Option<Done>), ToolError> {
     if prune && prune_selector.is_none() {
         return Err(ToolError::invalid(
             "prune",
@@ -179,9 +191,19 @@ pub fn plan_and_apply(
                 p.summary.errors
             ),
         )
-        .with_detail(json!(p.objects.iter().filter(|o| o.action == "error").collect::<Vec<_>>())));
+        .with_detail(json!(
+            p.objects
+                .iter()
+                .filter(|o| o.action == "error")
+                .collect::<Vec<_>>()
+        )));
     }
-    let approval = approve("kubernetes", &c.profile, namespaces(objs, &p, prune), &p.text())?;
+    let approval = approve(
+        "kubernetes",
+        &c.profile,
+        namespaces(objs, &p, prune),
+        &p.text(),
+    )?;
     let results = run(c, objs, &p, prune);
     Ok((p, Some((approval, results))))
 }

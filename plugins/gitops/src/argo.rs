@@ -110,9 +110,11 @@ pub fn app_status(a: &Value, with_history: bool) -> AppStatus {
         sync: s(&st["sync"]["status"]),
         health: s(&st["health"]["status"]),
         revision: st["sync"]["revision"].as_str().map(str::to_string),
-        operation: op["phase"]
-            .as_str()
-            .map(|p| format!("{p}: {}", op["message"].as_str().unwrap_or("")).trim_end_matches(": ").to_string()),
+        operation: op["phase"].as_str().map(|p| {
+            format!("{p}: {}", op["message"].as_str().unwrap_or(""))
+                .trim_end_matches(": ")
+                .to_string()
+        }),
         resources,
         history,
     }
@@ -164,7 +166,12 @@ impl Argo {
             .as_str()
             .or(v["error"].as_str())
             .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).chars().take(300).collect());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&resp.body)
+                    .chars()
+                    .take(300)
+                    .collect()
+            });
         let p = &self.profile;
         Err(match resp.status {
             401 => ToolError::denied(format!(
@@ -178,7 +185,10 @@ impl Argo {
             404 => ToolError::not_found(format!(
                 "Argo CD (profile {p:?}): {says}; list the applications with `status` and no `app`"
             )),
-            400 => ToolError::invalid("arguments", format!("Argo CD refused {method} {path}: {says}")),
+            400 => ToolError::invalid(
+                "arguments",
+                format!("Argo CD refused {method} {path}: {says}"),
+            ),
             code => ToolError::failed(format!(
                 "Argo CD (profile {p:?}) answered {code} to {method} {path}: {says}; retry later"
             )),
@@ -192,19 +202,32 @@ impl Argo {
 
     /// Every application's state, or one's with its resources (and history when asked);
     /// `refresh` (`normal`, `hard`) makes Argo CD compare with git again first.
-    pub fn status(&self, app: Option<&str>, refresh: Option<&str>, history: bool) -> Result<Vec<AppStatus>, ToolError> {
+    pub fn status(
+        &self,
+        app: Option<&str>,
+        refresh: Option<&str>,
+        history: bool,
+    ) -> Result<Vec<AppStatus>, ToolError> {
         let Some(app) = app else {
             let list = self.send("GET", "api/v1/applications", None)?;
-            return Ok(list["items"].as_array().into_iter().flatten().map(|a| {
-                let mut s = app_status(a, history);
-                s.resources.clear();
-                s
-            }).collect());
+            return Ok(list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    let mut s = app_status(a, history);
+                    s.resources.clear();
+                    s
+                })
+                .collect());
         };
         let mut path = Self::app_path(app)?;
         if let Some(r) = refresh {
             if !matches!(r, "normal" | "hard") {
-                return Err(ToolError::invalid("refresh", format!("{r:?}: use `normal` or `hard`")));
+                return Err(ToolError::invalid(
+                    "refresh",
+                    format!("{r:?}: use `normal` or `hard`"),
+                ));
             }
             path.push_str(&format!("?refresh={r}"));
         }
@@ -219,12 +242,21 @@ impl Argo {
         let (verb, body) = match op.rollback {
             Some(id) => {
                 if !before.history.iter().any(|h| h.id == id) {
-                    let ids: Vec<String> = before.history.iter().map(|h| h.id.to_string()).collect();
-                    return Err(ToolError::invalid("id", format!(
-                        "application {} has no history id {id}; its ids are {} (see `history`)",
-                        op.app, ids.join(", "))));
+                    let ids: Vec<String> =
+                        before.history.iter().map(|h| h.id.to_string()).collect();
+                    return Err(ToolError::invalid(
+                        "id",
+                        format!(
+                            "application {} has no history id {id}; its ids are {} (see `history`)",
+                            op.app,
+                            ids.join(", ")
+                        ),
+                    ));
                 }
-                ("rollback", json!({"id": id, "prune": op.prune, "dryRun": op.dry_run}))
+                (
+                    "rollback",
+                    json!({"id": id, "prune": op.prune, "dryRun": op.dry_run}),
+                )
             }
             None => {
                 let mut b = json!({"prune": op.prune, "dryRun": op.dry_run});
@@ -236,15 +268,38 @@ impl Argo {
         };
         let plan = match op.rollback {
             Some(id) => {
-                let rev = before.history.iter().find(|h| h.id == id).map(|h| h.revision.clone()).unwrap_or_default();
-                format!("roll back Argo CD application {} to history id {id} (revision {rev}){}; now {} / {} at {}",
-                    op.app, if op.prune { ", pruning" } else { "" }, before.sync, before.health, before.revision.as_deref().unwrap_or("?"))
+                let rev = before
+                    .history
+                    .iter()
+                    .find(|h| h.id == id)
+                    .map(|h| h.revision.clone())
+                    .unwrap_or_default();
+                format!(
+                    "roll back Argo CD application {} to history id {id} (revision {rev}){}; now {} / {} at {}",
+                    op.app,
+                    if op.prune { ", pruning" } else { "" },
+                    before.sync,
+                    before.health,
+                    before.revision.as_deref().unwrap_or("?")
+                )
             }
-            None => format!("sync Argo CD application {} to {}{}; now {} / {} at {}",
-                op.app, op.revision.unwrap_or("its target revision"), if op.prune { ", pruning" } else { "" },
-                before.sync, before.health, before.revision.as_deref().unwrap_or("?")),
+            None => format!(
+                "sync Argo CD application {} to {}{}; now {} / {} at {}",
+                op.app,
+                op.revision.unwrap_or("its target revision"),
+                if op.prune { ", pruning" } else { "" },
+                before.sync,
+                before.health,
+                before.revision.as_deref().unwrap_or("?")
+            ),
         };
-        let mut result = OperationResult { plan: plan.clone(), approval: None, status: None, done: false, notes: Vec::new() };
+        let mut result = OperationResult {
+            plan: plan.clone(),
+            approval: None,
+            status: None,
+            done: false,
+            notes: Vec::new(),
+        };
         if !op.dry_run && !op.apply {
             result.status = Some(before);
             result.notes.push(format!(
@@ -265,21 +320,32 @@ impl Argo {
             let outcome = until(budget, &format!("argo {verb} {}", op.app), || {
                 let now = app_status(&self.send("GET", &path, None)?, rollback);
                 let phase = now.operation.clone().unwrap_or_default();
-                let failed = phase.starts_with("Failed") || phase.starts_with("Error") || now.health == "Degraded";
+                let failed = phase.starts_with("Failed")
+                    || phase.starts_with("Error")
+                    || now.health == "Degraded";
                 // A rollback leaves the app OutOfSync with its target revision, by design.
                 let synced = rollback || now.sync == "Synced";
                 let ok = phase.starts_with("Succeeded") && synced && now.health == "Healthy";
                 let msg = format!("{} / {} ({phase})", now.sync, now.health);
                 status = now;
-                Ok(if ok || failed { Step::Done(ok) } else { Step::Waiting(msg) })
+                Ok(if ok || failed {
+                    Step::Done(ok)
+                } else {
+                    Step::Waiting(msg)
+                })
             })?;
             result.done = matches!(outcome, Ok(true));
             match outcome {
                 Ok(true) => {}
                 Ok(false) => result.notes.push(format!(
                     "the {verb} did not succeed: {} / {} ({}); see `status` for the resources",
-                    status.sync, status.health, status.operation.clone().unwrap_or_default())),
-                Err(last) => result.notes.push(format!("timed out waiting for Synced and Healthy: {last}")),
+                    status.sync,
+                    status.health,
+                    status.operation.clone().unwrap_or_default()
+                )),
+                Err(last) => result
+                    .notes
+                    .push(format!("timed out waiting for Synced and Healthy: {last}")),
             }
         }
         result.status = Some(status);

@@ -185,7 +185,11 @@ impl Cluster {
     }
 
     /// Resolves an object's `apiVersion` + `kind` through discovery (kept for the call).
-    pub fn resolve_kind(&mut self, api_version: &str, kind: &str) -> Result<ApiResource, ToolError> {
+    pub fn resolve_kind(
+        &mut self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<ApiResource, ToolError> {
         let mut d = std::mem::take(&mut self.discovery);
         let r = d.resolve_kind(self, api_version, kind);
         self.discovery = d;

@@ -3,7 +3,7 @@
 //! `reconcile.fluxcd.io/requestedAt` (a guarded write) — then waits until the controller has
 //! handled that request (`status.lastHandledReconcileAt`) and reports the `Ready` condition.
 
-use infra_sdk::kube::{check_name, check_namespace, format_time, now_unix};
+use infra_sdk::kube::{check_name, check_namespace, format_time};
 use infra_sdk::prelude::*;
 
 use crate::apply::{ApprovalInfo, approve};
@@ -48,6 +48,16 @@ pub struct Reconcile {
     pub done: bool,
 }
 
+/// Now in RFC 3339 with nanoseconds, as `flux reconcile` writes it: two requests within one
+/// second must differ, or the controller would take the second for the first, handled already.
+fn requested_at() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = format_time(now.as_secs() as i64);
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), now.subsec_nanos())
+}
+
 fn status_of(kind: &str, ns: &str, obj: &Value, requested: Option<&str>) -> FluxStatus {
     let st = &obj["status"];
     let ready = st["conditions"]
@@ -57,7 +67,10 @@ fn status_of(kind: &str, ns: &str, obj: &Value, requested: Option<&str>) -> Flux
         .find(|c| c["type"] == "Ready");
     let get = |k: &str| ready.and_then(|c| c[k].as_str()).map(str::to_string);
     FluxStatus {
-        object: format!("{kind} {ns}/{}", obj["metadata"]["name"].as_str().unwrap_or("?")),
+        object: format!(
+            "{kind} {ns}/{}",
+            obj["metadata"]["name"].as_str().unwrap_or("?")
+        ),
         ready: get("status").unwrap_or_else(|| "Unknown".into()),
         reason: get("reason"),
         message: get("message"),
@@ -101,7 +114,7 @@ pub fn reconcile(
             done: false,
         });
     }
-    let requested = format_time(now_unix());
+    let requested = requested_at();
     let plan = format!(
         "annotate {} {ns}/{name} with {REQUESTED_AT}={requested} (Flux reconciles it now)",
         r.kind

@@ -20,8 +20,8 @@ mod wait;
 
 use infra_sdk::prelude::*;
 
-use args::{Action, GitopsArgs};
 use argo::{Argo, Operation};
+use args::{Action, GitopsArgs};
 use cluster::Cluster;
 use out::GitopsOutput;
 
@@ -47,8 +47,10 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
             prune_selector,
         } => {
             let mut c = Cluster::new(profile.as_deref(), ctx)?;
-            let mut objs = objects::resolve(&mut c, objects::read(&source)?, source.namespace.as_deref())?;
-            let (p, _) = apply::plan_and_apply(&mut c, &mut objs, prune_selector.as_deref(), false, false)?;
+            let mut objs =
+                objects::resolve(&mut c, objects::read(&source)?, source.namespace.as_deref())?;
+            let (p, _) =
+                apply::plan_and_apply(&mut c, &mut objs, prune_selector.as_deref(), false, false)?;
             o.profile = Some(c.profile);
             o.plan = Some(p);
         }
@@ -59,9 +61,11 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
             prune,
         } => {
             let mut c = Cluster::new(profile.as_deref(), ctx)?;
-            let mut objs = objects::resolve(&mut c, objects::read(&source)?, source.namespace.as_deref())?;
+            let mut objs =
+                objects::resolve(&mut c, objects::read(&source)?, source.namespace.as_deref())?;
             let prune = prune.unwrap_or(false);
-            let (p, done) = apply::plan_and_apply(&mut c, &mut objs, prune_selector.as_deref(), prune, apply)?;
+            let (p, done) =
+                apply::plan_and_apply(&mut c, &mut objs, prune_selector.as_deref(), prune, apply)?;
             o.profile = Some(c.profile);
             match done {
                 Some((approval, results)) => {
@@ -99,10 +103,18 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
                     "{} {} not rolled out: {}; look at the pods (k8s `diagnose`) and fix the \
                      cause, or roll back",
                     stuck.len(),
-                    if stuck.len() == 1 { "workload is" } else { "workloads are" },
+                    if stuck.len() == 1 {
+                        "workload is"
+                    } else {
+                        "workloads are"
+                    },
                     stuck.join(" | ")
                 );
-                let e = if failed { ToolError::failed(m) } else { ToolError::timeout(m) };
+                let e = if failed {
+                    ToolError::failed(m)
+                } else {
+                    ToolError::timeout(m)
+                };
                 return Err(e.with_detail(json!(rs)));
             }
             o.rollouts = Some(rs);

@@ -92,7 +92,9 @@ pub fn read(src: &Source) -> Result<Vec<Value>, ToolError> {
             if !uri.starts_with("artifact://") {
                 return Err(ToolError::invalid(
                     "artifact",
-                    format!("{uri:?} is not an artifact URI; give the artifact://… URI a render returned"),
+                    format!(
+                        "{uri:?} is not an artifact URI; give the artifact://… URI a render returned"
+                    ),
                 ));
             }
             let bytes = artifacts::read(uri, 0, MAX_MANIFEST_BYTES + 1)?;
@@ -103,7 +105,10 @@ pub fn read(src: &Source) -> Result<Vec<Value>, ToolError> {
                 ));
             }
             String::from_utf8(bytes).map_err(|_| {
-                ToolError::invalid("artifact", format!("{uri} is not UTF-8 text; give YAML or JSON manifests"))
+                ToolError::invalid(
+                    "artifact",
+                    format!("{uri} is not UTF-8 text; give YAML or JSON manifests"),
+                )
             })?
         }
         (Some(_), Some(_)) => {
@@ -122,12 +127,18 @@ pub fn read(src: &Source) -> Result<Vec<Value>, ToolError> {
     };
     let objs = parse_manifests(&text)?;
     if objs.is_empty() {
-        return Err(ToolError::invalid("manifests", "no objects in the manifests"));
+        return Err(ToolError::invalid(
+            "manifests",
+            "no objects in the manifests",
+        ));
     }
     if objs.len() > MAX_OBJECTS {
         return Err(ToolError::invalid(
             "manifests",
-            format!("{} objects; give at most {MAX_OBJECTS} per call", objs.len()),
+            format!(
+                "{} objects; give at most {MAX_OBJECTS} per call",
+                objs.len()
+            ),
         ));
     }
     Ok(objs)
@@ -142,7 +153,8 @@ fn check_type(i: usize, api_version: &str, kind: &str) -> Result<(), ToolError> 
         || (group.len() <= 253
             && group.split('.').all(|p| {
                 !p.is_empty()
-                    && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && p.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             }));
     if !group_ok || !word(version) {
         return Err(ToolError::invalid(
@@ -186,7 +198,10 @@ pub fn resolve(
         let api_version = body["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = body["kind"].as_str().unwrap_or_default().to_string();
         check_type(i, &api_version, &kind)?;
-        let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = body["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         check_name(&format!("manifests (object {i}: metadata.name)"), &name)?;
         let given_ns = body["metadata"]["namespace"].as_str().map(str::to_string);
         if let Some(ns) = &given_ns {
@@ -212,7 +227,9 @@ pub fn resolve(
             None => given_ns.is_some() || default_ns.is_some(),
         };
         let namespace = if namespaced {
-            let ns = given_ns.or(default_ns.map(str::to_string)).unwrap_or("default".into());
+            let ns = given_ns
+                .or(default_ns.map(str::to_string))
+                .unwrap_or("default".into());
             body["metadata"]["namespace"] = json!(ns);
             Some(ns)
         } else {
@@ -238,8 +255,14 @@ mod tests {
 
     #[test]
     fn hostile_types_are_refused_naming_the_object() {
-        for (v, k) in [("v1", "../../x"), ("../../x", "Pod"), ("apps/v1/../..", "Pod"),
-                       ("v1", ""), ("Apps/v1", "Pod"), ("v1", "Pod?x=1")] {
+        for (v, k) in [
+            ("v1", "../../x"),
+            ("../../x", "Pod"),
+            ("apps/v1/../..", "Pod"),
+            ("v1", ""),
+            ("Apps/v1", "Pod"),
+            ("v1", "Pod?x=1"),
+        ] {
             let e = check_type(3, v, k).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("manifests"));
             assert!(e.message.starts_with("object 3:"), "{e}");

@@ -117,7 +117,9 @@ pub fn normalize(v: &Value) -> Value {
             for k in SERVER_METADATA {
                 m.remove(*k);
             }
-            if m.get("annotations").is_some_and(|a| a.as_object().is_some_and(|a| a.is_empty())) {
+            if m.get("annotations")
+                .is_some_and(|a| a.as_object().is_some_and(|a| a.is_empty()))
+            {
                 m.remove("annotations");
             }
         }
@@ -151,7 +153,9 @@ fn plan_one(c: &Cluster, o: &Obj, created_namespaces: &BTreeSet<String>) -> Obje
         error: Some(e.message),
     };
     let (Some(path), Some(r)) = (o.path(), o.resource.as_ref()) else {
-        return creation(Some("its type is defined by a CRD in this set: the server validates it once the CRD is applied"));
+        return creation(Some(
+            "its type is defined by a CRD in this set: the server validates it once the CRD is applied",
+        ));
     };
     let resource = r.qualified();
     let access = c.access("get", &resource, o.namespace.as_deref(), Some(&o.name));
@@ -161,10 +165,15 @@ fn plan_one(c: &Cluster, o: &Obj, created_namespaces: &BTreeSet<String>) -> Obje
     };
     let applied = match c.apply(&path, &o.body, true) {
         Ok(a) if a.ok() => a.body,
-        Ok(a) if a.status == 404
-            && o.namespace.as_ref().is_some_and(|ns| created_namespaces.contains(ns)) =>
+        Ok(a)
+            if a.status == 404
+                && o.namespace
+                    .as_ref()
+                    .is_some_and(|ns| created_namespaces.contains(ns)) =>
         {
-            return creation(Some("its namespace is created by this set: the server validates it then"));
+            return creation(Some(
+                "its namespace is created by this set: the server validates it then",
+            ));
         }
         Ok(a) => {
             let access = c.access("patch", &resource, o.namespace.as_deref(), Some(&o.name));
@@ -184,7 +193,12 @@ fn plan_one(c: &Cluster, o: &Obj, created_namespaces: &BTreeSet<String>) -> Obje
     let diff = unified_diff(&yaml(&normalize(&live)), &new, "live", "applied", CONTEXT);
     ObjectPlan {
         object: label,
-        action: if diff.is_empty() { "unchanged" } else { "update" }.into(),
+        action: if diff.is_empty() {
+            "unchanged"
+        } else {
+            "update"
+        }
+        .into(),
         diff: (!diff.is_empty()).then_some(diff),
         error: None,
     }
@@ -195,9 +209,9 @@ fn plan_one(c: &Cluster, o: &Obj, created_namespaces: &BTreeSet<String>) -> Obje
 pub fn check_selector(sel: &str) -> Result<(), ToolError> {
     let ok = !sel.trim().is_empty()
         && sel.len() <= 1024
-        && sel.chars().all(|c| {
-            c.is_ascii_alphanumeric() || " -_./=!,()".contains(c)
-        });
+        && sel
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " -_./=!,()".contains(c));
     if ok {
         Ok(())
     } else {
@@ -212,10 +226,21 @@ pub fn check_selector(sel: &str) -> Result<(), ToolError> {
 }
 
 /// Live objects with `selector` of the set's types, in the set's namespaces, not in the set.
-fn prune_candidates(c: &Cluster, objs: &[Obj], selector: &str) -> Result<Vec<PruneCandidate>, ToolError> {
+fn prune_candidates(
+    c: &Cluster,
+    objs: &[Obj],
+    selector: &str,
+) -> Result<Vec<PruneCandidate>, ToolError> {
     let wanted: BTreeSet<(String, String, Option<String>, String)> = objs
         .iter()
-        .map(|o| (o.api_version().into(), o.kind().into(), o.namespace.clone(), o.name.clone()))
+        .map(|o| {
+            (
+                o.api_version().into(),
+                o.kind().into(),
+                o.namespace.clone(),
+                o.name.clone(),
+            )
+        })
         .collect();
     // Each type once per namespace it appears in (cluster-wide for cluster-scoped types).
     let mut scopes: Vec<(infra_sdk::kube::ApiResource, Option<String>)> = Vec::new();
@@ -239,9 +264,17 @@ fn prune_candidates(c: &Cluster, objs: &[Obj], selector: &str) -> Result<Vec<Pru
         let resource = r.qualified();
         let list = c.get(&path, &c.access("list", &resource, ns.as_deref(), None))?;
         for item in list["items"].as_array().into_iter().flatten() {
-            let name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = item["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let item_ns = item["metadata"]["namespace"].as_str().map(str::to_string);
-            let key = (r.api_version(), r.kind.clone(), item_ns.clone(), name.clone());
+            let key = (
+                r.api_version(),
+                r.kind.clone(),
+                item_ns.clone(),
+                name.clone(),
+            );
             if wanted.contains(&key) || infra_sdk::kube::check_name("name", &name).is_err() {
                 continue;
             }
@@ -268,7 +301,10 @@ pub fn plan(c: &Cluster, objs: &[Obj], prune_selector: Option<&str>) -> Result<P
         .filter(|o| o.kind() == "Namespace" && o.namespace.is_none())
         .map(|o| o.name.clone())
         .collect();
-    let objects: Vec<ObjectPlan> = objs.iter().map(|o| plan_one(c, o, &created_namespaces)).collect();
+    let objects: Vec<ObjectPlan> = objs
+        .iter()
+        .map(|o| plan_one(c, o, &created_namespaces))
+        .collect();
     let prune = match prune_selector {
         Some(sel) => {
             check_selector(sel)?;
@@ -303,14 +339,20 @@ mod tests {
                          "managedFields": [{"manager": "infra"}], "labels": {"app": "a"}},
             "data": {"k": "v"}, "status": {"phase": "x"}});
         let n = normalize(&live);
-        assert_eq!(n, json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}, "data": {"k": "v"}}));
+        assert_eq!(
+            n,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "namespace": "x", "labels": {"app": "a"}}, "data": {"k": "v"}})
+        );
     }
 
     #[test]
     fn selectors_that_would_select_everything_are_refused() {
         for bad in ["", "  ", "app=a;rm", "a\nb"] {
-            assert_eq!(check_selector(bad).unwrap_err().field.as_deref(), Some("prune_selector"));
+            assert_eq!(
+                check_selector(bad).unwrap_err().field.as_deref(),
+                Some("prune_selector")
+            );
         }
         check_selector("app.kubernetes.io/managed-by=infra,tier!=db").unwrap();
     }

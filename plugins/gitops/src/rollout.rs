@@ -48,7 +48,11 @@ pub struct Rollout {
 }
 
 /// Workloads named `kind/name` (`deployment/api`, `statefulsets.apps/db`) in `namespace`.
-pub fn named(c: &mut Cluster, names: &[String], namespace: &str) -> Result<Vec<Workload>, ToolError> {
+pub fn named(
+    c: &mut Cluster,
+    names: &[String],
+    namespace: &str,
+) -> Result<Vec<Workload>, ToolError> {
     check_namespace("namespace", namespace)?;
     let mut out = Vec::new();
     for n in names {
@@ -63,7 +67,10 @@ pub fn named(c: &mut Cluster, names: &[String], namespace: &str) -> Result<Vec<W
         if !is_workload(&r) {
             return Err(ToolError::invalid(
                 "workloads",
-                format!("{n:?} is a {}; rollout status covers Deployments, StatefulSets and DaemonSets", r.kind),
+                format!(
+                    "{n:?} is a {}; rollout status covers Deployments, StatefulSets and DaemonSets",
+                    r.kind
+                ),
             ));
         }
         out.push(Workload {
@@ -103,7 +110,11 @@ pub fn assess(kind: &str, obj: &Value) -> (bool, bool, String) {
     let st = &obj["status"];
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     if int(&obj["metadata"]["generation"]) > int(&st["observedGeneration"]) {
-        return (false, false, format!("waiting for {kind} {name:?} spec update to be observed"));
+        return (
+            false,
+            false,
+            format!("waiting for {kind} {name:?} spec update to be observed"),
+        );
     }
     match kind {
         "Deployment" => {
@@ -113,7 +124,11 @@ pub fn assess(kind: &str, obj: &Value) -> (bool, bool, String) {
                 .flatten()
                 .find(|c| c["type"] == "Progressing");
             if progressing.is_some_and(|c| c["reason"] == "ProgressDeadlineExceeded") {
-                return (false, true, format!("deployment {name:?} exceeded its progress deadline"));
+                return (
+                    false,
+                    true,
+                    format!("deployment {name:?} exceeded its progress deadline"),
+                );
             }
             let want = spec["replicas"].as_i64().unwrap_or(1);
             let (updated, replicas, available) = (
@@ -122,50 +137,138 @@ pub fn assess(kind: &str, obj: &Value) -> (bool, bool, String) {
                 int(&st["availableReplicas"]),
             );
             if updated < want {
-                (false, false, format!("waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated"))
+                (
+                    false,
+                    false,
+                    format!(
+                        "waiting for deployment {name:?} rollout to finish: {updated} out of {want} new replicas have been updated"
+                    ),
+                )
             } else if replicas > updated {
-                (false, false, format!("waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination", replicas - updated))
+                (
+                    false,
+                    false,
+                    format!(
+                        "waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination",
+                        replicas - updated
+                    ),
+                )
             } else if available < updated {
-                (false, false, format!("waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available"))
+                (
+                    false,
+                    false,
+                    format!(
+                        "waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available"
+                    ),
+                )
             } else {
-                (true, false, format!("deployment {name:?} successfully rolled out"))
+                (
+                    true,
+                    false,
+                    format!("deployment {name:?} successfully rolled out"),
+                )
             }
         }
         "StatefulSet" => {
-            if spec["updateStrategy"]["type"].as_str().is_some_and(|t| t != "RollingUpdate") {
-                return (true, false, format!("statefulset {name:?} uses the {} strategy: its rollout is not tracked", spec["updateStrategy"]["type"].as_str().unwrap_or_default()));
+            if spec["updateStrategy"]["type"]
+                .as_str()
+                .is_some_and(|t| t != "RollingUpdate")
+            {
+                return (
+                    true,
+                    false,
+                    format!(
+                        "statefulset {name:?} uses the {} strategy: its rollout is not tracked",
+                        spec["updateStrategy"]["type"].as_str().unwrap_or_default()
+                    ),
+                );
             }
             let want = spec["replicas"].as_i64().unwrap_or(1);
             let ready = int(&st["readyReplicas"]);
             if ready < want {
-                return (false, false, format!("waiting for {} pods to be ready", want - ready));
+                return (
+                    false,
+                    false,
+                    format!("waiting for {} pods to be ready", want - ready),
+                );
             }
             let partition = int(&spec["updateStrategy"]["rollingUpdate"]["partition"]);
             if partition > 0 {
                 let updated = int(&st["updatedReplicas"]);
                 if updated < want - partition {
-                    return (false, false, format!("waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated", want - partition));
+                    return (
+                        false,
+                        false,
+                        format!(
+                            "waiting for partitioned roll out to finish: {updated} out of {} new pods have been updated",
+                            want - partition
+                        ),
+                    );
                 }
-                return (true, false, format!("partitioned roll out complete: {updated} new pods have been updated"));
+                return (
+                    true,
+                    false,
+                    format!("partitioned roll out complete: {updated} new pods have been updated"),
+                );
             }
             if st["updateRevision"] != st["currentRevision"] {
-                return (false, false, format!("waiting for statefulset rolling update to complete {} pods at revision {}", int(&st["updatedReplicas"]), st["updateRevision"].as_str().unwrap_or("?")));
+                return (
+                    false,
+                    false,
+                    format!(
+                        "waiting for statefulset rolling update to complete {} pods at revision {}",
+                        int(&st["updatedReplicas"]),
+                        st["updateRevision"].as_str().unwrap_or("?")
+                    ),
+                );
             }
-            (true, false, format!("statefulset rolling update complete {ready} pods at revision {}", st["currentRevision"].as_str().unwrap_or("?")))
+            (
+                true,
+                false,
+                format!(
+                    "statefulset rolling update complete {ready} pods at revision {}",
+                    st["currentRevision"].as_str().unwrap_or("?")
+                ),
+            )
         }
         _ => {
-            if spec["updateStrategy"]["type"].as_str().is_some_and(|t| t != "RollingUpdate") {
-                return (true, false, format!("daemon set {name:?} uses the OnDelete strategy: its rollout is not tracked"));
+            if spec["updateStrategy"]["type"]
+                .as_str()
+                .is_some_and(|t| t != "RollingUpdate")
+            {
+                return (
+                    true,
+                    false,
+                    format!(
+                        "daemon set {name:?} uses the OnDelete strategy: its rollout is not tracked"
+                    ),
+                );
             }
             let desired = int(&st["desiredNumberScheduled"]);
             let updated = int(&st["updatedNumberScheduled"]);
             let available = int(&st["numberAvailable"]);
             if updated < desired {
-                (false, false, format!("waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated"))
+                (
+                    false,
+                    false,
+                    format!(
+                        "waiting for daemon set {name:?} rollout to finish: {updated} out of {desired} new pods have been updated"
+                    ),
+                )
             } else if available < desired {
-                (false, false, format!("waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available"))
+                (
+                    false,
+                    false,
+                    format!(
+                        "waiting for daemon set {name:?} rollout to finish: {available} of {desired} updated pods are available"
+                    ),
+                )
             } else {
-                (true, false, format!("daemon set {name:?} successfully rolled out"))
+                (
+                    true,
+                    false,
+                    format!("daemon set {name:?} successfully rolled out"),
+                )
             }
         }
     }
@@ -179,7 +282,15 @@ fn reasons(c: &Cluster, w: &Workload, obj: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|c| c["status"] != "True" || c["reason"] == "ProgressDeadlineExceeded")
-        .map(|c| format!("condition {}={} ({}): {}", c["type"].as_str().unwrap_or("?"), c["status"].as_str().unwrap_or("?"), c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "condition {}={} ({}): {}",
+                c["type"].as_str().unwrap_or("?"),
+                c["status"].as_str().unwrap_or("?"),
+                c["reason"].as_str().unwrap_or(""),
+                c["message"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     let Some(labels) = obj["spec"]["selector"]["matchLabels"].as_object() else {
         return out;
@@ -191,7 +302,10 @@ fn reasons(c: &Cluster, w: &Workload, obj: &Value) -> Vec<String> {
     let path = format!(
         "/api/v1/namespaces/{}/pods{}",
         infra_sdk::kube::encode(&w.namespace),
-        query_string(&[("labelSelector", selector.join(",")), ("limit", PODS_EXAMINED.to_string())])
+        query_string(&[
+            ("labelSelector", selector.join(",")),
+            ("limit", PODS_EXAMINED.to_string())
+        ])
     );
     let Ok(pods) = c.get(&path, &c.access("list", "pods", Some(&w.namespace), None)) else {
         return out;
@@ -201,18 +315,36 @@ fn reasons(c: &Cluster, w: &Workload, obj: &Value) -> Vec<String> {
         if p["status"]["phase"] == "Pending" {
             for cond in p["status"]["conditions"].as_array().into_iter().flatten() {
                 if cond["type"] == "PodScheduled" && cond["status"] == "False" {
-                    out.push(format!("pod {pod}: unschedulable: {}", cond["message"].as_str().unwrap_or("")));
+                    out.push(format!(
+                        "pod {pod}: unschedulable: {}",
+                        cond["message"].as_str().unwrap_or("")
+                    ));
                 }
             }
         }
-        for cs in p["status"]["containerStatuses"].as_array().into_iter().flatten() {
+        for cs in p["status"]["containerStatuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if let Some(w) = cs["state"]["waiting"].as_object() {
                 let reason = w.get("reason").and_then(Value::as_str).unwrap_or("waiting");
                 let msg = w.get("message").and_then(Value::as_str).unwrap_or("");
-                out.push(format!("pod {pod} container {}: {reason} {msg}", cs["name"].as_str().unwrap_or("?")).trim_end().to_string());
+                out.push(
+                    format!(
+                        "pod {pod} container {}: {reason} {msg}",
+                        cs["name"].as_str().unwrap_or("?")
+                    )
+                    .trim_end()
+                    .to_string(),
+                );
             }
             if let Some(t) = cs["lastState"]["terminated"]["reason"].as_str() {
-                out.push(format!("pod {pod} container {}: last terminated: {t} (exit code {})", cs["name"].as_str().unwrap_or("?"), cs["lastState"]["terminated"]["exitCode"]));
+                out.push(format!(
+                    "pod {pod} container {}: last terminated: {t} (exit code {})",
+                    cs["name"].as_str().unwrap_or("?"),
+                    cs["lastState"]["terminated"]["exitCode"]
+                ));
             }
         }
     }
@@ -220,12 +352,19 @@ fn reasons(c: &Cluster, w: &Workload, obj: &Value) -> Vec<String> {
 }
 
 /// Waits for every workload; returns each one's state (`reasons` filled for those not done).
-pub fn watch(c: &Cluster, ws: &[Workload], budget: std::time::Duration) -> Result<Vec<Rollout>, ToolError> {
+pub fn watch(
+    c: &Cluster,
+    ws: &[Workload],
+    budget: std::time::Duration,
+) -> Result<Vec<Rollout>, ToolError> {
     let mut last: Vec<(Rollout, Value)> = Vec::new();
     let read = |w: &Workload| -> Result<(Rollout, Value), ToolError> {
         let path = w.resource.object_path(Some(&w.namespace), &w.name);
         let qualified = w.resource.qualified();
-        let obj = c.get(&path, &c.access("get", &qualified, Some(&w.namespace), Some(&w.name)))?;
+        let obj = c.get(
+            &path,
+            &c.access("get", &qualified, Some(&w.namespace), Some(&w.name)),
+        )?;
         let (done, failed, message) = assess(&w.resource.kind, &obj);
         Ok((
             Rollout {
@@ -244,7 +383,13 @@ pub fn watch(c: &Cluster, ws: &[Workload], budget: std::time::Duration) -> Resul
         if pending.is_empty() || pending.iter().all(|r| r.failed) {
             return Ok(Step::Done(()));
         }
-        Ok(Step::Waiting(pending.iter().map(|r| r.message.as_str()).collect::<Vec<_>>().join("; ")))
+        Ok(Step::Waiting(
+            pending
+                .iter()
+                .map(|r| r.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ))
     })?;
     let _ = outcome;
     Ok(last
@@ -265,18 +410,38 @@ mod tests {
 
     #[test]
     fn deployment_rules() {
-        let d = |generation: i64, st: Value| json!({"metadata": {"name": "api", "generation": generation},
-            "spec": {"replicas": 2}, "status": st});
+        let d = |generation: i64, st: Value| {
+            json!({"metadata": {"name": "api", "generation": generation},
+            "spec": {"replicas": 2}, "status": st})
+        };
         let (done, _, m) = assess("Deployment", &d(3, json!({"observedGeneration": 2})));
         assert!(!done && m.contains("spec update to be observed"), "{m}");
-        let (done, _, m) = assess("Deployment", &d(3, json!({"observedGeneration": 3,
-            "updatedReplicas": 1, "replicas": 2, "availableReplicas": 1})));
+        let (done, _, m) = assess(
+            "Deployment",
+            &d(
+                3,
+                json!({"observedGeneration": 3,
+            "updatedReplicas": 1, "replicas": 2, "availableReplicas": 1}),
+            ),
+        );
         assert!(!done && m.contains("1 out of 2 new replicas"), "{m}");
-        let (done, _, m) = assess("Deployment", &d(3, json!({"observedGeneration": 3,
-            "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2})));
+        let (done, _, m) = assess(
+            "Deployment",
+            &d(
+                3,
+                json!({"observedGeneration": 3,
+            "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2}),
+            ),
+        );
         assert!(done, "{m}");
-        let (done, failed, _) = assess("Deployment", &d(3, json!({"observedGeneration": 3,
-            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})));
+        let (done, failed, _) = assess(
+            "Deployment",
+            &d(
+                3,
+                json!({"observedGeneration": 3,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]}),
+            ),
+        );
         assert!(!done && failed);
     }
 

@@ -84,7 +84,11 @@ pub fn verify(
                 s.sync,
                 s.health,
                 s.revision.unwrap_or_else(|| "?".into()),
-                if unhealthy.is_empty() { String::new() } else { format!("; not healthy: {}", unhealthy.join(", ")) }
+                if unhealthy.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not healthy: {}", unhealthy.join(", "))
+                }
             ),
         });
     }
@@ -104,7 +108,10 @@ pub fn verify(
         let label = format!("http GET {}", hc.url);
         out.push(match http::send(&req) {
             Ok(r) => {
-                let body: String = String::from_utf8_lossy(&r.body).chars().take(EVIDENCE_BYTES).collect();
+                let body: String = String::from_utf8_lossy(&r.body)
+                    .chars()
+                    .take(EVIDENCE_BYTES)
+                    .collect();
                 Check {
                     check: label,
                     ok: r.status == want,
@@ -116,7 +123,11 @@ pub fn verify(
                 if e.kind == ErrorKind::Invalid {
                     return Err(ToolError::invalid(format!("http_checks[{i}]"), e.message));
                 }
-                Check { check: label, ok: false, evidence: e.message }
+                Check {
+                    check: label,
+                    ok: false,
+                    evidence: e.message,
+                }
             }
         });
     }
@@ -128,7 +139,12 @@ pub fn verify(
         ));
     }
     Ok(Verdict {
-        verdict: if out.iter().all(|c| c.ok) { "pass" } else { "fail" }.into(),
+        verdict: if out.iter().all(|c| c.ok) {
+            "pass"
+        } else {
+            "fail"
+        }
+        .into(),
         checks: out,
     })
 }

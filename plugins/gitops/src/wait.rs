@@ -17,7 +17,10 @@ const INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long to wait: `timeout_secs` (default 120), never past the call's deadline less a margin.
 /// The note says when the call's `timeout_ms` shortened it.
-pub fn budget(timeout_secs: Option<u64>, ctx: &Ctx) -> Result<(Duration, Option<String>), ToolError> {
+pub fn budget(
+    timeout_secs: Option<u64>,
+    ctx: &Ctx,
+) -> Result<(Duration, Option<String>), ToolError> {
     let asked = timeout_secs.unwrap_or(DEFAULT_SECS);
     if asked == 0 || asked > 3600 {
         return Err(ToolError::invalid(
@@ -25,7 +28,9 @@ pub fn budget(timeout_secs: Option<u64>, ctx: &Ctx) -> Result<(Duration, Option<
             format!("{asked} is out of range: give 1 to 3600 seconds (default {DEFAULT_SECS})"),
         ));
     }
-    let call = u64::from(ctx.timeout_ms).saturating_sub(MARGIN_MS).max(1000);
+    let call = u64::from(ctx.timeout_ms)
+        .saturating_sub(MARGIN_MS)
+        .max(1000);
     let ms = (asked * 1000).min(call);
     let note = (ms < asked * 1000).then(|| {
         format!(
