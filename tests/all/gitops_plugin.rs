@@ -608,6 +608,31 @@ async fn argo_status_sync_and_rollback_through_the_http_profile() {
     )
     .await;
     assert_eq!(out["apps"].as_array().unwrap().len(), 1, "{out}");
+    // A hard refresh reaches Argo CD as `?refresh=hard`; an unknown mode names the field.
+    ok(
+        &mcp,
+        json!({"action": "refresh", "argocd_profile": "argocd", "app": "shop", "mode": "hard"}),
+    )
+    .await;
+    assert!(
+        s.argo
+            .requests()
+            .iter()
+            .any(|(m, p)| m == "GET" && p == "/api/v1/applications/shop?refresh=hard")
+    );
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "refresh", "argocd_profile": "argocd", "app": "shop", "mode": "x&y"}),
+    )
+    .await;
+    assert!(err && out["error"]["kind"] == "invalid", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("use `normal` or `hard`"),
+        "{out}"
+    );
 
     // Without apply: the plan only; no POST reached Argo CD.
     let out = ok(
