@@ -625,7 +625,10 @@ async fn argo_status_sync_and_rollback_through_the_http_profile() {
         json!({"action": "refresh", "argocd_profile": "argocd", "app": "shop", "mode": "x&y"}),
     )
     .await;
-    assert!(err && out["error"]["kind"] == "invalid", "{out}");
+    assert!(
+        err && out["error"]["kind"] == "invalid" && out["error"]["field"] == "mode",
+        "{out}"
+    );
     assert!(
         out["error"]["message"]
             .as_str()

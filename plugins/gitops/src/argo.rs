@@ -225,7 +225,7 @@ impl Argo {
         if let Some(r) = refresh {
             if !matches!(r, "normal" | "hard") {
                 return Err(ToolError::invalid(
-                    "refresh",
+                    "mode",
                     format!("{r:?}: use `normal` or `hard`"),
                 ));
             }
