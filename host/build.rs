@@ -10,6 +10,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("infra-plugin-repo", "repo"),
     ("infra-plugin-local", "local"),
     ("infra-plugin-k8s", "k8s"),
+    ("infra-plugin-gitops", "gitops"),
 ];
 
 fn main() {

@@ -29,6 +29,7 @@
 
 mod artifact;
 mod command;
+mod diff;
 mod error;
 mod file;
 mod input;
@@ -37,6 +38,7 @@ mod tool;
 
 pub use artifact::Artifact;
 pub use command::{Batch, CommandOutput, batch};
+pub use diff::unified_diff;
 pub use error::{ErrorKind, ToolError};
 pub use file::FileInfo;
 pub use input::{byte_source, decode_base64, encode_base64, file_mode};

@@ -6,6 +6,7 @@ mod demo;
 mod docs;
 mod exec_cap;
 mod fs_cap;
+mod gitops_plugin;
 mod guard;
 mod http_plugin;
 mod k8s_plugin;

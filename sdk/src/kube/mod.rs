@@ -15,4 +15,4 @@ pub use discovery::{Discovery, Fetch, KindSpec, parse_group_list, parse_resource
 pub use manifest::parse_manifests;
 pub use path::{ApiResource, check_name, check_namespace, encode, query_string};
 pub use status::{Access, status_error};
-pub use time::{age, now_unix, parse_time};
+pub use time::{age, format_time, now_unix, parse_time};

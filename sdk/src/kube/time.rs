@@ -47,6 +47,28 @@ pub fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// An RFC 3339 UTC time (`2024-05-01T12:00:00Z`) of seconds since the epoch, as the API writes
+/// timestamps.
+pub fn format_time(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // The civil date of a day count (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// An age as kubectl prints it: `45s`, `12m`, `3h20m`, `5d`, `2y30d`.
 pub fn age(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -75,6 +97,9 @@ mod tests {
         );
         assert_eq!(parse_time("2024-03-01T14:30:05+02:00"), Some(1_709_296_205));
         assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(format_time(1_709_296_205), "2024-03-01T12:30:05Z");
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_time(&format_time(951_782_400)), Some(951_782_400));
         assert_eq!(parse_time("2024-13-01T00:00:00Z"), None);
         assert_eq!(age(59), "59s");
         assert_eq!(age(600), "10m");

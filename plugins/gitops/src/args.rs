@@ -1,0 +1,163 @@
+//! The arguments of the `gitops` tool: per `action` its own fields.
+
+use infra_sdk::prelude::*;
+
+use crate::objects::Source;
+use crate::verify::HttpCheck;
+
+/// Arguments of the `gitops` tool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(extend("additionalProperties" = false))]
+pub struct GitopsArgs {
+    /// Writes happen only with `true`; without it a writing action answers with what it would
+    /// do. The host's guard reads it from the call itself.
+    pub apply: Option<bool>,
+    /// What to do, with the fields only that action takes.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What to do.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// What applying the objects would change: a server-side dry run per object compared with
+    /// the live one (server-owned fields ignored, as kubectl diff does), a unified diff each,
+    /// counts, and with `prune_selector` the live objects a prune would delete.
+    Diff {
+        /// The kubernetes profile of the cluster.
+        profile: Option<String>,
+        /// The objects.
+        #[serde(flatten)]
+        source: Source,
+        /// A label selector the set's objects carry: live objects with it that are not in the
+        /// set are prune candidates.
+        prune_selector: Option<String>,
+    },
+    /// Server-side apply (field manager `infra`) of the objects, Namespaces and CRDs first;
+    /// without `apply: true` the plan only. Needs the host's approval (change window, granted
+    /// namespaces, the cluster's lock, the user for a protected profile).
+    Apply {
+        /// The kubernetes profile of the cluster.
+        profile: Option<String>,
+        /// The objects.
+        #[serde(flatten)]
+        source: Source,
+        /// A label selector the set's objects carry (needed by `prune`).
+        prune_selector: Option<String>,
+        /// Delete live objects with `prune_selector` that the set does not have (default false).
+        prune: Option<bool>,
+    },
+    /// Waits until Deployments, StatefulSets and DaemonSets have their newest generation
+    /// observed, updated and available (kubectl rollout status's rules), with progress
+    /// notifications; on timeout says why (Progressing condition, pods' waiting reasons).
+    RolloutStatus {
+        /// The kubernetes profile of the cluster.
+        profile: Option<String>,
+        /// Workloads as `kind/name` (`deployment/api`, `statefulset/db`) in `namespace`; or
+        /// give `manifests`/`artifact` and the workloads among them are watched.
+        workloads: Option<Vec<String>>,
+        /// The objects whose workloads to watch (instead of `workloads`).
+        #[serde(flatten)]
+        source: Source,
+        /// Seconds to wait (default 120; never past the call's `timeout_ms`).
+        timeout_secs: Option<u64>,
+    },
+    /// Argo CD: every application's sync and health, or one `app`'s with its resources.
+    Status {
+        /// The http profile of the Argo CD server (base_url + bearer token).
+        argocd_profile: Option<String>,
+        /// The application (absent: all of them).
+        app: Option<String>,
+    },
+    /// Argo CD: compare the application with git again now (`hard` also regenerates the
+    /// manifests), then its status.
+    Refresh {
+        /// The http profile of the Argo CD server.
+        argocd_profile: Option<String>,
+        /// The application.
+        app: String,
+        /// `normal` (default) or `hard`.
+        mode: Option<String>,
+    },
+    /// Argo CD: the application's deployment history (ids for `rollback`).
+    History {
+        /// The http profile of the Argo CD server.
+        argocd_profile: Option<String>,
+        /// The application.
+        app: String,
+    },
+    /// Argo CD: sync the application (to `revision`, default its target), `prune` resources
+    /// no longer in git; `dry_run` for Argo CD's dry run. A write: needs `apply: true` and the
+    /// guard's approval unless `dry_run`. `wait` for Synced and Healthy.
+    Sync {
+        /// The http profile of the Argo CD server.
+        argocd_profile: Option<String>,
+        /// The application.
+        app: String,
+        /// A git revision (commit, tag, branch); default the app's target revision.
+        revision: Option<String>,
+        /// Delete resources no longer in git (default false).
+        prune: Option<bool>,
+        /// Argo CD's dry run: nothing changes, no approval needed (default false).
+        dry_run: Option<bool>,
+        /// Wait until Synced and Healthy, or Degraded/failed (default false).
+        wait: Option<bool>,
+        /// Seconds to wait (default 120).
+        timeout_secs: Option<u64>,
+    },
+    /// Argo CD: roll the application back to a history `id` (see `history`). A write, as
+    /// `sync`.
+    Rollback {
+        /// The http profile of the Argo CD server.
+        argocd_profile: Option<String>,
+        /// The application.
+        app: String,
+        /// The history id to return to.
+        id: i64,
+        /// Delete resources not in that revision (default false).
+        prune: Option<bool>,
+        /// Argo CD's dry run (default false).
+        dry_run: Option<bool>,
+        /// Wait until Healthy, or Degraded/failed (default false).
+        wait: Option<bool>,
+        /// Seconds to wait (default 120).
+        timeout_secs: Option<u64>,
+    },
+    /// Flux: request a reconcile of a Kustomization or HelmRelease now (annotation
+    /// `reconcile.fluxcd.io/requestedAt`, a guarded write), wait for `Ready` and report its
+    /// reason. Without `apply: true`, its current Ready condition only.
+    Reconcile {
+        /// The kubernetes profile of the cluster.
+        profile: Option<String>,
+        /// `Kustomization` or `HelmRelease`.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Its namespace (default `flux-system`).
+        namespace: Option<String>,
+        /// Wait for Ready after the controller handled the request (default true).
+        wait: Option<bool>,
+        /// Seconds to wait (default 120).
+        timeout_secs: Option<u64>,
+    },
+    /// One verdict (`pass`/`fail`) with evidence: rollout status of `workloads` (or of the
+    /// workloads among `manifests`), an Argo CD `app`'s sync and health, and `http_checks`.
+    Verify {
+        /// The kubernetes profile, for rollouts.
+        profile: Option<String>,
+        /// Workloads as `kind/name` in `namespace`.
+        workloads: Option<Vec<String>>,
+        /// Or the objects whose workloads to check.
+        #[serde(flatten)]
+        source: Source,
+        /// The http profile of Argo CD, with `app`.
+        argocd_profile: Option<String>,
+        /// An Argo CD application that must be Synced and Healthy.
+        app: Option<String>,
+        /// URLs that must answer a status.
+        http_checks: Option<Vec<HttpCheck>>,
+        /// Seconds to wait for the rollouts (default 120).
+        timeout_secs: Option<u64>,
+    },
+}

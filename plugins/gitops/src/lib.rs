@@ -1,0 +1,291 @@
+//! The `gitops` tool, cluster half: diff and guarded server-side apply of manifests, rollout
+//! status, Argo CD and Flux, and one verdict over all of them.
+//!
+//! Everything goes through the host's `http` capability with profiles (a `kubernetes` profile
+//! for the cluster, an `http` profile for Argo CD): the host holds the credentials and the
+//! policy sees every request. Every write asks the host's `guard` first and needs `apply: true`
+//! in the call; the host refuses a cluster write without that approval whatever this code does.
+
+mod apply;
+mod argo;
+mod args;
+mod cluster;
+mod flux;
+mod objects;
+mod out;
+mod plan;
+mod rollout;
+mod verify;
+mod wait;
+
+use infra_sdk::prelude::*;
+
+use argo::{Argo, Operation};
+use args::{Action, GitopsArgs};
+use cluster::Cluster;
+use out::GitopsOutput;
+
+const DESCRIPTION: &str = "GitOps against clusters through their APIs (credentials stay in the \
+host). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
+object, create/update/unchanged counts, prune candidates by `prune_selector`), `apply` \
+(server-side apply as field manager infra, Namespaces and CRDs first, `prune` by selector), \
+`rollout_status` (Deployments/StatefulSets/DaemonSets until updated and available, or the reason \
+they are not), Argo CD through an http `argocd_profile`: `status`, `refresh`, `history`, `sync` \
+(revision, prune, dry_run, wait), `rollback` (history id); Flux: `reconcile` (Kustomization or \
+HelmRelease, wait for Ready); `verify` (rollouts + Argo CD health + `http_checks`: one verdict \
+with evidence). Writes need `apply: true` — without it the action answers with what it would do — and the \
+host's approval (change windows, granted namespaces, a lock per cluster, the user's yes for a \
+protected profile).";
+
+fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
+    let apply = a.apply.unwrap_or(false);
+    let mut o = GitopsOutput::default();
+    match a.action {
+        Action::Diff {
+            profile,
+            source,
+            prune_selector,
+        } => {
+            let mut c = Cluster::new(profile.as_deref(), ctx)?;
+            let mut objs =
+                objects::resolve(&mut c, objects::read(&source)?, source.namespace.as_deref())?;
+            let (p, _) =
+                apply::plan_and_apply(&mut c, &mut objs, prune_selector.as_deref(), false, false)?;
+            o.profile = Some(c.profile);
+            o.plan = Some(p);
+        }
+        Action::Apply {
+            profile,
+            source,
+            prune_selector,
+            prune,
+        } => {
+            let mut c = Cluster::new(profile.as_deref(), ctx)?;
+            let mut objs =
+                objects::resolve(&mut c, objects::read(&source)?, source.namespace.as_deref())?;
+            let prune = prune.unwrap_or(false);
+            let (p, done) =
+                apply::plan_and_apply(&mut c, &mut objs, prune_selector.as_deref(), prune, apply)?;
+            o.profile = Some(c.profile);
+            match done {
+                Some((approval, results)) => {
+                    o.approval = Some(approval);
+                    o.results = Some(results);
+                }
+                None => o.notes.push(
+                    "nothing was changed: this is the plan. After the user has reviewed it, call \
+                     again with apply: true"
+                        .into(),
+                ),
+            }
+            o.plan = Some(p);
+        }
+        Action::RolloutStatus {
+            profile,
+            workloads,
+            source,
+            timeout_secs,
+        } => {
+            let mut c = Cluster::new(profile.as_deref(), ctx)?;
+            let ws = workloads_of(&mut c, workloads.as_deref(), &source)?;
+            let (budget, note) = wait::budget(timeout_secs, ctx)?;
+            o.notes.extend(note);
+            let rs = rollout::watch(&c, &ws, budget)?;
+            o.profile = Some(c.profile);
+            let stuck: Vec<String> = rs
+                .iter()
+                .filter(|r| !r.done)
+                .map(|r| format!("{}: {}{}", r.workload, r.message, reasons(&r.reasons)))
+                .collect();
+            if !stuck.is_empty() {
+                let failed = rs.iter().any(|r| r.failed);
+                let m = format!(
+                    "{} {} not rolled out: {}; look at the pods (k8s `diagnose`) and fix the \
+                     cause, or roll back",
+                    stuck.len(),
+                    if stuck.len() == 1 {
+                        "workload is"
+                    } else {
+                        "workloads are"
+                    },
+                    stuck.join(" | ")
+                );
+                let e = if failed {
+                    ToolError::failed(m)
+                } else {
+                    ToolError::timeout(m)
+                };
+                return Err(e.with_detail(json!(rs)));
+            }
+            o.rollouts = Some(rs);
+        }
+        Action::Status {
+            argocd_profile,
+            app,
+        } => {
+            let a = Argo::new(argocd_profile.as_deref(), ctx)?;
+            o.apps = Some(a.status(app.as_deref(), None, false)?);
+        }
+        Action::Refresh {
+            argocd_profile,
+            app,
+            mode,
+        } => {
+            let a = Argo::new(argocd_profile.as_deref(), ctx)?;
+            let mode = mode.as_deref().unwrap_or("normal");
+            o.apps = Some(a.status(Some(&app), Some(mode), false)?);
+        }
+        Action::History {
+            argocd_profile,
+            app,
+        } => {
+            let a = Argo::new(argocd_profile.as_deref(), ctx)?;
+            o.apps = Some(a.status(Some(&app), None, true)?);
+        }
+        Action::Sync {
+            argocd_profile,
+            app,
+            revision,
+            prune,
+            dry_run,
+            wait,
+            timeout_secs,
+        } => {
+            let a = Argo::new(argocd_profile.as_deref(), ctx)?;
+            o.operation = Some(a.operate(
+                &Operation {
+                    app: &app,
+                    revision: revision.as_deref(),
+                    rollback: None,
+                    prune: prune.unwrap_or(false),
+                    dry_run: dry_run.unwrap_or(false),
+                    apply,
+                    wait: wait.unwrap_or(false),
+                    timeout_secs,
+                },
+                ctx,
+            )?);
+        }
+        Action::Rollback {
+            argocd_profile,
+            app,
+            id,
+            prune,
+            dry_run,
+            wait,
+            timeout_secs,
+        } => {
+            let a = Argo::new(argocd_profile.as_deref(), ctx)?;
+            o.operation = Some(a.operate(
+                &Operation {
+                    app: &app,
+                    revision: None,
+                    rollback: Some(id),
+                    prune: prune.unwrap_or(false),
+                    dry_run: dry_run.unwrap_or(false),
+                    apply,
+                    wait: wait.unwrap_or(false),
+                    timeout_secs,
+                },
+                ctx,
+            )?);
+        }
+        Action::Reconcile {
+            profile,
+            kind,
+            name,
+            namespace,
+            wait,
+            timeout_secs,
+        } => {
+            let mut c = Cluster::new(profile.as_deref(), ctx)?;
+            let budget = match wait.unwrap_or(true) {
+                true => {
+                    let (b, note) = wait::budget(timeout_secs, ctx)?;
+                    o.notes.extend(note);
+                    Some(b)
+                }
+                false => None,
+            };
+            let r = flux::reconcile(&mut c, &kind, namespace.as_deref(), &name, apply, budget)?;
+            if !apply {
+                o.notes.push(format!(
+                    "nothing was changed: with apply: true this annotates {} with {}=<now> so \
+                     Flux reconciles it, then waits for Ready",
+                    r.status.object,
+                    flux::REQUESTED_AT
+                ));
+            }
+            o.profile = Some(c.profile);
+            o.reconcile = Some(r);
+        }
+        Action::Verify {
+            profile,
+            workloads,
+            source,
+            argocd_profile,
+            app,
+            http_checks,
+            timeout_secs,
+        } => {
+            let (budget, note) = wait::budget(timeout_secs, ctx)?;
+            o.notes.extend(note);
+            let mut cluster = None;
+            let mut ws = Vec::new();
+            if workloads.is_some() || source.manifests.is_some() || source.artifact.is_some() {
+                let mut c = Cluster::new(profile.as_deref(), ctx)?;
+                ws = workloads_of(&mut c, workloads.as_deref(), &source)?;
+                cluster = Some(c);
+            }
+            let argo = match &app {
+                Some(_) => Some(Argo::new(argocd_profile.as_deref(), ctx)?),
+                None => None,
+            };
+            let v = verify::verify(
+                cluster.as_ref(),
+                &ws,
+                argo.as_ref().zip(app.as_deref()),
+                http_checks.as_deref().unwrap_or_default(),
+                budget,
+                ctx,
+            )?;
+            o.profile = cluster.map(|c| c.profile);
+            o.verify = Some(v);
+        }
+    }
+    Ok(o)
+}
+
+/// The workloads named in `workloads`, or those among the objects of `source`.
+fn workloads_of(
+    c: &mut Cluster,
+    names: Option<&[String]>,
+    source: &objects::Source,
+) -> Result<Vec<rollout::Workload>, ToolError> {
+    let ns = source.namespace.as_deref();
+    let ws = match names {
+        Some(names) => rollout::named(c, names, ns.unwrap_or("default"))?,
+        None => rollout::from_objects(&objects::resolve(c, objects::read(source)?, ns)?),
+    };
+    if ws.is_empty() {
+        return Err(ToolError::invalid(
+            "workloads",
+            "no Deployment, StatefulSet or DaemonSet to watch: name them as `kind/name` in \
+             `workloads`, or give manifests that contain some",
+        ));
+    }
+    Ok(ws)
+}
+
+fn reasons(r: &[String]) -> String {
+    match r.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", r.join("; ")),
+    }
+}
+
+infra_sdk::plugin!(tools: [
+    Tool::new("gitops", "GitOps (cluster)", DESCRIPTION, run)
+        .destructive()
+        .open_world(),
+]);

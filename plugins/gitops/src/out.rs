@@ -1,0 +1,45 @@
+//! What the `gitops` tool returns: one record whose fields each action fills.
+
+use infra_sdk::prelude::*;
+
+use crate::apply::{Applied, ApprovalInfo};
+use crate::argo::{AppStatus, OperationResult};
+use crate::flux::Reconcile;
+use crate::plan::Plan;
+use crate::rollout::Rollout;
+use crate::verify::Verdict;
+
+/// The result of a `gitops` call.
+#[derive(Debug, Default, Serialize, JsonSchema)]
+pub struct GitopsOutput {
+    /// The kubernetes profile worked on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// `diff`, `apply`: what applying changes (or changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// A write's approval by the host's guard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalInfo>,
+    /// `apply` with `apply: true`: what happened to each object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Vec<Applied>>,
+    /// `rollout_status`: each workload's rollout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollouts: Option<Vec<Rollout>>,
+    /// `status`, `refresh`, `history`: Argo CD applications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apps: Option<Vec<AppStatus>>,
+    /// `sync`, `rollback`: what the Argo CD operation did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationResult>,
+    /// `reconcile`: the Flux object's request and Ready condition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<Reconcile>,
+    /// `verify`: the verdict and its evidence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<Verdict>,
+    /// Things the agent should know about the answer.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
