@@ -7,6 +7,7 @@ mod audit;
 mod concurrency;
 mod harness;
 mod http;
+mod k8s;
 mod machine;
 mod noop;
 mod pg;
@@ -44,6 +45,10 @@ const ROWS: &[(&str, &str)] = &[
     (
         "repo",
         "repo snapshot + diff on 10,000 files / 1,000 commits vs git status, diff --stat, log -20",
+    ),
+    (
+        "k8s",
+        "k8s list of 5,000 pods vs kubectl get pods -o json, same stand-in API",
     ),
     ("rss", "RSS idle vs after 10,000 calls"),
     ("concurrency", "64 calls in flight vs 1"),
@@ -120,6 +125,7 @@ async fn run_row(name: &str, scale: Scale) -> Result<Vec<Row>> {
         "http" => http::get(scale).await,
         "download" => http::download(scale).await,
         "repo" => repo::run(scale).await,
+        "k8s" => k8s::run(scale).await,
         "rss" => rss::run(scale).await,
         "concurrency" => concurrency::run(scale).await,
         "audit" => audit::run(scale).await,

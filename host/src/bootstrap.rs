@@ -94,6 +94,8 @@ pub fn build(state: StateDir, flags: Flags) -> anyhow::Result<Host> {
             "reading the directory infra was started in (a root with path \".\" stands for it)",
         )?,
         locks: crate::caps::guard::lock::Locks::new(state.locks()),
+        git_keys: Default::default(),
+        kube_discovery: Default::default(),
     });
     let runtime = Runtime::new(state.cache())?;
     let admission = Admission::new(
@@ -133,6 +135,8 @@ pub fn describing(shared: &Shared) -> Shared {
         jobs: shared.jobs.clone(),
         start_dir: shared.start_dir.clone(),
         locks: shared.locks.clone(),
+        git_keys: Default::default(),
+        kube_discovery: Default::default(),
     }
 }
 

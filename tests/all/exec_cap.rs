@@ -749,6 +749,89 @@ async fn a_hostile_repository_runs_nothing_through_git() {
     assert!(s.denials("exec").len() >= 5);
 }
 
+/// `git -C <dir>` works on the repository in `<dir>`: its config is the one neutralised, so a
+/// hostile repository nested inside a plain one runs nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_repository_reached_with_dash_c_runs_nothing() {
+    let s = Setup::new(WRITABLE);
+    let plain = s.root().join("plain");
+    repo(&plain);
+    let inner = plain.join("inner");
+    repo(&inner);
+    let marker = s.root().join("MARKER");
+    make_hostile(&inner, &marker);
+    std::fs::write(inner.join("a.txt"), "two\n").unwrap();
+    let _ = std::process::Command::new("/usr/bin/git")
+        .args(["-C", "inner", "diff"])
+        .current_dir(&plain)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(marker.exists(), "the nested repository's traps work outside infra");
+    std::fs::remove_file(&marker).unwrap();
+
+    let mcp = s.mcp().await;
+    for args in [
+        &["-C", "inner", "diff"][..],
+        &["-C", "inner", "log", "-p"],
+        &["-C", "inner", "st"],
+        &["-C", ".", "-C", "inner", "show", "HEAD"],
+    ] {
+        let (err, out) = run(
+            &mcp,
+            json!({"program": "git", "args": args, "root": "work", "cwd": "plain"}),
+        )
+        .await;
+        assert!(!err, "git {args:?}: {out:#}");
+        assert!(!marker.exists(), "git {args:?} ran the nested repository's code: {out:#}");
+    }
+    mcp.close().await;
+}
+
+/// The host remembers a repository's config keys between runs; a change to the config (or a
+/// repository appearing nearer the working directory) is seen on the next run, never missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_turned_hostile_between_runs_runs_nothing() {
+    let s = Setup::new(WRITABLE);
+    let dir = s.root().join("quiet");
+    repo(&dir);
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("sub/b.txt"), "b\n").unwrap();
+    let marker = s.root().join("MARKER");
+    // Old enough that the host keeps what it reads (see confine/git_keys.rs).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+
+    let mcp = s.mcp().await;
+    let diff = |cwd: &'static str| {
+        json!({"program": "git", "args": ["diff"], "root": "work", "cwd": cwd})
+    };
+    for cwd in ["quiet", "quiet/sub", "quiet", "quiet/sub"] {
+        let (err, out) = run(&mcp, diff(cwd)).await;
+        assert!(!err && out["exit_code"] == 0, "{cwd}: {out:#}");
+    }
+    // The config rewritten in place, hooks and attributes added: the next runs neutralise it.
+    make_hostile(&dir, &marker);
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+    for cwd in ["quiet", "quiet/sub"] {
+        let (err, out) = run(&mcp, diff(cwd)).await;
+        assert!(!err, "{cwd}: {out:#}");
+        assert!(!marker.exists(), "git diff in {cwd} ran the changed config's code: {out:#}");
+        assert!(out["stdout"].as_str().unwrap().contains("+two"), "{out:#}");
+    }
+    // A hostile repository made in the working directory itself.
+    let sub = dir.join("sub");
+    git(&sub, &["init", "-q", "-b", "main"]);
+    git(&sub, &["add", "b.txt"]);
+    git(&sub, &["commit", "-q", "-m", "b"]);
+    make_hostile(&sub, &marker);
+    std::fs::write(sub.join("b.txt"), "bee\n").unwrap();
+    let (err, out) = run(&mcp, diff("quiet/sub")).await;
+    assert!(!err, "{out:#}");
+    assert!(!marker.exists(), "git diff ran the new repository's code: {out:#}");
+    assert!(out["stdout"].as_str().unwrap().contains("+bee"), "{out:#}");
+    mcp.close().await;
+}
+
 /// A setup with a repository `repo` in the root and bare remotes `granted.git` and
 /// `other.git` outside it; `git_grant` is the `[plugin.execprobe.git]` section's body.
 fn push_setup(git_grant: &str) -> (Setup, String, String) {

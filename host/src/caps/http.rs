@@ -12,6 +12,7 @@
 mod auth;
 mod capture;
 mod clients;
+pub mod discovery;
 mod host_owned;
 mod kube;
 
@@ -349,6 +350,7 @@ impl CallCtx {
             }
             return Ok(Exchanged {
                 resp,
+                cluster: p.cluster.is_some(),
                 final_url: p.url.to_string(),
                 redirects,
                 attempts,
@@ -359,9 +361,35 @@ impl CallCtx {
     }
 }
 
+impl CallCtx {
+    /// A discovery document kept from an earlier call, after the checks this request would
+    /// pass to be sent (grant, profile, server), recorded as the request would be.
+    fn kept_discovery(
+        &self,
+        req: &Request,
+        key: &discovery::Key,
+        max_bytes: u64,
+    ) -> Result<Option<Response>, CapError> {
+        let Some(resp) = self.shared.kube_discovery.get(key, max_bytes) else {
+            return Ok(None);
+        };
+        self.require("http", &req.url).map_err(CapError::Denied)?;
+        let p = self.prepare(req)?;
+        if p.cluster.is_none() {
+            return Ok(None);
+        }
+        let target = self.check_hop(&p.url, true)?;
+        self.event("http", &target)
+            .ok(format!("{} (discovery, kept from an earlier call)", resp.status));
+        Ok(Some(resp))
+    }
+}
+
 /// A response whose headers arrived, its body still to read before `deadline`.
 struct Exchanged {
     resp: reqwest::Response,
+    /// It went through a kubernetes profile.
+    cluster: bool,
     final_url: String,
     redirects: u32,
     attempts: u32,
@@ -502,7 +530,14 @@ impl Host for StoreState {
         let call = &self.call;
         // The body is held in host memory: the agent's cap gives way to the operator's.
         let max_bytes = req.max_bytes.min(call.shared.policy.limits().capture_bytes);
+        let kept = discovery::key(&req);
+        if let Some((key, false)) = &kept
+            && let Some(resp) = call.kept_discovery(&req, key, max_bytes)?
+        {
+            return Ok(resp);
+        }
         let x = call.exchange(&req).await?;
+        let cluster = x.cluster;
         let headers = header_list(x.resp.headers());
         let (final_url, redirects, attempts) = (x.final_url.clone(), x.redirects, x.attempts);
         let mut read = x.into_body();
@@ -513,7 +548,7 @@ impl Host for StoreState {
             }
         }
         let (body, truncated) = body.finish();
-        Ok(Response {
+        let resp = Response {
             status: read.status.as_u16(),
             headers,
             body,
@@ -522,7 +557,13 @@ impl Host for StoreState {
             redirects,
             attempts,
             max_bytes,
-        })
+        };
+        if let Some((key, _)) = kept
+            && cluster
+        {
+            call.shared.kube_discovery.put(key, &resp);
+        }
+        Ok(resp)
     }
 
     async fn download(&mut self, req: Request) -> Result<DownloadResult, CapError> {

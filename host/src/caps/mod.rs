@@ -92,6 +92,10 @@ pub struct Shared {
     pub start_dir: std::path::PathBuf,
     /// The guard's target locks (`<state>/locks/`), shared with every infra process there.
     pub locks: guard::lock::Locks,
+    /// Repositories' config key names, remembered between git runs while their config holds.
+    pub git_keys: Arc<crate::confine::git_keys::KeyCache>,
+    /// Kubernetes discovery documents per profile, kept for a few minutes.
+    pub kube_discovery: Arc<http::discovery::Cache>,
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.

@@ -149,7 +149,7 @@ pub fn overrides(env: &mut Env, repo_keys: &[String], ext_diff: &str, extra: &[(
 }
 
 /// Most config output read (names only; a config this large is itself suspicious).
-const MAX_CONFIG_BYTES: usize = 4 << 20;
+pub const MAX_CONFIG_BYTES: usize = 4 << 20;
 
 /// How long the host's own git helper runs may take.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -165,20 +165,48 @@ pub fn helper(spec: &Spec, args: &[&str]) -> Spec {
     }
 }
 
-/// The names of every config key git sees in the repository at `spec.cwd` (with includes),
-/// read by running `git config --list --null --includes --name-only` as `spec` describes
-/// (the neutral environment and the run's confinement).
+/// The global options among `args` (those before the subcommand, with `-C`'s directory), in
+/// order: `-C` and `--bare` decide which repository the run really works on.
+pub fn global_options(args: &[String]) -> Vec<String> {
+    let mut opts = Vec::new();
+    let mut i = 0;
+    while i < args.len() && args[i].starts_with('-') {
+        opts.push(args[i].clone());
+        if args[i] == "-C" {
+            opts.extend(args.get(i + 1).cloned());
+            i += 1;
+        }
+        i += 1;
+    }
+    opts
+}
+
+/// The refusal for a repository whose config git could not list.
+pub fn unreadable(status: std::process::ExitStatus) -> Refusal {
+    Refusal::Failed(format!(
+        "cannot read the repository's git config to neutralise it (git config ended with {status}); the command was not run"
+    ))
+}
+
+/// The names of every config key git sees in the repository the run at `spec` works on (its
+/// cwd, moved by the run's own global options such as `-C`), with includes, read by running `git config
+/// --list --null --includes --name-only` as `spec` describes (the neutral environment and the
+/// run's confinement).
 pub async fn repo_keys(spec: &Spec) -> Result<Vec<String>, Refusal> {
-    let list = helper(
-        spec,
-        &["config", "--list", "--null", "--includes", "--name-only"],
+    let mut args = global_options(&spec.args);
+    args.extend(
+        ["config", "--list", "--null", "--includes", "--name-only"]
+            .iter()
+            .map(|a| a.to_string()),
     );
+    let list = Spec {
+        args,
+        ..helper(spec, &[])
+    };
     let (status, out) = output(&list, MAX_CONFIG_BYTES, HELPER_TIMEOUT).await?;
     // Exit 1 with no output: no config at all (or not a repository) — nothing to neutralise.
     if !status.success() && !out.is_empty() {
-        return Err(Refusal::Failed(format!(
-            "cannot read the repository's git config to neutralise it (git config ended with {status}); the command was not run"
-        )));
+        return Err(unreadable(status));
     }
     Ok(out
         .split(|b| *b == 0)
@@ -221,5 +249,16 @@ mod tests {
         assert_eq!(h("pager.log"), pairs(&[("pager.log", "false")]));
         assert!(h("user.name").is_empty());
         assert!(h("diff.renames").is_empty());
+    }
+
+    #[test]
+    fn global_options_are_the_ones_before_the_subcommand() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            global_options(&a(&["-C", "sub", "--bare", "log", "-C", "x"])),
+            a(&["-C", "sub", "--bare"])
+        );
+        assert!(global_options(&a(&["diff", "--stat"])).is_empty());
+        assert_eq!(global_options(&a(&["-C"])), a(&["-C"]));
     }
 }

@@ -1,6 +1,6 @@
 //! Confinement of the local programs `exec` and `git` run: the environment the host sets
 //! ([`env`]), the per-run home ([`home`]), Landlock ([`landlock`]), program resolution and pins
-//! ([`program`]), argument guards ([`guards`]), git's neutralisation ([`git`]), and starting and
+//! ([`program`]), argument guards ([`guards`]), git's neutralisation ([`git`], its key cache [`git_keys`]), and starting and
 //! stopping the process group ([`spawn`]).
 //!
 //! Landlock is entered by a short-lived thread that then starts the program ([`spawn`]): the
@@ -11,6 +11,7 @@
 
 pub mod env;
 pub mod git;
+pub mod git_keys;
 pub mod git_url;
 pub mod guards;
 pub mod home;

@@ -6,7 +6,7 @@
 //! write (anything but a dry run) that this call holds no `guard` approval for, so the only
 //! way a write leaves here is after `guard.approve`.
 
-use infra_sdk::kube::{Access, ApiResource, Discovery, Fetch, status_error};
+use infra_sdk::kube::{Access, ApiResource, Discovery, Fetch, NO_CACHE, status_error};
 use infra_sdk::prelude::*;
 
 use crate::caps::http;
@@ -71,6 +71,18 @@ impl Cluster {
         content_type: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, ToolError> {
+        self.send_with(method, path, content_type, body, &[])
+    }
+
+    /// [`Self::send`] with more request headers.
+    fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+        more: &[(&str, &str)],
+    ) -> Result<Answer, ToolError> {
         let mut headers = vec![http::KeyValue {
             key: "accept".into(),
             value: "application/json".into(),
@@ -81,6 +93,10 @@ impl Cluster {
                 value: ct.into(),
             });
         }
+        headers.extend(more.iter().map(|(k, v)| http::KeyValue {
+            key: k.to_string(),
+            value: v.to_string(),
+        }));
         let req = http::Request {
             method: method.into(),
             url: path.to_string(),
@@ -206,12 +222,18 @@ impl Cluster {
 
     /// Forgets what discovery read, so types whose CRDs were just applied are found.
     pub fn rediscover(&mut self) {
-        self.discovery = Discovery::default();
+        self.discovery = Discovery::fresh();
     }
 }
 
 impl Fetch for Cluster {
-    fn get_json(&mut self, path: &str) -> Result<Value, ToolError> {
-        self.get(path, &self.access("get", path, None, None))
+    fn get_json(&mut self, path: &str, fresh: bool) -> Result<Value, ToolError> {
+        let access = self.access("get", path, None, None);
+        let more: &[(&str, &str)] = if fresh { &[NO_CACHE] } else { &[] };
+        let a = self.send_with("GET", path, None, None, more)?;
+        if !a.ok() {
+            return Err(a.error(&access));
+        }
+        Ok(a.body)
     }
 }

@@ -2,7 +2,7 @@
 //! `kubernetes` profile: the host adds the server, pins its CA and injects the credentials; a
 //! non-2xx answer becomes an error naming the profile, the RBAC verb and the object.
 
-use infra_sdk::kube::{Access, Fetch, status_error};
+use infra_sdk::kube::{Access, Fetch, NO_CACHE, status_error};
 use infra_sdk::prelude::*;
 
 use crate::caps::http;
@@ -44,13 +44,29 @@ impl Client {
     /// GETs `path` (absolute on the cluster's server, e.g. `/api/v1/pods?limit=5`); a non-2xx
     /// answer is the error `access` describes.
     pub fn get_raw(&self, path: &str, accept: &str, access: &Access) -> Result<Body, ToolError> {
+        self.get_raw_with(path, accept, &[], access)
+    }
+
+    /// [`Self::get_raw`] with more request headers.
+    fn get_raw_with(
+        &self,
+        path: &str,
+        accept: &str,
+        more: &[(&str, &str)],
+        access: &Access,
+    ) -> Result<Body, ToolError> {
+        let mut headers = vec![http::KeyValue {
+            key: "accept".into(),
+            value: accept.into(),
+        }];
+        headers.extend(more.iter().map(|(k, v)| http::KeyValue {
+            key: k.to_string(),
+            value: v.to_string(),
+        }));
         let req = http::Request {
             method: "GET".into(),
             url: path.to_string(),
-            headers: vec![http::KeyValue {
-                key: "accept".into(),
-                value: accept.into(),
-            }],
+            headers,
             body: None,
             profile: Some(self.profile.clone()),
             timeout_ms: self.timeout_ms,
@@ -71,7 +87,17 @@ impl Client {
 
     /// GETs `path` as JSON.
     pub fn get(&self, path: &str, access: &Access) -> Result<Value, ToolError> {
-        let body = self.get_raw(path, "application/json", access)?;
+        self.get_with(path, &[], access)
+    }
+
+    /// [`Self::get`] with more request headers.
+    fn get_with(
+        &self,
+        path: &str,
+        more: &[(&str, &str)],
+        access: &Access,
+    ) -> Result<Value, ToolError> {
+        let body = self.get_raw_with(path, "application/json", more, access)?;
         if body.truncated {
             return Err(ToolError::failed(format!(
                 "the answer to {path} is larger than the host's capture limit; ask for fewer \
@@ -106,7 +132,8 @@ impl Client {
 }
 
 impl Fetch for Client {
-    fn get_json(&mut self, path: &str) -> Result<Value, ToolError> {
-        self.get(path, &self.access("get", path, None, None))
+    fn get_json(&mut self, path: &str, fresh: bool) -> Result<Value, ToolError> {
+        let more: &[(&str, &str)] = if fresh { &[NO_CACHE] } else { &[] };
+        self.get_with(path, more, &self.access("get", path, None, None))
     }
 }

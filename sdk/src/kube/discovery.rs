@@ -11,9 +11,14 @@ use crate::{ErrorKind, ToolError};
 
 /// Reads one discovery document; the plugin implements it over its `http` capability.
 pub trait Fetch {
-    /// The JSON at `path` (e.g. `/apis`), or the error the API's answer maps to.
-    fn get_json(&mut self, path: &str) -> Result<Value, ToolError>;
+    /// The JSON at `path` (e.g. `/apis`), or the error the API's answer maps to. The host keeps
+    /// discovery documents per profile for a few minutes; with `fresh` the request carries
+    /// [`NO_CACHE`] and the server is read again.
+    fn get_json(&mut self, path: &str, fresh: bool) -> Result<Value, ToolError>;
 }
+
+/// The request header that asks the host for a discovery document read now, not kept.
+pub const NO_CACHE: (&str, &str) = ("cache-control", "no-cache");
 
 /// A group as `/apis` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,9 +173,13 @@ pub fn parse_group_list(doc: &Value) -> Vec<Group> {
 }
 
 /// What a cluster serves, read lazily and kept for the rest of the call: the core group at the
-/// first resolution, `/apis` and then one group version at a time only as far as needed.
+/// first resolution, `/apis` and then one group version at a time only as far as needed. The
+/// host may answer from documents it kept from earlier calls; a kind not found in those is
+/// looked up once more in documents read now (a CRD may have been installed since).
 #[derive(Debug, Default)]
 pub struct Discovery {
+    /// Every document is read from the server, not from the host's cache.
+    fresh: bool,
     core: Option<Vec<ApiResource>>,
     groups: Option<Vec<Group>>,
     /// Resource lists by `group/version`; `None` when that version could not be read.
@@ -178,10 +187,34 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// A discovery that reads every document from the server (after applying CRDs).
+    pub fn fresh() -> Discovery {
+        Discovery {
+            fresh: true,
+            ..Discovery::default()
+        }
+    }
+
+    /// Runs `resolve`; when it finds nothing in documents the host kept, forgets them and runs
+    /// it again on documents read now.
+    fn retried<T>(
+        &mut self,
+        f: &mut dyn Fetch,
+        resolve: impl Fn(&mut Discovery, &mut dyn Fetch) -> Result<T, ToolError>,
+    ) -> Result<T, ToolError> {
+        match resolve(self, f) {
+            Err(e) if e.kind == ErrorKind::NotFound && !self.fresh => {
+                *self = Discovery::fresh();
+                resolve(self, f)
+            }
+            other => other,
+        }
+    }
+
     /// The core group's types (`/api/v1`).
     fn core(&mut self, f: &mut dyn Fetch) -> Result<&[ApiResource], ToolError> {
         if self.core.is_none() {
-            self.core = Some(parse_resource_list(&f.get_json("/api/v1")?));
+            self.core = Some(parse_resource_list(&f.get_json("/api/v1", self.fresh)?));
         }
         Ok(self.core.as_deref().unwrap_or_default())
     }
@@ -189,7 +222,7 @@ impl Discovery {
     /// The groups of `/apis`.
     pub fn groups(&mut self, f: &mut dyn Fetch) -> Result<Vec<Group>, ToolError> {
         if self.groups.is_none() {
-            self.groups = Some(parse_group_list(&f.get_json("/apis")?));
+            self.groups = Some(parse_group_list(&f.get_json("/apis", self.fresh)?));
         }
         Ok(self.groups.clone().unwrap_or_default())
     }
@@ -210,7 +243,7 @@ impl Discovery {
     ) -> Result<Vec<ApiResource>, ToolError> {
         let key = format!("{group}/{version}");
         if !self.lists.contains_key(&key) {
-            let got = match f.get_json(&format!("/apis/{group}/{version}")) {
+            let got = match f.get_json(&format!("/apis/{group}/{version}"), self.fresh) {
                 Ok(doc) => Some(parse_resource_list(&doc)),
                 Err(e) if e.kind == ErrorKind::Denied => return Err(e),
                 Err(_) => None,
@@ -223,6 +256,10 @@ impl Discovery {
     /// Resolves `kind` as the agent wrote it. Without a group the core group wins, then the
     /// groups in the server's order (as kubectl does); each group is read only when reached.
     pub fn resolve(&mut self, f: &mut dyn Fetch, kind: &str) -> Result<ApiResource, ToolError> {
+        self.retried(f, |d, f| d.resolve_once(f, kind))
+    }
+
+    fn resolve_once(&mut self, f: &mut dyn Fetch, kind: &str) -> Result<ApiResource, ToolError> {
         let spec = KindSpec::parse(kind)?;
         if let Some(group) = &spec.group {
             let found = self.groups(f)?.into_iter().find(|g| g.name == *group);
@@ -271,6 +308,15 @@ impl Discovery {
 
     /// Resolves an object's `apiVersion` and `kind` (from a manifest or an owner reference).
     pub fn resolve_kind(
+        &mut self,
+        f: &mut dyn Fetch,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<ApiResource, ToolError> {
+        self.retried(f, |d, f| d.resolve_kind_once(f, api_version, kind))
+    }
+
+    fn resolve_kind_once(
         &mut self,
         f: &mut dyn Fetch,
         api_version: &str,
@@ -329,15 +375,21 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A cluster's discovery documents, and the paths read.
+    /// A cluster's discovery documents, older copies the host kept of some, and the paths read
+    /// (fresh reads marked `!`).
     struct Docs {
         docs: BTreeMap<String, Value>,
+        kept: BTreeMap<String, Value>,
         read: Vec<String>,
     }
 
     impl Fetch for Docs {
-        fn get_json(&mut self, path: &str) -> Result<Value, ToolError> {
-            self.read.push(path.into());
+        fn get_json(&mut self, path: &str, fresh: bool) -> Result<Value, ToolError> {
+            self.read
+                .push(format!("{}{path}", if fresh { "!" } else { "" }));
+            if !fresh && let Some(old) = self.kept.get(path) {
+                return Ok(old.clone());
+            }
             self.docs
                 .get(path)
                 .cloned()
@@ -389,7 +441,46 @@ mod tests {
                      "kind": "Application", "shortNames": ["app", "apps"]}]}),
             ),
         ]);
-        Docs { docs, read: vec![] }
+        Docs {
+            docs,
+            kept: BTreeMap::new(),
+            read: vec![],
+        }
+    }
+
+    #[test]
+    fn a_kind_missing_from_kept_documents_is_looked_up_in_fresh_ones() {
+        let mut f = cluster();
+        // The host kept these before the Argo CD CRDs were installed.
+        f.kept.insert(
+            "/apis".into(),
+            json!({"kind": "APIGroupList", "groups": [
+                {"name": "apps", "versions": [{"version": "v1"}],
+                 "preferredVersion": {"version": "v1"}}]}),
+        );
+        f.kept.insert(
+            "/apis/argoproj.io/v1alpha1".into(),
+            json!({"groupVersion": "argoproj.io/v1alpha1", "resources": []}),
+        );
+        let mut d = Discovery::default();
+        assert_eq!(d.resolve(&mut f, "deploy").unwrap().resource, "deployments");
+        assert!(f.read.iter().all(|p| !p.starts_with('!')), "{:?}", f.read);
+        let app = d.resolve(&mut f, "applications.argoproj.io").unwrap();
+        assert_eq!(app.kind, "Application");
+        assert!(f.read.contains(&"!/apis".to_string()), "{:?}", f.read);
+        let mut d = Discovery::default();
+        let r = d
+            .resolve_kind(&mut f, "argoproj.io/v1alpha1", "Application")
+            .unwrap();
+        assert_eq!(r.resource, "applications");
+        // A kind no document has is still not found, after one fresh look.
+        f.read.clear();
+        let mut d = Discovery::default();
+        assert_eq!(
+            d.resolve(&mut f, "widgets").unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert!(f.read.iter().any(|p| p.starts_with('!')), "{:?}", f.read);
     }
 
     #[test]

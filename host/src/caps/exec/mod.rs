@@ -19,7 +19,7 @@ use crate::confine::home::RunHome;
 use crate::confine::landlock::{Reach, Ruleset, with_target};
 use crate::confine::program::Resolved;
 use crate::confine::spawn::Spec;
-use crate::confine::{Refusal, git, guards, program};
+use crate::confine::{Refusal, git, git_keys, guards, program};
 
 /// Most characters of an event's target.
 const TARGET_CHARS: usize = 200;
@@ -235,7 +235,20 @@ impl CallCtx {
             let ext_diff = home
                 .write("ext-diff", git::EXT_DIFF_SCRIPT.as_bytes(), 0o700)
                 .map_err(cap_error)?;
-            let keys = git::repo_keys(&spec).await.map_err(cap_error)?;
+            let at = git_keys::Where {
+                root: &place.root_dir,
+                home: home.path(),
+                scope: format!(
+                    "writable={} network={network} unsafe={} extra={:?} ports={:?}",
+                    place.writable, place.unsafe_mode, place.extra_write, place.ports
+                ),
+            };
+            let keys = self
+                .shared
+                .git_keys
+                .repo_keys(&spec, &at)
+                .await
+                .map_err(cap_error)?;
             git::overrides(&mut spec.env, &keys, &ext_diff.to_string_lossy(), git_extra);
         }
         Ok(Prepared { spec, home })
