@@ -22,6 +22,12 @@ impl Cluster {
         })
     }
 
+    /// Forgets what discovery read; what is read next comes from the server, not the host's
+    /// kept documents.
+    pub fn rediscover(&mut self) {
+        self.discovery = Discovery::fresh();
+    }
+
     /// Resolves `kind` as the agent wrote it (`pods`, `Pod`, `po`, `deployments.apps`, a CRD's
     /// plural) through discovery; `verb` must be one the server supports on it.
     pub fn resolve(&mut self, kind: &str, verb: &str) -> Result<ApiResource, ToolError> {

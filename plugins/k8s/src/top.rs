@@ -106,13 +106,38 @@ pub fn top(
             ));
         }
     };
-    if !c.has_group(METRICS)? {
-        return Err(ToolError::not_found(format!(
+    let not_available = |c: &Cluster| {
+        ToolError::not_found(format!(
             "the metrics API ({METRICS}) is not available on the cluster of profile {:?}: \
              install metrics-server (or ask the cluster's operator to), then retry",
             c.client.profile
-        )));
+        ))
+    };
+    if !c.has_group(METRICS)? {
+        return Err(not_available(c));
     }
+    let (ns, mut rows) = match usage_rows(c, nodes, namespace, label_selector) {
+        // Discovery the host kept may still list a metrics API removed since: look again.
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Failed) => {
+            c.rediscover();
+            if !c.has_group(METRICS)? {
+                return Err(not_available(c));
+            }
+            usage_rows(c, nodes, namespace, label_selector)?
+        }
+        other => other?,
+    };
+    rows.sort_by_key(|u| std::cmp::Reverse(u.cpu_millicores));
+    Ok((ns, rows))
+}
+
+/// One read of the pods' or nodes' usage from metrics.k8s.io.
+fn usage_rows(
+    c: &mut Cluster,
+    nodes: bool,
+    namespace: Option<&str>,
+    label_selector: Option<&str>,
+) -> Result<(Option<String>, Vec<Usage>), ToolError> {
     let r = c.resolve(
         &format!("{}.{METRICS}", if nodes { "nodes" } else { "pods" }),
         "list",
@@ -134,13 +159,12 @@ pub fn top(
     let qualified = r.qualified();
     let access = c.client.access("list", &qualified, ns.as_deref(), None);
     let doc = c.client.get(&path, &access)?;
-    let mut rows: Vec<Usage> = doc["items"]
+    let rows = doc["items"]
         .as_array()
         .into_iter()
         .flatten()
         .map(usage)
         .collect();
-    rows.sort_by_key(|u| std::cmp::Reverse(u.cpu_millicores));
     Ok((ns, rows))
 }
 

@@ -227,9 +227,21 @@ impl Discovery {
         Ok(self.groups.clone().unwrap_or_default())
     }
 
-    /// Whether the cluster serves `group` (e.g. `metrics.k8s.io`).
+    /// Whether the cluster serves `group` (e.g. `metrics.k8s.io`); a group missing from kept
+    /// documents is looked for again in fresh ones (it may have been installed since).
     pub fn has_group(&mut self, f: &mut dyn Fetch, group: &str) -> Result<bool, ToolError> {
-        Ok(self.groups(f)?.iter().any(|g| g.name == group))
+        let found = |d: &mut Discovery, f: &mut dyn Fetch| {
+            if d.groups(f)?.iter().any(|g| g.name == group) {
+                Ok(true)
+            } else {
+                Err(ToolError::not_found(format!("no API group {group}")))
+            }
+        };
+        match self.retried(f, found) {
+            Ok(yes) => Ok(yes),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The types of one group version. A version that cannot be read (an aggregated API whose
@@ -473,6 +485,12 @@ mod tests {
             .resolve_kind(&mut f, "argoproj.io/v1alpha1", "Application")
             .unwrap();
         assert_eq!(r.resource, "applications");
+        // A group installed since the host kept /apis is found too.
+        let mut d = Discovery::default();
+        f.read.clear();
+        assert!(d.has_group(&mut f, "argoproj.io").unwrap());
+        assert!(f.read.contains(&"!/apis".to_string()), "{:?}", f.read);
+        assert!(!d.has_group(&mut f, "nope.example.com").unwrap());
         // A kind no document has is still not found, after one fresh look.
         f.read.clear();
         let mut d = Discovery::default();
