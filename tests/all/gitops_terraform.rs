@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use infra_tests::elicit::{self, Reply};
 use infra_tests::{Home, Mcp, audit_records, canary, contains, test_plugin};
+use rmcp::ClientHandler;
 use serde_json::{Value, json};
 
 /// The terraform the tests run: /usr/local/bin/terraform, or the one on PATH.
@@ -153,14 +154,14 @@ fn args(action: &str, extra: Value) -> Value {
     a
 }
 
-async fn ok(mcp: &Mcp, action: &str, extra: Value) -> Value {
+async fn ok<H: ClientHandler>(mcp: &Mcp<H>, action: &str, extra: Value) -> Value {
     let a = args(action, extra);
     let (err, out) = mcp.call("gitops", a.clone()).await;
     assert!(!err, "{a} failed: {out}");
     out
 }
 
-async fn fails(mcp: &Mcp, action: &str, extra: Value) -> Value {
+async fn fails<H: ClientHandler>(mcp: &Mcp<H>, action: &str, extra: Value) -> Value {
     let a = args(action, extra);
     let (err, out) = mcp.call("gitops", a.clone()).await;
     assert!(err, "{a} should fail: {out}");

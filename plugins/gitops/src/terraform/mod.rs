@@ -83,7 +83,7 @@ impl Workspace {
                     format!("'{path}' under root '{}' is not a directory: name the directory of the configuration's .tf files", w.root),
                 ));
             }
-            Err(CapError::NotFound(m)) if m.contains("root '") => {
+            Err(CapError::NotFound(m)) if m.contains("is not defined") => {
                 return Err(ToolError::invalid("root", m));
             }
             Err(CapError::NotFound(m)) => {
