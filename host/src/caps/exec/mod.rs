@@ -144,7 +144,9 @@ impl CallCtx {
             .map_err(|r| self.refusal("exec", &target, r))?;
         guards::check(resolved.file_name(), &cmd.args)
             .map_err(|r| self.refusal("exec", &target, r))?;
+        // An unsafe grant (the `local` shell, with the flag) runs anything through `sh` anyway.
         if resolved.file_name() == "terraform"
+            && !place.unsafe_mode
             && let Some(sub) = terraform::write_subcommand(&cmd.args)
         {
             self.require_terraform_write(&place.workspace(), &sub)
@@ -227,7 +229,7 @@ impl CallCtx {
             env.set("HELM_PLUGINS", plugins);
         }
         if program.file_name() == "terraform" {
-            terraform::base(&mut env, &place.root_dir, place.writable);
+            terraform::base(&mut env, &place.root_dir, place.writable && !place.unsafe_mode);
         }
         if let Some(name) = profile {
             credentials::inject(self, name, &home, &mut env)?;
