@@ -70,7 +70,7 @@ pub fn plan(ws: &Workspace, inputs: &Inputs, destroy: bool) -> Result<Planned, T
         },
     )?;
     let (json, _, summary) = show(ws, &file)?;
-    let plan_json = artifacts::put(
+    let plan_json: Artifact = artifacts::put(
         json.as_bytes(),
         "application/json",
         &format!(
