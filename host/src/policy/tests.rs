@@ -931,3 +931,12 @@ fn examples_file_loads_and_shows_every_key_of_every_section() {
         "Cap::ALL and the plugin section's keys must agree"
     );
 }
+
+#[test]
+fn a_root_can_be_protected() {
+    let p = load(
+        "[roots]\nprod = { path = '/srv/prod', read_only = false, protected = true }\nlab = { path = '/srv/lab' }\n",
+    );
+    assert!(p.root("prod").expect("prod").protected);
+    assert!(!p.root("lab").expect("lab").protected);
+}
