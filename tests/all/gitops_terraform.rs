@@ -129,7 +129,11 @@ lock_ttl_secs = 600
             .unwrap()
             .iter()
             .find(|r| r["name"] == name)
-            .map(|r| text_of(&r["instances"][0]["attributes"]["input"]).to_string())
+            .map(|r| {
+                // A dynamic attribute: the state keeps it as {"value", "type"}.
+                let input = &r["instances"][0]["attributes"]["input"];
+                text_of(input.get("value").unwrap_or(input)).to_string()
+            })
             .unwrap_or_default()
     }
 
