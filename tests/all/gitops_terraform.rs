@@ -219,7 +219,10 @@ async fn plan_then_apply_applies_exactly_the_reviewed_plan() {
         text_of(&out["tf_apply"]["result"]).contains("2 added, 0 changed, 0 destroyed"),
         "{out}"
     );
-    assert_eq!(out["tf_apply"]["approval"]["approved_by"], "policy", "{out}");
+    assert_eq!(
+        out["tf_apply"]["approval"]["approved_by"], "policy",
+        "{out}"
+    );
     assert_eq!(tf.state(), ["terraform_data.a", "terraform_data.s"]);
     assert_eq!(tf.input("a"), "a-3", "the `vars` value was used");
 
@@ -236,7 +239,11 @@ async fn plan_then_apply_applies_exactly_the_reviewed_plan() {
             && text_of(&e["detail"]).contains("approved by policy")),
         "{events:?}"
     );
-    assert!(events.iter().any(|e| text_of(&e["detail"]).contains("released")));
+    assert!(
+        events
+            .iter()
+            .any(|e| text_of(&e["detail"]).contains("released"))
+    );
 }
 
 #[tokio::test]
@@ -253,7 +260,10 @@ async fn a_tampered_plan_is_refused_and_nothing_is_applied() {
     let out = fails(&mcp, "tf_apply", json!({"plan_sha256": sha, "apply": true})).await;
     assert_eq!(out["error"]["kind"], "denied", "{out}");
     let m = message(&out);
-    assert!(m.contains("changed after tf_plan") && m.contains("tf_plan again"), "{m}");
+    assert!(
+        m.contains("changed after tf_plan") && m.contains("tf_plan again"),
+        "{m}"
+    );
     assert!(tf.state().is_empty(), "nothing applied");
 
     // Another plan's file put under this name is refused the same way.
@@ -274,13 +284,27 @@ async fn a_stale_plan_is_refused_asking_to_plan_again() {
     let second = ok(&mcp, "tf_plan", json!({"vars": {"size": "2"}})).await;
     let second = text_of(&second["tf_plan"]["plan_sha256"]).to_string();
     assert_ne!(first, second);
-    ok(&mcp, "tf_apply", json!({"plan_sha256": second, "apply": true})).await;
+    ok(
+        &mcp,
+        "tf_apply",
+        json!({"plan_sha256": second, "apply": true}),
+    )
+    .await;
     assert_eq!(tf.input("a"), "a-2");
-    let out = fails(&mcp, "tf_apply", json!({"plan_sha256": first, "apply": true})).await;
+    let out = fails(
+        &mcp,
+        "tf_apply",
+        json!({"plan_sha256": first, "apply": true}),
+    )
+    .await;
     assert_eq!(out["error"]["kind"], "denied", "{out}");
     let m = message(&out);
     assert!(m.contains("stale") && m.contains("tf_plan again"), "{m}");
-    assert_eq!(tf.input("a"), "a-2", "the state is as the second apply left it");
+    assert_eq!(
+        tf.input("a"),
+        "a-2",
+        "the state is as the second apply left it"
+    );
 }
 
 #[tokio::test]
@@ -306,13 +330,26 @@ async fn destroy_is_planned_then_applied() {
     // A plan that creates is not a destroy plan.
     let create = ok(&mcp, "tf_plan", json!({"vars": {"size": "9"}})).await;
     let csha = text_of(&create["tf_plan"]["plan_sha256"]).to_string();
-    let out = fails(&mcp, "tf_destroy", json!({"plan_sha256": csha, "apply": true})).await;
+    let out = fails(
+        &mcp,
+        "tf_destroy",
+        json!({"plan_sha256": csha, "apply": true}),
+    )
+    .await;
     assert_eq!(out["error"]["field"], "plan_sha256", "{out}");
 
     let out = ok(&mcp, "tf_destroy", json!({"plan_sha256": dsha})).await;
-    assert!(out["tf_apply"]["result"].is_null(), "without apply: true: {out}");
+    assert!(
+        out["tf_apply"]["result"].is_null(),
+        "without apply: true: {out}"
+    );
     assert_eq!(tf.state().len(), 2);
-    let out = ok(&mcp, "tf_destroy", json!({"plan_sha256": dsha, "apply": true})).await;
+    let out = ok(
+        &mcp,
+        "tf_destroy",
+        json!({"plan_sha256": dsha, "apply": true}),
+    )
+    .await;
     assert!(
         text_of(&out["tf_apply"]["result"]).contains("2 destroyed"),
         "{out}"
@@ -330,7 +367,11 @@ async fn a_protected_root_is_destroyed_only_with_the_users_typed_approval() {
     let out = ok(&yes, "tf_apply", json!({"plan_sha256": sha, "apply": true})).await;
     assert_eq!(out["tf_apply"]["approval"]["approved_by"], "user", "{out}");
     let q = asked.lock().unwrap()[0].message.clone();
-    for part in ["kind: terraform", "target: infra:stack", "+ terraform_data.a (create)"] {
+    for part in [
+        "kind: terraform",
+        "target: infra:stack",
+        "+ terraform_data.a (create)",
+    ] {
         assert!(q.contains(part), "{part}: {q}");
     }
     let out = ok(&yes, "tf_destroy", json!({})).await;
@@ -343,9 +384,18 @@ async fn a_protected_root_is_destroyed_only_with_the_users_typed_approval() {
         &args("tf_destroy", json!({"plan_sha256": dsha, "apply": true})),
     );
     assert!(err && out["error"]["kind"] == "denied", "{out}");
-    for reply in [None, Some(Reply::Decline), Some(Reply::Accept("yes".into()))] {
+    for reply in [
+        None,
+        Some(Reply::Decline),
+        Some(Reply::Accept("yes".into())),
+    ] {
         let (mcp, _) = elicit::connect(&tf.home, reply.clone()).await;
-        let out = fails(&mcp, "tf_destroy", json!({"plan_sha256": dsha, "apply": true})).await;
+        let out = fails(
+            &mcp,
+            "tf_destroy",
+            json!({"plan_sha256": dsha, "apply": true}),
+        )
+        .await;
         assert_eq!(out["error"]["kind"], "denied", "{reply:?}: {out}");
         assert_eq!(tf.state().len(), 2, "{reply:?}");
     }
@@ -356,7 +406,12 @@ async fn a_protected_root_is_destroyed_only_with_the_users_typed_approval() {
         .count();
     assert!(denials >= 4, "every refusal is audited");
 
-    let out = ok(&yes, "tf_destroy", json!({"plan_sha256": dsha, "apply": true})).await;
+    let out = ok(
+        &yes,
+        "tf_destroy",
+        json!({"plan_sha256": dsha, "apply": true}),
+    )
+    .await;
     assert_eq!(out["tf_apply"]["approval"]["approved_by"], "user", "{out}");
     assert!(tf.state().is_empty());
 }
@@ -372,12 +427,16 @@ async fn a_sensitive_variables_canary_never_surfaces() {
     assert!(!err, "{plan}");
     let sha = text_of(&plan["tf_plan"]["plan_sha256"]).to_string();
     let uri = text_of(&plan["tf_plan"]["plan_json"]["uri"]).to_string();
-    let (err, json_art, _) = tf
-        .home
-        .call("artifacts", &json!({"action": "get", "uri": uri, "length": 262144}));
+    let (err, json_art, _) = tf.home.call(
+        "artifacts",
+        &json!({"action": "get", "uri": uri, "length": 262144}),
+    );
     assert!(!err, "{json_art}");
     let art = json_art.to_string();
-    assert!(art.contains("(sensitive value)"), "the plan JSON is there, redacted: {art}");
+    assert!(
+        art.contains("(sensitive value)"),
+        "the plan JSON is there, redacted: {art}"
+    );
     let (err, applied, stderr2) = tf.home.call(
         "gitops",
         &args("tf_apply", json!({"plan_sha256": sha, "apply": true})),
@@ -437,7 +496,11 @@ async fn a_hostile_configuration_cannot_leave_the_root() {
     let read = |f: &str| std::fs::read_to_string(tf.stack().join(f)).unwrap_or_default();
     assert_eq!(read("ran.txt").trim(), "ran", "the provisioner ran: {out}");
     assert!(!read("got.txt").contains(&secret), "read outside the root");
-    assert!(read("read-err.txt").contains("Permission denied"), "{}", read("read-err.txt"));
+    assert!(
+        read("read-err.txt").contains("Permission denied"),
+        "{}",
+        read("read-err.txt")
+    );
     assert!(!marker.exists(), "wrote outside the root");
     assert!(!tf.stack().join("tcp.txt").exists(), "connected over TCP");
     assert!(
@@ -476,24 +539,38 @@ read_only = false
         include_str!("../plugins/execprobe/plugin.toml"),
     );
     let mcp = home.mcp().await;
-    let run = |args: Value, env: Value| {
-        json!({"program": "terraform", "args": args, "root": "work", "env": env})
-    };
+    let run = |args: Value, env: Value| json!({"program": "terraform", "args": args, "root": "work", "env": env});
     let (err, out) = mcp
         .call("execprobe", run(json!(["init", "-input=false"]), json!([])))
         .await;
     assert!(!err && out["exit_code"] == 0, "init is no write: {out}");
     for (args, env, needle) in [
-        (json!(["apply", "-auto-approve", "-input=false"]), json!([]), "holds no approval"),
-        (json!(["destroy", "-auto-approve"]), json!([]), "holds no approval"),
+        (
+            json!(["apply", "-auto-approve", "-input=false"]),
+            json!([]),
+            "holds no approval",
+        ),
+        (
+            json!(["destroy", "-auto-approve"]),
+            json!([]),
+            "holds no approval",
+        ),
         (json!(["-chdir=/tmp", "plan"]), json!([]), "-chdir"),
-        (json!(["init", "-plugin-dir=/tmp"]), json!([]), "-plugin-dir"),
+        (
+            json!(["init", "-plugin-dir=/tmp"]),
+            json!([]),
+            "-plugin-dir",
+        ),
         (
             json!(["plan"]),
             json!([["TF_CLI_CONFIG_FILE", "/tmp/x.tfrc"]]),
             "TF_CLI_CONFIG_FILE",
         ),
-        (json!(["plan"]), json!([["TF_CLI_ARGS", "-chdir=/"]]), "TF_CLI_ARGS"),
+        (
+            json!(["plan"]),
+            json!([["TF_CLI_ARGS", "-chdir=/"]]),
+            "TF_CLI_ARGS",
+        ),
     ] {
         let (err, out) = mcp.call("execprobe", run(args.clone(), env)).await;
         assert!(err, "{args}: {out}");
@@ -517,13 +594,22 @@ async fn bad_input_names_the_field() {
         (args("tf_plan", json!({"path": "/etc"})), "path"),
         (args("tf_plan", json!({"path": "missing"})), "path"),
         (args("tf_plan", json!({"root": "nope"})), "root"),
-        (args("tf_plan", json!({"var_files": ["../../x.tfvars"]})), "var_files"),
+        (
+            args("tf_plan", json!({"var_files": ["../../x.tfvars"]})),
+            "var_files",
+        ),
         (args("tf_plan", json!({"targets": ["-destroy"]})), "targets"),
         (args("tf_plan", json!({"vars": {"a-b": "x"}})), "vars"),
         (args("tf_apply", json!({})), "plan_sha256"),
-        (args("tf_apply", json!({"plan_sha256": "abc"})), "plan_sha256"),
         (
-            args("tf_apply", json!({"plan_sha256": "0".repeat(64), "apply": true})),
+            args("tf_apply", json!({"plan_sha256": "abc"})),
+            "plan_sha256",
+        ),
+        (
+            args(
+                "tf_apply",
+                json!({"plan_sha256": "0".repeat(64), "apply": true}),
+            ),
             "plan_sha256",
         ),
     ];

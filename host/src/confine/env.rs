@@ -189,7 +189,13 @@ mod tests {
         ] {
             assert!(refused(name), "{name}");
         }
-        for name in ["GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL", "TZ", "FOO", "TF_VAR_region"] {
+        for name in [
+            "GIT_AUTHOR_NAME",
+            "GIT_COMMITTER_EMAIL",
+            "TZ",
+            "FOO",
+            "TF_VAR_region",
+        ] {
             assert!(!refused(name), "{name}");
         }
     }

@@ -100,10 +100,16 @@ mod tests {
     #[test]
     fn writes_are_told_from_reads() {
         let w = |a: &[&str]| write_subcommand(&v(a));
-        assert_eq!(w(&["apply", "-input=false", "p.tfplan"]).as_deref(), Some("apply"));
+        assert_eq!(
+            w(&["apply", "-input=false", "p.tfplan"]).as_deref(),
+            Some("apply")
+        );
         assert_eq!(w(&["-no-color", "destroy"]).as_deref(), Some("destroy"));
         assert_eq!(w(&["state", "rm", "x.y"]).as_deref(), Some("state rm"));
-        assert_eq!(w(&["workspace", "delete", "w"]).as_deref(), Some("workspace delete"));
+        assert_eq!(
+            w(&["workspace", "delete", "w"]).as_deref(),
+            Some("workspace delete")
+        );
         assert_eq!(w(&["import", "a.b", "id"]).as_deref(), Some("import"));
         for read in [
             &["plan", "-out=p"][..],

@@ -229,7 +229,11 @@ impl CallCtx {
             env.set("HELM_PLUGINS", plugins);
         }
         if program.file_name() == "terraform" {
-            terraform::base(&mut env, &place.root_dir, place.writable && !place.unsafe_mode);
+            terraform::base(
+                &mut env,
+                &place.root_dir,
+                place.writable && !place.unsafe_mode,
+            );
         }
         if let Some(name) = profile {
             credentials::inject(self, name, &home, &mut env)?;

@@ -36,7 +36,11 @@ pub struct Applied {
 /// Checks the plan `sha` of the workspace and, with `apply`, applies it; `destroy` demands a
 /// plan that only destroys.
 pub fn apply(ws: &Workspace, sha: &str, apply: bool, destroy: bool) -> Result<Applied, ToolError> {
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return Err(ToolError::invalid(
             "plan_sha256",
             format!(
@@ -117,7 +121,12 @@ fn checked(
     if !apply {
         return Ok(out);
     }
-    let approval = approve("terraform", &ws.target(), Vec::new(), &out.summary.text(sha))?;
+    let approval = approve(
+        "terraform",
+        &ws.target(),
+        Vec::new(),
+        &out.summary.text(sha),
+    )?;
     let mut args = strings(&["apply", "-input=false", "-no-color"]);
     args.push(lock_timeout());
     args.push(copy.to_string());

@@ -80,7 +80,10 @@ impl Workspace {
             Ok(_) => {
                 return Err(ToolError::invalid(
                     "path",
-                    format!("'{path}' under root '{}' is not a directory: name the directory of the configuration's .tf files", w.root),
+                    format!(
+                        "'{path}' under root '{}' is not a directory: name the directory of the configuration's .tf files",
+                        w.root
+                    ),
                 ));
             }
             Err(CapError::NotFound(m)) if m.contains("is not defined") => {

@@ -115,7 +115,12 @@ pub fn read_plan(ws: &Workspace, rel: &str) -> Result<Vec<u8>, ToolError> {
 /// `terraform show -json` of the plan file `rel`: the redacted JSON text, the sensitive values
 /// found (to scrub other output of the same plan) and the summary.
 pub fn show(ws: &Workspace, rel: &str) -> Result<(String, Secrets, Summary), ToolError> {
-    let args = vec!["show".into(), "-json".into(), "-no-color".into(), rel.into()];
+    let args = vec![
+        "show".into(),
+        "-json".into(),
+        "-no-color".into(),
+        rel.into(),
+    ];
     let r = ws.terraform(&args, Vec::new(), JSON_MAX)?;
     if r.exit_code != Some(0) {
         return Err(ws.failure(&args, &r, &Secrets::default()));
@@ -174,7 +179,9 @@ fn inputs_args(inputs: &Inputs) -> Result<(Vec<KeyValue>, Vec<String>), ToolErro
         if t.is_empty() || t.starts_with('-') || t.chars().any(char::is_control) {
             return Err(ToolError::invalid(
                 "targets",
-                format!("'{t}' is not a resource address: write e.g. `terraform_data.a` or `module.db`"),
+                format!(
+                    "'{t}' is not a resource address: write e.g. `terraform_data.a` or `module.db`"
+                ),
             ));
         }
         args.push(format!("-target={t}"));

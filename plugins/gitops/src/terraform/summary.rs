@@ -190,7 +190,10 @@ pub fn redact(plan: &mut Value) -> Secrets {
     if let Some(Value::Object(outs)) = plan.get_mut("output_changes") {
         outs.values_mut().for_each(mask_pair);
     }
-    if let Some(v) = plan.get_mut("prior_state").and_then(|p| p.get_mut("values")) {
+    if let Some(v) = plan
+        .get_mut("prior_state")
+        .and_then(|p| p.get_mut("values"))
+    {
         mask_values(v);
     }
     if let Some(v) = plan.get_mut("planned_values") {
@@ -343,7 +346,10 @@ mod tests {
         assert_eq!(plan["variables"]["plain"]["value"], "x");
         assert_eq!(secrets.scrub("x CANARY-1 y"), format!("x {REDACTED} y"));
         let s = summarize(&plan);
-        assert_eq!((s.counts.add, s.counts.destroy, s.counts.replace), (2, 1, 1));
+        assert_eq!(
+            (s.counts.add, s.counts.destroy, s.counts.replace),
+            (2, 1, 1)
+        );
         assert_eq!(s.changes.len(), 2);
         assert!(!s.only_destroys());
     }
