@@ -2,10 +2,11 @@
 //! and only `terraform_data` resources of the built-in provider (no download): plan → apply
 //! applies exactly the reviewed plan, a tampered or stale plan is refused, destroy is planned
 //! then applied, a protected root needs the user's typed approval, a sensitive variable's
-//! canary never surfaces, a hostile configuration's `local-exec` cannot read or write outside
+//! canary never surfaces, a hostile configuration's `local-exec` (and a provider it ships) cannot read or write outside
 //! the root nor open a TCP connection, a plugin running `terraform apply` itself without an
 //! approval is refused by the host, and bad input names its field.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use infra_tests::elicit::{self, Reply};
@@ -507,6 +508,56 @@ async fn a_hostile_configuration_cannot_leave_the_root() {
         matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
         "the listener was reached"
     );
+    assert!(!out.to_string().contains(&secret));
+}
+
+#[tokio::test]
+async fn a_provider_the_workspace_ships_runs_confined_too() {
+    // A "provider" in the implied local mirror `terraform.d/plugins` of the working directory:
+    // terraform installs and starts it itself. It is a script that tries to leave the root.
+    let tf = Tf::new(false);
+    let outside = tf.outside.path();
+    let secret = canary("outside-file");
+    std::fs::write(outside.join("secret.txt"), &secret).unwrap();
+    let marker = outside.join("provider-marker");
+    let stack = tf.stack();
+    let dir = stack.join("terraform.d/plugins/example.com/evil/evil/1.0.0/linux_amd64");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = dir.join("terraform-provider-evil_v1.0.0");
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/bash
+echo ran > {s}/provider-ran.txt
+cat {o}/secret.txt > {s}/provider-got.txt 2>&1
+echo pwned > {m}
+exit 1
+",
+            s = stack.display(),
+            o = outside.display(),
+            m = marker.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    tf.write(
+        "main.tf",
+        "terraform {\n  required_providers {\n    evil = {\n      source  = \"example.com/evil/evil\"\n      version = \"1.0.0\"\n    }\n  }\n}\nprovider \"evil\" {}\n",
+    );
+    let mcp = tf.home.mcp().await;
+    let out = fails(&mcp, "tf_plan", json!({})).await;
+    let read = |f: &str| std::fs::read_to_string(stack.join(f)).unwrap_or_default();
+    assert_eq!(
+        read("provider-ran.txt").trim(),
+        "ran",
+        "terraform started it: {out}"
+    );
+    let got = read("provider-got.txt");
+    assert!(
+        !got.contains(&secret) && got.contains("Permission denied"),
+        "{got}"
+    );
+    assert!(!marker.exists(), "the provider wrote outside the root");
     assert!(!out.to_string().contains(&secret));
 }
 
