@@ -2,9 +2,10 @@
 //! and only `terraform_data` resources of the built-in provider (no download): plan → apply
 //! applies exactly the reviewed plan, a tampered or stale plan is refused, destroy is planned
 //! then applied, a protected root needs the user's typed approval, a sensitive variable's
-//! canary never surfaces, a hostile configuration's `local-exec` (and a provider it ships) cannot read or write outside
-//! the root nor open a TCP connection, a plugin running `terraform apply` itself without an
-//! approval is refused by the host, and bad input names its field.
+//! canary never surfaces, a hostile configuration's `local-exec` (and a provider it ships)
+//! cannot read or write outside the root nor open a TCP connection, a plugin running
+//! `terraform apply` itself without an approval is refused by the host, and bad input names its
+//! field.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
