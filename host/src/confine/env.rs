@@ -87,6 +87,20 @@ const REFUSED: &[&str] = &[
     "KUBECONFIG",
     "KUSTOMIZE_PLUGIN_HOME",
     "HELM_*",
+    // terraform: a CLI config can name provider binaries (dev_overrides, provider_installation)
+    // and credentials; extra arguments, the plugin cache and the data directory are the host's;
+    // reattach points terraform at provider processes someone else started; logs can print
+    // sensitive values.
+    "TF_CLI_CONFIG_FILE",
+    "TERRAFORM_CONFIG",
+    "TF_CLI_ARGS*",
+    "TF_PLUGIN_CACHE*",
+    "TF_DATA_DIR",
+    "TF_REATTACH_PROVIDERS",
+    "TF_LOG*",
+    "TF_TOKEN_*",
+    "TF_IN_AUTOMATION",
+    "CHECKPOINT_DISABLE",
 ];
 
 /// Whether the plugin may never set `name`, whatever its grant says.
@@ -167,10 +181,21 @@ mod tests {
             "HELM_PLUGINS",
             "GIT_EXTERNAL_DIFF",
             "SSH_ASKPASS",
+            "TF_CLI_CONFIG_FILE",
+            "TF_CLI_ARGS_apply",
+            "TF_PLUGIN_CACHE_DIR",
+            "TF_REATTACH_PROVIDERS",
+            "TF_LOG_PATH",
         ] {
             assert!(refused(name), "{name}");
         }
-        for name in ["GIT_AUTHOR_NAME", "GIT_COMMITTER_EMAIL", "TZ", "FOO"] {
+        for name in [
+            "GIT_AUTHOR_NAME",
+            "GIT_COMMITTER_EMAIL",
+            "TZ",
+            "FOO",
+            "TF_VAR_region",
+        ] {
             assert!(!refused(name), "{name}");
         }
     }

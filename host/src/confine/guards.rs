@@ -1,5 +1,5 @@
 //! Arguments refused per program: the options and subcommands through which `git`, `kubectl`,
-//! `kustomize` and `helm` would run code the plugin chose (a configured command, a plugin, an
+//! `kustomize`, `helm` and `terraform` would run code the plugin chose (a configured command, a plugin, an
 //! editor, a remote helper), even with their configuration neutralised. Keyed on the resolved
 //! file's name, so renaming a program in `[programs]` changes nothing.
 
@@ -87,6 +87,7 @@ pub fn check(file: &str, args: &[String]) -> Result<(), Refusal> {
         "git" => git(args),
         "kubectl" | "kustomize" => options(file, args, KUBE_OPTIONS),
         "helm" => options(file, args, HELM_OPTIONS),
+        "terraform" => super::terraform::check(args),
         _ => Ok(()),
     }
 }

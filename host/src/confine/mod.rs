@@ -1,6 +1,7 @@
 //! Confinement of the local programs `exec` and `git` run: the environment the host sets
 //! ([`env`]), the per-run home ([`home`]), Landlock ([`landlock`]), program resolution and pins
-//! ([`program`]), argument guards ([`guards`]), git's neutralisation ([`git`], its key cache [`git_keys`]), and starting and
+//! ([`program`]), argument guards ([`guards`]), git's neutralisation ([`git`], its key cache [`git_keys`]), terraform's
+//! environment, refused options and writing subcommands ([`terraform`]), and starting and
 //! stopping the process group ([`spawn`]).
 //!
 //! Landlock is entered by a short-lived thread that then starts the program ([`spawn`]): the
@@ -18,6 +19,7 @@ pub mod home;
 pub mod landlock;
 pub mod program;
 pub mod spawn;
+pub mod terraform;
 
 /// Why the host will not (or could not) run a program, in the kinds `cap-error` has.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,6 +24,9 @@ pub struct Root {
     pub path: PathBuf,
     /// Every write under it is refused, whatever the grant says.
     pub read_only: bool,
+    /// A Terraform apply or destroy in a working directory under it needs the user's approval
+    /// (the guard asks through MCP elicitation), whatever the plugin or the agent says.
+    pub protected: bool,
 }
 
 impl Root {
@@ -44,6 +47,8 @@ pub(super) struct RawRoot {
     path: String,
     #[serde(default)]
     read_only: bool,
+    #[serde(default)]
+    protected: bool,
 }
 
 /// Checks `[roots]`: names are plain words, paths absolute (or `.`) with no `..`.
@@ -78,6 +83,7 @@ pub(super) fn roots(
             Root {
                 path,
                 read_only: r.read_only,
+                protected: r.protected,
             },
         );
     }

@@ -813,6 +813,14 @@ fn embedded_default_is_locked_down() {
         !p.check_git_remote("repo", "git@github.com:acme/x.git")
             .is_allowed()
     );
+    // gitops: terraform in the read-only workspace (it writes nowhere until a root is added),
+    // no network.
+    assert!(
+        p.check_exec_program("gitops", "terraform", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(!p.exec_grant("gitops").expect("exec grant").network);
+    assert!(!p.root("workspace").expect("workspace").protected);
     // local: unsafe grants that hold only with the flag.
     let on = Flags {
         unsafe_local: true,
@@ -922,4 +930,13 @@ fn examples_file_loads_and_shows_every_key_of_every_section() {
         caps, all,
         "Cap::ALL and the plugin section's keys must agree"
     );
+}
+
+#[test]
+fn a_root_can_be_protected() {
+    let p = load(
+        "[roots]\nprod = { path = '/srv/prod', read_only = false, protected = true }\nlab = { path = '/srv/lab' }\n",
+    );
+    assert!(p.root("prod").expect("prod").protected);
+    assert!(!p.root("lab").expect("lab").protected);
 }

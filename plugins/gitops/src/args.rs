@@ -3,6 +3,7 @@
 use infra_sdk::prelude::*;
 
 use crate::objects::Source;
+use crate::terraform::{Inputs, Workdir};
 use crate::verify::HttpCheck;
 
 /// Arguments of the `gitops` tool.
@@ -159,5 +160,41 @@ pub enum Action {
         http_checks: Option<Vec<HttpCheck>>,
         /// Seconds to wait for the rollouts (default 120).
         timeout_secs: Option<u64>,
+    },
+    /// Terraform: `init` (providers from the root's plugin cache), `plan -out`, and the plan
+    /// kept for `tf_apply`: its sha256, a summary (adds, changes, destroys, replaces per
+    /// resource) and `show -json` as an artifact with sensitive values redacted. Changes
+    /// nothing but the working directory.
+    TfPlan {
+        /// The working directory.
+        #[serde(flatten)]
+        at: Workdir,
+        /// Variables, var files, targets.
+        #[serde(flatten)]
+        inputs: Inputs,
+    },
+    /// Terraform: apply exactly the plan `tf_plan` made, named by its sha256. Refused when the
+    /// file changed since (tampered) or the state moved on (stale: plan again). Needs
+    /// `apply: true` — without it, the plan's summary only — and the host's approval for the
+    /// workspace (change window, its lock, the user's for a protected root).
+    TfApply {
+        /// The working directory the plan was made in.
+        #[serde(flatten)]
+        at: Workdir,
+        /// The `plan_sha256` tf_plan answered.
+        plan_sha256: String,
+    },
+    /// Terraform: without `plan_sha256`, a destroy plan (`plan -destroy`), answered as
+    /// `tf_plan` answers; with `plan_sha256` and `apply: true`, that destroy plan applied the
+    /// way `tf_apply` applies (checked, approved, exactly that plan).
+    TfDestroy {
+        /// The working directory.
+        #[serde(flatten)]
+        at: Workdir,
+        /// Variables, var files, targets (for the destroy plan).
+        #[serde(flatten)]
+        inputs: Inputs,
+        /// The `plan_sha256` of the destroy plan to apply.
+        plan_sha256: Option<String>,
     },
 }

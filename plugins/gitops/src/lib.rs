@@ -1,10 +1,12 @@
-//! The `gitops` tool, cluster half: diff and guarded server-side apply of manifests, rollout
-//! status, Argo CD and Flux, and one verdict over all of them.
+//! The `gitops` tool: diff and guarded server-side apply of manifests, rollout status, Argo CD
+//! and Flux, one verdict over all of them — and Terraform plan, apply and destroy.
 //!
-//! Everything goes through the host's `http` capability with profiles (a `kubernetes` profile
+//! The cluster half goes through the host's `http` capability with profiles (a `kubernetes` profile
 //! for the cluster, an `http` profile for Argo CD): the host holds the credentials and the
 //! policy sees every request. Every write asks the host's `guard` first and needs `apply: true`
 //! in the call; the host refuses a cluster write without that approval whatever this code does.
+//! Terraform runs through the host's `exec` capability in a granted root; the host runs a
+//! terraform `apply`/`destroy` only under a guard approval for that working directory.
 
 mod apply;
 mod argo;
@@ -15,6 +17,7 @@ mod objects;
 mod out;
 mod plan;
 mod rollout;
+mod terraform;
 mod verify;
 mod wait;
 
@@ -24,6 +27,7 @@ use argo::{Argo, Operation};
 use args::{Action, GitopsArgs};
 use cluster::Cluster;
 use out::GitopsOutput;
+use terraform::Workspace;
 
 const DESCRIPTION: &str = "GitOps against clusters through their APIs (credentials stay in the \
 host). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
@@ -33,9 +37,13 @@ object, create/update/unchanged counts, prune candidates by `prune_selector`), `
 they are not), Argo CD through an http `argocd_profile`: `status`, `refresh`, `history`, `sync` \
 (revision, prune, dry_run, wait), `rollback` (history id); Flux: `reconcile` (Kustomization or \
 HelmRelease, wait for Ready); `verify` (rollouts + Argo CD health + `http_checks`: one verdict \
-with evidence). Writes need `apply: true` — without it the action answers with what it would do — and the \
+with evidence). Terraform in a working directory (`root` + `path`): `tf_plan` (init, plan -out; \
+answers the plan's sha256, adds/changes/destroys per resource, show -json as an artifact with \
+sensitive values redacted), `tf_apply` (exactly the plan named by `plan_sha256`; a changed or \
+stale plan is refused), `tf_destroy` (a destroy plan; with `plan_sha256` applied the same way). \
+Writes need `apply: true` — without it the action answers with what it would do — and the \
 host's approval (change windows, granted namespaces, a lock per cluster, the user's yes for a \
-protected profile).";
+protected profile or root).";
 
 fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
     let apply = a.apply.unwrap_or(false);
@@ -252,9 +260,54 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
             o.profile = cluster.map(|c| c.profile);
             o.verify = Some(v);
         }
+        Action::TfPlan { at, inputs } => {
+            let ws = Workspace::new(&at, ctx)?;
+            o.tf_plan = Some(terraform::plan::plan(&ws, &inputs, false)?);
+            o.notes.push(PLANNED.into());
+        }
+        Action::TfApply { at, plan_sha256 } => {
+            let ws = Workspace::new(&at, ctx)?;
+            let a = terraform::apply::apply(&ws, &plan_sha256, apply, false)?;
+            if !apply {
+                o.notes.push(NOT_APPLIED.into());
+            }
+            o.tf_apply = Some(a);
+        }
+        Action::TfDestroy {
+            at,
+            inputs,
+            plan_sha256,
+        } => {
+            let ws = Workspace::new(&at, ctx)?;
+            match plan_sha256 {
+                None => {
+                    o.tf_plan = Some(terraform::plan::plan(&ws, &inputs, true)?);
+                    o.notes.push(
+                        "nothing was destroyed: this is the destroy plan. After the user has \
+                         reviewed it, call tf_destroy again with its plan_sha256 and apply: true"
+                            .into(),
+                    );
+                }
+                Some(sha) => {
+                    let a = terraform::apply::apply(&ws, &sha, apply, true)?;
+                    if !apply {
+                        o.notes.push(NOT_APPLIED.into());
+                    }
+                    o.tf_apply = Some(a);
+                }
+            }
+        }
     }
     Ok(o)
 }
+
+/// What a `tf_plan` answer tells the agent to do next.
+const PLANNED: &str = "nothing was changed: this is the plan. After the user has reviewed it, \
+call tf_apply with its plan_sha256 and apply: true";
+
+/// What a check of a plan without `apply: true` tells the agent.
+const NOT_APPLIED: &str = "nothing was changed: the plan is intact and this is what it does. \
+After the user has reviewed it, call again with apply: true";
 
 /// The workloads named in `workloads`, or those among the objects of `source`.
 fn workloads_of(

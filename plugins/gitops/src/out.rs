@@ -7,6 +7,8 @@ use crate::argo::{AppStatus, OperationResult};
 use crate::flux::Reconcile;
 use crate::plan::Plan;
 use crate::rollout::Rollout;
+use crate::terraform::apply::Applied as TfApplied;
+use crate::terraform::plan::Planned;
 use crate::verify::Verdict;
 
 /// The result of a `gitops` call.
@@ -39,6 +41,12 @@ pub struct GitopsOutput {
     /// `verify`: the verdict and its evidence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verdict>,
+    /// `tf_plan`, `tf_destroy` without a plan: the plan made and kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tf_plan: Option<Planned>,
+    /// `tf_apply`, `tf_destroy` with a plan: the plan checked, and what applying it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tf_apply: Option<TfApplied>,
     /// Things the agent should know about the answer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

@@ -198,29 +198,7 @@ pub fn full_stdout(r: &ExecResult) -> Result<(Vec<u8>, bool), ToolError> {
 }
 
 /// Refuses an absolute `value` or one whose `..` climbs out of where it starts.
-pub fn relative(field: &str, value: &str) -> Result<(), ToolError> {
-    if value.starts_with('/') {
-        return Err(ToolError::invalid(
-            field,
-            format!("'{value}' is absolute: give a path relative to the root"),
-        ));
-    }
-    let mut depth = 0i32;
-    for part in value.split('/') {
-        match part {
-            ".." => depth -= 1,
-            "" | "." => {}
-            _ => depth += 1,
-        }
-        if depth < 0 {
-            return Err(ToolError::invalid(
-                field,
-                format!("'{value}' leaves the root through '..': give a path inside it"),
-            ));
-        }
-    }
-    Ok(())
-}
+pub use infra_sdk::relative_path as relative;
 
 /// A revision from the call, refused when git could read it as an option.
 pub fn rev(field: &str, value: &str) -> Result<String, ToolError> {

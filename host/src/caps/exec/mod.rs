@@ -19,7 +19,7 @@ use crate::confine::home::RunHome;
 use crate::confine::landlock::{Reach, Ruleset, with_target};
 use crate::confine::program::Resolved;
 use crate::confine::spawn::Spec;
-use crate::confine::{Refusal, git, git_keys, guards, program};
+use crate::confine::{Refusal, git, git_keys, guards, program, terraform};
 
 /// Most characters of an event's target.
 const TARGET_CHARS: usize = 200;
@@ -144,6 +144,14 @@ impl CallCtx {
             .map_err(|r| self.refusal("exec", &target, r))?;
         guards::check(resolved.file_name(), &cmd.args)
             .map_err(|r| self.refusal("exec", &target, r))?;
+        // An unsafe grant (the `local` shell, with the flag) runs anything through `sh` anyway.
+        if resolved.file_name() == "terraform"
+            && !place.unsafe_mode
+            && let Some(sub) = terraform::write_subcommand(&cmd.args)
+        {
+            self.require_terraform_write(&place.workspace(), &sub)
+                .map_err(CapError::Denied)?;
+        }
         let network = policy.exec_grant(&self.plugin).is_some_and(|g| g.network);
 
         let ev = self.event("exec", &target);
@@ -219,6 +227,13 @@ impl CallCtx {
             std::fs::create_dir(&plugins)
                 .map_err(|e| CapError::Failed(format!("making the run's helm plugin dir: {e}")))?;
             env.set("HELM_PLUGINS", plugins);
+        }
+        if program.file_name() == "terraform" {
+            terraform::base(
+                &mut env,
+                &place.root_dir,
+                place.writable && !place.unsafe_mode,
+            );
         }
         if let Some(name) = profile {
             credentials::inject(self, name, &home, &mut env)?;

@@ -28,6 +28,22 @@ pub struct Place {
     pub ports: Option<Vec<u16>>,
 }
 
+impl Place {
+    /// `<root>:<dir>`: the working directory as the guard names a Terraform workspace — the
+    /// real directory relative to the root's, `.` for the root itself.
+    pub fn workspace(&self) -> String {
+        let rel = self
+            .cwd
+            .strip_prefix(&self.root_dir)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| self.cwd.to_string_lossy().into_owned());
+        match rel.is_empty() {
+            true => format!("{}:.", self.root_name),
+            false => format!("{}:{rel}", self.root_name),
+        }
+    }
+}
+
 /// How the caller's grant decided about the root.
 pub struct RootGrant {
     /// The grant's decision on the root's name.

@@ -57,6 +57,13 @@ impl CallGuard {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether the call holds an approval for a `kind` write to `target`, whatever namespaces.
+    pub fn holds(&self, kind: &str, target: &str) -> bool {
+        self.held()
+            .iter()
+            .any(|h| h.kind == kind && h.target == target && !h.approvals.is_empty())
+    }
+
     /// Whether the call holds an approval for a `kind` write to `target` covering namespace `ns`.
     pub fn covers(&self, kind: &str, target: &str, ns: &str) -> bool {
         self.held().iter().any(|h| {
@@ -158,7 +165,7 @@ impl CallCtx {
             }
         }
         let lock_name = self.hold_lock(&intent, grant.lock_ttl_secs, &target)?;
-        let by = match protected::is_protected(&self.shared, &intent.target) {
+        let by = match protected::is_protected(&self.shared, &intent.kind, &intent.target) {
             false => "policy",
             true => match self.ask_user(&intent).await {
                 Ok(()) => "user",
@@ -326,6 +333,28 @@ impl CallCtx {
         self.decide(
             CAP,
             &format!("kubernetes:{profile}"),
+            crate::policy::Decision::Deny(reason.clone()),
+        )?;
+        Err(reason)
+    }
+}
+
+impl CallCtx {
+    /// Whether this call may run a Terraform command that changes infrastructure or state
+    /// (`apply`, `destroy`, `import`, …) in working directory `target` (`<root>:<dir>`): it must
+    /// hold an approval from `guard.approve` for kind `terraform` and that target — so the
+    /// windows, the lock and a protected root's user approval cannot be skipped by a plugin
+    /// that runs terraform itself. Records the refusal; `exec` calls this before the run.
+    pub fn require_terraform_write(&self, target: &str, sub: &str) -> Result<(), String> {
+        if self.guard.holds("terraform", target) {
+            return Ok(());
+        }
+        let reason = format!(
+            "terraform {sub} in '{target}': this call holds no approval to change that workspace; a Terraform write needs guard.approve first (kind \"terraform\", target \"{target}\"), which needs apply: true, the change window, the workspace's lock and, for a protected root, the user's approval — plan first, then apply the reviewed plan with apply: true"
+        );
+        self.decide(
+            CAP,
+            &format!("terraform:{target}"),
             crate::policy::Decision::Deny(reason.clone()),
         )?;
         Err(reason)
