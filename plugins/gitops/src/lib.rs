@@ -9,11 +9,13 @@
 mod apply;
 mod argo;
 mod args;
+mod checkout;
 mod cluster;
 mod flux;
 mod objects;
 mod out;
 mod plan;
+mod render;
 mod rollout;
 mod verify;
 mod wait;
@@ -26,7 +28,10 @@ use cluster::Cluster;
 use out::GitopsOutput;
 
 const DESCRIPTION: &str = "GitOps against clusters through their APIs (credentials stay in the \
-host). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
+host). From a repository under a granted root (`root`, `path`): `render` (`kubectl kustomize` of \
+an `overlay`, or `helm template` of a `chart` where helm is granted → manifests artifact + \
+objects with kinds, names, namespaces, images), `plan` (render + diff in one answer, the whole \
+plan stored as an artifact whose sha256 names it). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
 object, create/update/unchanged counts, prune candidates by `prune_selector`), `apply` \
 (server-side apply as field manager infra, Namespaces and CRDs first, `prune` by selector), \
 `rollout_status` (Deployments/StatefulSets/DaemonSets until updated and available, or the reason \
@@ -41,6 +46,18 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
     let apply = a.apply.unwrap_or(false);
     let mut o = GitopsOutput::default();
     match a.action {
+        Action::Render { from } => o.render = Some(render::render(&from, ctx)?),
+        Action::Plan {
+            profile,
+            from,
+            prune_selector,
+        } => {
+            let p = render::plan(profile.as_deref(), &from, prune_selector.as_deref(), ctx)?;
+            o.profile = Some(p.profile);
+            o.render = Some(p.rendered);
+            o.plan = Some(p.plan);
+            o.plan_artifact = Some(p.artifact);
+        }
         Action::Diff {
             profile,
             source,

@@ -8,6 +8,7 @@ use crate::flux::Reconcile;
 use crate::plan::Plan;
 use crate::rollout::Rollout;
 use crate::verify::Verdict;
+use infra_sdk::git::render::Rendered;
 
 /// The result of a `gitops` call.
 #[derive(Debug, Default, Serialize, JsonSchema)]
@@ -15,7 +16,14 @@ pub struct GitopsOutput {
     /// The kubernetes profile worked on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
-    /// `diff`, `apply`: what applying changes (or changed).
+    /// `render`, `plan`: the rendered manifests and a summary of each object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render: Option<Rendered>,
+    /// `plan`: the whole plan (source, manifests' sha256, per-object diffs, summary) as a JSON
+    /// artifact; its `sha256` names exactly this plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_artifact: Option<Artifact>,
+    /// `diff`, `apply`, `plan`: what applying changes (or changed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
     /// A write's approval by the host's guard.
