@@ -7,6 +7,7 @@ mod docs;
 mod exec_cap;
 mod fs_cap;
 mod gitops_plugin;
+mod gitops_repo;
 mod guard;
 mod http_plugin;
 mod k8s_plugin;

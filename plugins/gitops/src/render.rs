@@ -3,6 +3,7 @@
 //! plan of applying them — render plus the cluster diff in one answer, the whole plan stored as
 //! an artifact whose sha256 names exactly this plan.
 
+use infra_sdk::git::relative;
 use infra_sdk::git::render::{self, RenderArgs, Rendered, Renderer};
 use infra_sdk::prelude::*;
 
@@ -41,7 +42,7 @@ pub struct RenderFrom {
 /// Renders `from` and summarises the objects.
 pub fn render(from: &RenderFrom, ctx: &Ctx) -> Result<Rendered, ToolError> {
     let repo = Checkout::new(from.root.as_deref(), from.path.as_deref(), ctx)?;
-    let (dir, renderer) = match (&from.overlay, &from.chart, from.renderer) {
+    let (field, dir, renderer) = match (&from.overlay, &from.chart, from.renderer) {
         (Some(_), Some(_), _) => {
             return Err(ToolError::invalid(
                 "chart",
@@ -54,9 +55,17 @@ pub fn render(from: &RenderFrom, ctx: &Ctx) -> Result<Rendered, ToolError> {
                 "`chart` is a helm chart: drop `renderer` or set it to `helm`",
             ));
         }
-        (None, Some(c), _) => (c.as_str(), Renderer::Helm),
-        (o, None, r) => (o.as_deref().unwrap_or("."), r.unwrap_or_default()),
+        (None, Some(c), _) => ("chart", c.as_str(), Renderer::Helm),
+        (o, None, r) => ("overlay", o.as_deref().unwrap_or("."), r.unwrap_or_default()),
     };
+    // Checked here to name the field the agent gave; the SDK checks again as `dir`.
+    relative(field, dir)?;
+    if dir.starts_with('-') {
+        return Err(ToolError::invalid(
+            field,
+            format!("'{dir}' starts with '-': name a directory relative to `path`"),
+        ));
+    }
     if renderer == Renderer::Kustomize && (from.values.is_some() || from.release.is_some()) {
         return Err(ToolError::invalid(
             "values",
@@ -111,7 +120,10 @@ pub fn plan(
             "root": from.root.as_deref().unwrap_or("workspace"),
             "path": from.path.as_deref().unwrap_or("."),
             "command": rendered.command,
-            "manifests": rendered.manifests,
+            // Its sha256, not its URI: the URI holds the time of the render, and the same
+            // manifests against the same cluster should make the same plan, byte for byte.
+            "manifests_sha256": rendered.manifests.sha256,
+            "manifests_size": rendered.manifests.size,
         },
         "profile": c.profile,
         "prune_selector": prune_selector,
