@@ -5,6 +5,7 @@
 mod demo;
 mod docs;
 mod exec_cap;
+mod forge_standin;
 mod fs_cap;
 mod gitops_plugin;
 mod gitops_repo;
