@@ -3,6 +3,7 @@
 use infra_sdk::prelude::*;
 
 use crate::objects::Source;
+use crate::propose::ProposeArgs;
 use crate::render::RenderFrom;
 use crate::verify::HttpCheck;
 
@@ -44,6 +45,14 @@ pub enum Action {
         /// set are prune candidates.
         prune_selector: Option<String>,
     },
+    /// A change as a pull request: in a repository under a granted root, branch `branch` from
+    /// `base`, apply `patch` (or write `files`), commit (`author`), push to `remote` (its URL
+    /// granted under `[plugin.gitops.git] remotes`; credentials from `git_profile`, held by the
+    /// host), and open a pull request through the forge's API (`forge_profile`, an http profile;
+    /// `repository` owner/name). Returns the pull request's number and URL. Idempotent: the same
+    /// branch again returns the open pull request, pushing nothing the forge already has.
+    /// Without `apply: true`, what it would do.
+    Propose(ProposeArgs),
     /// What applying the objects would change: a server-side dry run per object compared with
     /// the live one (server-owned fields ignored, as kubectl diff does), a unified diff each,
     /// counts, and with `prune_selector` the live objects a prune would delete.

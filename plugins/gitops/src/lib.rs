@@ -1,6 +1,10 @@
-//! The `gitops` tool, cluster half: diff and guarded server-side apply of manifests, rollout
-//! status, Argo CD and Flux, and one verdict over all of them.
+//! The `gitops` tool: manifests rendered from a repository and planned against a cluster, changes
+//! proposed as pull requests, diff and guarded server-side apply of manifests, rollout status,
+//! Argo CD and Flux, and one verdict over all of them.
 //!
+//! Repositories are worked on through the host's `exec` (git, kubectl) with the SDK's git
+//! helpers, pushes through its `git` capability (the host checks the remote and holds the
+//! credentials).
 //! Everything goes through the host's `http` capability with profiles (a `kubernetes` profile
 //! for the cluster, an `http` profile for Argo CD): the host holds the credentials and the
 //! policy sees every request. Every write asks the host's `guard` first and needs `apply: true`
@@ -12,9 +16,11 @@ mod args;
 mod checkout;
 mod cluster;
 mod flux;
+mod forge;
 mod objects;
 mod out;
 mod plan;
+mod propose;
 mod render;
 mod rollout;
 mod verify;
@@ -31,7 +37,9 @@ const DESCRIPTION: &str = "GitOps against clusters through their APIs (credentia
 host). From a repository under a granted root (`root`, `path`): `render` (`kubectl kustomize` of \
 an `overlay`, or `helm template` of a `chart` where helm is granted → manifests artifact + \
 objects with kinds, names, namespaces, images), `plan` (render + diff in one answer, the whole \
-plan stored as an artifact whose sha256 names it). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
+plan stored as an artifact whose sha256 names it), `propose` (branch, `patch` or `files`, commit, \
+push to a granted remote, pull request through the forge's API with an http `forge_profile`; \
+idempotent per branch → PR number and URL). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
 object, create/update/unchanged counts, prune candidates by `prune_selector`), `apply` \
 (server-side apply as field manager infra, Namespaces and CRDs first, `prune` by selector), \
 `rollout_status` (Deployments/StatefulSets/DaemonSets until updated and available, or the reason \
@@ -46,6 +54,7 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
     let apply = a.apply.unwrap_or(false);
     let mut o = GitopsOutput::default();
     match a.action {
+        Action::Propose(p) => o.proposal = Some(propose::propose(&p, apply, ctx)?),
         Action::Render { from } => o.render = Some(render::render(&from, ctx)?),
         Action::Plan {
             profile,

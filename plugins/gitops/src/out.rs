@@ -6,6 +6,7 @@ use crate::apply::{Applied, ApprovalInfo};
 use crate::argo::{AppStatus, OperationResult};
 use crate::flux::Reconcile;
 use crate::plan::Plan;
+use crate::propose::Proposal;
 use crate::rollout::Rollout;
 use crate::verify::Verdict;
 use infra_sdk::git::render::Rendered;
@@ -16,6 +17,9 @@ pub struct GitopsOutput {
     /// The kubernetes profile worked on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// `propose`: the branch, commit, push and pull request (or what would be done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<Proposal>,
     /// `render`, `plan`: the rendered manifests and a summary of each object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub render: Option<Rendered>,
