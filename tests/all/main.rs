@@ -8,6 +8,7 @@ mod exec_cap;
 mod forge_standin;
 mod fs_cap;
 mod gitops_plugin;
+mod gitops_propose;
 mod gitops_repo;
 mod guard;
 mod http_plugin;
