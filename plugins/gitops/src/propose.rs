@@ -107,6 +107,7 @@ pub struct Proposal {
 }
 
 /// The change, checked.
+#[derive(Clone, Copy)]
 enum Change<'a> {
     Patch(&'a str),
     Files(&'a [EditedFile]),
@@ -291,7 +292,7 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
     } else {
         args(&["switch", "--quiet", "--no-guess", &current])
     };
-    let made = commit_change(&repo, a, &change, &env, existing_branch.is_some(), &base_ref);
+    let made = commit_change(&repo, a, change, &env, existing_branch.is_some(), &base_ref);
     // Back to where the user was, whatever happened; a branch this call created and left
     // without a commit is removed so that a retry starts the same way.
     let restored = repo
@@ -382,7 +383,7 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
 fn commit_change(
     repo: &Checkout,
     a: &ProposeArgs,
-    change: &Change,
+    change: Change,
     env: &[crate::caps::types::KeyValue],
     exists: bool,
     base_ref: &str,

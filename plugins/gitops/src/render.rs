@@ -135,7 +135,7 @@ pub fn plan(
     let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
         ToolError::failed(format!("the plan could not be written as JSON: {e}; report it"))
     })?;
-    let artifact = artifacts::put(
+    let artifact: Artifact = artifacts::put(
         &bytes,
         "application/json",
         &format!("gitops plan of {} on {}", rendered.command, c.profile),

@@ -212,15 +212,23 @@ pub fn paths(patch: &str) -> Vec<String> {
             out.push(p.to_string());
         }
     };
-    for line in patch.lines() {
-        if let Some(rest) = line.strip_prefix("diff --git ") {
-            if let Some((a, b)) = rest.split_once(" b/") {
-                add(a);
-                add(&format!("b/{b}"));
-            }
-        } else if let Some(p) = line
-            .strip_prefix("--- ")
-            .or_else(|| line.strip_prefix("+++ "))
+    let lines: Vec<&str> = patch.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        // A file header is a `--- ` line right before a `+++ ` line; elsewhere such a line is a
+        // removed line of a hunk that happens to start with `-- `.
+        let next = lines.get(i + 1).copied().unwrap_or_default();
+        let prev = i.checked_sub(1).map_or("", |j| lines[j]);
+        if let Some(rest) = line.strip_prefix("diff --git ")
+            && let Some((a, b)) = rest.split_once(" b/")
+        {
+            add(a);
+            add(&format!("b/{b}"));
+        } else if let Some(p) = line.strip_prefix("--- ")
+            && next.starts_with("+++ ")
+        {
+            add(p);
+        } else if let Some(p) = line.strip_prefix("+++ ")
+            && prev.starts_with("--- ")
         {
             add(p);
         } else if let Some(p) = line
