@@ -169,7 +169,10 @@ async fn propose_plans_then_opens_one_pull_request_per_branch_and_leaves_the_che
     assert_eq!(p["url"], format!("file://{}", s.bare().display()));
     assert_eq!(p["diffstat"]["insertions"], 1, "{out}");
     let plan = text(p, "/plan");
-    assert!(plan.contains("infra/bump-web") && plan.contains("apply: true"), "{plan}");
+    assert!(
+        plan.contains("infra/bump-web") && plan.contains("apply: true"),
+        "{plan}"
+    );
     assert!(sha(&s.repo(), "refs/heads/infra/bump-web").is_none());
     assert!(sha(&s.bare(), "refs/heads/infra/bump-web").is_none());
     assert_eq!(posts(&s.forge), 0);
@@ -182,7 +185,10 @@ async fn propose_plans_then_opens_one_pull_request_per_branch_and_leaves_the_che
     assert_eq!(p["pushed"], true, "{out}");
     assert_eq!(p["pull_request"]["number"], 1, "{out}");
     assert_eq!(p["pull_request"]["existing"], false);
-    assert!(text(p, "/pull_request/url").ends_with("/acme/app/pull/1"), "{out}");
+    assert!(
+        text(p, "/pull_request/url").ends_with("/acme/app/pull/1"),
+        "{out}"
+    );
     assert_eq!(p["commit"]["author"], "Ann Agent");
     assert_eq!(p["diffstat"]["files_changed"], 1);
     let pushed = sha(&s.bare(), "refs/heads/infra/bump-web").expect("the branch was pushed");
@@ -214,10 +220,7 @@ async fn propose_plans_then_opens_one_pull_request_per_branch_and_leaves_the_che
     assert_eq!(p["pull_request"]["existing"], true, "{out}");
     assert_eq!(p["pushed"], false, "{out}");
     assert_eq!(posts(&s.forge), before, "no create request the second time");
-    assert_eq!(
-        sha(&s.bare(), "refs/heads/infra/bump-web").unwrap(),
-        pushed
-    );
+    assert_eq!(sha(&s.bare(), "refs/heads/infra/bump-web").unwrap(), pushed);
     assert_eq!(s.forge.pulls("acme/app").len(), 1);
 
     // Whole files instead of a patch; the forge merges it and main moves on in the remote.
@@ -275,19 +278,37 @@ async fn ungranted_remotes_dirty_checkouts_and_hostile_arguments_are_refused_bef
         (json!({"base": "-x"}), "base"),
         (json!({"remote": "--upload-pack=touch /tmp/x"}), "remote"),
         (json!({"repository": "../../admin"}), "repository"),
-        (json!({"repository": "acme/app/pulls/1/merge"}), "repository"),
+        (
+            json!({"repository": "acme/app/pulls/1/merge"}),
+            "repository",
+        ),
         (
             json!({"patch": "diff --git a/.git/hooks/pre-commit b/.git/hooks/pre-commit\nnew file mode 100755\n--- /dev/null\n+++ b/.git/hooks/pre-commit\n@@ -0,0 +1 @@\n+touch /tmp/pwned\n"}),
             "patch",
         ),
-        (json!({"patch": "--- a/../../etc/passwd\n+++ b/../../etc/passwd\n"}), "patch"),
-        (json!({"patch": null, "files": [{"path": ".git/config", "content": "x"}]}), "files.path"),
-        (json!({"patch": null, "files": [{"path": "../out.txt", "content": "x"}]}), "files.path"),
-        (json!({"author": {"name": "A\nB", "email": "a@b"}}), "author.name"),
+        (
+            json!({"patch": "--- a/../../etc/passwd\n+++ b/../../etc/passwd\n"}),
+            "patch",
+        ),
+        (
+            json!({"patch": null, "files": [{"path": ".git/config", "content": "x"}]}),
+            "files.path",
+        ),
+        (
+            json!({"patch": null, "files": [{"path": "../out.txt", "content": "x"}]}),
+            "files.path",
+        ),
+        (
+            json!({"author": {"name": "A\nB", "email": "a@b"}}),
+            "author.name",
+        ),
         (json!({"forge_profile": ""}), "forge_profile"),
     ];
     for (extra, field) in hostile {
-        let a = args("infra/hostile", with_fields(json!({"apply": true}), extra.clone()));
+        let a = args(
+            "infra/hostile",
+            with_fields(json!({"apply": true}), extra.clone()),
+        );
         let (err, out) = call(&mcp, a).await;
         assert!(err, "{extra}: {out}");
         assert_eq!(out["error"]["field"], field, "{extra}: {out}");
@@ -313,7 +334,10 @@ async fn ungranted_remotes_dirty_checkouts_and_hostile_arguments_are_refused_bef
     write(&s.repo(), "README.md", "edited by the user\n");
     let (err, out) = call(&mcp, args("infra/dirty", json!({"apply": true}))).await;
     assert!(err, "{out}");
-    assert!(text(&out, "/error/message").contains("uncommitted"), "{out}");
+    assert!(
+        text(&out, "/error/message").contains("uncommitted"),
+        "{out}"
+    );
     assert_eq!(
         std::fs::read_to_string(s.repo().join("README.md")).unwrap(),
         "edited by the user\n"
@@ -338,7 +362,10 @@ async fn secret_canaries_in_the_forge_token_and_git_credentials_never_surface() 
     // does not) does not show the token either.
     let (_, out) = call(
         &mcp,
-        args("infra/other", json!({"apply": true, "repository": "acme/missing"})),
+        args(
+            "infra/other",
+            json!({"apply": true, "repository": "acme/missing"}),
+        ),
     )
     .await;
     shown.push_str(&out.to_string());
@@ -355,7 +382,10 @@ async fn secret_canaries_in_the_forge_token_and_git_credentials_never_surface() 
     let stderr = mcp.close().await;
     assert!(!stderr.contains(&token) && !stderr.contains(&s.git_secret));
     let all = String::from_utf8_lossy(&s.home.all_bytes()).into_owned();
-    assert!(!all.contains(&token), "the forge token is in the state directory");
+    assert!(
+        !all.contains(&token),
+        "the forge token is in the state directory"
+    );
     assert!(
         !all.contains(&s.git_secret),
         "the git password is in the state directory"

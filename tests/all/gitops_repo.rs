@@ -162,7 +162,10 @@ async fn render_runs_kubectl_kustomize_in_a_granted_root_and_summarises_the_obje
     )
     .await;
     assert!(err, "{out}");
-    assert!(text(&out, "/error/message").contains("kustomization"), "{out}");
+    assert!(
+        text(&out, "/error/message").contains("kustomization"),
+        "{out}"
+    );
     let (err, out) = call(
         &mcp,
         json!({"action": "render", "root": "elsewhere", "path": "shop"}),
@@ -211,7 +214,10 @@ async fn plan_renders_diffs_against_the_cluster_and_stores_the_plan_under_its_sh
         .unwrap_or_else(|| panic!("{out}"));
     assert_eq!(settings["action"], "update");
     let d = settings["diff"].as_str().unwrap();
-    assert!(d.contains("-  mode: blue\n") && d.contains("+  mode: green\n"), "{d}");
+    assert!(
+        d.contains("-  mode: blue\n") && d.contains("+  mode: green\n"),
+        "{d}"
+    );
 
     // The stored plan is exactly what the sha256 in the answer names, and holds every diff.
     let stored = &out["plan_artifact"];
@@ -251,6 +257,9 @@ async fn plan_renders_diffs_against_the_cluster_and_stores_the_plan_under_its_sh
                "overlay": "overlays/prod"}),
     )
     .await;
-    assert_eq!(again["plan_artifact"]["sha256"], out["plan_artifact"]["sha256"]);
+    assert_eq!(
+        again["plan_artifact"]["sha256"],
+        out["plan_artifact"]["sha256"]
+    );
     mcp.close().await;
 }

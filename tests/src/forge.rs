@@ -170,7 +170,12 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, String> {
 fn branch_sha(repo: &Path, name: &str) -> Option<String> {
     git(
         repo,
-        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{name}^{{commit}}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{name}^{{commit}}"),
+        ],
     )
     .ok()
 }
@@ -207,8 +212,17 @@ fn not_found() -> (u16, Value) {
 
 /// Merges head into base in the bare repository: `merge-tree --write-tree`, a merge commit with
 /// both parents, and base moved only if it did not move meanwhile.
-fn merge(s: &mut State, full_name: &str, number: u64, title: Option<&str>) -> Result<String, String> {
-    let repo = s.repos.get(full_name).cloned().ok_or("no such repository")?;
+fn merge(
+    s: &mut State,
+    full_name: &str,
+    number: u64,
+    title: Option<&str>,
+) -> Result<String, String> {
+    let repo = s
+        .repos
+        .get(full_name)
+        .cloned()
+        .ok_or("no such repository")?;
     let p = s
         .pulls
         .get_mut(full_name)
@@ -227,11 +241,25 @@ fn merge(s: &mut State, full_name: &str, number: u64, title: Option<&str>) -> Re
         .unwrap_or_else(|| format!("Merge pull request #{number} from {}", p.head));
     let commit = git(
         &repo,
-        &["commit-tree", &tree, "-p", &base, "-p", &head, "-m", &message],
+        &[
+            "commit-tree",
+            &tree,
+            "-p",
+            &base,
+            "-p",
+            &head,
+            "-m",
+            &message,
+        ],
     )?;
     git(
         &repo,
-        &["update-ref", &format!("refs/heads/{}", p.base), &commit, &base],
+        &[
+            "update-ref",
+            &format!("refs/heads/{}", p.base),
+            &commit,
+            &base,
+        ],
     )?;
     p.state = "closed";
     p.merged = true;
@@ -258,7 +286,8 @@ fn route(
     match (method, rest) {
         ("POST", []) => {
             let field = |k: &str| body[k].as_str().map(str::to_string);
-            let (Some(title), Some(head), Some(base)) = (field("title"), field("head"), field("base"))
+            let (Some(title), Some(head), Some(base)) =
+                (field("title"), field("head"), field("base"))
             else {
                 return invalid("title, head and base are required");
             };
@@ -283,8 +312,13 @@ fn route(
                 );
             }
             let pulls = s.pulls.entry(full_name.clone()).or_default();
-            if pulls.iter().any(|p| p.state == "open" && p.head == head && p.base == base) {
-                return invalid(&format!("A pull request already exists for {owner}:{head}."));
+            if pulls
+                .iter()
+                .any(|p| p.state == "open" && p.head == head && p.base == base)
+            {
+                return invalid(&format!(
+                    "A pull request already exists for {owner}:{head}."
+                ));
             }
             let p = Pull {
                 number: pulls.len() as u64 + 1,

@@ -48,7 +48,9 @@ pub fn check_repository(field: &str, repository: &str) -> Result<(), ToolError> 
         Some((o, n)) if segment(o) && segment(n) => Ok(()),
         _ => Err(ToolError::invalid(
             field,
-            format!("{repository:?} is not a forge repository: give `owner/name` (e.g. `acme/deploy`)"),
+            format!(
+                "{repository:?} is not a forge repository: give `owner/name` (e.g. `acme/deploy`)"
+            ),
         )),
     }
 }
@@ -93,7 +95,12 @@ impl Forge {
 
     /// Sends a request; a 2xx or 422 answer is returned with its status, anything else is the
     /// error it maps to.
-    fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<(u16, Value), ToolError> {
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), ToolError> {
         let mut headers = vec![http::KeyValue {
             key: "accept".into(),
             value: "application/vnd.github+json".into(),
@@ -122,7 +129,12 @@ impl Forge {
         let says = v["message"]
             .as_str()
             .map(str::to_string)
-            .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).chars().take(300).collect());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&resp.body)
+                    .chars()
+                    .take(300)
+                    .collect()
+            });
         let p = &self.profile;
         let r = &self.repository;
         Err(match resp.status {
@@ -218,9 +230,14 @@ mod tests {
     fn repositories_are_owner_slash_name_and_nothing_else() {
         check_repository("repository", "acme/deploy").unwrap();
         check_repository("repository", "a-b/c.d_e").unwrap();
-        for bad in ["acme", "acme/", "/x", "a/b/c", "../x", "a/..", "a/b?x=1", "a b/c", ""] {
+        for bad in [
+            "acme", "acme/", "/x", "a/b/c", "../x", "a/..", "a/b?x=1", "a b/c", "",
+        ] {
             assert_eq!(
-                check_repository("repository", bad).unwrap_err().field.as_deref(),
+                check_repository("repository", bad)
+                    .unwrap_err()
+                    .field
+                    .as_deref(),
                 Some("repository"),
                 "{bad}"
             );

@@ -130,7 +130,9 @@ fn change(a: &ProposeArgs) -> Result<Change<'_>, ToolError> {
                     || e.path.ends_with('/')
                     || e.path.starts_with('-')
                     || e.path.contains(['\0', '\n'])
-                    || e.path.split('/').any(|c| c.eq_ignore_ascii_case(".git") || c == "..");
+                    || e.path
+                        .split('/')
+                        .any(|c| c.eq_ignore_ascii_case(".git") || c == "..");
                 if bad {
                     return Err(ToolError::invalid(
                         "files.path",
@@ -146,7 +148,10 @@ fn change(a: &ProposeArgs) -> Result<Change<'_>, ToolError> {
         }
         (None, Some(f)) if f.len() > MAX_FILES => Err(ToolError::invalid(
             "files",
-            format!("{} files: at most {MAX_FILES} per call; send a `patch`", f.len()),
+            format!(
+                "{} files: at most {MAX_FILES} per call; send a `patch`",
+                f.len()
+            ),
         )),
         _ => Err(ToolError::invalid(
             "patch",
@@ -183,7 +188,10 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
     remote("remote", remote_name)?;
     check_repository("repository", &a.repository)?;
     if a.message.trim().is_empty() {
-        return Err(ToolError::invalid("message", "empty: say what the change does"));
+        return Err(ToolError::invalid(
+            "message",
+            "empty: say what the change does",
+        ));
     }
     let env = identity(a.author.as_ref(), None)?;
     let change = change(a)?;
@@ -208,22 +216,36 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
     if base == a.branch {
         return Err(ToolError::invalid(
             "branch",
-            format!("'{}' is the base itself: name a new branch for the change", a.branch),
+            format!(
+                "'{}' is the base itself: name a new branch for the change",
+                a.branch
+            ),
         ));
     }
     let base_ref = format!("refs/heads/{base}");
     if resolve(&repo, &base_ref)?.is_none() {
         return Err(ToolError::invalid(
             "base",
-            format!("no branch '{base}' in {}: name a local branch to start from", repo.name()),
+            format!(
+                "no branch '{base}' in {}: name a local branch to start from",
+                repo.name()
+            ),
         ));
     }
-    let url = out_str(&repo.git(&args(&["remote", "get-url", "--push", "--end-of-options", remote_name])).map_err(
-        |e| ToolError {
-            field: Some("remote".into()),
-            ..e
-        },
-    )?);
+    let url = out_str(
+        &repo
+            .git(&args(&[
+                "remote",
+                "get-url",
+                "--push",
+                "--end-of-options",
+                remote_name,
+            ]))
+            .map_err(|e| ToolError {
+                field: Some("remote".into()),
+                ..e
+            })?,
+    );
     let (t, b) = split_message(&a.message);
     let title = a.title.clone().unwrap_or_else(|| t.to_string());
     let body = a.body.clone().unwrap_or_else(|| b.to_string());
@@ -257,19 +279,29 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
             Change::Patch(_) => "apply the patch".to_string(),
             Change::Files(f) => format!(
                 "write {}",
-                f.iter().map(|e| e.path.as_str()).collect::<Vec<_>>().join(", ")
+                f.iter()
+                    .map(|e| e.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         o.plan = format!(
             "would {} branch '{}' from '{base}', {what}, commit {:?}, push it to {remote_name} \
              ({}) and {}; call again with `apply: true`",
-            if existing_branch.is_some() { "reuse" } else { "create" },
+            if existing_branch.is_some() {
+                "reuse"
+            } else {
+                "create"
+            },
             a.branch,
             t,
             o.url,
             match &open {
                 Some(p) => format!("keep the open pull request #{} ({})", p.number, p.url),
-                None => format!("open a pull request {title:?} into '{base}' on {}", a.repository),
+                None => format!(
+                    "open a pull request {title:?} into '{base}' on {}",
+                    a.repository
+                ),
             }
         );
         o.pull_request = open;
@@ -288,7 +320,12 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
         )));
     }
     let back = if current.is_empty() {
-        args(&["switch", "--quiet", "--detach", &out_str(&repo.git(&args(&["rev-parse", "HEAD"]))?)])
+        args(&[
+            "switch",
+            "--quiet",
+            "--detach",
+            &out_str(&repo.git(&args(&["rev-parse", "HEAD"]))?),
+        ])
     } else {
         args(&["switch", "--quiet", "--no-guess", &current])
     };
@@ -302,19 +339,31 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
         Ok(c) => c,
         Err(e) => {
             if existing_branch.is_none() {
-                let _ = repo.git(&args(&["branch", "--quiet", "-D", "--end-of-options", &a.branch]));
+                let _ = repo.git(&args(&[
+                    "branch",
+                    "--quiet",
+                    "-D",
+                    "--end-of-options",
+                    &a.branch,
+                ]));
             }
             return Err(e);
         }
     };
     restored?;
     let tip = resolve(&repo, &branch_ref)?.ok_or_else(|| {
-        ToolError::failed(format!("branch '{}' is gone after the commit; retry", a.branch))
+        ToolError::failed(format!(
+            "branch '{}' is gone after the commit; retry",
+            a.branch
+        ))
     })?;
     o.commit = Some(commit(&repo, &tip)?);
     o.diffstat = Some(numstat(&repo, &args(&[&base_ref, &branch_ref, "--"]), 200)?);
     let stat = o.diffstat.as_ref().map_or(String::new(), |d| {
-        format!("{} file(s), +{} -{}", d.files_changed, d.insertions, d.deletions)
+        format!(
+            "{} file(s), +{} -{}",
+            d.files_changed, d.insertions, d.deletions
+        )
     });
 
     let pushed_already = open.as_ref().and_then(|p| p.head_sha.as_deref()) == Some(tip.as_str());
@@ -392,7 +441,14 @@ fn commit_change(
         repo.git(&args(&["switch", "--quiet", "--no-guess", &a.branch]))?;
     } else {
         let start = rev("base", base_ref)?;
-        repo.git(&args(&["switch", "--quiet", "--no-guess", "-c", &a.branch, &start]))?;
+        repo.git(&args(&[
+            "switch",
+            "--quiet",
+            "--no-guess",
+            "-c",
+            &a.branch,
+            &start,
+        ]))?;
     }
     match change {
         Change::Patch(p) => {
@@ -438,7 +494,12 @@ fn commit_change(
                         ..Opts::default()
                     },
                 )?;
-                let mode = repo.git(&args(&["ls-files", "--stage", "--", &format!(":(literal){}", f.path)]))?;
+                let mode = repo.git(&args(&[
+                    "ls-files",
+                    "--stage",
+                    "--",
+                    &format!(":(literal){}", f.path),
+                ]))?;
                 let mode = out_str(&mode)
                     .split(' ')
                     .next()
@@ -476,7 +537,14 @@ fn commit_change(
         return Ok(false);
     }
     repo.git_with(
-        &args(&["commit", "--no-verify", "--no-gpg-sign", "--quiet", "-m", a.message.trim()]),
+        &args(&[
+            "commit",
+            "--no-verify",
+            "--no-gpg-sign",
+            "--quiet",
+            "-m",
+            a.message.trim(),
+        ]),
         Opts {
             env: env.to_vec(),
             ..Opts::default()

@@ -56,7 +56,11 @@ pub fn render(from: &RenderFrom, ctx: &Ctx) -> Result<Rendered, ToolError> {
             ));
         }
         (None, Some(c), _) => ("chart", c.as_str(), Renderer::Helm),
-        (o, None, r) => ("overlay", o.as_deref().unwrap_or("."), r.unwrap_or_default()),
+        (o, None, r) => (
+            "overlay",
+            o.as_deref().unwrap_or("."),
+            r.unwrap_or_default(),
+        ),
     };
     // Checked here to name the field the agent gave; the SDK checks again as `dir`.
     relative(field, dir)?;
@@ -133,7 +137,9 @@ pub fn plan(
         "text": plan.text(),
     });
     let bytes = serde_json::to_vec_pretty(&record).map_err(|e| {
-        ToolError::failed(format!("the plan could not be written as JSON: {e}; report it"))
+        ToolError::failed(format!(
+            "the plan could not be written as JSON: {e}; report it"
+        ))
     })?;
     let artifact: Artifact = artifacts::put(
         &bytes,

@@ -21,7 +21,9 @@ pub fn apply_patch(
         (false, true) => format!(
             "the patch applies cleanly to {files} file(s); call again with `apply: true` to apply it"
         ),
-        (false, false) => "the patch does not apply: see `patch_check` for the files and hunks".into(),
+        (false, false) => {
+            "the patch does not apply: see `patch_check` for the files and hunks".into()
+        }
     });
     o.applied = Some(applied);
     o.patch_check = Some(check);

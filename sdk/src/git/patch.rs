@@ -200,7 +200,10 @@ pub fn paths(patch: &str) -> Vec<String> {
     let mut add = |p: &str| {
         let p = p.trim_end_matches('\r');
         let p = p.split('\t').next().unwrap_or(p);
-        let p = p.strip_prefix('"').and_then(|p| p.strip_suffix('"')).unwrap_or(p);
+        let p = p
+            .strip_prefix('"')
+            .and_then(|p| p.strip_suffix('"'))
+            .unwrap_or(p);
         if p == "/dev/null" {
             return;
         }

@@ -71,7 +71,10 @@ pub trait Runner {
         };
         let sub = args.first().map_or("", String::as_str);
         let advice = if msg.contains("not a git repository") {
-            format!("; `path` ({}) must be a git repository inside its root", self.name())
+            format!(
+                "; `path` ({}) must be a git repository inside its root",
+                self.name()
+            )
         } else if msg.contains("Please tell me who you are") || msg.contains("empty ident") {
             "; give `author` ({\"name\": …, \"email\": …}) in the call".into()
         } else {
