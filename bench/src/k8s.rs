@@ -25,9 +25,7 @@ fn count(home: &Home, out: &Value) -> Result<u64> {
         .as_str()
         .and_then(|n| n.split_whitespace().find(|w| w.starts_with("artifact://")))
         .ok_or_else(|| anyhow::anyhow!("k8s list: a spilled result names no artifact: {out}"))?;
-    let id = uri
-        .trim_start_matches("artifact://")
-        .trim_end_matches(['.', ',', ';', ')']);
+    let id = uri.trim_start_matches("artifact://").trim_end_matches(['.', ',', ';', ')']);
     let whole: Value =
         serde_json::from_slice(&std::fs::read(home.path().join("artifacts").join(id))?)?;
     whole["count"]

@@ -767,10 +767,7 @@ async fn a_hostile_repository_reached_with_dash_c_runs_nothing() {
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .unwrap();
-    assert!(
-        marker.exists(),
-        "the nested repository's traps work outside infra"
-    );
+    assert!(marker.exists(), "the nested repository's traps work outside infra");
     std::fs::remove_file(&marker).unwrap();
 
     let mcp = s.mcp().await;
@@ -786,10 +783,7 @@ async fn a_hostile_repository_reached_with_dash_c_runs_nothing() {
         )
         .await;
         assert!(!err, "git {args:?}: {out:#}");
-        assert!(
-            !marker.exists(),
-            "git {args:?} ran the nested repository's code: {out:#}"
-        );
+        assert!(!marker.exists(), "git {args:?} ran the nested repository's code: {out:#}");
     }
     mcp.close().await;
 }
@@ -808,8 +802,9 @@ async fn a_repository_turned_hostile_between_runs_runs_nothing() {
     std::thread::sleep(std::time::Duration::from_millis(2500));
 
     let mcp = s.mcp().await;
-    let diff =
-        |cwd: &'static str| json!({"program": "git", "args": ["diff"], "root": "work", "cwd": cwd});
+    let diff = |cwd: &'static str| {
+        json!({"program": "git", "args": ["diff"], "root": "work", "cwd": cwd})
+    };
     for cwd in ["quiet", "quiet/sub", "quiet", "quiet/sub"] {
         let (err, out) = run(&mcp, diff(cwd)).await;
         assert!(!err && out["exit_code"] == 0, "{cwd}: {out:#}");
@@ -820,10 +815,7 @@ async fn a_repository_turned_hostile_between_runs_runs_nothing() {
     for cwd in ["quiet", "quiet/sub"] {
         let (err, out) = run(&mcp, diff(cwd)).await;
         assert!(!err, "{cwd}: {out:#}");
-        assert!(
-            !marker.exists(),
-            "git diff in {cwd} ran the changed config's code: {out:#}"
-        );
+        assert!(!marker.exists(), "git diff in {cwd} ran the changed config's code: {out:#}");
         assert!(out["stdout"].as_str().unwrap().contains("+two"), "{out:#}");
     }
     // A hostile repository made in the working directory itself.
@@ -835,10 +827,7 @@ async fn a_repository_turned_hostile_between_runs_runs_nothing() {
     std::fs::write(sub.join("b.txt"), "bee\n").unwrap();
     let (err, out) = run(&mcp, diff("quiet/sub")).await;
     assert!(!err, "{out:#}");
-    assert!(
-        !marker.exists(),
-        "git diff ran the new repository's code: {out:#}"
-    );
+    assert!(!marker.exists(), "git diff ran the new repository's code: {out:#}");
     assert!(out["stdout"].as_str().unwrap().contains("+bee"), "{out:#}");
     mcp.close().await;
 }

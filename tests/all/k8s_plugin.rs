@@ -648,22 +648,15 @@ async fn custom_resources_are_found_by_discovery() {
 async fn discovery_is_kept_per_profile_and_a_new_crd_is_still_found() {
     let s = setup().await;
     s.api.put(namespace("shop"));
-    s.api
-        .put(pod("shop", "web-1", json!({"app": "web"}), "Running"));
+    s.api.put(pod("shop", "web-1", json!({"app": "web"}), "Running"));
     let discovery = |from: usize| {
         s.paths_since(from)
             .into_iter()
-            .filter(|(m, p)| {
-                m == "GET"
-                    && (p == "/api/v1"
-                        || p == "/apis"
-                        || p.starts_with("/apis/") && p.matches('/').count() == 3)
-            })
+            .filter(|(m, p)| m == "GET" && (p == "/api/v1" || p == "/apis" || p.starts_with("/apis/") && p.matches('/').count() == 3))
             .map(|(_, p)| p)
             .collect::<Vec<_>>()
     };
-    let list =
-        |kind: &str| json!({"action": "list", "profile": "lab", "namespace": "shop", "kind": kind});
+    let list = |kind: &str| json!({"action": "list", "profile": "lab", "namespace": "shop", "kind": kind});
     let before = s.api.requests().len();
     s.ok(list("deployments")).await;
     let first = discovery(before);
@@ -672,30 +665,20 @@ async fn discovery_is_kept_per_profile_and_a_new_crd_is_still_found() {
     for kind in ["deployments", "pods", "deploy"] {
         s.ok(list(kind)).await;
     }
-    assert!(
-        discovery(before).is_empty(),
-        "read again: {:?}",
-        discovery(before)
-    );
+    assert!(discovery(before).is_empty(), "read again: {:?}", discovery(before));
     // Another profile has its own documents.
     let before = s.api.requests().len();
     s.ok(json!({"action": "list", "profile": "lab-cert", "namespace": "shop", "kind": "deployments"}))
         .await;
-    assert!(
-        !discovery(before).is_empty(),
-        "lab-cert used lab's documents"
-    );
+    assert!(!discovery(before).is_empty(), "lab-cert used lab's documents");
 
     // A CRD installed now: its kind is in no kept document, and is found anyway.
-    s.api.put(
-        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    s.api.put(json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",
                  "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-                 "versions": [{"name": "v1", "served": true, "storage": true}]}}),
-    );
-    s.api
-        .put(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}}));
+    s.api.put(json!({"apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "w1", "namespace": "shop"}, "spec": {"size": 3}}));
     for kind in ["widgets", "widgets.example.com"] {
         let out = s.ok(list(kind)).await;
@@ -703,10 +686,7 @@ async fn discovery_is_kept_per_profile_and_a_new_crd_is_still_found() {
     }
     // An unknown kind still says so, after one fresh look.
     let err = s.err(list("gizmos")).await;
-    assert!(
-        err.to_string().contains("no resource type \\\"gizmos\\\""),
-        "{err}"
-    );
+    assert!(err.to_string().contains("no resource type \\\"gizmos\\\""), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

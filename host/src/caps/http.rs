@@ -379,10 +379,8 @@ impl CallCtx {
             return Ok(None);
         }
         let target = self.check_hop(&p.url, true)?;
-        self.event("http", &target).ok(format!(
-            "{} (discovery, kept from an earlier call)",
-            resp.status
-        ));
+        self.event("http", &target)
+            .ok(format!("{} (discovery, kept from an earlier call)", resp.status));
         Ok(Some(resp))
     }
 }

@@ -69,10 +69,7 @@ fn recent(s: &Stamp, since: SystemTime) -> bool {
     }
     let at = |secs: i64, ns: i64| {
         UNIX_EPOCH
-            .checked_add(Duration::new(
-                secs.max(0) as u64,
-                ns.clamp(0, 999_999_999) as u32,
-            ))
+            .checked_add(Duration::new(secs.max(0) as u64, ns.clamp(0, 999_999_999) as u32))
             .unwrap_or(UNIX_EPOCH)
     };
     at(mtime, mtime_ns) >= since || at(ctime, ctime_ns) >= since

@@ -11,7 +11,9 @@ mod path;
 mod status;
 mod time;
 
-pub use discovery::{Discovery, Fetch, KindSpec, NO_CACHE, parse_group_list, parse_resource_list};
+pub use discovery::{
+    Discovery, Fetch, KindSpec, NO_CACHE, parse_group_list, parse_resource_list,
+};
 pub use manifest::parse_manifests;
 pub use path::{ApiResource, check_name, check_namespace, encode, query_string};
 pub use status::{Access, status_error};

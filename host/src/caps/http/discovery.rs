@@ -155,13 +155,7 @@ mod tests {
             assert!(key(&get(p)).is_none(), "{p}");
         }
         assert!(key(&req("PATCH", "/apis", &[])).is_none());
-        assert!(
-            key(&Request {
-                profile: None,
-                ..get("/apis")
-            })
-            .is_none()
-        );
+        assert!(key(&Request { profile: None, ..get("/apis") }).is_none());
         let (_, fresh) = key(&req("GET", "/apis", &[("cache-control", "No-Cache")])).unwrap();
         assert!(fresh);
         assert!(!key(&get("/apis")).unwrap().1);
@@ -190,29 +184,14 @@ mod tests {
         cache.put(k.clone(), &resp);
         assert_eq!(cache.get(&k, 1 << 20).unwrap().body, resp.body);
         assert!(cache.get(&other, 1 << 20).is_none());
-        assert!(
-            cache.get(&k, 4).is_none(),
-            "an answer over the caller's cap is read again"
-        );
+        assert!(cache.get(&k, 4).is_none(), "an answer over the caller's cap is read again");
         let (k2, _) = key(&Request {
             url: "/api/v1".into(),
             ..get
         })
         .unwrap();
-        cache.put(
-            k2.clone(),
-            &Response {
-                status: 503,
-                ..resp.clone()
-            },
-        );
-        cache.put(
-            k2.clone(),
-            &Response {
-                truncated: true,
-                ..resp
-            },
-        );
+        cache.put(k2.clone(), &Response { status: 503, ..resp.clone() });
+        cache.put(k2.clone(), &Response { truncated: true, ..resp });
         assert!(cache.get(&k2, 1 << 20).is_none());
     }
 }
