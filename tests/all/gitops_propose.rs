@@ -120,15 +120,19 @@ const PATCH: &str = "diff --git a/k/app.yaml b/k/app.yaml
  replicas: 2
 ";
 
-/// A `propose` of PATCH on branch `branch`, with `extra` fields.
+/// A `propose` of PATCH on branch `branch`, with `extra` fields (a `null` one is left out).
 fn args(branch: &str, extra: Value) -> Value {
-    with_fields(
+    let mut a = with_fields(
         json!({"action": "propose", "root": "work", "path": "app", "branch": branch,
                "base": "main", "patch": PATCH, "message": "Bump web to 2\n\nRolls out web:2.",
                "author": {"name": "Ann Agent", "email": "ann@example.org"},
                "git_profile": "forge-git", "forge_profile": "forge", "repository": "acme/app"}),
         extra,
-    )
+    );
+    if let Some(o) = a.as_object_mut() {
+        o.retain(|_, v| !v.is_null());
+    }
+    a
 }
 
 async fn call(mcp: &Mcp, a: Value) -> (bool, Value) {
@@ -226,10 +230,10 @@ async fn propose_plans_then_opens_one_pull_request_per_branch_and_leaves_the_che
     // Whole files instead of a patch; the forge merges it and main moves on in the remote.
     let (err, out) = call(
         &mcp,
-        with_fields(
-            args("infra/scale", json!({"apply": true})),
-            json!({"patch": null, "files": [{"path": "k/app.yaml", "content": "image: web:1\nreplicas: 5\n"}],
-                   "message": "Scale web to 5"}),
+        args(
+            "infra/scale",
+            json!({"apply": true, "patch": null, "message": "Scale web to 5",
+                   "files": [{"path": "k/app.yaml", "content": "image: web:1\nreplicas: 5\n"}]}),
         ),
     )
     .await;
