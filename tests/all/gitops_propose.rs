@@ -395,3 +395,76 @@ async fn secret_canaries_in_the_forge_token_and_git_credentials_never_surface() 
         "the git password is in the state directory"
     );
 }
+
+#[tokio::test]
+async fn propose_pushes_over_real_ssh_with_a_host_held_key_whose_passphrase_never_surfaces() {
+    let sshd = infra_tests::sshd::Sshd::start();
+    let forge = ForgeApi::start().await.expect("stand-in forge");
+    let work = tempfile::tempdir().unwrap();
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = init_bare(&remotes.path().join("app.git"));
+    let ssh_url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        bare.display()
+    );
+    let dir = init(&work.path().join("app"));
+    write(&dir, "k/app.yaml", "image: web:1\nreplicas: 2\n");
+    commit_all(&dir, "first");
+    git(
+        &dir,
+        &["push", "-q", &format!("file://{}", bare.display()), "main"],
+    );
+    git(&dir, &["remote", "add", "origin", &ssh_url]);
+    forge.add_repo("acme/app", &bare);
+
+    let secrets = remotes.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let (token_file, pass_file, kh) = (
+        secrets.join("forge-token"),
+        secrets.join("passphrase"),
+        secrets.join("known_hosts"),
+    );
+    std::fs::write(&token_file, forge.token()).unwrap();
+    std::fs::write(&pass_file, &sshd.passphrase).unwrap();
+    std::fs::write(
+        &kh,
+        infra_tests::git::known_hosts(&sshd.dir().join("host_ed25519.pub"), sshd.port),
+    )
+    .unwrap();
+    let home = Home::new();
+    home.policy(&policy(work.path(), &ssh_url)).profiles(&json!({
+        "forge": {"type": "http", "base_url": forge.url(),
+                  "auth": {"type": "bearer", "token": format!("file:{}", token_file.display())}},
+        "forge-git": {"type": "ssh-key", "key": format!("file:{}", sshd.key_encrypted.display()),
+                      "passphrase": format!("file:{}", pass_file.display()),
+                      "known_hosts": format!("file:{}", kh.display())}
+    }));
+    let mcp = home.mcp().await;
+    let (err, out) = call(&mcp, args("infra/bump-web", json!({"apply": true}))).await;
+    assert!(!err, "{out}");
+    assert_eq!(out["proposal"]["pushed"], true, "{out}");
+    assert_eq!(out["proposal"]["url"], ssh_url.as_str());
+    assert_eq!(out["proposal"]["pull_request"]["number"], 1, "{out}");
+    assert!(sshd.accepted() >= 1, "the push went through sshd");
+    assert_eq!(
+        git(&bare, &["show", "infra/bump-web:k/app.yaml"]),
+        "image: web:2\nreplicas: 2\n"
+    );
+    let key = std::fs::read_to_string(&sshd.key_encrypted).unwrap();
+    let key_line = key.lines().nth(1).unwrap().to_string();
+    let shown = out.to_string();
+    let token = forge.token();
+    let stderr = mcp.close().await;
+    let all = String::from_utf8_lossy(&home.all_bytes()).into_owned();
+    for (what, secret) in [
+        ("the key's passphrase", sshd.passphrase.as_str()),
+        ("the private key", key_line.as_str()),
+        ("the forge token", token.as_str()),
+    ] {
+        assert!(!shown.contains(secret), "{what} is in the answer");
+        assert!(!stderr.contains(secret), "{what} is in stderr");
+        assert!(!all.contains(secret), "{what} is in the state directory");
+    }
+}
