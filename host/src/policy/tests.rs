@@ -813,6 +813,22 @@ fn embedded_default_is_locked_down() {
         !p.check_git_remote("repo", "git@github.com:acme/x.git")
             .is_allowed()
     );
+    // gitops: kubectl (render, plan) in the workspace, read-only, no network; no git, no remote
+    // (propose needs the operator's grants).
+    assert!(
+        p.check_exec_program("gitops", "kubectl", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(
+        !p.check_exec_program("gitops", "git", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(p.check_exec_root("gitops", "workspace").is_allowed());
+    assert!(!p.exec_grant("gitops").expect("exec grant").network);
+    assert!(
+        !p.check_git_remote("gitops", "git@github.com:acme/x.git")
+            .is_allowed()
+    );
     // local: unsafe grants that hold only with the flag.
     let on = Flags {
         unsafe_local: true,
