@@ -34,7 +34,9 @@ impl Setup {
     }
 }
 
-fn policy(work: &Path, remote: &str) -> String {
+/// The grants of a test: git in root `work` (writable), pushes to `remote` with the profile
+/// `forge-git`, the forge's http profile, the guard with change `windows` (a TOML list).
+fn policy(work: &Path, remote: &str, windows: &str) -> String {
     format!(
         r#"[roots]
 work = {{ path = "{work}", read_only = false }}
@@ -56,6 +58,7 @@ profiles = ["forge-git"]
 profiles = ["forge"]
 hosts = ["127.0.0.1:*"]
 [plugin.gitops.guard]
+windows = {windows}
 [plugin.gitops.artifacts]
 [plugin.gitops.log]
 "#,
@@ -64,6 +67,10 @@ hosts = ["127.0.0.1:*"]
 }
 
 async fn setup() -> Setup {
+    setup_with("[]").await
+}
+
+async fn setup_with(windows: &str) -> Setup {
     let forge = ForgeApi::start().await.expect("stand-in forge");
     let work = tempfile::tempdir().unwrap();
     let remotes = tempfile::tempdir().unwrap();
@@ -95,7 +102,7 @@ async fn setup() -> Setup {
     let git_file = secrets.join("git-password");
     std::fs::write(&git_file, &git_secret).unwrap();
     let home = Home::new();
-    home.policy(&policy(work.path(), &url)).profiles(&json!({
+    home.policy(&policy(work.path(), &url, windows)).profiles(&json!({
         "forge": {"type": "http", "base_url": forge.url(),
                   "auth": {"type": "bearer", "token": format!("file:{}", token_file.display())}},
         "forge-git": {"type": "http", "base_url": "https://forge.invalid",
@@ -434,7 +441,7 @@ async fn propose_pushes_over_real_ssh_with_a_host_held_key_whose_passphrase_neve
     )
     .unwrap();
     let home = Home::new();
-    home.policy(&policy(work.path(), &ssh_url)).profiles(&json!({
+    home.policy(&policy(work.path(), &ssh_url, "[]")).profiles(&json!({
         "forge": {"type": "http", "base_url": forge.url(),
                   "auth": {"type": "bearer", "token": format!("file:{}", token_file.display())}},
         "forge-git": {"type": "ssh-key", "key": format!("file:{}", sshd.key_encrypted.display()),
@@ -467,4 +474,25 @@ async fn propose_pushes_over_real_ssh_with_a_host_held_key_whose_passphrase_neve
         assert!(!stderr.contains(secret), "{what} is in stderr");
         assert!(!all.contains(secret), "{what} is in the state directory");
     }
+}
+
+#[tokio::test]
+async fn outside_the_change_windows_the_guard_refuses_before_anything_is_pushed() {
+    // A window three days from today never contains now.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let day =
+        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"][((secs / 86_400 + 3 + 3) % 7) as usize];
+    let s = setup_with(&format!(r#"["{day} 00:00-24:00 UTC"]"#)).await;
+    let mcp = s.home.mcp().await;
+    let (err, out) = call(&mcp, args("infra/bump-web", json!({"apply": true}))).await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    assert!(text(&out, "/error/message").contains("window"), "{out}");
+    assert!(sha(&s.bare(), "refs/heads/infra/bump-web").is_none());
+    assert_eq!(posts(&s.forge), 0);
+    assert_eq!(git(&s.repo(), &["branch", "--show-current"]).trim(), "main");
+    mcp.close().await;
 }
