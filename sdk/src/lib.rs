@@ -32,6 +32,7 @@ mod command;
 mod diff;
 mod error;
 mod file;
+pub mod git;
 mod input;
 pub mod kube;
 mod tool;

@@ -5,8 +5,11 @@
 mod demo;
 mod docs;
 mod exec_cap;
+mod forge_standin;
 mod fs_cap;
 mod gitops_plugin;
+mod gitops_propose;
+mod gitops_repo;
 mod gitops_terraform;
 mod guard;
 mod http_plugin;

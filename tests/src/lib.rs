@@ -6,6 +6,7 @@ pub mod argo;
 pub mod demo;
 pub mod elicit;
 pub mod fixture_server;
+pub mod forge;
 pub mod git;
 pub mod kube;
 pub mod mcp;

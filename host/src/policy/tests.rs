@@ -821,6 +821,21 @@ fn embedded_default_is_locked_down() {
     );
     assert!(!p.exec_grant("gitops").expect("exec grant").network);
     assert!(!p.root("workspace").expect("workspace").protected);
+    // gitops: kubectl (render, plan) in the workspace too; no git, no remote (propose needs the
+    // operator's grants).
+    assert!(
+        p.check_exec_program("gitops", "kubectl", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(
+        !p.check_exec_program("gitops", "git", &Flags::SAFE)
+            .is_allowed()
+    );
+    assert!(p.check_exec_root("gitops", "workspace").is_allowed());
+    assert!(
+        !p.check_git_remote("gitops", "git@github.com:acme/x.git")
+            .is_allowed()
+    );
     // local: unsafe grants that hold only with the flag.
     let on = Flags {
         unsafe_local: true,

@@ -3,6 +3,8 @@
 use infra_sdk::prelude::*;
 
 use crate::objects::Source;
+use crate::propose::ProposeArgs;
+use crate::render::RenderFrom;
 use crate::terraform::{Inputs, Workdir};
 use crate::verify::HttpCheck;
 
@@ -22,6 +24,36 @@ pub struct GitopsArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
+    /// Renders manifests from a repository under a granted root: `kubectl kustomize` of an
+    /// `overlay` (or `helm template` of a `chart` with `values`, where the policy grants helm)
+    /// → the manifests in an artifact (give its URI as `artifact` to `diff`/`apply`) and each
+    /// object's kind, name, namespace and images.
+    Render {
+        /// The repository and what to render.
+        #[serde(flatten)]
+        from: RenderFrom,
+    },
+    /// `render` and `diff` in one answer: the objects rendered from the repository compared with
+    /// the cluster (per object create/update/unchanged with a unified diff, counts, prune
+    /// candidates). The whole plan is stored as an artifact; its sha256 names exactly this plan.
+    Plan {
+        /// The kubernetes profile of the cluster.
+        profile: Option<String>,
+        /// The repository and what to render.
+        #[serde(flatten)]
+        from: RenderFrom,
+        /// A label selector the set's objects carry: live objects with it that are not in the
+        /// set are prune candidates.
+        prune_selector: Option<String>,
+    },
+    /// A change as a pull request: in a repository under a granted root, branch `branch` from
+    /// `base`, apply `patch` (or write `files`), commit (`author`), push to `remote` (its URL
+    /// granted under `[plugin.gitops.git] remotes`; credentials from `git_profile`, held by the
+    /// host), and open a pull request through the forge's API (`forge_profile`, an http profile;
+    /// `repository` owner/name). Returns the pull request's number and URL. Idempotent: the same
+    /// branch again returns the open pull request, pushing nothing the forge already has.
+    /// Without `apply: true`, what it would do.
+    Propose(ProposeArgs),
     /// What applying the objects would change: a server-side dry run per object compared with
     /// the live one (server-owned fields ignored, as kubectl diff does), a unified diff each,
     /// counts, and with `prune_selector` the live objects a prune would delete.

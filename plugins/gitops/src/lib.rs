@@ -1,6 +1,10 @@
-//! The `gitops` tool: diff and guarded server-side apply of manifests, rollout status, Argo CD
-//! and Flux, one verdict over all of them — and Terraform plan, apply and destroy.
+//! The `gitops` tool: manifests rendered from a repository and planned against a cluster, changes
+//! proposed as pull requests, diff and guarded server-side apply of manifests, rollout status,
+//! Argo CD and Flux, one verdict over all of them — and Terraform plan, apply and destroy.
 //!
+//! Repositories are worked on through the host's `exec` (git, kubectl) with the SDK's git
+//! helpers, pushes through its `git` capability (the host checks the remote and holds the
+//! credentials); Terraform runs through `exec` in a granted root.
 //! The cluster half goes through the host's `http` capability with profiles (a `kubernetes` profile
 //! for the cluster, an `http` profile for Argo CD): the host holds the credentials and the
 //! policy sees every request. Every write asks the host's `guard` first and needs `apply: true`
@@ -11,11 +15,15 @@
 mod apply;
 mod argo;
 mod args;
+mod checkout;
 mod cluster;
 mod flux;
+mod forge;
 mod objects;
 mod out;
 mod plan;
+mod propose;
+mod render;
 mod rollout;
 mod terraform;
 mod verify;
@@ -30,7 +38,12 @@ use out::GitopsOutput;
 use terraform::Workspace;
 
 const DESCRIPTION: &str = "GitOps against clusters through their APIs (credentials stay in the \
-host). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
+host). From a repository under a granted root (`root`, `path`): `render` (`kubectl kustomize` of \
+an `overlay`, or `helm template` of a `chart` where helm is granted → manifests artifact + \
+objects with kinds, names, namespaces, images), `plan` (render + diff in one answer, the whole \
+plan stored as an artifact whose sha256 names it), `propose` (branch, `patch` or `files`, commit, \
+push to a granted remote, pull request through the forge's API with an http `forge_profile`; \
+idempotent per branch → PR number and URL). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
 object, create/update/unchanged counts, prune candidates by `prune_selector`), `apply` \
 (server-side apply as field manager infra, Namespaces and CRDs first, `prune` by selector), \
 `rollout_status` (Deployments/StatefulSets/DaemonSets until updated and available, or the reason \
@@ -49,6 +62,19 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
     let apply = a.apply.unwrap_or(false);
     let mut o = GitopsOutput::default();
     match a.action {
+        Action::Propose(p) => o.proposal = Some(propose::propose(&p, apply, ctx)?),
+        Action::Render { from } => o.render = Some(render::render(&from, ctx)?),
+        Action::Plan {
+            profile,
+            from,
+            prune_selector,
+        } => {
+            let p = render::plan(profile.as_deref(), &from, prune_selector.as_deref(), ctx)?;
+            o.profile = Some(p.profile);
+            o.render = Some(p.rendered);
+            o.plan = Some(p.plan);
+            o.plan_artifact = Some(p.artifact);
+        }
         Action::Diff {
             profile,
             source,

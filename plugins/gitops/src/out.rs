@@ -6,10 +6,12 @@ use crate::apply::{Applied, ApprovalInfo};
 use crate::argo::{AppStatus, OperationResult};
 use crate::flux::Reconcile;
 use crate::plan::Plan;
+use crate::propose::Proposal;
 use crate::rollout::Rollout;
 use crate::terraform::apply::Applied as TfApplied;
 use crate::terraform::plan::Planned;
 use crate::verify::Verdict;
+use infra_sdk::git::render::Rendered;
 
 /// The result of a `gitops` call.
 #[derive(Debug, Default, Serialize, JsonSchema)]
@@ -17,7 +19,17 @@ pub struct GitopsOutput {
     /// The kubernetes profile worked on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
-    /// `diff`, `apply`: what applying changes (or changed).
+    /// `propose`: the branch, commit, push and pull request (or what would be done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<Proposal>,
+    /// `render`, `plan`: the rendered manifests and a summary of each object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render: Option<Rendered>,
+    /// `plan`: the whole plan (source, manifests' sha256, per-object diffs, summary) as a JSON
+    /// artifact; its `sha256` names exactly this plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_artifact: Option<Artifact>,
+    /// `diff`, `apply`, `plan`: what applying changes (or changed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
     /// A write's approval by the host's guard.

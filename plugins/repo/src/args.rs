@@ -3,6 +3,9 @@
 
 use infra_sdk::prelude::*;
 
+pub use infra_sdk::git::Person;
+pub use infra_sdk::git::render::Renderer;
+
 /// Arguments of the `repo` tool: where the repository is, and the action with its own fields.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(extend("additionalProperties" = false))]
@@ -187,27 +190,6 @@ pub enum Format {
     Stat,
     /// The unified diff.
     Patch,
-}
-
-/// Which renderer.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq)]
-#[serde(rename_all = "snake_case")]
-pub enum Renderer {
-    /// `kubectl kustomize`.
-    #[default]
-    Kustomize,
-    /// `helm template`.
-    Helm,
-}
-
-/// A commit author or committer.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Person {
-    /// The name.
-    pub name: String,
-    /// The e-mail address.
-    pub email: String,
 }
 
 /// The value of whichever of several fields naming the same thing is set (the first is the

@@ -10,12 +10,11 @@
 mod args;
 mod git;
 mod out;
-mod parse;
 mod patch;
 mod read;
-mod render;
 mod write;
 
+use infra_sdk::git::{patch::PatchArgs, render};
 use infra_sdk::prelude::*;
 
 use args::{Action, RepoArgs, one_of};
@@ -45,7 +44,7 @@ fn run(a: RepoArgs, ctx: &Ctx) -> Result<RepoOutput, ToolError> {
     let list = |v: &Option<Vec<String>>| v.clone().unwrap_or_default();
     match &a.action {
         Action::Snapshot { commits } => read::snapshot(&repo, at, *commits, &mut o)?,
-        Action::Status => o.status = Some(read::status(&repo, max, &[])?),
+        Action::Status => o.status = Some(infra_sdk::git::status(&repo, max, &[])?),
         Action::Diff(d) => read::diff(&repo, at, d, &mut o)?,
         Action::Log {
             rev,
@@ -74,7 +73,7 @@ fn run(a: RepoArgs, ctx: &Ctx) -> Result<RepoOutput, ToolError> {
             three_way,
         } => patch::apply_patch(
             &repo,
-            &patch::PatchArgs {
+            &PatchArgs {
                 patch: patch.as_deref(),
                 artifact: patch_artifact.as_deref(),
                 index: index.unwrap_or(false),

@@ -1,7 +1,7 @@
 //! What the `repo` tool returns: one record whose fields each action fills.
 
 use crate::caps::types::ExecResult;
-use crate::parse::{Commit, DiffStat, Status};
+use infra_sdk::git::parse::{Commit, DiffStat, Status};
 use infra_sdk::prelude::*;
 
 /// The result of a `repo` call.
@@ -37,7 +37,7 @@ pub struct RepoOutput {
     pub plan: Option<String>,
     /// `apply_patch`: the check (and application) per file and hunk.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_check: Option<crate::patch::PatchCheck>,
+    pub patch_check: Option<infra_sdk::git::patch::PatchCheck>,
     /// `branch`: the branch HEAD is on after the call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
@@ -46,7 +46,7 @@ pub struct RepoOutput {
     pub push: Option<PushOutput>,
     /// `render`: the manifests and a summary of each object.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub render: Option<crate::render::Rendered>,
+    pub render: Option<infra_sdk::git::render::Rendered>,
 }
 
 /// Text that may be long: inline up to `max_output`, the whole in an artifact when cut.

@@ -1,77 +1,14 @@
 //! The read-only actions: `snapshot`, `status`, `diff`, `log`, `show`, `assert_clean`.
 
 use crate::args::{At, DiffArgs, Format};
-use crate::git::{INLINE_MAX, Opts, Repo, args, full_stdout, pathspecs, rev};
+use crate::git::Repo;
 use crate::out::{RepoOutput, Text};
-use crate::parse::{self, Commit, DiffStat, LOG_FORMAT, Status};
+use infra_sdk::git::parse;
+use infra_sdk::git::{
+    DIFF_FLAGS, INLINE_MAX, Opts, Runner, args, commit, log as log_of, numstat, pathspecs, rev,
+    status,
+};
 use infra_sdk::prelude::*;
-
-/// Bytes of a commit body kept in lists.
-const BODY_MAX: usize = 4096;
-
-/// Options that keep what git runs and prints independent of the repository's config: no
-/// external diff, no textconv, no colour, paths from the top, renames found.
-const DIFF_FLAGS: &[&str] = &[
-    "--no-ext-diff",
-    "--no-textconv",
-    "--no-color",
-    "--no-relative",
-    "--find-renames",
-];
-
-/// `git status --porcelain=v2 -z --branch`, parsed; `paths` limits it.
-pub fn status(repo: &Repo, max: usize, paths: &[String]) -> Result<Status, ToolError> {
-    let mut a = args(&[
-        "status",
-        "--porcelain=v2",
-        "-z",
-        "--branch",
-        "--untracked-files=normal",
-        "--renames",
-        "--ignore-submodules=none",
-    ]);
-    if !paths.is_empty() {
-        a.extend(pathspecs("paths", paths)?);
-    }
-    let r = repo.git(&a)?;
-    let (out, partial) = full_stdout(&r)?;
-    let mut s = parse::status(&out, max).map_err(ToolError::failed)?;
-    if partial {
-        // Only the first PARSE_MAX bytes were read: the counts cover those.
-        s.entries_omitted += 1;
-    }
-    Ok(s)
-}
-
-/// `git diff --numstat -z` with `extra` (revisions, `--cached`), parsed.
-fn numstat(repo: &Repo, extra: &[String], max: usize) -> Result<DiffStat, ToolError> {
-    let mut a = args(&["diff", "--numstat", "-z"]);
-    a.extend(args(DIFF_FLAGS));
-    a.extend(extra.iter().cloned());
-    let r = repo.git(&a)?;
-    let (out, _) = full_stdout(&r)?;
-    parse::numstat(&out, max).map_err(ToolError::failed)
-}
-
-/// `git log -z` with `extra` (count, revisions, paths), parsed.
-fn log_of(repo: &Repo, extra: &[String]) -> Result<Vec<Commit>, ToolError> {
-    let mut a = args(&["log", "-z", LOG_FORMAT, "--no-color", "--no-show-signature"]);
-    a.extend(extra.iter().cloned());
-    let r = repo.git(&a)?;
-    let (out, _) = full_stdout(&r)?;
-    parse::log(&out, BODY_MAX).map_err(ToolError::failed)
-}
-
-/// One commit by revision.
-pub fn commit(repo: &Repo, revision: &str) -> Result<Commit, ToolError> {
-    let mut commits = log_of(
-        repo,
-        &args(&["-1", "--no-walk", "--end-of-options", revision, "--"]),
-    )?;
-    commits
-        .pop()
-        .ok_or_else(|| ToolError::not_found(format!("no commit '{revision}' in {}", repo.name())))
-}
 
 /// `snapshot`: the seed's `repo.snapshot` facts in one answer, in three git runs (as many as
 /// `git status && git diff --stat && git log` takes). The top-level directory is not asked
@@ -190,7 +127,7 @@ pub fn show(
     if format.unwrap_or_default() == Format::Stat {
         a.extend(args(&["--numstat", "-z", &c.sha, "--"]));
         let out = repo.git(&a)?;
-        let (bytes, _) = full_stdout(&out)?;
+        let (bytes, _) = repo.full_stdout(&out)?;
         // `--format=` leaves a blank line before the stats.
         let bytes = bytes.strip_prefix(b"\n").unwrap_or(&bytes);
         o.diffstat = Some(parse::numstat(bytes, at.max_entries()).map_err(ToolError::failed)?);

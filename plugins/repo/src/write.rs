@@ -1,40 +1,14 @@
 //! The writing actions: `commit`, `revert`, `branch`, `push`. Each answers what it would do
 //! unless the call says `apply: true`.
 
-use crate::args::Person;
 use crate::caps::git::{self, PushRequest};
-use crate::caps::types::KeyValue;
-use crate::git::{Opts, Repo, args, pathspecs, rev};
+use crate::git::Repo;
 use crate::out::{PushOutput, RepoOutput};
-use crate::read::{commit as commit_of, status};
+use infra_sdk::git::{
+    Opts, Person, Runner, args, commit as commit_of, cut, identity, mask_url, pathspecs, refspecs,
+    remote, rev, status,
+};
 use infra_sdk::prelude::*;
-
-/// `GIT_AUTHOR_*`/`GIT_COMMITTER_*` for the host to set (the grant's `env` must allow them).
-fn identity(
-    author: Option<&Person>,
-    committer: Option<&Person>,
-) -> Result<Vec<KeyValue>, ToolError> {
-    let mut env = Vec::new();
-    for (role, field, p) in [
-        ("AUTHOR", "author", author),
-        ("COMMITTER", "committer", committer.or(author)),
-    ] {
-        let Some(p) = p else { continue };
-        for (what, v) in [("NAME", &p.name), ("EMAIL", &p.email)] {
-            if v.trim().is_empty() || v.contains(['\n', '\0', '<', '>']) {
-                return Err(ToolError::invalid(
-                    format!("{field}.{}", what.to_lowercase()),
-                    "must be non-empty, on one line, without '<' or '>'",
-                ));
-            }
-            env.push(KeyValue {
-                key: format!("GIT_{role}_{what}"),
-                value: v.clone(),
-            });
-        }
-    }
-    Ok(env)
-}
 
 /// What `commit` takes besides the repository.
 pub struct CommitArgs<'a> {
@@ -277,23 +251,8 @@ pub struct PushArgs<'a> {
 
 /// `push`: through the host's git capability, which checks the URL, force and credentials.
 pub fn push(repo: &Repo, p: &PushArgs, apply: bool, o: &mut RepoOutput) -> Result<(), ToolError> {
-    if p.remote.is_empty() || p.remote.starts_with('-') || p.remote.contains(['/', ':']) {
-        return Err(ToolError::invalid(
-            "remote",
-            format!(
-                "'{}' is not a remote name: give one of `git remote` (e.g. origin)",
-                p.remote
-            ),
-        ));
-    }
-    for r in p.refspecs {
-        if r.is_empty() || r.starts_with('-') {
-            return Err(ToolError::invalid(
-                "refspecs",
-                format!("'{r}' is not a refspec"),
-            ));
-        }
-    }
+    remote("remote", p.remote)?;
+    refspecs("refspecs", p.refspecs)?;
     let mut out = PushOutput {
         remote: p.remote.to_string(),
         url: String::new(),
@@ -356,47 +315,12 @@ pub fn push(repo: &Repo, p: &PushArgs, apply: bool, o: &mut RepoOutput) -> Resul
             "git push to {} ({}) failed: {}; fetch and rebase or merge first if the remote moved on",
             p.remote,
             out.url,
-            crate::parse::cut(text.trim(), 2000)
+            cut(text.trim(), 2000)
         )));
     }
-    out.output = Some(crate::parse::cut(text.trim(), 8000));
+    out.output = Some(cut(text.trim(), 8000));
     o.applied = Some(true);
     o.plan = Some(format!("pushed to {}", p.remote));
     o.push = Some(out);
     Ok(())
-}
-
-/// `url` with the password of its user part replaced by `***`: a URL may carry a credential
-/// the host does not know about, and it must not reach the agent.
-pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let Some((user, host)) = authority.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match user.split_once(':') {
-        Some((name, _)) => format!("{scheme}://{name}:***@{host}{path}"),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_in_urls_are_masked() {
-        assert_eq!(
-            mask_url("https://me:s3cret@forge.example/a.git"),
-            "https://me:***@forge.example/a.git"
-        );
-        assert_eq!(
-            mask_url("git@github.com:acme/x.git"),
-            "git@github.com:acme/x.git"
-        );
-        assert_eq!(mask_url("ssh://git@h:22/x"), "ssh://git@h:22/x");
-    }
 }

@@ -1,12 +1,22 @@
-//! `render`: `kubectl kustomize DIR` (or `helm template`) → the manifests in an artifact and a
-//! summary of each object. The multi-document YAML stream is parsed in the guest with
-//! `serde_yaml_ng` (the maintained fork of serde_yaml).
+//! Rendering manifests from a repository: `kubectl kustomize DIR` (or `helm template`) → the
+//! manifests in an artifact and a summary of each object. The multi-document YAML stream is
+//! parsed in the guest with `serde_yaml_ng` (the maintained fork of serde_yaml).
 
-use crate::args::Renderer;
-use crate::caps::artifacts;
-use crate::git::{Opts, Repo, full_stdout, relative};
-use infra_sdk::prelude::*;
+use super::check::relative;
+use super::runner::{Opts, Runner};
+use crate::prelude::*;
 use serde_yaml_ng::Value as Yaml;
+
+/// Which renderer.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Renderer {
+    /// `kubectl kustomize`.
+    #[default]
+    Kustomize,
+    /// `helm template`.
+    Helm,
+}
 
 /// Rendered manifests.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -117,8 +127,8 @@ pub struct RenderArgs<'a> {
     pub namespace: Option<&'a str>,
 }
 
-/// `render`: runs the renderer, stores the manifests, summarises the objects.
-pub fn render(repo: &Repo, r: &RenderArgs, max: usize) -> Result<Rendered, ToolError> {
+/// Runs the renderer, stores the manifests, summarises the objects (at most `max` listed).
+pub fn render(repo: &impl Runner, r: &RenderArgs, max: usize) -> Result<Rendered, ToolError> {
     relative("dir", r.dir)?;
     if r.dir.starts_with('-') {
         return Err(ToolError::invalid(
@@ -149,7 +159,7 @@ pub fn render(repo: &Repo, r: &RenderArgs, max: usize) -> Result<Rendered, ToolE
         if e.kind == ErrorKind::Denied && program == "helm" {
             ToolError::denied(format!(
                 "{}; `helm template` needs a `helm` program in the policy's [programs] granted \
-                 under [plugin.repo.exec] programs",
+                 under the plugin's [plugin.<name>.exec] programs",
                 e.message
             ))
         } else {
@@ -161,20 +171,21 @@ pub fn render(repo: &Repo, r: &RenderArgs, max: usize) -> Result<Rendered, ToolE
             "{command} in {} failed (exit {:?}): {}; check the overlay's kustomization.yaml",
             repo.name(),
             out.exit_code,
-            crate::parse::cut(String::from_utf8_lossy(&out.stderr).trim(), 2000)
+            super::cut(String::from_utf8_lossy(&out.stderr).trim(), 2000)
         ))
         .with_detail(json!({"field": "dir"})));
     }
     let manifests: Artifact = match &out.stdout_artifact {
         Some(a) if out.stdout_truncated => a.clone().into(),
-        _ => artifacts::put(
-            &out.stdout,
-            "application/yaml",
-            &format!("{command} in {}", repo.name()),
-        )?
-        .into(),
+        _ => repo
+            .put_artifact(
+                &out.stdout,
+                "application/yaml",
+                &format!("{command} in {}", repo.name()),
+            )?
+            .into(),
     };
-    let (bytes, partial) = full_stdout(&out)?;
+    let (bytes, partial) = repo.full_stdout(&out)?;
     if partial {
         return Err(ToolError::failed(format!(
             "{command} printed {} bytes, more than the plugin parses; the manifests are in {}",

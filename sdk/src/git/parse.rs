@@ -2,7 +2,7 @@
 //! and `log -z` with the format [`LOG_FORMAT`]. Each takes raw bytes (paths are bytes in git:
 //! invalid UTF-8 is replaced, never a failure), keeps at most `max` records and counts the rest.
 
-use infra_sdk::prelude::*;
+use crate::prelude::*;
 
 /// Branch facts from the `# branch.*` headers.
 #[derive(Debug, Default, Clone, Serialize, JsonSchema, PartialEq)]

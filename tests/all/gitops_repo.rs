@@ -1,0 +1,265 @@
+//! The gitops plugin's repository half through the real binary over MCP: `render` runs the real
+//! `kubectl kustomize` in a repository under a granted root, `plan` renders and diffs the objects
+//! against the stand-in Kubernetes API (`infra_tests::kube`) and stores the whole plan as an
+//! artifact whose sha256 the answer gives.
+
+use std::path::Path;
+
+use infra_tests::git::{commit_all, init, write};
+use infra_tests::kube::KubeApi;
+use infra_tests::{Home, Mcp, text};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Root `work` (read-only for gitops: rendering writes nothing), kubectl granted; the cluster
+/// through the kubernetes profile `lab`.
+fn policy(work: &Path) -> String {
+    format!(
+        r#"[roots]
+work = {{ path = "{work}", read_only = false }}
+
+[programs]
+kubectl = "/usr/bin/kubectl"
+
+[plugin.gitops.exec]
+programs = ["kubectl"]
+roots = ["work"]
+
+[plugin.gitops.http]
+profiles = ["*"]
+[plugin.gitops.guard]
+[plugin.gitops.kubernetes]
+write_namespaces = ["apps-*"]
+[plugin.gitops.artifacts]
+[plugin.gitops.log]
+"#,
+        work = work.display()
+    )
+}
+
+struct Setup {
+    api: KubeApi,
+    home: Home,
+    work: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup() -> Setup {
+    let api = KubeApi::start().await.expect("stand-in Kubernetes API");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let home = Home::new();
+    home.policy(&policy(work.path())).profiles(&json!({
+        "lab": {"type": "kubernetes", "kubeconfig": format!("file:{}", kubeconfig.display()),
+                "context": "standin"}
+    }));
+    Setup {
+        api,
+        home,
+        work,
+        _dir: dir,
+    }
+}
+
+/// A repository `shop` with a base (ConfigMap, Deployment) and an overlay `overlays/prod` that
+/// puts them in `apps-shop`, adds the Namespace and pins the image to nginx:1.28.
+fn shop_repo(work: &Path) {
+    let dir = init(&work.join("shop"));
+    write(
+        &dir,
+        "base/kustomization.yaml",
+        "resources:\n- settings.yaml\n- deploy.yaml\n",
+    );
+    write(
+        &dir,
+        "base/settings.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: green\n",
+    );
+    write(
+        &dir,
+        "base/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
+    );
+    write(
+        &dir,
+        "overlays/prod/kustomization.yaml",
+        "namespace: apps-shop\nresources:\n- ../../base\n- ns.yaml\nimages:\n- name: nginx\n  newTag: \"1.28\"\n",
+    );
+    write(
+        &dir,
+        "overlays/prod/ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps-shop\n",
+    );
+    commit_all(&dir, "manifests");
+}
+
+async fn call(mcp: &Mcp, args: Value) -> (bool, Value) {
+    mcp.call("gitops", args).await
+}
+
+/// The whole text of an artifact, through the host's `artifacts` tool.
+async fn artifact(mcp: &Mcp, uri: &str) -> String {
+    let (err, out) = mcp
+        .call(
+            "artifacts",
+            json!({"action": "get", "uri": uri, "length": 262_144}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    text(&out, "/text").to_string()
+}
+
+#[tokio::test]
+async fn render_runs_kubectl_kustomize_in_a_granted_root_and_summarises_the_objects() {
+    let s = setup().await;
+    shop_repo(s.work.path());
+    let mcp = s.home.mcp().await;
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "render", "root": "work", "path": "shop", "overlay": "overlays/prod"}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let r = &out["render"];
+    assert_eq!(r["count"], 3, "{out}");
+    assert_eq!(r["command"], "kubectl kustomize overlays/prod", "{out}");
+    let dep = r["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(dep["namespace"], "apps-shop");
+    assert_eq!(dep["images"], json!(["nginx:1.28"]));
+    assert_eq!(r["images"], json!(["nginx:1.28"]));
+    let manifests = artifact(&mcp, text(r, "/manifests/uri")).await;
+    assert!(
+        manifests.contains("image: nginx:1.28") && manifests.contains("namespace: apps-shop"),
+        "{manifests}"
+    );
+
+    // Bad arguments name their field; a root or program the policy does not grant is refused.
+    for (args, field) in [
+        (json!({"overlay": "../../etc"}), "overlay"),
+        (json!({"overlay": "--help"}), "overlay"),
+        (json!({"path": "/etc"}), "path"),
+        (json!({"overlay": "a", "chart": "b"}), "chart"),
+        (json!({"values": ["v.yaml"]}), "values"),
+    ] {
+        let mut a = json!({"action": "render", "root": "work", "path": "shop"});
+        a.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        let (err, out) = call(&mcp, a.clone()).await;
+        assert!(err, "{a}: {out}");
+        assert_eq!(out["error"]["field"], field, "{a}: {out}");
+    }
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "render", "root": "work", "path": "shop", "overlay": "nowhere"}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert!(
+        text(&out, "/error/message").contains("kustomization"),
+        "{out}"
+    );
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "render", "root": "elsewhere", "path": "shop"}),
+    )
+    .await;
+    assert!(err, "{out}");
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "render", "root": "work", "path": "shop", "chart": "base"}),
+    )
+    .await;
+    assert!(err, "helm is not granted: {out}");
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    assert!(text(&out, "/error/message").contains("helm"), "{out}");
+    mcp.close().await;
+}
+
+#[tokio::test]
+async fn plan_renders_diffs_against_the_cluster_and_stores_the_plan_under_its_sha256() {
+    let s = setup().await;
+    shop_repo(s.work.path());
+    s.api
+        .put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps-shop"}}));
+    s.api.put(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "apps-shop"}, "data": {"mode": "blue"}}));
+    let mcp = s.home.mcp().await;
+    let before = s.api.requests().len();
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "plan", "profile": "lab", "root": "work", "path": "shop",
+               "overlay": "overlays/prod"}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["profile"], "lab");
+    assert_eq!(out["render"]["count"], 3, "{out}");
+    let plan = &out["plan"];
+    assert_eq!(plan["summary"]["create"], 1, "{out}");
+    assert_eq!(plan["summary"]["update"], 1, "{out}");
+    assert_eq!(plan["summary"]["unchanged"], 1, "{out}");
+    let settings = plan["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["object"] == "ConfigMap apps-shop/settings")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(settings["action"], "update");
+    let d = settings["diff"].as_str().unwrap();
+    assert!(
+        d.contains("-  mode: blue\n") && d.contains("+  mode: green\n"),
+        "{d}"
+    );
+
+    // The stored plan is exactly what the sha256 in the answer names, and holds every diff.
+    let stored = &out["plan_artifact"];
+    let sha = text(stored, "/sha256");
+    assert_eq!(sha.len(), 64, "{out}");
+    let body = artifact(&mcp, text(stored, "/uri")).await;
+    assert_eq!(hex::encode(Sha256::digest(body.as_bytes())), sha);
+    let saved: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(saved["kind"], "gitops-plan");
+    assert_eq!(saved["profile"], "lab");
+    assert_eq!(saved["summary"], plan["summary"]);
+    assert_eq!(saved["objects"], plan["objects"]);
+    assert_eq!(
+        saved["source"]["manifests_sha256"],
+        out["render"]["manifests"]["sha256"]
+    );
+
+    // Nothing was written: dry runs and reads only.
+    let writes: Vec<_> = s
+        .api
+        .requests()
+        .into_iter()
+        .skip(before)
+        .filter(|(m, p)| m != "GET" && !p.contains("dryRun=All"))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert!(
+        s.api
+            .get("apps/v1", "Deployment", Some("apps-shop"), "web")
+            .is_none()
+    );
+
+    // The same render and cluster give the same plan, under the same sha256.
+    let (_, again) = call(
+        &mcp,
+        json!({"action": "plan", "profile": "lab", "root": "work", "path": "shop",
+               "overlay": "overlays/prod"}),
+    )
+    .await;
+    assert_eq!(
+        again["plan_artifact"]["sha256"],
+        out["plan_artifact"]["sha256"]
+    );
+    mcp.close().await;
+}
