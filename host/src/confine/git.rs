@@ -149,7 +149,7 @@ pub fn overrides(env: &mut Env, repo_keys: &[String], ext_diff: &str, extra: &[(
 }
 
 /// Most config output read (names only; a config this large is itself suspicious).
-pub const MAX_CONFIG_BYTES: usize = 4 << 20;
+const MAX_CONFIG_BYTES: usize = 4 << 20;
 
 /// How long the host's own git helper runs may take.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -181,23 +181,31 @@ pub fn global_options(args: &[String]) -> Vec<String> {
     opts
 }
 
-/// The refusal for a repository whose config git could not list.
-pub fn unreadable(status: std::process::ExitStatus) -> Refusal {
-    Refusal::Failed(format!(
-        "cannot read the repository's git config to neutralise it (git config ended with {status}); the command was not run"
-    ))
+/// One config key git sees: where it came from (`file:<path>`, `command line:`, …) and its name.
+pub struct ConfigKey {
+    /// git's `--show-origin` text, as bytes (a path need not be UTF-8).
+    pub origin: Vec<u8>,
+    /// The key's name, e.g. `filter.lfs.smudge`.
+    pub name: String,
 }
 
-/// The names of every config key git sees in the repository the run at `spec` works on (its
-/// cwd, moved by the run's own global options such as `-C`), with includes, read by running `git config
-/// --list --null --includes --name-only` as `spec` describes (the neutral environment and the
-/// run's confinement).
-pub async fn repo_keys(spec: &Spec) -> Result<Vec<String>, Refusal> {
+/// Every config key git sees in the repository the run at `spec` works on (its cwd, moved by the
+/// run's own global options such as `-C`), with includes, read by running `git config --list
+/// --null --includes --show-origin --name-only` as `spec` describes (the neutral environment and
+/// the run's confinement).
+pub async fn config_keys(spec: &Spec) -> Result<Vec<ConfigKey>, Refusal> {
     let mut args = global_options(&spec.args);
     args.extend(
-        ["config", "--list", "--null", "--includes", "--name-only"]
-            .iter()
-            .map(|a| a.to_string()),
+        [
+            "config",
+            "--list",
+            "--null",
+            "--includes",
+            "--show-origin",
+            "--name-only",
+        ]
+        .iter()
+        .map(|a| a.to_string()),
     );
     let list = Spec {
         args,
@@ -206,13 +214,19 @@ pub async fn repo_keys(spec: &Spec) -> Result<Vec<String>, Refusal> {
     let (status, out) = output(&list, MAX_CONFIG_BYTES, HELPER_TIMEOUT).await?;
     // Exit 1 with no output: no config at all (or not a repository) — nothing to neutralise.
     if !status.success() && !out.is_empty() {
-        return Err(unreadable(status));
+        return Err(Refusal::Failed(format!(
+            "cannot read the repository's git config to neutralise it (git config ended with {status}); the command was not run"
+        )));
     }
-    Ok(out
-        .split(|b| *b == 0)
-        .filter(|k| !k.is_empty())
-        .map(|k| String::from_utf8_lossy(k).trim().to_string())
-        .collect())
+    let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());
+    let mut keys = Vec::new();
+    while let (Some(origin), Some(name)) = (fields.next(), fields.next()) {
+        keys.push(ConfigKey {
+            origin: origin.to_vec(),
+            name: String::from_utf8_lossy(name).trim().to_string(),
+        });
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

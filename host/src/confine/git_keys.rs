@@ -116,12 +116,13 @@ pub struct Where<'a> {
 }
 
 impl KeyCache {
-    /// The names of every config key git sees for `spec` (see [`git::repo_keys`]), from the
+    /// The names of every config key git sees for `spec` (see [`git::config_keys`]), from the
     /// cache when nothing watched changed.
     pub async fn repo_keys(&self, spec: &Spec, at: &Where<'_>) -> Result<Vec<String>, Refusal> {
         if !git::global_options(&spec.args).is_empty() {
             // `-C` or `--bare` move the run elsewhere; the helper follows them, uncached.
-            return git::repo_keys(spec).await;
+            let keys = git::config_keys(spec).await?;
+            return Ok(keys.into_iter().map(|k| k.name).collect());
         }
         let key = Key {
             program: spec.program.clone(),
@@ -166,46 +167,38 @@ fn without_home(spec: &Spec, home: &Path) -> Vec<(OsString, OsString)> {
     env
 }
 
-/// Reads the keys, and an entry to keep when they can be checked exactly later.
+/// Reads the keys, and an entry to keep when they can be checked exactly later. A config that
+/// cannot be kept (includes, keys from elsewhere, no repository) costs the one read it always
+/// cost; one that can is read again between two stats of everything watched, so that nothing —
+/// not even a directory swapped whole — changed while it was read.
 async fn read(spec: &Spec, root: &Path) -> Result<(Vec<String>, Option<Entry>), Refusal> {
-    let started = SystemTime::now();
+    let names = |keys: &[git::ConfigKey]| keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+    let first = git::config_keys(spec).await?;
+    if first.is_empty() || !first.iter().all(keepable) {
+        return Ok((names(&first), None));
+    }
     let Some(watched) = watch_list(spec, root).await else {
-        return Ok((git::repo_keys(spec).await?, None));
+        return Ok((names(&first), None));
     };
+    let started = SystemTime::now();
     let before: Vec<Stamp> = watched.iter().map(|p| stamp(p)).collect();
-    let list = helper(
-        spec,
-        &[
-            "config",
-            "--list",
-            "--null",
-            "--includes",
-            "--show-origin",
-            "--name-only",
-        ],
-    );
-    let (status, out) = output(&list, git::MAX_CONFIG_BYTES, HELPER_TIMEOUT).await?;
-    if !status.success() && !out.is_empty() {
-        return Err(git::unreadable(status));
-    }
-    let mut keys = Vec::new();
-    let mut checkable = true;
-    let mut fields = out.split(|b| *b == 0).filter(|f| !f.is_empty());
-    while let (Some(origin), Some(name)) = (fields.next(), fields.next()) {
-        let name = String::from_utf8_lossy(name).trim().to_string();
-        let lower = name.to_ascii_lowercase();
-        checkable &= !lower.starts_with("include.") && !lower.starts_with("includeif.");
-        checkable &= own_origin(origin);
-        keys.push(name);
-    }
+    let keys = names(&git::config_keys(spec).await?);
     let after: Vec<Stamp> = watched.iter().map(|p| stamp(p)).collect();
     let settled = started.checked_sub(SETTLE).unwrap_or(UNIX_EPOCH);
-    checkable &= before == after && !after.iter().any(|s| recent(s, settled));
-    let entry = checkable.then(|| Entry {
+    let kept =
+        before == after && !after.iter().any(|s| recent(s, settled)) && keys == names(&first);
+    let entry = kept.then(|| Entry {
         watched: watched.into_iter().zip(after).collect(),
         keys: Arc::new(keys.clone()),
     });
     Ok((keys, entry))
+}
+
+/// Whether a key can be checked later by stat alone: not an include (whose target could be
+/// anywhere), and from the repository's own config files or the host's command-line keys.
+fn keepable(key: &git::ConfigKey) -> bool {
+    let lower = key.name.to_ascii_lowercase();
+    !lower.starts_with("include.") && !lower.starts_with("includeif.") && own_origin(&key.origin)
 }
 
 /// Whether a key came from the repository's own config files or the host's command-line keys.
