@@ -7,7 +7,7 @@ use infra_sdk::kube::{check_name, encode};
 use infra_sdk::prelude::*;
 
 use crate::apply::{ApprovalInfo, approve};
-use crate::caps::http;
+use crate::rest::Rest;
 use crate::wait::{Step, until};
 
 /// Most bytes of one Argo CD answer held in the plugin.
@@ -137,28 +137,13 @@ impl Argo {
     }
 
     fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, ToolError> {
-        let mut headers = vec![http::KeyValue {
-            key: "accept".into(),
-            value: "application/json".into(),
-        }];
-        if body.is_some() {
-            headers.push(http::KeyValue {
-                key: "content-type".into(),
-                value: "application/json".into(),
-            });
-        }
-        let resp = http::send(&http::Request {
-            method: method.into(),
-            url: path.into(),
-            headers,
-            body: body.map(|b| b.to_string().into_bytes()),
-            profile: Some(self.profile.clone()),
+        let (resp, v) = Rest {
+            profile: &self.profile,
             timeout_ms: self.timeout_ms,
             max_bytes: MAX_BODY,
-            max_redirects: 0,
-            retries: u32::from(method == "GET"),
-        })?;
-        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+            accept: "application/json",
+        }
+        .json(method, path, body)?;
         if (200..300).contains(&resp.status) {
             return Ok(v);
         }

@@ -9,7 +9,7 @@
 use infra_sdk::kube::{Access, ApiResource, Discovery, Fetch, NO_CACHE, status_error};
 use infra_sdk::prelude::*;
 
-use crate::caps::http;
+use crate::rest::Rest;
 
 /// Most bytes of one API answer held in the plugin (the host clamps it to its capture limit).
 const MAX_BODY: u64 = 16 * 1024 * 1024;
@@ -83,33 +83,13 @@ impl Cluster {
         body: Option<Vec<u8>>,
         more: &[(&str, &str)],
     ) -> Result<Answer, ToolError> {
-        let mut headers = vec![http::KeyValue {
-            key: "accept".into(),
-            value: "application/json".into(),
-        }];
-        if let Some(ct) = content_type {
-            headers.push(http::KeyValue {
-                key: "content-type".into(),
-                value: ct.into(),
-            });
-        }
-        headers.extend(more.iter().map(|(k, v)| http::KeyValue {
-            key: k.to_string(),
-            value: v.to_string(),
-        }));
-        let req = http::Request {
-            method: method.into(),
-            url: path.to_string(),
-            headers,
-            body,
-            profile: Some(self.profile.clone()),
+        let rest = Rest {
+            profile: &self.profile,
             timeout_ms: self.timeout_ms,
             max_bytes: MAX_BODY,
-            // An API server does not redirect; following one would leave the profile's server.
-            max_redirects: 0,
-            retries: u32::from(method == "GET"),
+            accept: "application/json",
         };
-        let resp = http::send(&req)?;
+        let resp = rest.send(method, path, content_type, body, more)?;
         if resp.truncated {
             return Err(ToolError::failed(format!(
                 "the answer to {method} {path} is larger than the host's capture limit; work on \

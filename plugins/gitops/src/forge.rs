@@ -5,7 +5,7 @@
 use infra_sdk::kube::{encode, query_string};
 use infra_sdk::prelude::*;
 
-use crate::caps::http;
+use crate::rest::Rest;
 
 /// Most bytes of a forge answer read.
 const MAX_BODY: u64 = 4 * 1024 * 1024;
@@ -101,28 +101,13 @@ impl Forge {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), ToolError> {
-        let mut headers = vec![http::KeyValue {
-            key: "accept".into(),
-            value: "application/vnd.github+json".into(),
-        }];
-        if body.is_some() {
-            headers.push(http::KeyValue {
-                key: "content-type".into(),
-                value: "application/json".into(),
-            });
-        }
-        let resp = http::send(&http::Request {
-            method: method.into(),
-            url: path.into(),
-            headers,
-            body: body.map(|b| b.to_string().into_bytes()),
-            profile: Some(self.profile.clone()),
+        let (resp, v) = Rest {
+            profile: &self.profile,
             timeout_ms: self.timeout_ms,
             max_bytes: MAX_BODY,
-            max_redirects: 0,
-            retries: u32::from(method == "GET"),
-        })?;
-        let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+            accept: "application/vnd.github+json",
+        }
+        .json(method, path, body)?;
         if (200..300).contains(&resp.status) || resp.status == 422 {
             return Ok((resp.status, v));
         }

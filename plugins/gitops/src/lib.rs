@@ -24,6 +24,7 @@ mod out;
 mod plan;
 mod propose;
 mod render;
+mod rest;
 mod rollout;
 mod terraform;
 mod verify;
