@@ -13,24 +13,9 @@ use serde_json::{Value, json};
 use crate::harness::{Scale, call, run_quiet, secs, serve};
 use crate::table::{Row, m, median};
 
-/// The list's count: inline, or in the artifact a result over the inline cap spills to (its
-/// note names it).
+/// The list's count, inline or in the artifact a result over the inline cap spills to.
 fn count(home: &Home, out: &Value) -> Result<u64> {
-    if out["truncated"] != true {
-        return out["count"]
-            .as_u64()
-            .ok_or_else(|| anyhow::anyhow!("k8s list: no count in {out}"));
-    }
-    let uri = out["note"]
-        .as_str()
-        .and_then(|n| n.split_whitespace().find(|w| w.starts_with("artifact://")))
-        .ok_or_else(|| anyhow::anyhow!("k8s list: a spilled result names no artifact: {out}"))?;
-    let id = uri
-        .trim_start_matches("artifact://")
-        .trim_end_matches(['.', ',', ';', ')']);
-    let whole: Value =
-        serde_json::from_slice(&std::fs::read(home.path().join("artifacts").join(id))?)?;
-    whole["count"]
+    home.whole(out.clone())["count"]
         .as_u64()
         .ok_or_else(|| anyhow::anyhow!("k8s list: no count in {out}"))
 }

@@ -58,28 +58,13 @@ impl Setup {
     async fn ok(&self, args: Value) -> Value {
         let (err, out) = self.mcp.call("k8s", args.clone()).await;
         assert!(!err, "{args} failed: {out}");
-        self.whole(out)
+        self.home.whole(out)
     }
 
     async fn err(&self, args: Value) -> Value {
         let (err, out) = self.mcp.call("k8s", args.clone()).await;
         assert!(err, "{args} should have failed: {out}");
         out["error"].clone()
-    }
-
-    /// The whole result: a result over the inline cap is in the artifact its note names.
-    fn whole(&self, out: Value) -> Value {
-        if out["truncated"] != true {
-            return out;
-        }
-        let note = out["note"].as_str().expect("a spilled result has a note");
-        let uri = note
-            .split_whitespace()
-            .find(|w| w.starts_with("artifact://"))
-            .expect("the note names the artifact");
-        let id = uri.trim_start_matches("artifact://");
-        let bytes = std::fs::read(self.home.path().join("artifacts").join(id)).unwrap();
-        serde_json::from_slice(&bytes).unwrap()
     }
 
     /// The paths the stand-in was asked for since `from`.

@@ -18,7 +18,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -62,18 +61,7 @@ impl FixtureServer {
         let addr = listener.local_addr()?;
         let state = Arc::new(State::default());
         let seen = state.seen.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req| handle(state.clone(), addr, req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let task = crate::serve::http1(listener, move |req| handle(state.clone(), addr, req));
         Ok(Self { addr, seen, task })
     }
 

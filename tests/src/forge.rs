@@ -16,7 +16,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 /// One request as the forge saw it.
@@ -75,19 +74,8 @@ impl ForgeApi {
         let token = crate::canary("forge-token");
         let state = Arc::new(Mutex::new(State::default()));
         let (t, s) = (token.clone(), state.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (t, s) = (t.clone(), s.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        handle(t.clone(), s.clone(), addr, req)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let task =
+            crate::serve::http1(listener, move |req| handle(t.clone(), s.clone(), addr, req));
         Ok(ForgeApi {
             addr,
             token,

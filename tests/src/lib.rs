@@ -12,6 +12,7 @@ pub mod kube;
 pub mod mcp;
 pub mod pg;
 pub mod progress;
+pub mod serve;
 pub mod sshd;
 
 pub use mcp::{Mcp, call_tool};
@@ -108,6 +109,22 @@ impl Home {
     pub fn profiles(&self, v: &Value) -> &Self {
         std::fs::write(self.path().join("profiles.json"), v.to_string()).expect("write profiles");
         self
+    }
+
+    /// The whole structured result of a call: `out` itself, or — when it was over the inline cap
+    /// (`truncated`) — the result stored in the artifact its note names.
+    pub fn whole(&self, out: Value) -> Value {
+        if out["truncated"] != true {
+            return out;
+        }
+        let note = out["note"].as_str().expect("a spilled result has a note");
+        let uri = note
+            .split_whitespace()
+            .find(|w| w.starts_with("artifact://"))
+            .expect("the note names the artifact");
+        let id = uri.trim_start_matches("artifact://");
+        let bytes = std::fs::read(self.path().join("artifacts").join(id)).expect("the artifact");
+        serde_json::from_slice(&bytes).expect("the artifact is the result's JSON")
     }
 
     /// Installs a third-party plugin: `plugins/<name>.wasm` with `plugins/<name>.toml`.
