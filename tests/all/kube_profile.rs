@@ -407,3 +407,53 @@ async fn granted_profiles_are_listed_without_secrets() {
     assert_eq!(kc["protected"], true);
     assert!(!text.contains(&api.token()), "{text}");
 }
+
+/// The discovery documents the host keeps for the k8s plugin are no shortcut for a hostile
+/// plugin: asking through the same profile, path and `Accept`, it meets the grant check a
+/// request would meet, and gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_discovery_is_given_only_to_a_plugin_granted_the_profile() {
+    let api = KubeApi::start().await.expect("stand-in API");
+    let creds = Creds::new(&api);
+    let home = Home::new();
+    home.profiles(&profiles(&api, &creds));
+    home.install_plugin(
+        "hostile",
+        &infra_tests::test_plugin("hostile"),
+        include_str!("../plugins/hostile/plugin.toml"),
+    );
+    home.policy(
+        "[plugin.k8s.http]\nprofiles = [\"lab\"]\n[plugin.k8s.artifacts]\n[plugin.k8s.log]\n\
+         [plugin.hostile.http]\nhosts = [\"no-such-host.invalid\"]\n",
+    );
+    let mcp = home.mcp().await;
+    let (err, out) = mcp
+        .call("k8s", json!({"action": "list", "profile": "lab", "kind": "deployments", "namespace": "default"}))
+        .await;
+    assert!(!err, "{out}");
+    let reads = api.requests().len();
+    for path in ["/api/v1", "/apis", "/apis/apps/v1"] {
+        let (err, out) = mcp
+            .call(
+                "hostile",
+                json!({"action": "http_ungranted", "profile": "lab", "url": path,
+                       "accept": "application/json"}),
+            )
+            .await;
+        assert!(err, "{path}: {out}");
+        assert!(
+            message(&out).contains("no grant for http profile 'lab'"),
+            "{path}: {out}"
+        );
+        assert!(
+            !out.to_string().contains("APIResourceList"),
+            "{path}: {out}"
+        );
+    }
+    assert_eq!(
+        api.requests().len(),
+        reads,
+        "nothing reached the API either"
+    );
+    mcp.close().await;
+}

@@ -57,6 +57,9 @@ struct Args {
     url: Option<String>,
     /// `http_ungranted`: a profile whose credentials the host should add.
     profile: Option<String>,
+    /// `http_ungranted`: an `Accept` header (the one a built-in plugin sends, to ask for what
+    /// the host kept for it).
+    accept: Option<String>,
     /// `output_flood`: how many bytes to return (default 64 MiB).
     bytes: Option<u64>,
     /// `secrets_get`: the secret's name, a logical name of the policy's `[secrets]`, e.g. `canary`.
@@ -146,11 +149,22 @@ fn env_read() -> Outcome {
 
 /// The host's http capability: the policy decides. A refusal goes back as the tool's error, so
 /// the agent sees the host's kind and advice unchanged.
-fn http_ungranted(url: String, profile: Option<String>, ctx: &Ctx) -> Result<Outcome, ToolError> {
+fn http_ungranted(
+    url: String,
+    profile: Option<String>,
+    accept: Option<String>,
+    ctx: &Ctx,
+) -> Result<Outcome, ToolError> {
     let req = http::Request {
         method: "GET".into(),
         url: url.clone(),
-        headers: Vec::new(),
+        headers: accept
+            .map(|a| http::KeyValue {
+                key: "accept".into(),
+                value: a,
+            })
+            .into_iter()
+            .collect(),
         body: None,
         profile,
         timeout_ms: ctx.timeout_ms,
@@ -246,7 +260,7 @@ fn run(args: Args, ctx: &Ctx) -> Result<Outcome, ToolError> {
         Action::FsRead => fs_read(),
         Action::EnvRead => env_read(),
         Action::HttpUngranted => {
-            return http_ungranted(required(args.url, "url")?, args.profile, ctx);
+            return http_ungranted(required(args.url, "url")?, args.profile, args.accept, ctx);
         }
         Action::HttpProfiles => http_profiles(),
         Action::Spin => spin(),
