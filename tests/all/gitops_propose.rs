@@ -496,3 +496,96 @@ async fn outside_the_change_windows_the_guard_refuses_before_anything_is_pushed(
     assert_eq!(git(&s.repo(), &["branch", "--show-current"]).trim(), "main");
     mcp.close().await;
 }
+
+/// A hostile workspace: the repository `propose` works in carries hooks, drivers and commands in
+/// its config and attributes, each of which would write a marker. Plain git on a copy springs
+/// them; the whole propose (branch, patch, commit, push, pull request) springs none.
+#[tokio::test]
+async fn a_hostile_repository_runs_nothing_during_a_propose() {
+    let s = setup().await;
+    let dir = s.repo();
+    let markers = s.remotes.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    let m = |name: &str| format!("touch {}/{name}", markers.display());
+    // Attributes first, committed while no driver is defined.
+    write(
+        &dir,
+        ".gitattributes",
+        "*.yaml diff=evil filter=evil merge=evil\n",
+    );
+    commit_all(&dir, "attributes");
+    git(&dir, &["push", "-q", "origin", "main"]);
+    for hook in [
+        "pre-commit",
+        "commit-msg",
+        "post-commit",
+        "post-checkout",
+        "pre-push",
+        "reference-transaction",
+        "post-index-change",
+    ] {
+        write(
+            &dir.join(".git/hooks"),
+            hook,
+            format!("#!/bin/sh\n{}\n", m(hook)),
+        );
+        let exe = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+        std::fs::set_permissions(dir.join(".git/hooks").join(hook), exe).unwrap();
+    }
+    for (k, v) in [
+        ("core.fsmonitor", format!("{}; echo", m("fsmonitor"))),
+        ("diff.external", m("diff-external")),
+        ("diff.evil.textconv", format!("{}; cat", m("textconv"))),
+        ("filter.evil.clean", format!("{}; cat", m("filter-clean"))),
+        ("filter.evil.smudge", format!("{}; cat", m("filter-smudge"))),
+        ("merge.evil.driver", m("merge-driver")),
+        ("core.sshCommand", m("ssh-command")),
+        (
+            "credential.helper",
+            format!("!{}; echo password=x", m("credential")),
+        ),
+        ("gpg.program", m("gpg")),
+        ("commit.gpgSign", "true".into()),
+        (
+            "remote.origin.receivepack",
+            format!("{}; git-receive-pack", m("receivepack")),
+        ),
+    ] {
+        git(&dir, &["config", &k, &v]);
+    }
+    // The control: plain git on a copy of it runs the repository's code.
+    let copy = s.work.path().join("control");
+    let cp = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(&dir)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let _ = infra_tests::git::command(&copy)
+        .args(["commit", "--allow-empty", "-q", "-m", "control"])
+        .output()
+        .unwrap();
+    let sprung = std::fs::read_dir(&markers).unwrap().count();
+    assert!(sprung > 0, "the traps work outside infra");
+    std::fs::remove_dir_all(&copy).unwrap();
+    std::fs::remove_dir_all(&markers).unwrap();
+    std::fs::create_dir_all(&markers).unwrap();
+
+    let mcp = s.home.mcp().await;
+    let (err, out) = call(&mcp, args("infra/hostile-repo", json!({"apply": true}))).await;
+    assert!(!err, "{out}");
+    assert_eq!(out["proposal"]["pushed"], true, "{out}");
+    assert_eq!(out["proposal"]["pull_request"]["number"], 1, "{out}");
+    let ran: Vec<String> = std::fs::read_dir(&markers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(ran.is_empty(), "the repository's code ran: {ran:?}");
+    assert_eq!(
+        git(&s.bare(), &["show", "infra/hostile-repo:k/app.yaml"]),
+        "image: web:2\nreplicas: 2\n"
+    );
+    mcp.close().await;
+}
