@@ -551,7 +551,7 @@ async fn a_hostile_repository_runs_nothing_during_a_propose() {
             format!("{}; git-receive-pack", m("receivepack")),
         ),
     ] {
-        git(&dir, &["config", &k, &v]);
+        git(&dir, &["config", k, &v]);
     }
     // The control: plain git on a copy of it runs the repository's code.
     let copy = s.work.path().join("control");
