@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use infra_tests::argo::ArgoApi;
 use infra_tests::forge::ForgeApi;
 use infra_tests::git::{commit_all, git, init, init_bare, write};
 use infra_tests::{Home, Mcp, canary, text, with_fields};
@@ -15,27 +16,28 @@ use serde_json::{Value, json};
 
 /// A repository `app` under root `work` whose `origin` is a bare repository served by the
 /// stand-in forge as `acme/app`; a second remote `elsewhere` the policy does not grant.
-struct Setup {
-    forge: ForgeApi,
-    home: Home,
-    work: tempfile::TempDir,
-    remotes: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) forge: ForgeApi,
+    pub(crate) home: Home,
+    pub(crate) work: tempfile::TempDir,
+    pub(crate) remotes: tempfile::TempDir,
     /// The git profile's password (a canary).
-    git_secret: String,
+    pub(crate) git_secret: String,
 }
 
 impl Setup {
-    fn repo(&self) -> PathBuf {
+    pub(crate) fn repo(&self) -> PathBuf {
         self.work.path().join("app")
     }
 
-    fn bare(&self) -> PathBuf {
+    pub(crate) fn bare(&self) -> PathBuf {
         self.remotes.path().join("app.git")
     }
 }
 
 /// The grants of a test: git in root `work` (writable), pushes to `remote` with the profile
-/// `forge-git`, the forge's http profile, the guard with change `windows` (a TOML list).
+/// `forge-git`, the http profiles of the forge and of Argo CD, the guard with change `windows`
+/// (a TOML list).
 fn policy(work: &Path, remote: &str, windows: &str) -> String {
     format!(
         r#"[roots]
@@ -55,7 +57,7 @@ remotes = ["{remote}"]
 profiles = ["forge-git"]
 
 [plugin.gitops.http]
-profiles = ["forge"]
+profiles = ["forge", "argocd"]
 hosts = ["127.0.0.1:*"]
 [plugin.gitops.guard]
 windows = {windows}
@@ -71,6 +73,11 @@ async fn setup() -> Setup {
 }
 
 async fn setup_with(windows: &str) -> Setup {
+    setup_for(windows, None).await
+}
+
+/// A setup whose profiles include `argocd` for the stand-in `argo` when given.
+pub(crate) async fn setup_for(windows: &str, argo: Option<&ArgoApi>) -> Setup {
     let forge = ForgeApi::start().await.expect("stand-in forge");
     let work = tempfile::tempdir().unwrap();
     let remotes = tempfile::tempdir().unwrap();
@@ -102,13 +109,21 @@ async fn setup_with(windows: &str) -> Setup {
     let git_file = secrets.join("git-password");
     std::fs::write(&git_file, &git_secret).unwrap();
     let home = Home::new();
-    home.policy(&policy(work.path(), &url, windows)).profiles(&json!({
+    let mut profiles = json!({
         "forge": {"type": "http", "base_url": forge.url(),
                   "auth": {"type": "bearer", "token": format!("file:{}", token_file.display())}},
         "forge-git": {"type": "http", "base_url": "https://forge.invalid",
                       "auth": {"type": "basic", "user": "agent",
                                "password": format!("file:{}", git_file.display())}}
-    }));
+    });
+    if let Some(a) = argo {
+        let argo_file = secrets.join("argocd-token");
+        std::fs::write(&argo_file, a.token()).unwrap();
+        profiles["argocd"] = json!({"type": "http", "base_url": a.url(),
+            "auth": {"type": "bearer", "token": format!("file:{}", argo_file.display())}});
+    }
+    home.policy(&policy(work.path(), &url, windows))
+        .profiles(&profiles);
     Setup {
         forge,
         home,
@@ -118,7 +133,7 @@ async fn setup_with(windows: &str) -> Setup {
     }
 }
 
-const PATCH: &str = "diff --git a/k/app.yaml b/k/app.yaml
+pub(crate) const PATCH: &str = "diff --git a/k/app.yaml b/k/app.yaml
 --- a/k/app.yaml
 +++ b/k/app.yaml
 @@ -1,2 +1,2 @@
@@ -147,7 +162,7 @@ async fn call(mcp: &Mcp, a: Value) -> (bool, Value) {
 }
 
 /// The commit `rev` names in `dir`, if any.
-fn sha(dir: &Path, rev: &str) -> Option<String> {
+pub(crate) fn sha(dir: &Path, rev: &str) -> Option<String> {
     let out = infra_tests::git::command(dir)
         .args(["rev-parse", "--verify", "--quiet", rev])
         .output()
@@ -157,7 +172,7 @@ fn sha(dir: &Path, rev: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn posts(forge: &ForgeApi) -> usize {
+pub(crate) fn posts(forge: &ForgeApi) -> usize {
     forge
         .requests()
         .iter()

@@ -9,6 +9,7 @@ mod forge_standin;
 mod fs_cap;
 mod gitops_plugin;
 mod gitops_propose;
+mod gitops_release;
 mod gitops_repo;
 mod gitops_terraform;
 mod guard;

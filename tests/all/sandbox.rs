@@ -938,3 +938,59 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
     server.close().await;
     assert_listener_live(&listener);
 }
+
+#[tokio::test]
+async fn a_stage_flood_leaves_a_bounded_audit_record_and_the_server_keeps_serving() {
+    let home = hostile_home("[plugin.hostile]\n\n[plugin.hostile.log]\n");
+    let server = start(&home, &[]).await;
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "stage_flood", "bytes": 5000}))
+        .await;
+    assert!(!is_error, "{out:#}");
+    let end = infra_tests::audit_records(home.path())
+        .into_iter()
+        .rfind(|r| r["kind"] == "end" && r["tool"] == "hostile")
+        .expect("the flood's end record");
+    let stages: Vec<&Value> = end["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cap"] == "log")
+        .collect();
+    assert_eq!(stages.len(), 64, "at most 64 stages are kept per call");
+    assert!(
+        end.to_string().len() < 80 * 1024,
+        "each stage is cut: the record is {} bytes",
+        end.to_string().len()
+    );
+    still_serves(&server, "a stage flood").await;
+
+    // Without the log grant nothing is marked; each attempt is a recorded denial, and a flood
+    // of them is counted rather than kept: the record stays bounded and the count is exact.
+    let home = hostile_home("[plugin.hostile]\n");
+    let server = start(&home, &[]).await;
+    let (is_error, out) = server
+        .call("hostile", json!({"action": "stage_flood", "bytes": 5000}))
+        .await;
+    assert!(!is_error, "{out:#}");
+    let end = infra_tests::audit_records(home.path())
+        .into_iter()
+        .rfind(|r| r["kind"] == "end" && r["tool"] == "hostile")
+        .expect("end record");
+    let events = end["events"].as_array().unwrap();
+    assert!(events.len() <= 2001, "{} events kept", events.len());
+    let denied = events
+        .iter()
+        .filter(|e| e["cap"] == "log" && e["decision"] == "deny")
+        .count();
+    let counted: usize = events
+        .iter()
+        .find(|e| e["cap"] == "audit")
+        .and_then(|e| e["detail"].as_str())
+        .and_then(|d| d.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("an event counts the events not kept");
+    assert_eq!(denied + counted, 5000, "every attempt is kept or counted");
+    assert_eq!(events.last().unwrap()["cap"], "log", "the latest are kept");
+    still_serves(&server, "a flood of denied stages").await;
+}

@@ -2,8 +2,8 @@
 //! HTTP on loopback with a bearer token, serving the application endpoints the gitops plugin
 //! uses — list, get (with `?refresh=`), sync, rollback, resource tree — with Argo CD's JSON
 //! shapes and its error bodies (`{"error", "code", "message"}`, gRPC codes). The handle sets an
-//! application's health and sync status, and can make syncs fail (health Degraded) or take a
-//! few reads to finish (Progressing meanwhile).
+//! application's health and sync status, and can make syncs fail (health Degraded) — always, or
+//! by what the deployed revision holds — or take a few reads to finish (Progressing meanwhile).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -19,9 +19,14 @@ use serde_json::{Value, json};
 
 use crate::kube::rfc3339;
 
+/// Decides a sync's outcome from the revision it deploys: `Some(message)` fails it.
+type Judge = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 #[derive(Default)]
 struct State {
     apps: Vec<Value>,
+    /// Apps whose syncs and rollbacks fail or not by what the revision holds.
+    judges: HashMap<String, Judge>,
     /// Apps whose syncs fail, with the message the operation reports.
     failing: HashMap<String, String>,
     /// Apps whose syncs take this many reads of the app to finish.
@@ -134,6 +139,17 @@ impl ArgoApi {
         self.state().failing.insert(name.into(), message.into());
     }
 
+    /// Makes each later sync and rollback of the application succeed or fail by the revision it
+    /// deploys: `judge(revision)` returns the failure message (as a rollout of a broken image
+    /// would end), or `None` for Healthy. Tests read the revision from the real repository.
+    pub fn judge(
+        &self,
+        name: &str,
+        judge: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) {
+        self.state().judges.insert(name.into(), Arc::new(judge));
+    }
+
     /// Makes later syncs succeed again (undoes [`ArgoApi::fail_syncs`]).
     pub fn succeed_syncs(&self, name: &str) {
         self.state().failing.remove(name);
@@ -171,6 +187,15 @@ fn not_found(name: &str) -> (u16, Value) {
         5,
         &format!("applications.argoproj.io \"{name}\" not found"),
     )
+}
+
+/// Why an operation of `name` deploying `revision` fails, if it does.
+fn failing(state: &State, name: &str, revision: &str) -> Option<String> {
+    state
+        .failing
+        .get(name)
+        .cloned()
+        .or_else(|| state.judges.get(name).and_then(|j| j(revision)))
 }
 
 /// Runs a sync or rollback to `revision`: history grows, sync and health follow (or the
@@ -318,7 +343,7 @@ fn route(
             if body["dryRun"].as_bool() == Some(true) {
                 return (200, state.apps[i].clone());
             }
-            let failing = state.failing.get(*name).cloned();
+            let failing = failing(state, name, &revision);
             operate(
                 &mut state.apps[i],
                 &revision,
@@ -356,7 +381,7 @@ fn route(
                 return (200, state.apps[i].clone());
             }
             let prune = body["prune"].as_bool().unwrap_or(false);
-            let failing = state.failing.get(*name).cloned();
+            let failing = failing(state, name, &revision);
             operate(
                 &mut state.apps[i],
                 &revision,

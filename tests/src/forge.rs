@@ -359,6 +359,20 @@ fn route(
             if !exists {
                 return not_found();
             }
+            // GitHub refuses a merge whose `sha` is no longer the head (someone pushed since).
+            let head = s
+                .pulls
+                .get(&full_name)
+                .and_then(|ps| ps.iter().find(|p| p.number == n))
+                .and_then(|p| branch_sha(&repo, &p.head));
+            if let Some(want) = body["sha"].as_str()
+                && head.as_deref() != Some(want)
+            {
+                return (
+                    409,
+                    json!({"message": "Head branch was modified. Review and try the merge again."}),
+                );
+            }
             match merge(s, &full_name, n, body["commit_title"].as_str()) {
                 Ok(sha) => (
                     200,

@@ -46,6 +46,55 @@ pub struct CapEvent {
     pub detail: Option<String>,
 }
 
+/// Events one call keeps; beyond, the oldest after the first [`HEAD_EVENTS`] are dropped.
+pub const MAX_EVENTS: usize = 2000;
+/// The first events of a call, always kept.
+pub const HEAD_EVENTS: usize = 1000;
+/// The `cap` of the event that counts the events not kept.
+const NOT_KEPT: &str = "audit";
+
+/// Appends `event` to a call's events, keeping them bounded: a plugin looping on a (denied)
+/// host function must not grow the server's memory or the audit record without end. Past
+/// [`MAX_EVENTS`], the events after the first [`HEAD_EVENTS`] are dropped, except the stages a
+/// plugin marked (`log.stage`, themselves capped), and one event in their place counts them; the
+/// latest events are always kept, so the record still shows how the call ended.
+pub fn push_event(events: &mut Vec<CapEvent>, event: CapEvent) {
+    if events.len() >= MAX_EVENTS {
+        let counted = events[HEAD_EVENTS].cap == NOT_KEPT;
+        let start = HEAD_EVENTS + usize::from(counted);
+        let before: u64 = match counted {
+            true => events[HEAD_EVENTS]
+                .detail
+                .as_deref()
+                .and_then(|d| d.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            false => 0,
+        };
+        let (stages, dropped): (Vec<CapEvent>, Vec<CapEvent>) = events
+            .drain(start..)
+            .partition(|e| e.cap == "log" && e.target.starts_with("stage "));
+        let marker = CapEvent {
+            cap: NOT_KEPT.into(),
+            target: "events".into(),
+            decision: Verdict::Allow,
+            reason: None,
+            duration_ms: 0,
+            detail: Some(format!(
+                "{} capability events of this call were not kept: more than {MAX_EVENTS}; the \
+                 first {HEAD_EVENTS}, the marked stages and the latest follow",
+                before + dropped.len() as u64
+            )),
+        };
+        match counted {
+            true => events[HEAD_EVENTS] = marker,
+            false => events.push(marker),
+        }
+        events.extend(stages);
+    }
+    events.push(event);
+}
+
 /// The per-call state a plugin's capabilities see.
 pub struct CallCtx {
     /// The calling plugin's name (what the policy is keyed by).
@@ -149,12 +198,12 @@ impl CallCtx {
         (timeout_ms, note)
     }
 
-    /// Records a capability event.
+    /// Records a capability event (bounded: see [`push_event`]).
     pub fn record(&self, event: CapEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+        push_event(
+            &mut self.events.lock().unwrap_or_else(|p| p.into_inner()),
+            event,
+        );
     }
 
     /// Checks that the plugin holds a grant for `cap` at all; records a denial.

@@ -4,6 +4,7 @@ use infra_sdk::prelude::*;
 
 use crate::objects::Source;
 use crate::propose::ProposeArgs;
+use crate::release::ReleaseArgs;
 use crate::render::RenderFrom;
 use crate::terraform::{Inputs, Workdir};
 use crate::verify::HttpCheck;
@@ -54,6 +55,14 @@ pub enum Action {
     /// branch again returns the open pull request, pushing nothing the forge already has.
     /// Without `apply: true`, what it would do.
     Propose(ProposeArgs),
+    /// The whole cycle: `propose` (same fields), then wait for the pull request's merge (or
+    /// `merge: true`: merge it through the forge, approved by the guard), sync the Argo CD `app`
+    /// (`argocd_profile`) to the merge commit, `verify` (the app Synced and Healthy, plus
+    /// `http_checks`), and when the sync or the verification fails roll back to the deployment
+    /// before (`rollback`, default true). Each stage is in the audit record and sent as
+    /// progress. Called again with the same arguments it goes on where it stopped (a restart,
+    /// a timeout waiting for the merge). Without `apply: true`, each stage's plan.
+    Release(ReleaseArgs),
     /// What applying the objects would change: a server-side dry run per object compared with
     /// the live one (server-owned fields ignored, as kubectl diff does), a unified diff each,
     /// counts, and with `prune_selector` the live objects a prune would delete.

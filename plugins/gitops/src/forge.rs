@@ -24,6 +24,12 @@ pub struct PullRequest {
     pub head_sha: Option<String>,
     /// It was already open for this branch (this call opened none).
     pub existing: bool,
+    /// It has been merged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub merged: bool,
+    /// The commit the merge made on the base branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_commit_sha: Option<String>,
 }
 
 /// One repository on a forge.
@@ -62,6 +68,9 @@ fn pull(v: &Value, existing: bool) -> Option<PullRequest> {
         state: v["state"].as_str().unwrap_or_default().to_string(),
         head_sha: v["head"]["sha"].as_str().map(str::to_string),
         existing,
+        // GitHub's list answers carry `merged_at`, single ones `merged` too.
+        merged: v["merged"].as_bool().unwrap_or(false) || v["merged_at"].is_string(),
+        merge_commit_sha: v["merge_commit_sha"].as_str().map(str::to_string),
     })
 }
 
@@ -157,6 +166,56 @@ impl Forge {
             .flatten()
             .filter(|p| p["head"]["ref"] == branch)
             .find_map(|p| pull(p, true)))
+    }
+
+    /// The pull request whose head is `branch` that has been merged, if any (the newest).
+    pub fn merged_pull(&self, branch: &str) -> Result<Option<PullRequest>, ToolError> {
+        let path = format!(
+            "{}{}",
+            self.pulls_path(),
+            query_string(&[
+                ("head", format!("{}:{branch}", self.owner())),
+                ("state", "closed".into()),
+            ])
+        );
+        let (_, v) = self.send("GET", &path, None)?;
+        let mut merged: Vec<PullRequest> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["head"]["ref"] == branch)
+            .filter_map(|p| pull(p, true))
+            .filter(|p| p.merged)
+            .collect();
+        merged.sort_by_key(|p| p.number);
+        Ok(merged.pop())
+    }
+
+    /// Pull request `number` as the forge sees it now.
+    pub fn get_pull(&self, number: u64) -> Result<PullRequest, ToolError> {
+        let (status, v) = self.send("GET", &format!("{}/{number}", self.pulls_path()), None)?;
+        pull(&v, true).ok_or_else(|| {
+            ToolError::failed(format!(
+                "the forge answered {status} to a read of pull request #{number} without one;                  is the profile's base_url a GitHub-shaped API?"
+            ))
+        })
+    }
+
+    /// Merges pull request `number` if its head is still `head_sha` (a merge commit); returns
+    /// the merge commit.
+    pub fn merge_pull(&self, number: u64, head_sha: &str) -> Result<String, ToolError> {
+        let (status, v) = self.send(
+            "PUT",
+            &format!("{}/{number}/merge", self.pulls_path()),
+            Some(json!({"sha": head_sha, "merge_method": "merge"})),
+        )?;
+        match v["sha"].as_str() {
+            Some(sha) if status != 422 && v["merged"] != false => Ok(sha.to_string()),
+            _ => Err(ToolError::failed(format!(
+                "the forge did not merge pull request #{number} ({status}: {}); look at the pull                  request (conflicts, required reviews or checks), then merge it there and call                  again: the release goes on from the merge",
+                v["message"].as_str().unwrap_or("no reason given")
+            ))),
+        }
     }
 
     /// Opens a pull request of `head` into `base`; an open one for the same head is returned

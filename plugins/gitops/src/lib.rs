@@ -23,6 +23,7 @@ mod objects;
 mod out;
 mod plan;
 mod propose;
+mod release;
 mod render;
 mod rest;
 mod rollout;
@@ -44,7 +45,9 @@ an `overlay`, or `helm template` of a `chart` where helm is granted → manifest
 objects with kinds, names, namespaces, images), `plan` (render + diff in one answer, the whole \
 plan stored as an artifact whose sha256 names it), `propose` (branch, `patch` or `files`, commit, \
 push to a granted remote, pull request through the forge's API with an http `forge_profile`; \
-idempotent per branch → PR number and URL). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
+idempotent per branch → PR number and URL), `release` (propose → wait for the merge or \
+`merge: true` → Argo CD sync of `app` to the merge commit → verify → roll back on failure; each \
+stage audited and reported as progress; called again it resumes). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
 object, create/update/unchanged counts, prune candidates by `prune_selector`), `apply` \
 (server-side apply as field manager infra, Namespaces and CRDs first, `prune` by selector), \
 `rollout_status` (Deployments/StatefulSets/DaemonSets until updated and available, or the reason \
@@ -64,6 +67,7 @@ fn run(a: GitopsArgs, ctx: &Ctx) -> Result<GitopsOutput, ToolError> {
     let mut o = GitopsOutput::default();
     match a.action {
         Action::Propose(p) => o.proposal = Some(propose::propose(&p, apply, ctx)?),
+        Action::Release(r) => o.release = Some(release::release(&r, apply, ctx)?),
         Action::Render { from } => o.render = Some(render::render(&from, ctx)?),
         Action::Plan {
             profile,

@@ -7,6 +7,7 @@ use crate::argo::{AppStatus, OperationResult};
 use crate::flux::Reconcile;
 use crate::plan::Plan;
 use crate::propose::Proposal;
+use crate::release::Release;
 use crate::rollout::Rollout;
 use crate::terraform::apply::Applied as TfApplied;
 use crate::terraform::plan::Planned;
@@ -22,6 +23,9 @@ pub struct GitopsOutput {
     /// `propose`: the branch, commit, push and pull request (or what would be done).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proposal: Option<Proposal>,
+    /// `release`: each stage and how the release ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
     /// `render`, `plan`: the rendered manifests and a summary of each object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub render: Option<Rendered>,

@@ -106,17 +106,17 @@ impl Drop for Held {
                 self.name
             ),
         };
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(CapEvent {
+        super::call::push_event(
+            &mut self.events.lock().unwrap_or_else(|p| p.into_inner()),
+            CapEvent {
                 cap: CAP.into(),
                 target: format!("{}:{}", self.kind, self.target),
                 decision: Verdict::Allow,
                 reason: None,
                 duration_ms: self.since.elapsed().as_millis() as u64,
                 detail: Some(detail),
-            });
+            },
+        );
     }
 }
 

@@ -11,6 +11,8 @@
 //! - `spin`: burns CPU forever.
 //! - `memory_bomb`: allocates and touches 1 MiB chunks until something stops it.
 //! - `output_flood`: returns `bytes` bytes (default 64 MiB).
+//! - `stage_flood`: marks `bytes` (default 10,000) stages with 100 KB names and details,
+//!   trying to bloat the call's audit record.
 //! - `secrets_get`: the host's secrets capability for `name` (the flag and the policy decide);
 //!   a value it gets is written to the log and the result, for the host to scrub.
 //!
@@ -43,6 +45,8 @@ enum Action {
     OutputFlood,
     /// Ask the host's secrets capability for `name`.
     SecretsGet,
+    /// Mark `bytes` huge stages.
+    StageFlood,
 }
 
 /// Arguments of `hostile`.
@@ -267,6 +271,18 @@ fn run(args: Args, ctx: &Ctx) -> Result<Outcome, ToolError> {
         Action::MemoryBomb => memory_bomb(),
         Action::OutputFlood => output_flood(args.bytes.unwrap_or(64 << 20)),
         Action::SecretsGet => return secrets_get(required(args.name, "name")?),
+        Action::StageFlood => {
+            let big = "s".repeat(100_000);
+            let n = args.bytes.unwrap_or(10_000);
+            for i in 0..n {
+                log::stage(&format!("{i}{big}"), &big);
+            }
+            Outcome {
+                escaped: false,
+                error: None,
+                data: Some(json!({ "stages": n })),
+            }
+        }
     })
 }
 

@@ -1,0 +1,391 @@
+//! gitops `release` through the real binary over MCP: a real repository under a granted root,
+//! a bare remote pushed to by the host's `git` capability, the stand-in forge (real merges in
+//! the bare repository) and the stand-in Argo CD, which judges each sync by what the deployed
+//! revision holds in that same repository (an image tagged `broken` fails its rollout).
+//!
+//! A release proposed, merged, synced and verified; a second one whose rollout fails is rolled
+//! back on its own; the audit record tells both stories in order; a release waiting for a
+//! person's merge times out and goes on from the merge when called again; the plan changes
+//! nothing; canaries in the forge, Argo CD and git credentials never surface.
+
+use std::path::Path;
+
+use infra_tests::argo::ArgoApi;
+use infra_tests::git::{command, git};
+use infra_tests::progress::{Era, connect};
+use infra_tests::{Mcp, audit_records, contains, text, with_fields};
+use serde_json::{Value, json};
+
+use crate::gitops_propose::{PATCH, Setup, posts, setup_for, sha};
+
+/// A forge, Argo CD application `web` deploying `k/` of the bare repository's `main` (at its
+/// first commit, history id 0), judged by the content of `k/app.yaml` at each revision.
+async fn setup() -> (Setup, ArgoApi) {
+    let argo = ArgoApi::start().await.expect("stand-in Argo CD");
+    let s = setup_for("[]", Some(&argo)).await;
+    let bare = s.bare();
+    let first = sha(&bare, "main").unwrap();
+    argo.add_app("web", &format!("file://{}", bare.display()), "k", &first);
+    argo.judge("web", move |revision| {
+        let out = command(&bare)
+            .args(["show", &format!("{revision}:k/app.yaml")])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .contains("web:broken")
+            .then(|| "Deployment web: ImagePullBackOff (web:broken does not exist)".to_string())
+    });
+    (s, argo)
+}
+
+/// A `release` of branch `branch` changing `k/app.yaml` (by `PATCH`, or to `image` with
+/// `files`), with `extra` fields.
+fn args(branch: &str, image: Option<&str>, extra: Value) -> Value {
+    let mut a = json!({"action": "release", "root": "work", "path": "app", "branch": branch,
+        "base": "main", "message": format!("Release {branch}"),
+        "author": {"name": "Ann Agent", "email": "ann@example.org"},
+        "git_profile": "forge-git", "forge_profile": "forge", "repository": "acme/app",
+        "argocd_profile": "argocd", "app": "web", "timeout_secs": 30});
+    match image {
+        None => a["patch"] = json!(PATCH),
+        Some(i) => {
+            a["files"] =
+                json!([{"path": "k/app.yaml", "content": format!("image: {i}\nreplicas: 2\n")}])
+        }
+    }
+    with_fields(a, extra)
+}
+
+/// Each stage's name and outcome, in order.
+fn stages(release: &Value) -> Vec<(String, String)> {
+    release["stages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no stages in {release}"))
+        .iter()
+        .map(|s| {
+            (
+                text(s, "/stage").to_string(),
+                text(s, "/outcome").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// The end record of the `n`th release call (from 0), its events as `cap target`.
+fn story(home: &Path, n: usize) -> Vec<String> {
+    let ends: Vec<Value> = audit_records(home)
+        .into_iter()
+        .filter(|r| r["kind"] == "end" && r["tool"] == "gitops" && r["action"] == "release")
+        .collect();
+    ends.get(n)
+        .unwrap_or_else(|| panic!("no end record of release call {n}: {ends:?}"))["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| format!("{} {}", text(e, "/cap"), text(e, "/target")))
+        .collect()
+}
+
+/// The position of the first event at or after `from` that starts with `prefix`.
+fn after(events: &[String], from: usize, prefix: &str) -> usize {
+    events[from..]
+        .iter()
+        .position(|e| e.starts_with(prefix))
+        .map(|i| i + from)
+        .unwrap_or_else(|| panic!("no {prefix:?} after event {from} in {events:#?}"))
+}
+
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://").to_string()
+}
+
+async fn call(mcp: &Mcp, a: Value) -> (bool, Value) {
+    mcp.call("gitops", a).await
+}
+
+#[tokio::test]
+async fn a_release_is_merged_synced_and_verified_and_a_failing_one_is_rolled_back() {
+    let (s, argo) = setup().await;
+    let mcp = s.home.mcp().await;
+
+    // One: web:2, merged through the forge, synced, Healthy.
+    let (err, out) = call(
+        &mcp,
+        args("infra/web-2", None, json!({"merge": true, "apply": true})),
+    )
+    .await;
+    let out = s.home.whole(out);
+    assert!(!err, "{out}");
+    let r = &out["release"];
+    assert_eq!(r["outcome"], "released", "{out}");
+    assert_eq!(
+        stages(r),
+        pairs(&[
+            ("propose", "done"),
+            ("merge", "done"),
+            ("sync", "done"),
+            ("verify", "done")
+        ]),
+        "{out}"
+    );
+    let merged = sha(&s.bare(), "main").unwrap();
+    assert_eq!(r["revision"], merged.as_str(), "{out}");
+    assert_eq!(r["pull_request"]["number"], 1);
+    assert_eq!(s.forge.pulls("acme/app")[0]["merged"], true);
+    let app = argo.app("web");
+    assert_eq!(app["status"]["sync"]["revision"], merged.as_str());
+    assert_eq!(app["status"]["health"]["status"], "Healthy");
+    assert_eq!(r["verify"]["verdict"], "pass", "{out}");
+    assert_eq!(r["rollback_to"]["id"], 0, "{out}");
+
+    // Two: web:broken from the updated checkout; the rollout fails, the release rolls back to
+    // release one's deployment and says so as an error.
+    git(&s.repo(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    let (err, out) = call(
+        &mcp,
+        args(
+            "infra/web-broken",
+            Some("web:broken"),
+            json!({"merge": true, "apply": true}),
+        ),
+    )
+    .await;
+    assert!(err, "a release that was rolled back is an error: {out}");
+    assert_eq!(out["error"]["kind"], "failed", "{out}");
+    let message = text(&out, "/error/message");
+    assert!(
+        message.contains("rolled back") && message.contains(&merged),
+        "{message}"
+    );
+    let r = &out["error"]["detail"];
+    assert_eq!(r["outcome"], "rolled_back", "{out}");
+    assert_eq!(
+        stages(r),
+        pairs(&[
+            ("propose", "done"),
+            ("merge", "done"),
+            ("sync", "failed"),
+            ("rollback", "done")
+        ]),
+        "{out}"
+    );
+    let broken = sha(&s.bare(), "main").unwrap();
+    assert_ne!(broken, merged);
+    assert_eq!(r["revision"], broken.as_str());
+    let app = argo.app("web");
+    assert_eq!(
+        app["status"]["sync"]["revision"],
+        merged.as_str(),
+        "Argo CD runs release one's revision again"
+    );
+    assert_eq!(app["status"]["health"]["status"], "Healthy");
+    let history: Vec<&str> = app["status"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["revision"].as_str().unwrap())
+        .collect();
+    let first = history[0];
+    assert_eq!(
+        history,
+        [first, merged.as_str(), broken.as_str(), merged.as_str()]
+    );
+
+    // The audit log tells both stories in order: each stage marked, and each stage's own
+    // requests after its mark (the forge's merge, Argo CD's sync and rollback).
+    let forge = format!("http {}", host_port(&s.forge.url()));
+    let argocd = format!("http {}", host_port(&argo.url()));
+    let one = story(s.home.path(), 0);
+    let p = after(&one, 0, "log stage propose");
+    let pushed = after(&one, p, "git ");
+    let m = after(&one, pushed, "log stage merge");
+    after(&one, m, &forge);
+    let y = after(&one, m, "log stage sync");
+    after(&one, y, &argocd);
+    after(&one, y, "log stage verify");
+    assert!(
+        !one.iter().any(|e| e.starts_with("log stage rollback")),
+        "{one:#?}"
+    );
+    let two = story(s.home.path(), 1);
+    let p = after(&two, 0, "log stage propose");
+    let m = after(&two, p, "log stage merge");
+    let y = after(&two, m, "log stage sync");
+    let b = after(&two, y, "log stage rollback");
+    after(&two, b, &argocd);
+    assert!(
+        !two.iter().any(|e| e.starts_with("log stage verify")),
+        "{two:#?}"
+    );
+    let rollbacks = argo
+        .requests()
+        .iter()
+        .filter(|(m, p)| m == "POST" && p.ends_with("/rollback"))
+        .count();
+    assert_eq!(rollbacks, 1);
+
+    // No credential surfaces anywhere: answers, audit, artifacts.
+    let all = s.home.all_bytes();
+    for secret in [s.forge.token(), argo.token(), s.git_secret.clone()] {
+        assert!(
+            !contains(&all, &secret),
+            "a credential reached the state directory"
+        );
+        assert!(!out.to_string().contains(&secret));
+    }
+}
+
+#[tokio::test]
+async fn a_release_waiting_for_a_merge_goes_on_from_the_merge_when_called_again() {
+    let (s, argo) = setup().await;
+    let mcp = s.home.mcp().await;
+
+    // Nobody merges within the wait: a timeout that says how to go on; nothing deployed.
+    let a = args(
+        "infra/web-2",
+        None,
+        json!({"apply": true, "timeout_secs": 2}),
+    );
+    let (err, out) = call(&mcp, a.clone()).await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "timeout", "{out}");
+    assert!(
+        text(&out, "/error/message").contains("call release again"),
+        "{out}"
+    );
+    let r = &out["error"]["detail"];
+    assert_eq!(r["outcome"], "waiting", "{out}");
+    assert_eq!(
+        stages(r),
+        pairs(&[("propose", "done"), ("merge", "waiting")])
+    );
+    assert!(
+        !argo.requests().iter().any(|(m, _)| m == "POST"),
+        "nothing synced before the merge"
+    );
+
+    // A person merges it on the forge; the same call — from a new session, as after a
+    // restart — goes on from there, and the client sees each stage as progress.
+    let merged = s.forge.merge("acme/app", 1).expect("merge on the forge");
+    let pulls_before = s.forge.pulls("acme/app").len();
+    mcp.close().await;
+    let (client, progress) = connect(&s.home, Era::Initialize).await;
+    let r = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("gitops")
+                .with_arguments(a.as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.is_error, Some(true), "{r:?}");
+    let out = s.home.whole(r.structured_content.unwrap());
+    let seen: Vec<String> = progress
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.message.clone())
+        .filter(|m| !m.starts_with("argo ") && !m.starts_with("release: waiting"))
+        .collect();
+    let names: Vec<&str> = seen
+        .iter()
+        .map(|m| m.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["propose", "merge", "sync", "verify"], "{seen:?}");
+    client.close().await;
+    let mcp = s.home.mcp().await;
+    let r = &out["release"];
+    assert_eq!(
+        stages(r),
+        pairs(&[
+            ("propose", "skipped"),
+            ("merge", "skipped"),
+            ("sync", "done"),
+            ("verify", "done")
+        ]),
+        "{out}"
+    );
+    assert_eq!(r["revision"], merged.as_str());
+    assert_eq!(
+        s.forge.pulls("acme/app").len(),
+        pulls_before,
+        "no second pull request"
+    );
+
+    // Once more, as after a restart: everything is found done; Argo CD is not synced again.
+    let syncs = |argo: &ArgoApi| {
+        argo.requests()
+            .iter()
+            .filter(|(m, p)| m == "POST" && p.ends_with("/sync"))
+            .count()
+    };
+    let before = syncs(&argo);
+    let (err, out) = call(&mcp, a).await;
+    let out = s.home.whole(out);
+    assert!(!err, "{out}");
+    assert_eq!(
+        stages(&out["release"]),
+        pairs(&[
+            ("propose", "skipped"),
+            ("merge", "skipped"),
+            ("sync", "skipped"),
+            ("verify", "done")
+        ]),
+        "{out}"
+    );
+    assert_eq!(syncs(&argo), before);
+    assert_eq!(out["release"]["outcome"], "released");
+}
+
+#[tokio::test]
+async fn a_release_plan_changes_nothing_and_hostile_arguments_are_refused() {
+    let (s, argo) = setup().await;
+    let mcp = s.home.mcp().await;
+    let main_before = sha(&s.bare(), "main").unwrap();
+
+    let (err, out) = call(&mcp, args("infra/web-2", None, json!({}))).await;
+    let out = s.home.whole(out);
+    assert!(!err, "{out}");
+    let r = &out["release"];
+    assert_eq!(r["outcome"], "planned");
+    assert_eq!(
+        stages(r),
+        pairs(&[
+            ("propose", "planned"),
+            ("merge", "planned"),
+            ("sync", "planned"),
+            ("verify", "planned"),
+            ("rollback", "planned")
+        ])
+    );
+    assert!(
+        text(r, "/stages/4/detail").contains("history id 0"),
+        "{out}"
+    );
+    assert_eq!(posts(&s.forge), 0);
+    assert!(!argo.requests().iter().any(|(m, _)| m != "GET"));
+    assert_eq!(sha(&s.bare(), "main").unwrap(), main_before);
+    assert!(sha(&s.repo(), "refs/heads/infra/web-2").is_none());
+
+    // A prompt-injected agent: an app name that walks the API, a repository that is a path.
+    for (field, bad) in [
+        ("app", json!({"app": "../../api/v1/session"})),
+        ("repository", json!({"repository": "acme/app/../../x"})),
+        ("timeout_secs", json!({"timeout_secs": 0})),
+    ] {
+        let (err, out) = call(
+            &mcp,
+            args("infra/x", None, with_fields(bad, json!({"apply": true}))),
+        )
+        .await;
+        assert!(err, "{out}");
+        assert_eq!(out["error"]["field"], field, "{out}");
+    }
+    assert_eq!(posts(&s.forge), 0);
+    assert!(!argo.requests().iter().any(|(m, _)| m != "GET"));
+}
