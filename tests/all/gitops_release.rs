@@ -389,3 +389,88 @@ async fn a_release_plan_changes_nothing_and_hostile_arguments_are_refused() {
     assert_eq!(posts(&s.forge), 0);
     assert!(!argo.requests().iter().any(|(m, _)| m != "GET"));
 }
+
+#[tokio::test]
+async fn a_release_goes_through_gitlab_merge_requests_and_gitea_pull_requests_too() {
+    for kind in ["gitlab", "gitea"] {
+        let (s, argo) = setup().await;
+        // The same stand-in serves GitLab's API under /api/v4, as a GitLab profile names it.
+        if kind == "gitlab" {
+            let file = s.home.path().join("profiles.json");
+            let mut profiles: Value =
+                serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+            profiles["forge"]["base_url"] = json!(format!("{}/api/v4", s.forge.url()));
+            s.home.profiles(&profiles);
+        }
+        let mcp = s.home.mcp().await;
+        let a = args(
+            "infra/web-2",
+            None,
+            json!({"forge": kind, "merge": true, "apply": true}),
+        );
+
+        // Proposed twice: one merge request, the second call finds it.
+        let mut p = with_fields(a.clone(), json!({"action": "propose"}));
+        for release_only in ["app", "argocd_profile", "merge", "timeout_secs"] {
+            p.as_object_mut().unwrap().remove(release_only);
+        }
+        let (err, one) = call(&mcp, p.clone()).await;
+        assert!(!err, "{kind}: {one}");
+        let (err, two) = call(&mcp, p).await;
+        assert!(!err, "{kind}: {two}");
+        assert_eq!(
+            one["proposal"]["pull_request"]["number"], 1,
+            "{kind}: {one}"
+        );
+        assert_eq!(
+            two["proposal"]["pull_request"]["existing"], true,
+            "{kind}: {two}"
+        );
+        assert_eq!(s.forge.pulls("acme/app").len(), 1, "{kind}");
+
+        let (err, out) = call(&mcp, a).await;
+        let out = s.home.whole(out);
+        assert!(!err, "{kind}: {out}");
+        let r = &out["release"];
+        assert_eq!(
+            stages(r),
+            pairs(&[
+                ("propose", "done"),
+                ("merge", "done"),
+                ("sync", "done"),
+                ("verify", "done")
+            ]),
+            "{kind}: {out}"
+        );
+        let merged = sha(&s.bare(), "main").unwrap();
+        assert_eq!(r["revision"], merged.as_str(), "{kind}: {out}");
+        assert_eq!(
+            argo.app("web")["status"]["sync"]["revision"],
+            merged.as_str()
+        );
+        let seen = s.forge.requests();
+        let merge = seen
+            .iter()
+            .find(|q| q.path.ends_with("/merge"))
+            .unwrap_or_else(|| panic!("{kind}: no merge request: {seen:?}"));
+        match kind {
+            "gitlab" => {
+                assert_eq!(merge.method, "PUT");
+                assert!(
+                    seen.iter().all(|q| q
+                        .path
+                        .starts_with("/api/v4/projects/acme%2Fapp/merge_requests")),
+                    "{seen:?}"
+                );
+                assert!(
+                    text(r, "/pull_request/url").contains("/-/merge_requests/1"),
+                    "{out}"
+                );
+            }
+            _ => {
+                assert_eq!(merge.method, "POST");
+                assert_eq!(merge.body["Do"], "merge");
+            }
+        }
+    }
+}

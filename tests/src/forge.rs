@@ -1,7 +1,9 @@
 //! A stand-in forge for the tests (no GitHub, GitLab or Gitea can run on the test machines):
 //! plain HTTP on loopback with a bearer token, serving the pull-request endpoints of GitHub's
 //! REST API with its JSON shapes and error bodies (`{"message", "errors"}`) — create, list by
-//! head and state, get, merge. Each repository it serves is a real bare git repository the test
+//! head and state, get, merge (`PUT`, and Gitea's `POST` with `Do`) — and the same pull requests
+//! as GitLab merge requests under `/api/v4/projects/:id/merge_requests` (`iid`, `opened` /
+//! `merged`, 409 for a second one, `PUT …/merge` with `sha`). Each repository it serves is a real bare git repository the test
 //! gives it: a pull request's head is read from the branch there, and a merge really merges head
 //! into base with a merge commit (so a later fetch or sync sees it). The handle merges or
 //! closes from the test and shows every request.
@@ -264,6 +266,9 @@ fn route(
     body: &Value,
 ) -> (u16, Value) {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["api", "v4", "projects", id, "merge_requests", rest @ ..] = segs.as_slice() {
+        return gitlab(s, base_url, method, id, rest, query, body);
+    }
     let ["repos", owner, name, "pulls", rest @ ..] = segs.as_slice() else {
         return not_found();
     };
@@ -381,7 +386,166 @@ fn route(
                 Err(m) => (405, json!({"message": m})),
             }
         }
+        // Gitea's merge: `Do` says how, `head_commit_id` guards against a moved head.
+        ("POST", [n, "merge"]) => {
+            let Ok(n) = n.parse::<u64>() else {
+                return not_found();
+            };
+            if body["Do"].as_str() != Some("merge") {
+                return (
+                    422,
+                    json!({"message": "Do: only `merge` is served by the stand-in"}),
+                );
+            }
+            let Some(p) = s
+                .pulls
+                .get(&full_name)
+                .and_then(|ps| ps.iter().find(|p| p.number == n))
+            else {
+                return not_found();
+            };
+            if let Some(want) = body["head_commit_id"].as_str()
+                && branch_sha(&repo, &p.head).as_deref() != Some(want)
+            {
+                return (409, json!({"message": "head out of date"}));
+            }
+            match merge(s, &full_name, n, None) {
+                Ok(_) => (200, Value::Null),
+                Err(m) => (405, json!({"message": m})),
+            }
+        }
         _ => not_found(),
+    }
+}
+
+/// A pull request as GitLab shows a merge request.
+fn merge_request_json(base_url: &str, full_name: &str, repo: &Path, p: &Pull) -> Value {
+    json!({
+        "id": 1000 + p.number,
+        "iid": p.number,
+        "title": p.title,
+        "description": p.body,
+        "state": match (p.state, p.merged) {
+            ("open", _) => "opened",
+            (_, true) => "merged",
+            _ => "closed",
+        },
+        "source_branch": p.head,
+        "target_branch": p.base,
+        "sha": branch_sha(repo, &p.head),
+        "merge_commit_sha": p.merge_commit_sha,
+        "web_url": format!("{base_url}/{full_name}/-/merge_requests/{}", p.number),
+    })
+}
+
+/// GitLab's merge request endpoints of project `id` (its path, URL-encoded).
+fn gitlab(
+    s: &mut State,
+    base_url: &str,
+    method: &str,
+    id: &str,
+    rest: &[&str],
+    query: &HashMap<String, String>,
+    body: &Value,
+) -> (u16, Value) {
+    let gone = || (404, json!({"message": "404 Project Not Found"}));
+    let full_name = id.replace("%2F", "/").replace("%2f", "/");
+    let Some(repo) = s.repos.get(&full_name).cloned() else {
+        return gone();
+    };
+    let find = |s: &State, n: &str| {
+        n.parse::<u64>().ok().and_then(|n| {
+            s.pulls
+                .get(&full_name)
+                .and_then(|ps| ps.iter().position(|p| p.number == n))
+        })
+    };
+    match (method, rest) {
+        ("GET", []) => {
+            let state = query.get("state").map_or("all", String::as_str);
+            let source = query.get("source_branch");
+            let list: Vec<Value> = s
+                .pulls
+                .get(&full_name)
+                .into_iter()
+                .flatten()
+                .map(|p| merge_request_json(base_url, &full_name, &repo, p))
+                .filter(|m| state == "all" || m["state"] == state)
+                .filter(|m| source.is_none_or(|b| m["source_branch"] == b.as_str()))
+                .collect();
+            (200, json!(list))
+        }
+        ("GET", [n]) => match find(s, n) {
+            Some(i) => (
+                200,
+                merge_request_json(base_url, &full_name, &repo, &s.pulls[&full_name][i]),
+            ),
+            None => (404, json!({"message": "404 Not found"})),
+        },
+        ("POST", []) => {
+            let field = |k: &str| body[k].as_str().map(str::to_string);
+            let (Some(head), Some(base), Some(title)) = (
+                field("source_branch"),
+                field("target_branch"),
+                field("title"),
+            ) else {
+                return (
+                    400,
+                    json!({"message": "400 Bad request - source_branch, target_branch, title are missing"}),
+                );
+            };
+            if branch_sha(&repo, &head).is_none() || branch_sha(&repo, &base).is_none() {
+                return (400, json!({"message": {"source_branch": ["is invalid"]}}));
+            }
+            let pulls = s.pulls.entry(full_name.clone()).or_default();
+            if let Some(p) = pulls.iter().find(|p| p.state == "open" && p.head == head) {
+                return (
+                    409,
+                    json!({"message": [format!(
+                        "Another open merge request already exists for this source branch: !{}",
+                        p.number
+                    )]}),
+                );
+            }
+            let p = Pull {
+                number: pulls.len() as u64 + 1,
+                title,
+                body: field("description").unwrap_or_default(),
+                head,
+                base,
+                state: "open",
+                merged: false,
+                merge_commit_sha: None,
+            };
+            let v = merge_request_json(base_url, &full_name, &repo, &p);
+            pulls.push(p);
+            (201, v)
+        }
+        ("PUT", [n, "merge"]) => {
+            let Some(i) = find(s, n) else {
+                return (404, json!({"message": "404 Not found"}));
+            };
+            let (number, head) = {
+                let p = &s.pulls[&full_name][i];
+                (p.number, branch_sha(&repo, &p.head))
+            };
+            if let Some(want) = body["sha"].as_str()
+                && head.as_deref() != Some(want)
+            {
+                return (
+                    409,
+                    json!({"message": "SHA does not match HEAD of source branch"}),
+                );
+            }
+            match merge(s, &full_name, number, None) {
+                Ok(_) => (
+                    200,
+                    merge_request_json(base_url, &full_name, &repo, &s.pulls[&full_name][i]),
+                ),
+                Err(_) => (405, json!({"message": "405 Method Not Allowed"})),
+            }
+        }
+        _ => (404, json!({"message": "404 Not found"})),
     }
 }
 

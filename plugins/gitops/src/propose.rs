@@ -20,7 +20,7 @@ use crate::apply::{ApprovalInfo, approve};
 use crate::caps::git::{self, PushRequest};
 use crate::caps::types::ByteSource;
 use crate::checkout::Checkout;
-use crate::forge::{Forge, PullRequest, check_repository};
+use crate::forge::{Forge, Kind, PullRequest, check_repository_of};
 
 /// Most files one call writes.
 const MAX_FILES: usize = 200;
@@ -52,9 +52,11 @@ pub struct ProposeArgs {
     /// A profile whose credentials the host injects for the push (granted under
     /// `[plugin.gitops.git] profiles`).
     pub git_profile: Option<String>,
-    /// The `http` profile of the forge's API (base_url + token): GitHub's REST shape
-    /// (GitHub, Gitea).
+    /// The `http` profile of the forge's API (base_url + token).
     pub forge_profile: Option<String>,
+    /// The forge's API: `github` (default), `gitlab` (merge requests; `repository` may name
+    /// subgroups) or `gitea` (also Forgejo).
+    pub forge: Option<Kind>,
     /// The repository on the forge, `owner/name`.
     pub repository: String,
     /// The pull request's title (default: the message's first line).
@@ -186,7 +188,7 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
     branch_name("branch", &a.branch)?;
     let remote_name = a.remote.as_deref().unwrap_or("origin");
     remote("remote", remote_name)?;
-    check_repository("repository", &a.repository)?;
+    check_repository_of(a.forge.unwrap_or_default(), "repository", &a.repository)?;
     if a.message.trim().is_empty() {
         return Err(ToolError::invalid(
             "message",
@@ -195,7 +197,12 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
     }
     let env = identity(a.author.as_ref(), None)?;
     let change = change(a)?;
-    let forge = Forge::new(a.forge_profile.as_deref(), &a.repository, ctx)?;
+    let forge = Forge::new(
+        a.forge.unwrap_or_default(),
+        a.forge_profile.as_deref(),
+        &a.repository,
+        ctx,
+    )?;
     let repo = Checkout::new(a.root.as_deref(), a.path.as_deref(), ctx)?;
 
     let current = out_str(&repo.git(&args(&["branch", "--show-current"]))?);

@@ -161,6 +161,7 @@ pub fn release(a: &ReleaseArgs, apply: bool, ctx: &Ctx) -> Result<Release, ToolE
     check_name("app", &a.app)?;
     let argo = Argo::new(a.argocd_profile.as_deref(), ctx)?;
     let forge = Forge::new(
+        a.propose.forge.unwrap_or_default(),
         a.propose.forge_profile.as_deref(),
         &a.propose.repository,
         ctx,
