@@ -1,7 +1,8 @@
 //! The gitops plugin's repository half through the real binary over MCP: `render` runs the real
 //! `kubectl kustomize` in a repository under a granted root, `plan` renders and diffs the objects
 //! against the stand-in Kubernetes API (`infra_tests::kube`) and stores the whole plan as an
-//! artifact whose sha256 the answer gives.
+//! artifact whose sha256 the answer gives; `render` of a chart runs a stand-in `helm` program
+//! (no package provides helm here) that records the argv infra gives it.
 
 use std::path::Path;
 
@@ -261,5 +262,103 @@ async fn plan_renders_diffs_against_the_cluster_and_stores_the_plan_under_its_sh
         again["plan_artifact"]["sha256"],
         out["plan_artifact"]["sha256"]
     );
+    mcp.close().await;
+}
+
+/// A stand-in `helm` (no package provides helm here): it prints its argv as a YAML comment, then
+/// the chart's `templates/*.yaml` with the release name and the `image:` of the values files
+/// filled in — enough to check what infra runs and what it makes of the output.
+const HELM_STANDIN: &str = r#"#!/bin/sh
+printf '# argv:'; for a in "$@"; do printf ' [%s]' "$a"; done; printf '\n'
+[ "$1" = template ] || { echo "stand-in helm: only template is served" >&2; exit 1; }
+release=$2; chart=$3; image=nginx:latest; shift 3
+for a in "$@"; do
+  case "$a" in --values=*) v=$(sed -n 's/^image: *//p' "${a#--values=}"); image=${v:-$image};; esac
+done
+for f in "$chart"/templates/*.yaml; do
+  echo '---'; sed -e "s/{{ .Release.Name }}/$release/g" -e "s/{{ .Values.image }}/$image/g" "$f"
+done
+"#;
+
+#[tokio::test]
+async fn helm_template_runs_through_a_stand_in_helm_that_records_its_argv() {
+    let s = setup().await;
+    let bin = tempfile::tempdir().unwrap();
+    let helm = bin.path().join("helm");
+    std::fs::write(&helm, HELM_STANDIN).unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let policy = policy(s.work.path())
+        .replace(
+            "kubectl = \"/usr/bin/kubectl\"",
+            &format!(
+                "kubectl = \"/usr/bin/kubectl\"\nhelm = \"{}\"",
+                helm.display()
+            ),
+        )
+        .replace(
+            "programs = [\"kubectl\"]",
+            "programs = [\"kubectl\", \"helm\"]",
+        );
+    s.home.policy(&policy);
+    let dir = init(&s.work.path().join("charts"));
+    write(
+        &dir,
+        "web/Chart.yaml",
+        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+    );
+    write(
+        &dir,
+        "web/templates/deploy.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}-web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {{ .Values.image }}\n",
+    );
+    write(&dir, "values-prod.yaml", "image: nginx:1.29\n");
+    commit_all(&dir, "chart");
+    let mcp = s.home.mcp().await;
+
+    let (err, out) = call(
+        &mcp,
+        json!({"action": "render", "root": "work", "path": "charts", "chart": "web",
+               "values": ["values-prod.yaml"], "release": "shop", "namespace": "apps-shop"}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let r = &out["render"];
+    assert_eq!(r["objects"][0]["kind"], "Deployment", "{out}");
+    assert_eq!(r["objects"][0]["name"], "shop-web", "{out}");
+    assert_eq!(r["images"], json!(["nginx:1.29"]), "{out}");
+    let manifests = artifact(&mcp, text(r, "/manifests/uri")).await;
+    assert_eq!(
+        manifests.lines().next().unwrap(),
+        "# argv: [template] [shop] [web] [--values=values-prod.yaml] [--namespace=apps-shop]",
+        "every value glued to its option: {manifests}"
+    );
+
+    // A prompt-injected agent smuggling helm options through the values: refused by name
+    // before helm runs (and `--post-renderer` would be refused by the host's own guard).
+    let runs = |home: &Home| {
+        infra_tests::audit_records(home.path())
+            .iter()
+            .flat_map(|r| r["events"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["cap"] == "exec")
+            .count()
+    };
+    let before = runs(&s.home);
+    for (field, bad) in [
+        ("release", json!({"release": "--post-renderer=/bin/sh"})),
+        (
+            "namespace",
+            json!({"namespace": "--kubeconfig=/root/.kube/config"}),
+        ),
+        ("values", json!({"values": ["/etc/passwd"]})),
+    ] {
+        let a = infra_tests::with_fields(
+            json!({"action": "render", "root": "work", "path": "charts", "chart": "web"}),
+            bad,
+        );
+        let (err, out) = call(&mcp, a).await;
+        assert!(err, "{out}");
+        assert_eq!(out["error"]["field"], field, "{out}");
+    }
+    assert_eq!(runs(&s.home), before, "helm never ran for them");
     mcp.close().await;
 }

@@ -113,6 +113,28 @@ fn find_images(v: &Yaml, out: &mut Vec<String>) {
     }
 }
 
+/// Checks a helm release name as helm does: lowercase letters, digits and `-`, starting and
+/// ending with a letter or digit, at most 53 characters.
+pub fn release_name(field: &str, name: &str) -> Result<(), ToolError> {
+    let ok = !name.is_empty()
+        && name.len() <= 53
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    match ok {
+        true => Ok(()),
+        false => Err(ToolError::invalid(
+            field,
+            format!(
+                "{name:?} is not a helm release name: lowercase letters, digits and '-', at most \
+                 53, e.g. `shop`"
+            ),
+        )),
+    }
+}
+
 /// What `render` takes besides the repository.
 pub struct RenderArgs<'a> {
     /// The directory, relative to the repository.
@@ -139,6 +161,8 @@ pub fn render(repo: &impl Runner, r: &RenderArgs, max: usize) -> Result<Rendered
     let (program, args) = match r.renderer {
         Renderer::Kustomize => ("kubectl", vec!["kustomize".to_string(), r.dir.to_string()]),
         Renderer::Helm => {
+            release_name("release", r.release)?;
+            // Options glued to their values (`--values=…`), so no value is read as an option.
             let mut a = vec![
                 "template".to_string(),
                 r.release.to_string(),
@@ -146,10 +170,11 @@ pub fn render(repo: &impl Runner, r: &RenderArgs, max: usize) -> Result<Rendered
             ];
             for v in r.values {
                 relative("values", v)?;
-                a.extend(["--values".to_string(), v.clone()]);
+                a.push(format!("--values={v}"));
             }
             if let Some(ns) = r.namespace {
-                a.extend(["--namespace".to_string(), ns.to_string()]);
+                crate::kube::check_namespace("namespace", ns)?;
+                a.push(format!("--namespace={ns}"));
             }
             ("helm", a)
         }
@@ -226,5 +251,26 @@ apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metad
         assert_eq!(o[1].images, ["busybox:1", "nginx:1.27"]);
         assert_eq!(o[2].name, "c");
         assert!(objects("a: [\n").unwrap_err().contains("document 1"));
+    }
+
+    #[test]
+    fn release_names_are_helms_and_never_options() {
+        release_name("release", "shop").unwrap();
+        release_name("release", "a-1").unwrap();
+        for bad in [
+            "",
+            "--post-renderer=/x",
+            "-x",
+            "x-",
+            "Shop",
+            "a b",
+            &"a".repeat(54),
+        ] {
+            assert_eq!(
+                release_name("release", bad).unwrap_err().field.as_deref(),
+                Some("release"),
+                "{bad}"
+            );
+        }
     }
 }
