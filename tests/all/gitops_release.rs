@@ -12,6 +12,7 @@ use std::path::Path;
 
 use infra_tests::argo::ArgoApi;
 use infra_tests::git::{command, git};
+use infra_tests::kube::KubeApi;
 use infra_tests::progress::{Era, connect};
 use infra_tests::{Mcp, audit_records, contains, text, with_fields};
 use serde_json::{Value, json};
@@ -473,4 +474,178 @@ async fn a_release_goes_through_gitlab_merge_requests_and_gitea_pull_requests_to
             }
         }
     }
+}
+
+/// A Flux Kustomization `web` in `flux-system` on the stand-in Kubernetes API whose controller
+/// applies what the bare repository's `main` holds at each reconcile: Ready at `main@sha1:<sha>`,
+/// or not Ready when `k/app.yaml` names a broken image. The policy adds the kubernetes profile
+/// `lab` and writes (reconcile requests) in `flux-system`.
+async fn flux_setup() -> (Setup, KubeApi, tempfile::TempDir) {
+    let (s, _argo) = setup().await;
+    let api = KubeApi::start().await.expect("stand-in Kubernetes API");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let file = s.home.path().join("profiles.json");
+    let mut profiles: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    profiles["lab"] = json!({"type": "kubernetes",
+        "kubeconfig": format!("file:{}", kubeconfig.display()), "context": "standin"});
+    s.home.profiles(&profiles);
+    let policy = std::fs::read_to_string(s.home.path().join("policy.toml")).unwrap();
+    let policy = policy.replace(
+        "profiles = [\"forge\", \"argocd\"]",
+        "profiles = [\"forge\", \"argocd\", \"lab\"]",
+    ) + "[plugin.gitops.kubernetes]\nwrite_namespaces = [\"flux-system\"]\n";
+    s.home.policy(&policy);
+    api.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "flux-system"}}));
+    api.put(json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "web", "namespace": "flux-system"},
+        "spec": {"interval": "10m", "path": "./k", "sourceRef": {"kind": "GitRepository", "name": "app"}}}));
+    let bare = s.bare();
+    api.judge_flux("Kustomization", "flux-system", "web", move || {
+        let main = infra_tests::git::git(&bare, &["rev-parse", "main"])
+            .trim()
+            .to_string();
+        let yaml = infra_tests::git::git(&bare, &["show", "main:k/app.yaml"]);
+        let revision = format!("main@sha1:{main}");
+        let outcome = if yaml.contains("web:broken") {
+            (
+                false,
+                "HealthCheckFailed".to_string(),
+                "Deployment/web: ImagePullBackOff (web:broken)".to_string(),
+            )
+        } else {
+            (
+                true,
+                "ReconciliationSucceeded".to_string(),
+                format!("Applied revision: {revision}"),
+            )
+        };
+        (revision, outcome)
+    });
+    (s, api, dir)
+}
+
+/// A Flux release of `branch`: `kustomization` instead of `app`.
+fn flux_args(branch: &str, image: Option<&str>, extra: Value) -> Value {
+    let mut a = args(branch, image, extra);
+    let o = a.as_object_mut().unwrap();
+    o.remove("app");
+    o.remove("argocd_profile");
+    o.insert("kustomization".into(), json!("web"));
+    o.insert("profile".into(), json!("lab"));
+    a
+}
+
+#[tokio::test]
+async fn a_flux_release_is_reconciled_and_a_failing_one_is_reverted_through_a_pull_request() {
+    let (s, api, _dir) = flux_setup().await;
+    let mcp = s.home.mcp().await;
+
+    let (err, out) = call(
+        &mcp,
+        flux_args("infra/web-2", None, json!({"merge": true, "apply": true})),
+    )
+    .await;
+    let out = s.home.whole(out);
+    assert!(!err, "{out}");
+    let r = &out["release"];
+    assert_eq!(
+        stages(r),
+        pairs(&[
+            ("propose", "done"),
+            ("merge", "done"),
+            ("sync", "done"),
+            ("verify", "done")
+        ]),
+        "{out}"
+    );
+    let good = sha(&s.bare(), "main").unwrap();
+    assert_eq!(r["outcome"], "released");
+    assert!(
+        text(r, "/reconciles/0/status/revision").ends_with(&good),
+        "{out}"
+    );
+
+    // The broken one: reconcile fails, the change is reverted by pull request #3, merged, and
+    // Flux applies the revert: main holds web:2 again.
+    git(&s.repo(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    let (err, out) = call(
+        &mcp,
+        flux_args(
+            "infra/web-broken",
+            Some("web:broken"),
+            json!({"merge": true, "apply": true}),
+        ),
+    )
+    .await;
+    assert!(err, "{out}");
+    let r = &out["error"]["detail"];
+    assert_eq!(r["outcome"], "rolled_back", "{out}");
+    assert_eq!(
+        stages(r),
+        pairs(&[
+            ("propose", "done"),
+            ("merge", "done"),
+            ("sync", "failed"),
+            ("rollback", "done")
+        ]),
+        "{out}"
+    );
+    assert_eq!(r["revert"]["branch"], "infra/web-broken-revert", "{out}");
+    let pulls = s.forge.pulls("acme/app");
+    assert_eq!(pulls.len(), 3, "{pulls:?}");
+    assert_eq!(pulls[2]["head"]["ref"], "infra/web-broken-revert");
+    assert_eq!(pulls[2]["merged"], true);
+    let main = git(&s.bare(), &["show", "main:k/app.yaml"]);
+    assert!(
+        main.contains("image: web:2"),
+        "the revert is on main: {main}"
+    );
+    let k = api
+        .get(
+            "kustomize.toolkit.fluxcd.io/v1",
+            "Kustomization",
+            Some("flux-system"),
+            "web",
+        )
+        .unwrap();
+    let now = sha(&s.bare(), "main").unwrap();
+    assert_eq!(
+        k["status"]["lastAppliedRevision"],
+        format!("main@sha1:{now}"),
+        "{k}"
+    );
+    assert_eq!(k["status"]["conditions"][0]["status"], "True", "{k}");
+    assert_eq!(
+        infra_tests::git::git(&s.repo(), &["branch", "--show-current"]).trim(),
+        "main",
+        "the checkout is left on its branch"
+    );
+
+    // Called again, as after a restart: the revert is found merged; nothing is deployed again.
+    let reconciles = |api: &KubeApi| {
+        api.requests()
+            .iter()
+            .filter(|(m, p)| m == "PATCH" && p.contains("kustomizations"))
+            .count()
+    };
+    let before = reconciles(&api);
+    let (err, out) = call(
+        &mcp,
+        flux_args(
+            "infra/web-broken",
+            Some("web:broken"),
+            json!({"merge": true, "apply": true}),
+        ),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["detail"]["outcome"], "rolled_back", "{out}");
+    assert!(text(&out, "/error/message").contains("reverted"), "{out}");
+    assert_eq!(
+        reconciles(&api),
+        before,
+        "no reconcile of the broken revision again"
+    );
 }

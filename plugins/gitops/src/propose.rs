@@ -63,6 +63,10 @@ pub struct ProposeArgs {
     pub title: Option<String>,
     /// The pull request's description (default: the rest of the message).
     pub body: Option<String>,
+    /// Where a new branch starts (default: `base`); only `release` sets it, for a revert.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub start: Option<String>,
 }
 
 /// A file with its whole new content.
@@ -436,6 +440,59 @@ pub fn propose(a: &ProposeArgs, apply: bool, ctx: &Ctx) -> Result<Proposal, Tool
 
 /// On the branch (made from `base_ref`, or the existing one): the change, and a commit when it
 /// changes anything. Returns whether it committed. The caller switches back.
+/// Proposes undoing what branch `a.branch` changed: a branch `<branch>-revert` starting at its
+/// tip, with the inverse of its diff since it left `base`, as a pull request into `base`.
+/// Merged, it takes the change out of `base` whatever else was merged since — and it needs no
+/// fetch of the forge's merge commit, which the checkout does not have.
+pub fn revert(a: &ProposeArgs, base: &str, why: &str, ctx: &Ctx) -> Result<Proposal, ToolError> {
+    let repo = Checkout::new(a.root.as_deref(), a.path.as_deref(), ctx)?;
+    let tip_ref = format!("refs/heads/{}", a.branch);
+    let tip = resolve(&repo, &tip_ref)?.ok_or_else(|| {
+        ToolError::failed(format!(
+            "branch '{}' is gone from {}, so its change cannot be reverted here; revert the merge \
+             on the forge",
+            a.branch,
+            repo.name()
+        ))
+    })?;
+    let fork = out_str(&repo.git(&args(&[
+        "merge-base",
+        "--end-of-options",
+        &format!("refs/heads/{base}"),
+        &tip,
+    ]))?);
+    let mut d = args(&["diff", "--binary"]);
+    d.extend(args(infra_sdk::git::DIFF_FLAGS));
+    d.extend(args(&[&tip, &fork, "--"]));
+    let (bytes, _) = repo.full_stdout(&repo.git(&d)?)?;
+    if bytes.is_empty() {
+        return Err(ToolError::failed(format!(
+            "branch '{}' changes nothing against '{base}': there is nothing to revert",
+            a.branch
+        )));
+    }
+    let title = split_message(&a.message).0;
+    let r = ProposeArgs {
+        root: a.root.clone(),
+        path: a.path.clone(),
+        branch: format!("{}-revert", a.branch),
+        base: Some(base.to_string()),
+        patch: Some(String::from_utf8_lossy(&bytes).into_owned()),
+        files: None,
+        message: format!("Revert \"{title}\"\n\n{why}"),
+        author: a.author.clone(),
+        remote: a.remote.clone(),
+        git_profile: a.git_profile.clone(),
+        forge_profile: a.forge_profile.clone(),
+        forge: a.forge,
+        repository: a.repository.clone(),
+        title: None,
+        body: None,
+        start: Some(tip_ref),
+    };
+    propose(&r, true, ctx)
+}
+
 fn commit_change(
     repo: &Checkout,
     a: &ProposeArgs,
@@ -447,7 +504,7 @@ fn commit_change(
     if exists {
         repo.git(&args(&["switch", "--quiet", "--no-guess", &a.branch]))?;
     } else {
-        let start = rev("base", base_ref)?;
+        let start = rev("base", a.start.as_deref().unwrap_or(base_ref))?;
         repo.git(&args(&[
             "switch",
             "--quiet",

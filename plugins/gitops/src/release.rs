@@ -1,6 +1,7 @@
 //! `release`: the GitOps cycle in one call — propose the change as a pull request, wait for its
-//! merge (or merge it, when asked and approved), sync the Argo CD application to the merge
-//! commit, verify, and on failure roll back to what was deployed before. Each stage is marked
+//! merge (or merge it, when asked and approved), deploy the merge commit (an Argo CD sync to it,
+//! or a Flux reconcile that must apply it), verify, and on failure roll back: Argo CD to the
+//! deployment before (its history), Flux by a revert pull request merged and reconciled. Each stage is marked
 //! through the host's `log.stage`, so the call's audit record tells the story in order, among
 //! the capability uses of each stage, and the client sees each stage as progress.
 //!
@@ -8,6 +9,9 @@
 //! same arguments — after a restart, or after a timeout while a person reviews the pull request —
 //! it finds the pull request (open or merged) and the application's history, and goes on from
 //! the first stage not done. A release already rolled back is not deployed again.
+//!
+//! Everything a stage does goes through the same actions and guards as when called alone
+//! (`propose`, Argo CD `sync`/`rollback`, Flux `reconcile`, `verify`).
 
 use std::time::{Duration, Instant};
 
@@ -17,9 +21,11 @@ use infra_sdk::prelude::*;
 use crate::apply::approve;
 use crate::argo::{AppStatus, Argo, HistoryEntry, Operation, OperationResult};
 use crate::caps::log;
+use crate::cluster::Cluster;
+use crate::flux::{self, Reconcile};
 use crate::forge::{Forge, PullRequest};
 use crate::propose::{self, Proposal, ProposeArgs};
-use crate::verify::{self, HttpCheck, Verdict};
+use crate::verify::{self, Check, HttpCheck, Verdict};
 use crate::wait::{self, Step, until};
 
 /// Arguments of `release`: those of `propose`, and where the change goes.
@@ -31,10 +37,17 @@ pub struct ReleaseArgs {
     /// Merge the pull request through the forge's API (after the guard's approval) instead of
     /// waiting for a person to merge it (default false).
     pub merge: Option<bool>,
-    /// The http profile of Argo CD.
+    /// The http profile of Argo CD (with `app`).
     pub argocd_profile: Option<String>,
-    /// The Argo CD application that deploys the repository's base branch.
-    pub app: String,
+    /// The Argo CD application that deploys the repository's base branch (or `kustomization`).
+    pub app: Option<String>,
+    /// The Flux Kustomization that deploys the base branch (instead of `app`), through the
+    /// kubernetes `profile`.
+    pub kustomization: Option<String>,
+    /// The Kustomization's namespace (default `flux-system`).
+    pub flux_namespace: Option<String>,
+    /// The kubernetes profile of the cluster Flux runs in (with `kustomization`).
+    pub profile: Option<String>,
     /// HTTP checks the verification makes after the sync (each `url`, `expect_status`,
     /// `profile`).
     pub http_checks: Option<Vec<HttpCheck>>,
@@ -87,6 +100,12 @@ pub struct Release {
     /// The Argo CD rollback, when one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<OperationResult>,
+    /// Flux: the reconcile of the merge commit (and of the revert, after a rollback).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reconciles: Vec<Reconcile>,
+    /// Flux: the revert pull request a rollback proposed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revert: Option<Proposal>,
     /// What the agent should know.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -156,10 +175,83 @@ fn before(app: &AppStatus, revision: &str) -> Option<HistoryEntry> {
         .cloned()
 }
 
+/// Where the base branch is deployed from.
+enum Target<'a> {
+    /// An Argo CD application.
+    Argo { argo: Argo, app: &'a str },
+    /// A Flux Kustomization.
+    Flux {
+        cluster: Cluster,
+        namespace: &'a str,
+        name: &'a str,
+    },
+}
+
+impl<'a> Target<'a> {
+    fn new(a: &'a ReleaseArgs, ctx: &Ctx) -> Result<Self, ToolError> {
+        match (&a.app, &a.kustomization) {
+            (Some(app), None) => {
+                check_name("app", app)?;
+                Ok(Target::Argo {
+                    argo: Argo::new(a.argocd_profile.as_deref(), ctx)?,
+                    app,
+                })
+            }
+            (None, Some(name)) => {
+                check_name("kustomization", name)?;
+                let namespace = a.flux_namespace.as_deref().unwrap_or("flux-system");
+                infra_sdk::kube::check_namespace("flux_namespace", namespace)?;
+                Ok(Target::Flux {
+                    cluster: Cluster::new(a.profile.as_deref(), ctx)?,
+                    namespace,
+                    name,
+                })
+            }
+            (Some(_), Some(_)) => Err(ToolError::invalid(
+                "kustomization",
+                "give `app` (Argo CD) or `kustomization` (Flux), not both",
+            )),
+            (None, None) => Err(ToolError::invalid(
+                "app",
+                "missing: name what deploys the base branch — an Argo CD `app` (with \
+                 `argocd_profile`) or a Flux `kustomization` (with the kubernetes `profile`)",
+            )),
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Target::Argo { app, .. } => format!("Argo CD application {app}"),
+            Target::Flux {
+                namespace, name, ..
+            } => format!("Flux Kustomization {namespace}/{name}"),
+        }
+    }
+
+    /// The Flux object's state now (no write).
+    fn flux_now(&mut self) -> Result<Option<flux::FluxStatus>, ToolError> {
+        match self {
+            Target::Argo { .. } => Ok(None),
+            Target::Flux {
+                cluster,
+                namespace,
+                name,
+            } => Ok(Some(
+                flux::reconcile(cluster, "Kustomization", Some(namespace), name, false, None)?
+                    .status,
+            )),
+        }
+    }
+}
+
+/// Flux names a revision `main@sha1:<sha>` (older: `main/<sha>`).
+fn flux_at(revision: Option<&str>, sha: &str) -> bool {
+    revision.is_some_and(|r| r.ends_with(sha))
+}
+
 /// `release` (see the module's doc).
 pub fn release(a: &ReleaseArgs, apply: bool, ctx: &Ctx) -> Result<Release, ToolError> {
-    check_name("app", &a.app)?;
-    let argo = Argo::new(a.argocd_profile.as_deref(), ctx)?;
+    let mut target = Target::new(a, ctx)?;
     let forge = Forge::new(
         a.propose.forge.unwrap_or_default(),
         a.propose.forge_profile.as_deref(),
@@ -168,26 +260,23 @@ pub fn release(a: &ReleaseArgs, apply: bool, ctx: &Ctx) -> Result<Release, ToolE
     )?;
     let (budget, note) = wait::budget(a.timeout_secs, ctx)?;
     let deadline = Instant::now() + budget;
-    let merge = a.merge.unwrap_or(false);
-    let rollback = a.rollback.unwrap_or(true);
     let mut r = Release::default();
     r.notes.extend(note);
-    let app = argo.status(Some(&a.app), None, true)?.remove(0);
     if !apply {
-        plan(a, &forge, &app, budget, ctx, &mut r)?;
+        plan(a, &forge, &mut target, budget, ctx, &mut r)?;
         return Ok(r);
     }
-    match run(a, &forge, &argo, deadline, merge, rollback, ctx, &mut r) {
+    match run(a, &forge, &mut target, deadline, ctx, &mut r) {
         Ok(()) => Ok(r),
         Err(e) => Err(r.fail(e)),
     }
 }
 
-/// Without `apply`: what each stage would do, from what the forge and Argo CD show now.
+/// Without `apply`: what each stage would do, from what the forge and the deployer show now.
 fn plan(
     a: &ReleaseArgs,
     forge: &Forge,
-    app: &AppStatus,
+    target: &mut Target,
     budget: Duration,
     ctx: &Ctx,
     r: &mut Release,
@@ -208,9 +297,10 @@ fn plan(
             r.proposal = Some(p);
         }
     }
+    let merge = a.merge.unwrap_or(false);
     r.planned(
         "merge",
-        match a.merge.unwrap_or(false) {
+        match merge {
             true => {
                 "merge the pull request through the forge's API, after the guard's approval".into()
             }
@@ -220,48 +310,74 @@ fn plan(
             ),
         },
     );
+    let what = target.what();
+    let (now, back) = match target {
+        Target::Argo { argo, app } => {
+            let app = argo.status(Some(app), None, true)?.remove(0);
+            let to = app.revision.as_deref().and_then(|rev| {
+                app.history
+                    .iter()
+                    .rev()
+                    .find(|h| h.revision == rev)
+                    .cloned()
+            });
+            let back = to
+                .as_ref()
+                .map(|h| format!("roll back to history id {} (revision {})", h.id, h.revision));
+            r.rollback_to = to;
+            (
+                format!(
+                    "{} / {} at {}",
+                    app.sync,
+                    app.health,
+                    app.revision.as_deref().unwrap_or("?")
+                ),
+                back,
+            )
+        }
+        Target::Flux { .. } => {
+            let s = target.flux_now()?.unwrap_or_else(|| unreachable!());
+            let back = match merge {
+                true => "propose the revert of the change, merge it and reconcile again",
+                false => "propose the revert of the change (merge: true merges it)",
+            };
+            (
+                format!(
+                    "Ready={} at {}",
+                    s.ready,
+                    s.revision.as_deref().unwrap_or("?")
+                ),
+                Some(back.to_string()),
+            )
+        }
+    };
+    let deploy = match a.app {
+        Some(_) => "sync",
+        None => "reconcile",
+    };
     r.planned(
         "sync",
-        format!(
-            "sync Argo CD application {} to the merge commit and wait for Synced and Healthy; \
-             now {} / {} at {}",
-            a.app,
-            app.sync,
-            app.health,
-            app.revision.as_deref().unwrap_or("?")
-        ),
+        format!("{deploy} {what} to the merge commit and wait until it is healthy; now {now}"),
     );
     let checks = a.http_checks.as_deref().unwrap_or_default();
     r.planned(
         "verify",
         format!(
-            "Argo CD application {} Synced and Healthy{}",
-            a.app,
+            "{what} healthy at the merge commit{}",
             match checks.len() {
                 0 => String::new(),
                 n => format!(", {n} http check(s)"),
             }
         ),
     );
-    let to = app.revision.as_deref().and_then(|rev| {
-        app.history
-            .iter()
-            .rev()
-            .find(|h| h.revision == rev)
-            .cloned()
-    });
     r.planned(
         "rollback",
-        match (a.rollback.unwrap_or(true), &to) {
+        match (a.rollback.unwrap_or(true), back) {
             (false, _) => "none: rollback is false; a failure is reported and left as it is".into(),
-            (true, Some(h)) => format!(
-                "if the sync or the verification fails: roll back to history id {} (revision {})",
-                h.id, h.revision
-            ),
+            (true, Some(b)) => format!("if the sync or the verification fails: {b}"),
             (true, None) => "none possible: the application has no deployment to return to".into(),
         },
     );
-    r.rollback_to = to;
     r.outcome = "planned".into();
     r.notes.push(
         "nothing was changed: this is the plan. After the user has reviewed it, call again with \
@@ -272,18 +388,16 @@ fn plan(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn run(
     a: &ReleaseArgs,
     forge: &Forge,
-    argo: &Argo,
+    target: &mut Target,
     deadline: Instant,
-    merge: bool,
-    rollback: bool,
     ctx: &Ctx,
     r: &mut Release,
 ) -> Result<(), ToolError> {
     let branch = &a.propose.branch;
+    let merge = a.merge.unwrap_or(false);
 
     // Propose, unless an earlier call's pull request is already merged.
     let t = r.begin(
@@ -315,142 +429,82 @@ fn run(
     };
     r.pull_request = Some(pr.clone());
 
-    // Merge: found merged, merged here, or waited for.
     let t = r.begin("merge", format!("pull request #{} ({})", pr.number, pr.url));
-    let (sha, how) = if let Some(sha) = pr.merge_commit_sha.clone().filter(|_| pr.merged) {
-        (sha, "skipped")
-    } else if merge {
-        let head = forge
-            .get_pull(pr.number)?
-            .head_sha
-            .ok_or_else(|| ToolError::failed("the forge shows no head commit; call again"))?;
-        approve(
-            "forge",
-            &format!("{}#{}", a.propose.repository, pr.number),
-            Vec::new(),
-            &format!(
-                "merge pull request #{} ({branch} at {head}) into {} on {}",
-                pr.number,
-                r.proposal.as_ref().map_or("its base", |p| p.base.as_str()),
-                a.propose.repository
-            ),
-        )?;
-        (forge.merge_pull(pr.number, &head)?, "done")
-    } else {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let waited = until(left, "release: waiting for the merge", || {
-            let now = forge.get_pull(pr.number)?;
-            Ok(match (now.merged, now.merge_commit_sha.clone()) {
-                (true, Some(sha)) => Step::Done(Some(sha)),
-                _ if now.state == "closed" => Step::Done(None),
-                _ => Step::Waiting(format!("pull request #{} is {}", pr.number, now.state)),
-            })
-        })?;
-        match waited {
-            Ok(Some(sha)) => (sha, "done"),
-            Ok(None) => {
-                return Err(ToolError::failed(format!(
-                    "pull request #{} was closed without being merged: nothing was deployed. \
-                     Open a new one (another `branch`) if the change is still wanted",
-                    pr.number
-                )));
-            }
-            Err(_) => {
-                r.outcome = "waiting".into();
-                r.end(
-                    t,
-                    "waiting",
-                    format!("pull request #{} is not merged yet", pr.number),
-                );
-                return Err(ToolError::timeout(format!(
-                    "pull request #{} ({}) is not merged yet. Once it is, call release again \
-                     with the same arguments: it goes on from the merge (or pass merge: true to \
-                     merge it through the forge)",
-                    pr.number, pr.url
-                )));
-            }
-        }
-    };
+    let (sha, how) = merged(a, forge, &pr, merge, deadline, r, t)?;
     r.end(t, how, format!("merge commit {sha}"));
     r.revision = Some(sha.clone());
 
-    // Sync to the merge commit, unless this revision is deployed (or was rolled back) already.
-    let t = r.begin("sync", format!("Argo CD application {} to {sha}", a.app));
-    let now = argo.status(Some(&a.app), None, true)?.remove(0);
-    r.rollback_to = before(&now, &sha);
-    let last = now.history.last().map(|h| h.revision.as_str());
-    let synced = if last == Some(sha.as_str()) {
-        let settled = settle(argo, &a.app, deadline)?;
-        let ok = settled.health == "Healthy" && settled.sync == "Synced";
-        r.end(
-            t,
-            "skipped",
-            format!(
-                "{sha} is deployed already: {} / {}",
-                settled.sync, settled.health
-            ),
-        );
-        ok
-    } else if now.history.iter().any(|h| h.revision == sha) {
-        r.end(
-            t,
-            "skipped",
-            format!("{sha} was deployed and rolled back already"),
-        );
-        r.outcome = "rolled_back".into();
-        return Err(ToolError::failed(format!(
-            "this release ({sha}) was rolled back by an earlier call and is not deployed again; \
-             fix the change and release it on a new `branch`, or `sync` revision {sha} yourself"
-        )));
-    } else {
-        let op = argo.operate(
-            &Operation {
-                app: &a.app,
-                revision: Some(&sha),
-                rollback: None,
-                prune: false,
-                dry_run: false,
-                apply: true,
-                wait: true,
-                timeout_secs: Some(secs_left(deadline)),
-            },
-            ctx,
-        )?;
-        let ok = op.done;
-        let got = op
-            .status
-            .as_ref()
-            .map(|s| {
-                format!(
-                    "{} / {} ({})",
-                    s.sync,
-                    s.health,
-                    s.operation.as_deref().unwrap_or("")
-                )
-            })
-            .unwrap_or_default();
-        r.end(t, if ok { "done" } else { "failed" }, got);
-        r.sync = Some(op);
-        ok
+    let what = target.what();
+    let t = r.begin("sync", format!("{what} to {sha}"));
+    let synced = match target {
+        Target::Argo { argo, app } => sync_argo(argo, app, &sha, deadline, ctx, r, t)?,
+        Target::Flux {
+            cluster,
+            namespace,
+            name,
+        } => {
+            let now =
+                flux::reconcile(cluster, "Kustomization", Some(namespace), name, false, None)?;
+            if flux_at(now.status.revision.as_deref(), &sha) && now.status.ready == "True" {
+                r.end(
+                    t,
+                    "skipped",
+                    format!("{sha} is applied already: Ready=True"),
+                );
+                true
+            } else if forge.merged_pull(&format!("{branch}-revert"))?.is_some() {
+                r.end(t, "skipped", format!("{sha} was reverted already"));
+                r.outcome = "rolled_back".into();
+                return Err(ToolError::failed(format!(
+                    "this release ({sha}) was reverted by an earlier call and is not deployed \
+                     again; fix the change and release it on a new `branch`"
+                )));
+            } else {
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1));
+                let rec = flux::reconcile(
+                    cluster,
+                    "Kustomization",
+                    Some(namespace),
+                    name,
+                    true,
+                    Some(left),
+                )?;
+                let at = flux_at(rec.status.revision.as_deref(), &sha);
+                let ok = rec.done && at;
+                let detail = format!(
+                    "Ready={} ({}) at {}{}",
+                    rec.status.ready,
+                    rec.status.message.clone().unwrap_or_default(),
+                    rec.status.revision.as_deref().unwrap_or("?"),
+                    if rec.done && !at {
+                        format!(": not the merge commit {sha} (has the source fetched it?)")
+                    } else {
+                        String::new()
+                    }
+                );
+                r.end(t, if ok { "done" } else { "failed" }, detail);
+                r.reconciles.push(rec);
+                ok
+            }
+        }
     };
 
     let mut why = String::new();
     if synced {
         let t = r.begin(
             "verify",
-            format!("Argo CD application {} and the http checks", a.app),
+            format!(
+                "{what}{}",
+                if a.http_checks.as_deref().unwrap_or_default().is_empty() {
+                    ""
+                } else {
+                    " and the http checks"
+                }
+            ),
         );
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1));
-        let v = verify::verify(
-            None,
-            &[],
-            Some((argo, &a.app)),
-            a.http_checks.as_deref().unwrap_or_default(),
-            left,
-            ctx,
-        )?;
+        let v = verified(a, target, &sha, deadline, ctx)?;
         let failed: Vec<String> = v
             .checks
             .iter()
@@ -472,28 +526,216 @@ fn run(
     } else if let Some(s) = r.stages.last() {
         why = format!("the sync did not succeed ({})", s.detail);
     }
-
-    // Roll back to the deployment before this release.
-    let Some(to) = r.rollback_to.clone().filter(|_| rollback) else {
-        let left = match rollback {
-            true => "there is no earlier deployment to roll back to",
-            false => "rollback is false",
-        };
+    if !a.rollback.unwrap_or(true) {
         return Err(ToolError::failed(format!(
-            "the release of {sha} failed: {why}; {left}, so it is left as it is. Look at the \
-             application (`status`) and roll back with `rollback` if needed"
+            "the release of {sha} failed: {why}; rollback is false, so it is left as it is. Look \
+             at {what} and roll back if needed"
+        )));
+    }
+    match target {
+        Target::Argo { argo, app } => rollback_argo(argo, app, &sha, &why, deadline, ctx, r),
+        Target::Flux { .. } => rollback_flux(a, forge, target, &sha, &why, deadline, ctx, r),
+    }
+}
+
+/// The merge commit of `pr`: found merged, merged here (`merge`), or waited for.
+fn merged(
+    a: &ReleaseArgs,
+    forge: &Forge,
+    pr: &PullRequest,
+    merge: bool,
+    deadline: Instant,
+    r: &mut Release,
+    t: Instant,
+) -> Result<(String, &'static str), ToolError> {
+    if let Some(sha) = pr.merge_commit_sha.clone().filter(|_| pr.merged) {
+        return Ok((sha, "skipped"));
+    }
+    if merge {
+        return Ok((merge_now(a, forge, pr.number)?, "done"));
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    let waited = until(left, "release: waiting for the merge", || {
+        let now = forge.get_pull(pr.number)?;
+        Ok(match (now.merged, now.merge_commit_sha.clone()) {
+            (true, Some(sha)) => Step::Done(Some(sha)),
+            _ if now.state == "closed" => Step::Done(None),
+            _ => Step::Waiting(format!("pull request #{} is {}", pr.number, now.state)),
+        })
+    })?;
+    match waited {
+        Ok(Some(sha)) => Ok((sha, "done")),
+        Ok(None) => Err(ToolError::failed(format!(
+            "pull request #{} was closed without being merged: nothing was deployed. Open a new \
+             one (another `branch`) if the change is still wanted",
+            pr.number
+        ))),
+        Err(_) => {
+            r.outcome = "waiting".into();
+            r.end(
+                t,
+                "waiting",
+                format!("pull request #{} is not merged yet", pr.number),
+            );
+            Err(ToolError::timeout(format!(
+                "pull request #{} ({}) is not merged yet. Once it is, call release again with the \
+                 same arguments: it goes on from the merge (or pass merge: true to merge it \
+                 through the forge)",
+                pr.number, pr.url
+            )))
+        }
+    }
+}
+
+/// Merges pull request `number` through the forge after the guard's approval.
+fn merge_now(a: &ReleaseArgs, forge: &Forge, number: u64) -> Result<String, ToolError> {
+    let now = forge.get_pull(number)?;
+    let head = now
+        .head_sha
+        .ok_or_else(|| ToolError::failed("the forge shows no head commit; call again"))?;
+    approve(
+        "forge",
+        &format!("{}#{number}", a.propose.repository),
+        Vec::new(),
+        &format!(
+            "merge pull request #{number} (head {head}) on {}",
+            a.propose.repository
+        ),
+    )?;
+    forge.merge_pull(number, &head)
+}
+
+/// Argo CD: sync to `sha` unless it is deployed (or was rolled back) already.
+fn sync_argo(
+    argo: &Argo,
+    app: &str,
+    sha: &str,
+    deadline: Instant,
+    ctx: &Ctx,
+    r: &mut Release,
+    t: Instant,
+) -> Result<bool, ToolError> {
+    let now = argo.status(Some(app), None, true)?.remove(0);
+    r.rollback_to = before(&now, sha);
+    let last = now.history.last().map(|h| h.revision.as_str());
+    if last == Some(sha) {
+        let settled = settle(argo, app, deadline)?;
+        r.end(
+            t,
+            "skipped",
+            format!(
+                "{sha} is deployed already: {} / {}",
+                settled.sync, settled.health
+            ),
+        );
+        return Ok(settled.health == "Healthy" && settled.sync == "Synced");
+    }
+    if now.history.iter().any(|h| h.revision == sha) {
+        r.end(
+            t,
+            "skipped",
+            format!("{sha} was deployed and rolled back already"),
+        );
+        r.outcome = "rolled_back".into();
+        return Err(ToolError::failed(format!(
+            "this release ({sha}) was rolled back by an earlier call and is not deployed again; \
+             fix the change and release it on a new `branch`, or `sync` revision {sha} yourself"
+        )));
+    }
+    let op = argo.operate(
+        &Operation {
+            app,
+            revision: Some(sha),
+            rollback: None,
+            prune: false,
+            dry_run: false,
+            apply: true,
+            wait: true,
+            timeout_secs: Some(secs_left(deadline)),
+        },
+        ctx,
+    )?;
+    let ok = op.done;
+    let got = op
+        .status
+        .as_ref()
+        .map(|s| {
+            format!(
+                "{} / {} ({})",
+                s.sync,
+                s.health,
+                s.operation.as_deref().unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    r.end(t, if ok { "done" } else { "failed" }, got);
+    r.sync = Some(op);
+    Ok(ok)
+}
+
+/// The verdict after a sync: the deployer healthy at `sha`, then the http checks.
+fn verified(
+    a: &ReleaseArgs,
+    target: &mut Target,
+    sha: &str,
+    deadline: Instant,
+    ctx: &Ctx,
+) -> Result<Verdict, ToolError> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let checks = a.http_checks.as_deref().unwrap_or_default();
+    if let Target::Argo { argo, app } = target {
+        return verify::verify(None, &[], Some((argo, app)), checks, left, ctx);
+    }
+    let what = target.what();
+    let s = target.flux_now()?.unwrap_or_else(|| unreachable!());
+    let mut out = vec![Check {
+        check: what,
+        ok: s.ready == "True" && flux_at(s.revision.as_deref(), sha),
+        evidence: format!(
+            "Ready={} ({}) at {}",
+            s.ready,
+            s.message.unwrap_or_default(),
+            s.revision.unwrap_or_else(|| "?".into())
+        ),
+    }];
+    if !checks.is_empty() {
+        out.extend(verify::verify(None, &[], None, checks, left, ctx)?.checks);
+    }
+    let pass = out.iter().all(|c| c.ok);
+    Ok(Verdict {
+        verdict: if pass { "pass" } else { "fail" }.into(),
+        checks: out,
+    })
+}
+
+/// Argo CD: back to the deployment before this release (its history).
+fn rollback_argo(
+    argo: &Argo,
+    app: &str,
+    sha: &str,
+    why: &str,
+    deadline: Instant,
+    ctx: &Ctx,
+    r: &mut Release,
+) -> Result<(), ToolError> {
+    let Some(to) = r.rollback_to.clone() else {
+        return Err(ToolError::failed(format!(
+            "the release of {sha} failed: {why}; there is no earlier deployment to roll back to, \
+             so it is left as it is. Look at the application (`status`)"
         )));
     };
     let t = r.begin(
         "rollback",
         format!(
-            "Argo CD application {} to history id {} (revision {})",
-            a.app, to.id, to.revision
+            "Argo CD application {app} to history id {} (revision {})",
+            to.id, to.revision
         ),
     );
     let op = argo.operate(
         &Operation {
-            app: &a.app,
+            app,
             revision: None,
             rollback: Some(to.id),
             prune: false,
@@ -512,18 +754,128 @@ fn run(
         .unwrap_or_default();
     r.end(t, if ok { "done" } else { "failed" }, state.clone());
     r.rollback = Some(op);
+    rolled_back(
+        r,
+        ok,
+        sha,
+        why,
+        &format!("revision {} (history id {})", to.revision, to.id),
+        &state,
+    )
+}
+
+/// Flux: a revert pull request of the change, merged and reconciled.
+#[allow(clippy::too_many_arguments)]
+fn rollback_flux(
+    a: &ReleaseArgs,
+    forge: &Forge,
+    target: &mut Target,
+    sha: &str,
+    why: &str,
+    deadline: Instant,
+    ctx: &Ctx,
+    r: &mut Release,
+) -> Result<(), ToolError> {
+    let base = r
+        .proposal
+        .as_ref()
+        .map(|p| p.base.clone())
+        .or_else(|| a.propose.base.clone())
+        .ok_or_else(|| {
+            ToolError::invalid(
+                "base",
+                "the release failed and its revert needs the base branch: give `base`",
+            )
+        })?;
+    let t = r.begin(
+        "rollback",
+        format!(
+            "revert of {} into {base}, merged and reconciled",
+            a.propose.branch
+        ),
+    );
+    let p = propose::revert(
+        &a.propose,
+        &base,
+        &format!("The release of {sha} failed: {why}."),
+        ctx,
+    )?;
+    let pr = p.pull_request.clone().ok_or_else(|| {
+        ToolError::failed("the revert was proposed without a pull request; call again")
+    })?;
+    r.revert = Some(p);
+    if !a.merge.unwrap_or(false) {
+        r.end(
+            t,
+            "waiting",
+            format!("revert pull request #{} ({}) is open", pr.number, pr.url),
+        );
+        r.outcome = "failed".into();
+        return Err(ToolError::failed(format!(
+            "the release of {sha} failed: {why}. The revert is proposed as pull request #{} ({}); \
+             merge it, then reconcile (or call release with merge: true to let it merge)",
+            pr.number, pr.url
+        )));
+    }
+    let revert = match pr.merge_commit_sha.clone().filter(|_| pr.merged) {
+        Some(s) => s,
+        None => merge_now(a, forge, pr.number)?,
+    };
+    let Target::Flux {
+        cluster,
+        namespace,
+        name,
+    } = target
+    else {
+        unreachable!("rollback_flux is for Flux targets")
+    };
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    let rec = flux::reconcile(
+        cluster,
+        "Kustomization",
+        Some(namespace),
+        name,
+        true,
+        Some(left),
+    )?;
+    let ok = rec.done && flux_at(rec.status.revision.as_deref(), &revert);
+    let state = format!(
+        "Ready={} at {}",
+        rec.status.ready,
+        rec.status.revision.as_deref().unwrap_or("?")
+    );
+    r.end(t, if ok { "done" } else { "failed" }, state.clone());
+    r.reconciles.push(rec);
+    rolled_back(
+        r,
+        ok,
+        sha,
+        why,
+        &format!("the revert {revert} (pull request #{})", pr.number),
+        &state,
+    )
+}
+
+/// The error a rollback ends the release with, and its outcome.
+fn rolled_back(
+    r: &mut Release,
+    ok: bool,
+    sha: &str,
+    why: &str,
+    to: &str,
+    state: &str,
+) -> Result<(), ToolError> {
     r.outcome = if ok { "rolled_back" } else { "failed" }.into();
     Err(ToolError::failed(match ok {
         true => format!(
-            "the release of {sha} failed: {why}; it was rolled back to revision {} (history id \
-             {}), now {state}. Fix the change and release it on a new `branch`",
-            to.revision, to.id
+            "the release of {sha} failed: {why}; it was rolled back to {to}, now {state}. Fix the \
+             change and release it on a new `branch`"
         ),
         false => format!(
-            "the release of {sha} failed: {why}; the rollback to revision {} (history id {}) did \
-             not succeed either ({state}). Look at the application now (`status`, k8s \
-             `diagnose`)",
-            to.revision, to.id
+            "the release of {sha} failed: {why}; the rollback to {to} did not succeed either \
+             ({state}). Look at it now (`status`, k8s `diagnose`)"
         ),
     }))
 }

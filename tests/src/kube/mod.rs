@@ -327,6 +327,21 @@ impl KubeApi {
         );
     }
 
+    /// Makes the stand-in Flux controller judge each reconcile of an object when it happens:
+    /// `judge()` returns the revision the source is at and (Ready, reason, message).
+    pub fn judge_flux(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        judge: impl Fn() -> (String, flux::Outcome) + Send + Sync + 'static,
+    ) {
+        self.store().flux_judges.insert(
+            (kind.into(), ns.into(), name.into()),
+            std::sync::Arc::new(judge),
+        );
+    }
+
     /// Every request so far: (method, path and query).
     pub fn requests(&self) -> Vec<(String, String)> {
         self.store().requests.clone()

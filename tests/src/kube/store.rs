@@ -30,6 +30,8 @@ pub struct Store {
     pub forbidden: Vec<String>,
     /// How the stand-in Flux controller ends each reconcile.
     pub flux_outcomes: super::flux::Outcomes,
+    /// Objects whose reconciles are judged by what their source holds now.
+    pub flux_judges: super::flux::Judges,
 }
 
 impl Default for Store {
@@ -44,6 +46,7 @@ impl Default for Store {
             metrics_off: true,
             forbidden: Vec::new(),
             flux_outcomes: Default::default(),
+            flux_judges: Default::default(),
         }
     }
 }
