@@ -843,6 +843,170 @@ async fn a_repository_turned_hostile_between_runs_runs_nothing() {
     mcp.close().await;
 }
 
+/// `run-all` through the probe: each command's `{"ok": result}` or `{"error": {kind, message}}`.
+async fn batch(mcp: &Mcp, cmds: Value) -> Vec<Value> {
+    let (err, out) = run(mcp, json!({"batch": cmds, "timeout_ms": 30_000})).await;
+    assert!(!err, "{out:#}");
+    out["results"].as_array().cloned().unwrap()
+}
+
+/// A batch's commands run at once, in order of the answer; a hostile agent's batch mixing an
+/// ungranted program, a root not granted, a cwd leaving the root (by `..` and by a symlink) and
+/// a write outside the root gets each of those refused or confined on its own, every run and
+/// every denial audited, while the granted runs go ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_runs_at_once_and_refuses_each_bad_command_alone() {
+    let s = Setup::with(WRITABLE, "python = \"/usr/bin/python3\"", "");
+    std::os::unix::fs::symlink(s.outside.path(), s.root().join("out")).unwrap();
+    let marker = s.outside.path().join("ran");
+    let touch = format!("touch '{}'", marker.display());
+    // Each waits for the other's file: both finish only if they run at the same time.
+    let meet = |me: &str, other: &str| {
+        format!(
+            "touch {me}; i=0; while [ ! -e {other} ]; do sleep 0.01; i=$((i+1)); [ $i -gt 1000 ] && exit 9; done; echo {me}"
+        )
+    };
+    let mcp = s.mcp().await;
+    let results = batch(
+        &mcp,
+        json!([
+            {"program": "sh", "args": ["-c", meet("a", "b")], "root": "work"},
+            {"program": "python", "args": ["-c", "open('/tmp/x','w')"], "root": "work"},
+            {"program": "sh", "args": ["-c", &touch], "root": "nowhere"},
+            {"program": "sh", "args": ["-c", &touch], "root": "work", "cwd": ".."},
+            {"program": "sh", "args": ["-c", &touch], "root": "work", "cwd": "out"},
+            {"program": "sh", "args": ["-c", &touch], "root": "work"},
+            {"program": "sh", "args": ["-c", meet("b", "a")], "root": "work"},
+        ]),
+    )
+    .await;
+    mcp.close().await;
+    assert_eq!(results.len(), 7, "{results:#?}");
+    assert_eq!(results[0]["ok"]["exit_code"], 0, "{results:#?}");
+    assert_eq!(results[0]["ok"]["stdout"], "a\n", "{results:#?}");
+    assert_eq!(results[6]["ok"]["exit_code"], 0, "{results:#?}");
+    assert_eq!(results[6]["ok"]["stdout"], "b\n", "{results:#?}");
+    for (i, want) in [(1, "denied"), (2, "denied"), (3, "invalid"), (4, "denied")] {
+        assert_eq!(
+            results[i]["error"]["kind"], want,
+            "command {i}: {results:#?}"
+        );
+    }
+    assert!(
+        results[3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cwd"),
+        "{results:#?}"
+    );
+    // Granted, but Landlock keeps it inside its root.
+    assert_ne!(results[5]["ok"]["exit_code"], 0, "{results:#?}");
+    assert!(
+        !marker.exists(),
+        "no command of the batch wrote outside the root"
+    );
+
+    let allowed: Vec<Value> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["cap"] == "exec" && e["decision"] == "allow")
+        .collect();
+    assert_eq!(allowed.len(), 3, "one event per run: {allowed:#?}");
+    let denials = s.denials("exec");
+    for needle in ["'python'", "'nowhere'", "cwd: 'out' leads out of root"] {
+        assert!(
+            denials
+                .iter()
+                .any(|d| d["reason"].as_str().unwrap_or("").contains(needle)),
+            "a denial naming {needle} is audited: {denials:#?}"
+        );
+    }
+}
+
+/// git runs batched with `--no-optional-locks` (as the SDK batches them) still get the
+/// repository's current config neutralised: after the host remembered a quiet repository's
+/// keys, the repository turned hostile runs nothing, and `-C` into a hostile repository nested
+/// in it is not taken for the quiet one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_git_runs_in_a_repository_turned_hostile_run_nothing() {
+    let s = Setup::new(WRITABLE);
+    let dir = s.root().join("quiet");
+    repo(&dir);
+    let inner = dir.join("inner");
+    repo(&inner);
+    let marker = s.root().join("MARKER");
+    make_hostile(&inner, &marker);
+    std::fs::write(inner.join("a.txt"), "inner two\n").unwrap();
+    // Old enough that the host keeps what it reads (see confine/git_keys.rs).
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let git = |args: &[&str]| {
+        let mut a = vec!["--no-optional-locks"];
+        a.extend(args);
+        json!({"program": "git", "args": a, "root": "work", "cwd": "quiet"})
+    };
+
+    let mcp = s.mcp().await;
+    let reads = || {
+        json!([
+            git(&["status"]),
+            git(&["diff", "HEAD"]),
+            git(&["log", "-1"])
+        ])
+    };
+    for r in batch(&mcp, reads()).await {
+        assert_eq!(r["ok"]["exit_code"], 0, "{r:#}");
+    }
+    // Remembered now; the nested repository must not borrow the quiet one's keys.
+    for r in batch(
+        &mcp,
+        json!([
+            git(&["-C", "inner", "diff"]),
+            git(&["-C", "inner", "log", "-p"])
+        ]),
+    )
+    .await
+    {
+        assert_eq!(r["ok"]["exit_code"], 0, "{r:#}");
+        assert!(
+            !marker.exists(),
+            "git -C inner ran the nested repository's code: {r:#}"
+        );
+    }
+    assert!(
+        batch(&mcp, json!([git(&["-C", "inner", "diff"])])).await[0]["ok"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("+inner two"),
+        "the nested repository's real diff shows"
+    );
+    make_hostile(&dir, &marker);
+    std::fs::write(dir.join("a.txt"), "two\n").unwrap();
+    let results = batch(
+        &mcp,
+        json!([
+            git(&["status"]),
+            git(&["diff", "HEAD"]),
+            git(&["log", "-p", "-1"])
+        ]),
+    )
+    .await;
+    mcp.close().await;
+    for r in &results {
+        assert_eq!(r["ok"]["exit_code"], 0, "{r:#}");
+    }
+    assert!(
+        !marker.exists(),
+        "a batched git run ran the changed config's code: {results:#?}"
+    );
+    assert!(
+        results[1]["ok"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("+two"),
+        "{results:#?}"
+    );
+}
+
 /// A setup with a repository `repo` in the root and bare remotes `granted.git` and
 /// `other.git` outside it; `git_grant` is the `[plugin.execprobe.git]` section's body.
 fn push_setup(git_grant: &str) -> (Setup, String, String) {

@@ -181,6 +181,18 @@ pub fn global_options(args: &[String]) -> Vec<String> {
     opts
 }
 
+/// Global options that change neither which repository a run works on nor which config it
+/// reads: a run with only these may use the repository's remembered config keys.
+const STAYING_OPTIONS: &[&str] = &["--no-optional-locks"];
+
+/// True when `args` have a global option that may move the run to another repository or config
+/// (`-C`, `--bare`, …: anything but [`STAYING_OPTIONS`]).
+pub fn moves_repository(args: &[String]) -> bool {
+    global_options(args)
+        .iter()
+        .any(|o| !STAYING_OPTIONS.contains(&o.as_str()))
+}
+
 /// One config key git sees: where it came from (`file:<path>`, `command line:`, …) and its name.
 pub struct ConfigKey {
     /// git's `--show-origin` text, as bytes (a path need not be UTF-8).
@@ -274,5 +286,25 @@ mod tests {
         );
         assert!(global_options(&a(&["diff", "--stat"])).is_empty());
         assert_eq!(global_options(&a(&["-C"])), a(&["-C"]));
+    }
+
+    #[test]
+    fn only_options_that_keep_the_repository_keep_the_remembered_keys() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!moves_repository(&a(&["status", "-C", "x"])));
+        assert!(!moves_repository(&a(&["--no-optional-locks", "status"])));
+        assert!(moves_repository(&a(&[
+            "--no-optional-locks",
+            "-C",
+            "x",
+            "status"
+        ])));
+        assert!(moves_repository(&a(&["--bare", "log"])));
+        assert!(moves_repository(&a(&["--git-dir=x", "log"])));
+        assert!(moves_repository(&a(&[
+            "--no-optional-locks",
+            "--work-tree=y",
+            "diff"
+        ])));
     }
 }

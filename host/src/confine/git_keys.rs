@@ -119,7 +119,7 @@ impl KeyCache {
     /// The names of every config key git sees for `spec` (see [`git::config_keys`]), from the
     /// cache when nothing watched changed.
     pub async fn repo_keys(&self, spec: &Spec, at: &Where<'_>) -> Result<Vec<String>, Refusal> {
-        if !git::global_options(&spec.args).is_empty() {
+        if git::moves_repository(&spec.args) {
             // `-C` or `--bare` move the run elsewhere; the helper follows them, uncached.
             let keys = git::config_keys(spec).await?;
             return Ok(keys.into_iter().map(|k| k.name).collect());

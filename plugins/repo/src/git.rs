@@ -65,6 +65,36 @@ impl Repo {
     pub fn timeout_ms(&self) -> u32 {
         self.timeout_ms
     }
+
+    /// The `exec` command running `program args` in the repository.
+    fn command(&self, program: &str, args: Vec<String>, opts: Opts) -> Command {
+        Command {
+            program: program.into(),
+            args,
+            root: self.root.clone(),
+            cwd: (self.path != ".").then(|| self.path.clone()),
+            env: opts.env,
+            stdin: opts.stdin,
+            profile: None,
+            timeout_ms: self.timeout_ms,
+            max_output: opts.max_output.unwrap_or(PARSE_MAX),
+        }
+    }
+
+    /// A refused or failed run of `program`, naming the repository.
+    fn exec_error(&self, program: &str, e: CapError) -> ToolError {
+        let e = ToolError::from(e);
+        // The host's denials carry their own advice; a root it cannot find gets ours.
+        let advice = if e.kind == ErrorKind::NotFound {
+            " (is the root named in the policy's [roots] and granted under [plugin.repo.exec] roots?)"
+        } else {
+            ""
+        };
+        ToolError {
+            message: format!("{program} in {}: {}{advice}", self.name(), e.message),
+            ..e
+        }
+    }
 }
 
 impl Runner for Repo {
@@ -73,30 +103,23 @@ impl Runner for Repo {
     }
 
     fn exec(&self, program: &str, args: &[String], opts: Opts) -> Result<ExecResult, ToolError> {
-        let cmd = Command {
-            program: program.into(),
-            args: args.to_vec(),
-            root: self.root.clone(),
-            cwd: (self.path != ".").then(|| self.path.clone()),
-            env: opts.env,
-            stdin: opts.stdin,
-            profile: None,
-            timeout_ms: self.timeout_ms,
-            max_output: opts.max_output.unwrap_or(PARSE_MAX),
-        };
-        exec::run(&cmd).map_err(|e| {
-            let e = ToolError::from(e);
-            // The host's denials carry their own advice; a root it cannot find gets ours.
-            let advice = if e.kind == ErrorKind::NotFound {
-                " (is the root named in the policy's [roots] and granted under [plugin.repo.exec] roots?)"
-            } else {
-                ""
-            };
-            ToolError {
-                message: format!("{program} in {}: {}{advice}", self.name(), e.message),
-                ..e
-            }
-        })
+        exec::run(&self.command(program, args.to_vec(), opts))
+            .map_err(|e| self.exec_error(program, e))
+    }
+
+    fn exec_all(
+        &self,
+        program: &str,
+        runs: Vec<(Vec<String>, Opts)>,
+    ) -> Vec<Result<ExecResult, ToolError>> {
+        let cmds: Vec<Command> = runs
+            .into_iter()
+            .map(|(args, opts)| self.command(program, args, opts))
+            .collect();
+        exec::run_all(&cmds)
+            .into_iter()
+            .map(|r| r.map_err(|e| self.exec_error(program, e)))
+            .collect()
     }
 
     fn read_artifact(&self, uri: &str, offset: u64, len: u64) -> Result<Vec<u8>, ToolError> {

@@ -5,29 +5,43 @@ use crate::git::Repo;
 use crate::out::{RepoOutput, Text};
 use infra_sdk::git::parse;
 use infra_sdk::git::{
-    DIFF_FLAGS, INLINE_MAX, Opts, Runner, args, commit, log as log_of, numstat, pathspecs, rev,
-    status,
+    DIFF_FLAGS, INLINE_MAX, Opts, Runner, args, commit, log as git_log, log_args, log_of, numstat,
+    numstat_args, numstat_of, pathspecs, rev, status, status_args, status_of,
 };
 use infra_sdk::prelude::*;
 
-/// `snapshot`: the seed's `repo.snapshot` facts in one answer, in three git runs (as many as
-/// `git status && git diff --stat && git log` takes). The top-level directory is not asked
-/// for: it would cost a run, and it is a host path; `root` and `path` name the repository.
+/// `snapshot`: the seed's `repo.snapshot` facts in one answer, from three git runs (as many as
+/// `git status && git diff --stat && git log` takes) made at once: status, the numstat against
+/// HEAD and the log are independent reads. The top-level directory is not asked for: it would
+/// cost a run, and it is a host path; `root` and `path` name the repository.
 pub fn snapshot(
     repo: &Repo,
     at: &At,
     commits: Option<u32>,
     o: &mut RepoOutput,
 ) -> Result<(), ToolError> {
-    let s = status(repo, at.max_entries(), &[])?;
-    let born = s.branch.head.is_some();
-    // A repository without commits has no HEAD to compare with: what is staged is all there is.
-    let against = if born { "HEAD" } else { "--cached" };
-    o.diffstat = Some(numstat(repo, &args(&[against, "--"]), at.max_entries())?);
-    if born {
-        let n = commits.unwrap_or(5).clamp(1, 100).to_string();
-        o.commits = Some(log_of(repo, &args(&["-n", &n, "HEAD", "--"]))?);
+    let n = commits.unwrap_or(5).clamp(1, 100).to_string();
+    let max = at.max_entries();
+    // HEAD is assumed born; the status says whether it is, and only then do the other two count.
+    let [s, diff, log] = repo
+        .git_all(&[
+            status_args(&[])?,
+            numstat_args(&args(&["HEAD", "--"])),
+            log_args(&args(&["-n", &n, "HEAD", "--"])),
+        ])
+        .try_into()
+        .map_err(|_| {
+            ToolError::failed(
+                "the host answered three git runs with another number of results; retry the call",
+            )
+        })?;
+    let s = status_of(repo, &s?, max)?;
+    if s.branch.head.is_some() {
+        o.diffstat = Some(numstat_of(repo, &diff?, max)?);
+        o.commits = Some(log_of(repo, &log?)?);
     } else {
+        // No commits, no HEAD to compare with: what is staged is all there is.
+        o.diffstat = Some(numstat(repo, &args(&["--cached", "--"]), max)?);
         o.commits = Some(vec![]);
     }
     o.status = Some(s);
@@ -107,7 +121,7 @@ pub fn log(
     a.push("--end-of-options".into());
     a.push(rev("rev", revision.unwrap_or("HEAD"))?);
     a.extend(pathspecs("paths", paths)?);
-    o.commits = Some(log_of(repo, &a)?);
+    o.commits = Some(git_log(repo, &a)?);
     Ok(())
 }
 

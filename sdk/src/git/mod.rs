@@ -19,6 +19,9 @@ mod url;
 pub use check::{args, branch_name, pathspecs, refspecs, relative, remote, rev};
 pub use identity::{Person, identity};
 pub use parse::cut;
-pub use query::{BODY_MAX, DIFF_FLAGS, commit, log, numstat, status};
+pub use query::{
+    BODY_MAX, DIFF_FLAGS, commit, log, log_args, log_of, numstat, numstat_args, numstat_of, status,
+    status_args, status_of,
+};
 pub use runner::{INLINE_MAX, Opts, PARSE_MAX, Runner};
 pub use url::mask_url;

@@ -46,6 +46,42 @@ pub trait Runner {
     /// A warning for the log (the agent sees it as a notification).
     fn warn(&self, message: &str);
 
+    /// Runs independent `program` runs, `(args, opts)` each, at once where the plugin's `exec`
+    /// can (its `run-all`); results in order. By default one after the other through
+    /// [`Runner::exec`].
+    fn exec_all(
+        &self,
+        program: &str,
+        runs: Vec<(Vec<String>, Opts)>,
+    ) -> Vec<Result<ExecResult, ToolError>> {
+        runs.into_iter()
+            .map(|(args, opts)| self.exec(program, &args, opts))
+            .collect()
+    }
+
+    /// Independent `git` runs at once, each as [`Runner::git`]; results in order. They may
+    /// overlap, so each runs with `--no-optional-locks`: none takes the index lock another (or
+    /// the user's own git) could then find held.
+    fn git_all(&self, runs: &[Vec<String>]) -> Vec<Result<ExecResult, ToolError>> {
+        let batch = runs
+            .iter()
+            .map(|a| {
+                let mut args = vec!["--no-optional-locks".to_string()];
+                args.extend(a.iter().cloned());
+                (args, Opts::default())
+            })
+            .collect();
+        self.exec_all("git", batch)
+            .into_iter()
+            .zip(runs)
+            .map(|(r, args)| match r {
+                Ok(r) if r.exit_code == Some(0) => Ok(r),
+                Ok(r) => Err(self.failure(args, &r)),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
     /// Runs `git args`; a non-zero exit is an error carrying git's own message.
     fn git(&self, args: &[String]) -> Result<ExecResult, ToolError> {
         self.git_with(args, Opts::default())

@@ -1,7 +1,8 @@
 //! `infra:host/exec`: programs the operator named, run confined (see `wit/host/exec.wit` and
 //! [`crate::confine`]). This module checks the grants — program, root, each variable, profile,
 //! the unsafe flag — records one capability event per run (target `"<program> <argv…>"`,
-//! scrubbed and cut), and hands the prepared run to [`run`].
+//! scrubbed and cut), and hands the prepared run to [`run`]; `run-all` does the same for each
+//! command of a batch, a few at a time.
 
 mod credentials;
 pub mod place;
@@ -23,6 +24,10 @@ use crate::confine::{Refusal, git, git_keys, guards, program, terraform};
 
 /// Most characters of an event's target.
 const TARGET_CHARS: usize = 200;
+
+/// Programs of one `run-all` batch running at once: enough to overlap a plugin's independent
+/// reads on a small machine, few enough that a batch cannot crowd out the server.
+pub const RUN_ALL_PARALLEL: usize = 4;
 
 /// A [`Refusal`] as the plugin sees it.
 pub fn cap_error(r: Refusal) -> CapError {
@@ -190,6 +195,21 @@ impl CallCtx {
         }
     }
 
+    /// Runs each of `cmds` as [`CallCtx::exec_run`] does (same checks, confinement and audit
+    /// event), up to [`RUN_ALL_PARALLEL`] at a time; results in the order of `cmds`.
+    pub async fn exec_run_all(&self, cmds: Vec<Command>) -> Vec<Result<ExecResult, CapError>> {
+        use futures::StreamExt;
+        // Unordered, so a finished run frees its place at once even while an earlier one runs.
+        let mut done: Vec<(usize, Result<ExecResult, CapError>)> =
+            futures::stream::iter(cmds.into_iter().enumerate())
+                .map(|(i, cmd)| async move { (i, self.exec_run(cmd).await) })
+                .buffer_unordered(RUN_ALL_PARALLEL)
+                .collect()
+                .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, r)| r).collect()
+    }
+
     /// Builds the run: home, environment (host base, git neutralisation, credentials, the
     /// guest's granted variables), Landlock reach. `git_extra` are config keys the host itself
     /// sets last (a push's transport). With `network`, `place.ports` (when set) are the only
@@ -313,5 +333,9 @@ fn real_home() -> std::path::PathBuf {
 impl Host for StoreState {
     async fn run(&mut self, cmd: Command) -> Result<ExecResult, CapError> {
         self.call.exec_run(cmd).await
+    }
+
+    async fn run_all(&mut self, cmds: Vec<Command>) -> Vec<Result<ExecResult, CapError>> {
+        self.call.exec_run_all(cmds).await
     }
 }

@@ -1,13 +1,28 @@
-//! Test plugin: `execprobe` forwards a raw `exec.run` or `git.push` request, field for field,
-//! and returns what the host answered (its error kind and text unchanged). It checks nothing:
+//! Test plugin: `execprobe` forwards a raw `exec.run`, `exec.run-all` or `git.push` request,
+//! field for field, and returns what the host answered (its error kind and text unchanged). It checks nothing:
 //! every refusal a test sees comes from the host.
 
 use crate::caps::exec::{self, Command};
 use crate::caps::git::{self, PushRequest};
-use crate::caps::types::{ByteSource, ExecResult, KeyValue};
+use crate::caps::types::{ByteSource, CapError, ExecResult, KeyValue};
 use infra_sdk::prelude::*;
 
-/// Arguments: `push` set forwards a push; otherwise a run.
+/// One command of a batch.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Run {
+    /// Program name.
+    program: String,
+    /// Arguments.
+    #[serde(default)]
+    args: Vec<String>,
+    /// Root name.
+    root: String,
+    /// Working directory relative to the root.
+    cwd: Option<String>,
+}
+
+/// Arguments: `push` set forwards a push; `batch` set a `run-all`; otherwise a run.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Args {
@@ -43,6 +58,8 @@ struct Args {
     /// Push: force.
     #[serde(default)]
     force: bool,
+    /// Batch instead of run: the commands of one `run-all` (timeout and output cap as above).
+    batch: Option<Vec<Run>>,
 }
 
 fn result_json(r: &ExecResult) -> Value {
@@ -59,6 +76,18 @@ fn result_json(r: &ExecResult) -> Value {
     })
 }
 
+/// A refusal of one batch command, as `{kind, message}`.
+fn cap_error_json(e: &CapError) -> Value {
+    let (kind, message) = match e {
+        CapError::Denied(m) => ("denied", m),
+        CapError::NotFound(m) => ("not_found", m),
+        CapError::Invalid(m) => ("invalid", m),
+        CapError::Timeout(m) => ("timeout", m),
+        CapError::Failed(m) => ("failed", m),
+    };
+    json!({"kind": kind, "message": message})
+}
+
 fn probe(a: Args, ctx: &Ctx) -> Result<Value, ToolError> {
     let timeout_ms = a.timeout_ms.unwrap_or(ctx.timeout_ms);
     if let Some(remote) = a.push {
@@ -72,6 +101,30 @@ fn probe(a: Args, ctx: &Ctx) -> Result<Value, ToolError> {
             timeout_ms,
         })?;
         return Ok(json!({"url": out.url, "output": result_json(&out.output)}));
+    }
+    if let Some(batch) = a.batch {
+        let cmds: Vec<Command> = batch
+            .into_iter()
+            .map(|r| Command {
+                program: r.program,
+                args: r.args,
+                root: r.root,
+                cwd: r.cwd,
+                env: vec![],
+                stdin: None,
+                profile: None,
+                timeout_ms,
+                max_output: a.max_output.unwrap_or(64 * 1024),
+            })
+            .collect();
+        let results: Vec<Value> = exec::run_all(&cmds)
+            .iter()
+            .map(|r| match r {
+                Ok(r) => json!({"ok": result_json(r)}),
+                Err(e) => json!({"error": cap_error_json(e)}),
+            })
+            .collect();
+        return Ok(json!({"results": results}));
     }
     let stdin = match (a.stdin, a.stdin_artifact) {
         (Some(t), _) => Some(ByteSource::Bytes(t.into_bytes())),
