@@ -96,6 +96,8 @@ pub fn build(state: StateDir, flags: Flags) -> anyhow::Result<Host> {
         locks: crate::caps::guard::lock::Locks::new(state.locks()),
         git_keys: Default::default(),
         kube_discovery: Default::default(),
+        values: Arc::new(crate::kv::Values::new(state.values())),
+        runbooks: Arc::new(crate::runbooks::Store::new(state.runbooks())),
     });
     let runtime = Runtime::new(state.cache())?;
     let admission = Admission::new(
@@ -137,6 +139,8 @@ pub fn describing(shared: &Shared) -> Shared {
         locks: shared.locks.clone(),
         git_keys: Default::default(),
         kube_discovery: Default::default(),
+        values: shared.values.clone(),
+        runbooks: shared.runbooks.clone(),
     }
 }
 

@@ -78,6 +78,16 @@ impl StateDir {
         self.root.join("known_hosts.json")
     }
 
+    /// `state.json`, the `state` tool's persistent scope.
+    pub fn values(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// `runbooks.json`, user runbooks (unless `MCP_RUNBOOKS_PATH` names another file).
+    pub fn runbooks(&self) -> PathBuf {
+        self.root.join("runbooks.json")
+    }
+
     /// `jobs.json`: background commands started with `exec_detached`.
     pub fn jobs(&self) -> PathBuf {
         self.root.join("jobs.json")

@@ -96,6 +96,10 @@ pub struct Shared {
     pub git_keys: Arc<crate::confine::git_keys::KeyCache>,
     /// Kubernetes discovery documents per profile, kept for a few minutes.
     pub kube_discovery: Arc<http::discovery::Cache>,
+    /// The `state` tool's values (session and persistent), also read by runbook templates.
+    pub values: Arc<crate::kv::Values>,
+    /// The built-in runbooks and the user's `runbooks.json`.
+    pub runbooks: Arc<crate::runbooks::Store>,
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.

@@ -7,6 +7,10 @@ mod audit;
 mod help;
 mod jobs;
 mod plugins;
+mod runbook;
+mod state;
+
+pub use runbook::run as run_runbook;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -97,6 +101,22 @@ const READ_ONLY: Annotations = Annotations {
     open_world: false,
 };
 
+/// A runbook's steps may be any tools, writes included (each still guarded).
+const RUNBOOK: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: true,
+};
+
+/// `state` writes its own values, nothing outside the host.
+const STATE: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
+
 /// `jobs` reaches targets and `cancel` stops processes.
 const JOBS: Annotations = Annotations {
     read_only: false,
@@ -128,11 +148,19 @@ pub fn specs(_flags: Flags) -> Vec<ToolSpec> {
             annotations: JOBS,
             ..spec::<jobs::Args>("jobs", "Background jobs", jobs::DESCRIPTION)
         },
+        ToolSpec {
+            annotations: RUNBOOK,
+            ..spec::<runbook::Args>("runbook", "Runbooks", runbook::DESCRIPTION)
+        },
+        ToolSpec {
+            annotations: STATE,
+            ..spec::<state::Args>("state", "State", state::DESCRIPTION)
+        },
     ]
 }
 
 /// Parses host-tool arguments (already validated against the schema; this only types them).
-fn parse<A: DeserializeOwned>(mut args: Value) -> Result<A, Failure> {
+pub(crate) fn parse<A: DeserializeOwned>(mut args: Value) -> Result<A, Failure> {
     if let Some(o) = args.as_object_mut() {
         o.remove("timeout_ms");
         o.remove("trace_id");
@@ -158,6 +186,8 @@ pub async fn call(
         "audit" => audit::run(host, parse(args)?, call),
         "plugins" => plugins::run(host, parse(args)?),
         "jobs" => jobs::run(host, parse(args)?, call).await,
+        "state" => state::run(host, parse(args)?),
+        "runbook" => runbook::tool(host, parse(args)?),
         other => Err(Failure::new(
             ErrorKind::NotFound,
             format!("no host tool '{other}'"),

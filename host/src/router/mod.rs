@@ -149,6 +149,21 @@ impl Router {
         events: Events,
     ) -> Result<Value, Failure> {
         let FrontHooks { progress, ask } = front;
+        // A runbook's steps are calls through this router, so it runs here, not as a plain
+        // host tool.
+        if spec.plugin.is_none() && spec.name == "runbook" && args["action"] == "run" {
+            return host_tools::run_runbook(
+                self,
+                &self.shared,
+                &self.tools,
+                args,
+                trace_id,
+                Instant::now() + timeout,
+                progress,
+                ask,
+            )
+            .await;
+        }
         let Some(plugin_name) = &spec.plugin else {
             let call = host_tools::HostCall::new(&spec.name, trace_id, timeout, progress, events);
             return host_tools::call(&self.host_view(), &spec.name, args, &call).await;

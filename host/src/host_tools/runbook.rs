@@ -1,0 +1,275 @@
+//! `runbook`: list, read, write, check and run runbooks. `run` needs the router (each step is a
+//! tool call through it), so the router runs it ([`run`]); the rest are plain host reads and
+//! writes.
+
+use std::time::Instant;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::HostView;
+use crate::error_kind::ErrorKind;
+use crate::failure::Failure;
+use crate::runbooks::compile::{Problem, compile};
+use crate::runbooks::run::{RunOptions, run as run_steps};
+use crate::runbooks::{Runbook, store};
+use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
+
+pub const DESCRIPTION: &str = "Multi-step workflows over any tools. `list` (name, description, \
+tags, inputs; `tag` filters), `get` (one, whole), `compile` (check a stored one by `name`, or a \
+`runbook` object, without running: unknown tools, actions and fields, templates naming missing \
+inputs or steps, bad conditions — each problem names the step and the field), `upsert` (store a \
+`runbook` under `name` in the user's runbooks.json; refused while it does not compile), `delete` \
+(a user runbook; a built-in shows again), `run` (`name` + `inputs`: each step is an ordinary tool \
+call — validated, policy-checked, guarded, audited under the run's trace id; a write still needs \
+`apply: true`, given through the inputs). A runbook: `description`, `tags`, `inputs` (names, or \
+each with `required`, `default`, `type`), `steps[]` with `id`, `tool`, `args`, `when`, `foreach`, \
+`retry {max_attempts, delay_ms, until}`, `continue_on_error`; templates `{{ input.x }}`, \
+`{{ steps.<id>.<path> }}`, `{{ state.<key> }}`, `{{ item }}`, `{{ result.<path> }}` (in until), \
+`{{ ?optional }}`; a string that is one whole template keeps its JSON type.";
+
+/// Arguments of `runbook`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(extend("additionalProperties" = false))]
+pub enum Args {
+    /// Every runbook: name, description, tags, inputs, where it comes from.
+    List {
+        /// Only runbooks with this tag.
+        tag: Option<String>,
+    },
+    /// One runbook, whole.
+    Get {
+        /// Its name.
+        name: String,
+    },
+    /// Checks a runbook without running it.
+    Compile {
+        /// A stored runbook's name (or give `runbook`).
+        name: Option<String>,
+        /// A runbook object to check.
+        runbook: Option<Value>,
+    },
+    /// Stores a runbook in the user's runbooks.json (replacing one of the same name).
+    Upsert {
+        /// Its name, e.g. `deploy.web`.
+        name: String,
+        /// The runbook object.
+        runbook: Value,
+    },
+    /// Removes a user runbook.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// Runs a runbook.
+    Run {
+        /// Its name.
+        name: String,
+        /// Its inputs.
+        inputs: Option<Map<String, Value>>,
+    },
+}
+
+fn io(e: anyhow::Error) -> Failure {
+    Failure::new(
+        ErrorKind::Failed,
+        format!("{e:#}; fix the runbooks file or remove the entry"),
+    )
+}
+
+fn not_found(name: &str, host_names: Vec<String>) -> Failure {
+    let hint = crate::validate::did_you_mean(name, host_names.iter().map(String::as_str))
+        .map(|n| format!("did you mean `{n}`? "))
+        .unwrap_or_default();
+    Failure::new(
+        ErrorKind::NotFound,
+        format!("no runbook `{name}`; {hint}`list` shows them all"),
+    )
+}
+
+/// The problems as a failure naming the first one's step and field.
+fn refused(problems: Vec<Problem>) -> Failure {
+    let first = &problems[0];
+    let field = match &first.step {
+        Some(s) => format!("steps.{s}.{}", first.field),
+        None => first.field.clone(),
+    };
+    let text: Vec<String> = problems
+        .iter()
+        .map(|p| match &p.step {
+            Some(s) => format!("step `{s}` {}: {}", p.field, p.message),
+            None => format!("{}: {}", p.field, p.message),
+        })
+        .collect();
+    Failure {
+        field: Some(field),
+        detail: Some(json!({ "problems": problems })),
+        ..Failure::new(
+            ErrorKind::Invalid,
+            format!(
+                "the runbook does not compile ({} problem(s)): {}",
+                problems.len(),
+                text.join("; ")
+            ),
+        )
+    }
+}
+
+fn parse_runbook(v: Value) -> Result<Runbook, Failure> {
+    serde_json::from_value(v).map_err(|e| {
+        Failure::invalid(
+            "runbook",
+            format!(
+                "{e}; a runbook is {{\"description\", \"tags\", \"inputs\", \"steps\": [{{\"id\", \
+                 \"tool\", \"args\", …}}]}}"
+            ),
+        )
+    })
+}
+
+/// Runs every action but `run`.
+pub fn tool(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
+    let store = &host.shared.runbooks;
+    match args {
+        Args::List { tag } => {
+            let all = store.all().map_err(io)?;
+            let items: Vec<Value> = all
+                .iter()
+                .filter(|(_, (rb, _))| tag.as_ref().is_none_or(|t| rb.tags.contains(t)))
+                .map(|(n, (rb, src))| {
+                    json!({"name": n, "description": rb.description, "tags": rb.tags,
+                           "inputs": rb.inputs.all().keys().collect::<Vec<_>>(), "source": src})
+                })
+                .collect();
+            Ok(json!({"count": items.len(), "runbooks": items, "file": store.file()}))
+        }
+        Args::Get { name } => match store.get(&name).map_err(io)? {
+            Some((rb, src)) => Ok(json!({"name": name, "source": src, "runbook": rb})),
+            None => Err(not_found(
+                &name,
+                store.all().map_err(io)?.into_keys().collect(),
+            )),
+        },
+        Args::Compile { name, runbook } => {
+            let rb = match (name, runbook) {
+                (_, Some(v)) => parse_runbook(v)?,
+                (Some(n), None) => match store.get(&n).map_err(io)? {
+                    Some((rb, _)) => rb,
+                    None => {
+                        return Err(not_found(
+                            &n,
+                            store.all().map_err(io)?.into_keys().collect(),
+                        ));
+                    }
+                },
+                (None, None) => {
+                    return Err(Failure::invalid(
+                        "name",
+                        "missing: give the `name` of a stored runbook or a `runbook` object",
+                    ));
+                }
+            };
+            let problems = compile(&rb, host.tools);
+            Ok(json!({"ok": problems.is_empty(), "problems": problems, "steps": rb.steps.len()}))
+        }
+        Args::Upsert { name, runbook } => {
+            store::check_name(&name).map_err(|m| Failure::invalid("name", m))?;
+            let rb = parse_runbook(runbook)?;
+            let problems = compile(&rb, host.tools);
+            if !problems.is_empty() {
+                return Err(refused(problems));
+            }
+            let replaced = store.upsert(&name, &rb).map_err(io)?;
+            Ok(json!({"name": name, "replaced": replaced, "file": store.file()}))
+        }
+        Args::Delete { name } => {
+            let removed = store.delete(&name).map_err(io)?;
+            if !removed {
+                let builtin = store::builtins().contains_key(&name);
+                return Err(Failure::new(
+                    ErrorKind::NotFound,
+                    match builtin {
+                        true => format!(
+                            "`{name}` is a built-in runbook: it cannot be deleted (upsert one of \
+                             the same name to replace it)"
+                        ),
+                        false => format!("no user runbook `{name}`; `list` shows them"),
+                    },
+                ));
+            }
+            Ok(json!({"name": name, "removed": true}))
+        }
+        Args::Run { .. } => Err(Failure::new(
+            ErrorKind::Failed,
+            "runbook run is dispatched by the router",
+        )),
+    }
+}
+
+/// `run`: looks the runbook up, checks it compiles, runs its steps through `d`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<D: Dispatch>(
+    d: &D,
+    shared: &crate::caps::Shared,
+    tools: &[ToolSpec],
+    args: Value,
+    trace_id: &str,
+    deadline: Instant,
+    progress: Option<ProgressFn>,
+    ask: Option<std::sync::Arc<dyn Ask>>,
+) -> Result<Value, Failure> {
+    let Args::Run { name, inputs } = super::parse(args)? else {
+        return Err(Failure::new(ErrorKind::Failed, "not a run"));
+    };
+    let store = &shared.runbooks;
+    let Some((rb, _)) = store.get(&name).map_err(io)? else {
+        return Err(not_found(
+            &name,
+            store.all().map_err(io)?.into_keys().collect(),
+        ));
+    };
+    let problems = compile(&rb, tools);
+    if !problems.is_empty() {
+        return Err(refused(problems));
+    }
+    let state = shared
+        .values
+        .merged()
+        .map_err(|e| Failure::new(ErrorKind::Failed, e.to_string()))?;
+    let report = run_steps(
+        d,
+        &name,
+        &rb,
+        inputs.unwrap_or_default(),
+        RunOptions {
+            trace_id: trace_id.to_string(),
+            deadline,
+            progress,
+            ask,
+            state,
+        },
+    )
+    .await?;
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    match report.ok {
+        true => Ok(value),
+        false => Err(Failure {
+            detail: Some(value),
+            ..Failure::new(
+                ErrorKind::Failed,
+                format!(
+                    "runbook {name} failed at step `{}`: {}",
+                    report.failed_step.as_deref().unwrap_or("?"),
+                    report
+                        .steps
+                        .iter()
+                        .find(|s| s.outcome == "failed")
+                        .and_then(|s| s.error.clone())
+                        .unwrap_or_default()
+                ),
+            )
+        }),
+    }
+}
