@@ -22,6 +22,7 @@ mod mcp_rust_client;
 mod policy_audit_cache;
 mod psql_plugin;
 mod repo_plugin;
+mod runbooks;
 mod sandbox;
 mod secret_canaries;
 mod ssh_monitoring;

@@ -172,7 +172,9 @@ pub fn tool(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
                 }
             };
             let problems = compile(&rb, host.tools);
-            Ok(json!({"ok": problems.is_empty(), "problems": problems, "steps": rb.steps.len()}))
+            Ok(
+                json!({"compiles": problems.is_empty(), "problems": problems, "steps": rb.steps.len()}),
+            )
         }
         Args::Upsert { name, runbook } => {
             store::check_name(&name).map_err(|m| Failure::invalid("name", m))?;
@@ -253,7 +255,7 @@ pub async fn run<D: Dispatch>(
     )
     .await?;
     let value = serde_json::to_value(&report).unwrap_or_default();
-    match report.ok {
+    match report.failed_step.is_none() {
         true => Ok(value),
         false => Err(Failure {
             detail: Some(value),

@@ -72,8 +72,6 @@ pub struct StepReport {
 pub struct RunReport {
     /// The runbook's name.
     pub runbook: String,
-    /// Every step ran or was skipped, and none failed (`continue_on_error` failures aside).
-    pub ok: bool,
     /// The step that stopped the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed_step: Option<String>,
@@ -289,7 +287,6 @@ async fn run_steps<D: Dispatch>(
     }
     Ok(RunReport {
         runbook: name.to_string(),
-        ok: stop.is_none(),
         failed_step: stop,
         steps: reports,
         duration_ms: started.elapsed().as_millis() as u64,

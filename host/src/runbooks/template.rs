@@ -129,7 +129,14 @@ fn walk_refs(v: &Value, out: &mut Vec<Ref>) -> Result<(), TemplateError> {
 fn step_into<'a>(v: &'a Value, seg: &str) -> Option<&'a Value> {
     match v {
         Value::Object(m) => m.get(seg),
-        Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
+        // `-1` is the last element, as in the tool infra replaces' templates.
+        Value::Array(a) => match seg.parse::<i64>().ok()? {
+            i if i >= 0 => a.get(i as usize),
+            i => a
+                .len()
+                .checked_sub(i.unsigned_abs() as usize)
+                .and_then(|j| a.get(j)),
+        },
         _ => None,
     }
 }
@@ -285,6 +292,7 @@ mod tests {
         let r = |v: Value| render(&v, &s).unwrap().unwrap();
         assert_eq!(r(json!("{{ input.n }}")), json!(3));
         assert_eq!(r(json!("{{steps.a.rows.0}}")), json!({"id": 7}));
+        assert_eq!(r(json!("{{ steps.a.rows.-1.id }}")), json!(7));
         assert_eq!(
             r(json!("n={{ input.n }} id={{ steps.a.rows.0.id }}")),
             json!("n=3 id=7")

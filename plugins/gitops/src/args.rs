@@ -57,9 +57,10 @@ pub enum Action {
     Propose(ProposeArgs),
     /// The whole cycle: `propose` (same fields), then wait for the pull request's merge (or
     /// `merge: true`: merge it through the forge, approved by the guard), sync the Argo CD `app`
-    /// (`argocd_profile`) to the merge commit, `verify` (the app Synced and Healthy, plus
-    /// `http_checks`), and when the sync or the verification fails roll back to the deployment
-    /// before (`rollback`, default true). Each stage is in the audit record and sent as
+    /// (`argocd_profile`) to the merge commit — or reconcile the Flux `kustomization` (kubernetes
+    /// `profile`) until it applies it — `verify` (healthy at the merge commit, plus
+    /// `http_checks`), and when the sync or the verification fails roll back (`rollback`,
+    /// default true): Argo CD to the deployment before, Flux by a revert pull request. Each stage is in the audit record and sent as
     /// progress. Called again with the same arguments it goes on where it stopped (a restart,
     /// a timeout waiting for the merge). Without `apply: true`, each stage's plan.
     Release(ReleaseArgs),

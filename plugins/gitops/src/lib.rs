@@ -46,8 +46,9 @@ objects with kinds, names, namespaces, images), `plan` (render + diff in one ans
 plan stored as an artifact whose sha256 names it), `propose` (branch, `patch` or `files`, commit, \
 push to a granted remote, pull request through the forge's API with an http `forge_profile`; \
 idempotent per branch → PR number and URL), `release` (propose → wait for the merge or \
-`merge: true` → Argo CD sync of `app` to the merge commit → verify → roll back on failure; each \
-stage audited and reported as progress; called again it resumes). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
+`merge: true` → Argo CD sync of `app` to the merge commit, or a Flux reconcile of \
+`kustomization` that must apply it → verify → roll back on failure: Argo CD history, or for Flux \
+a revert pull request; each stage audited and reported as progress; called again it resumes). `diff` (server-side dry run of `manifests` or an `artifact` vs live, unified diff per \
 object, create/update/unchanged counts, prune candidates by `prune_selector`), `apply` \
 (server-side apply as field manager infra, Namespaces and CRDs first, `prune` by selector), \
 `rollout_status` (Deployments/StatefulSets/DaemonSets until updated and available, or the reason \

@@ -1,0 +1,324 @@
+//! Runbooks and state through the real binary over MCP: every built-in compiles against the
+//! tools as listed; a user-written runbook with `foreach`, `when`, `retry`/`until` and templated
+//! step outputs runs against a real loopback HTTP server, each step an ordinary, audited call
+//! under the run's trace id; a broken runbook is refused naming the step and the field; a write
+//! step without `apply` from the run's inputs writes nothing; state keeps its scopes and scrubs
+//! secrets.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use infra_tests::{Home, Mcp, audit_records, canary, text};
+use serde_json::{Value, json};
+
+/// Root `work` and the http plugin granted loopback; state and runbook need no grant.
+fn home() -> (Home, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    let home = Home::new();
+    home.policy(&format!(
+        "[roots]\nwork = {{ path = \"{}\", read_only = false }}\n\n[plugin.http.http]\nhosts = [\"127.0.0.1:*\"]\n",
+        work.path().display()
+    ));
+    (home, work)
+}
+
+/// A loopback server that answers "starting" to its first `failures` requests, then "ready"
+/// (200 both: the http tool's own retries, which are for 5xx, do not hide the runbook's).
+async fn flaky(failures: u32) -> (String, Arc<AtomicU32>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicU32::new(0));
+    let s = seen.clone();
+    let task = infra_tests::serve::http1(listener, move |_req| {
+        let n = s.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            let body = if n <= failures { "starting" } else { "ready" };
+            Ok(Response::builder()
+                .status(200)
+                .body(Full::new(Bytes::from(body)))
+                .unwrap())
+        }
+    });
+    (url, seen, task)
+}
+
+async fn rb(mcp: &Mcp, args: Value) -> (bool, Value) {
+    mcp.call("runbook", args).await
+}
+
+#[tokio::test]
+async fn every_builtin_runbook_compiles_against_the_tools_as_listed() {
+    let (home, _work) = home();
+    let mcp = home.mcp().await;
+    let (err, out) = rb(&mcp, json!({"action": "list"})).await;
+    assert!(!err, "{out}");
+    let names: Vec<String> = out["runbooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| text(r, "/name").to_string())
+        .collect();
+    for want in [
+        "repo.snapshot",
+        "gitops.release",
+        "terraform.plan",
+        "http.check",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
+    }
+    for n in &names {
+        let (err, out) = rb(&mcp, json!({"action": "compile", "name": n})).await;
+        assert!(!err, "{n}: {out}");
+        assert_eq!(out["compiles"], true, "{n} does not compile: {out}");
+    }
+}
+
+#[tokio::test]
+async fn a_user_runbook_with_foreach_when_retry_and_step_outputs_runs_each_step_as_an_audited_call()
+{
+    let (home, _work) = home();
+    let (url, seen, _server) = flaky(2).await;
+    let mcp = home.mcp().await;
+    let runbook = json!({
+        "description": "collect names, wait for a service, remember how it went",
+        "tags": ["test"],
+        "inputs": {"names": {"type": "array", "required": true}, "url": {"type": "string", "required": true},
+                   "loud": {"type": "boolean", "default": false}},
+        "steps": [
+            {"id": "names", "tool": "state",
+             "args": {"action": "set", "key": "names", "value": "{{ input.names }}"}},
+            {"id": "read", "tool": "state", "args": {"action": "get", "key": "names"}},
+            {"id": "each", "tool": "state", "foreach": "{{ steps.read.value }}",
+             "args": {"action": "set", "key": "seen.{{ item }}", "value": {"name": "{{ item }}", "n": "{{ steps.read.value }}"}}},
+            {"id": "loud", "tool": "state", "when": {"path": "input.loud", "equals": true},
+             "args": {"action": "set", "key": "loud", "value": true}},
+            {"id": "poll", "tool": "http",
+             "args": {"action": "check", "url": "{{ input.url }}", "contains": "ready"},
+             "retry": {"max_attempts": 5, "delay_ms": 50, "until": {"path": "result.healthy", "equals": true}}},
+            {"id": "after", "tool": "state",
+             "args": {"action": "set", "key": "poll", "value": {"status": "{{ steps.poll.status }}", "trace": "{{ trace_id }}"}}}
+        ]
+    });
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "test.collect", "runbook": runbook}),
+    )
+    .await;
+    assert!(!err, "{out}");
+
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "run", "name": "test.collect",
+               "inputs": {"names": ["a", "b", "c"], "url": url}, "trace_id": "t-runbook-1"}),
+    )
+    .await;
+    let out = home.whole(out);
+    assert!(!err, "{out}");
+    let outcomes: Vec<(String, String)> = out["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (text(s, "/id").to_string(), text(s, "/outcome").to_string()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("names", "ok"),
+        ("read", "ok"),
+        ("each", "ok"),
+        ("loud", "skipped"),
+        ("poll", "ok"),
+        ("after", "ok"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(outcomes, want, "{out}");
+    assert_eq!(out["steps"][2]["calls"], 3, "one call per element: {out}");
+    assert_eq!(
+        out["steps"][4]["calls"], 3,
+        "twice starting, then ready: {out}"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 3);
+
+    // The steps' effects, through the state tool itself; whole templates kept their types.
+    let (_, dump) = mcp.call("state", json!({"action": "dump"})).await;
+    let v = &dump["values"];
+    assert_eq!(
+        v["seen.b"],
+        json!({"name": "b", "n": ["a", "b", "c"]}),
+        "{dump}"
+    );
+    assert_eq!(v["poll"]["status"], 200, "{dump}");
+    assert_eq!(v["poll"]["trace"], "t-runbook-1", "{dump}");
+    assert!(v.get("loud").is_none());
+
+    // Every step is its own audited call under the run's trace id.
+    let steps: Vec<Value> = audit_records(home.path())
+        .into_iter()
+        .filter(|r| r["kind"] == "end" && r["trace_id"] == "t-runbook-1")
+        .collect();
+    let tools: Vec<&str> = steps.iter().map(|r| r["tool"].as_str().unwrap()).collect();
+    assert_eq!(
+        tools.iter().filter(|t| **t == "http").count(),
+        3,
+        "{tools:?}"
+    );
+    assert_eq!(
+        tools.iter().filter(|t| **t == "state").count(),
+        6,
+        "{tools:?}"
+    );
+    assert_eq!(
+        tools.last(),
+        Some(&"runbook"),
+        "the run's own record ends last: {tools:?}"
+    );
+
+    // A failing step stops the run, named; later steps are not run.
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "run", "name": "test.collect",
+               "inputs": {"names": ["x"], "url": "http://127.0.0.1:1/health"}}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert!(
+        text(&out, "/error/message").contains("step `poll`"),
+        "{out}"
+    );
+    let d = &out["error"]["detail"];
+    assert_eq!(d["failed_step"], "poll", "{out}");
+    assert_eq!(d["steps"][5]["outcome"], "not_run", "{out}");
+
+    // Inputs are checked before anything runs.
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "run", "name": "test.collect", "inputs": {"names": "a", "url": url}}),
+    )
+    .await;
+    assert!(err);
+    assert_eq!(out["error"]["field"], "inputs.names", "{out}");
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "run", "name": "test.collect", "inputs": {"url": url, "nmes": []}}),
+    )
+    .await;
+    assert!(err);
+    assert_eq!(out["error"]["field"], "inputs.nmes", "{out}");
+}
+
+#[tokio::test]
+async fn a_broken_runbook_is_refused_naming_the_step_and_the_field() {
+    let (home, _work) = home();
+    let mcp = home.mcp().await;
+    let broken = json!({
+        "description": "broken",
+        "inputs": ["key"],
+        "steps": [
+            {"id": "ok", "tool": "state", "args": {"action": "get", "key": "{{ input.key }}"}},
+            {"id": "typo", "tool": "state", "args": {"action": "get", "kye": "x"}},
+            {"id": "later", "tool": "state", "args": {"action": "get", "key": "{{ steps.never.x }}"}},
+            {"id": "tool", "tool": "stat", "args": {"action": "get", "key": "k"}}
+        ]
+    });
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "compile", "runbook": broken.clone()}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["compiles"], false, "{out}");
+    let problems = out["problems"].as_array().unwrap();
+    let at = |step: &str| {
+        problems
+            .iter()
+            .find(|p| p["step"] == step)
+            .unwrap_or_else(|| panic!("no problem for step {step}: {out}"))
+    };
+    assert!(text(at("typo"), "/message").contains("kye"), "{out}");
+    assert!(
+        text(at("later"), "/message").contains("no earlier step `never`"),
+        "{out}"
+    );
+    assert!(
+        text(at("tool"), "/message").contains("did you mean `state`"),
+        "{out}"
+    );
+    assert!(problems.iter().all(|p| p["step"] != "ok"), "{out}");
+
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "broken", "runbook": broken}),
+    )
+    .await;
+    assert!(err, "a runbook that does not compile is not stored: {out}");
+    assert_eq!(out["error"]["field"], "steps.typo.args.kye", "{out}");
+    let (_, list) = rb(&mcp, json!({"action": "list"})).await;
+    assert!(!list.to_string().contains("\"broken\""), "{list}");
+    let (err, out) = rb(&mcp, json!({"action": "run", "name": "brokn"})).await;
+    assert!(err);
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+    let (err, out) = rb(&mcp, json!({"action": "delete", "name": "repo.snapshot"})).await;
+    assert!(err);
+    assert!(text(&out, "/error/message").contains("built-in"), "{out}");
+}
+
+#[tokio::test]
+async fn state_keeps_its_scopes_across_servers_and_scrubs_known_secrets() {
+    let (home, _work) = home();
+    let secret = canary("state-secret");
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("token");
+    std::fs::write(&file, &secret).unwrap();
+    home.profiles(
+        &json!({"svc": {"type": "http", "base_url": "http://127.0.0.1:1",
+        "auth": {"type": "bearer", "token": format!("file:{}", file.display())}}}),
+    );
+    let mcp = home.mcp().await;
+    for (scope, v) in [("session", 1), ("persistent", 2)] {
+        let (err, out) = mcp
+            .call(
+                "state",
+                json!({"action": "set", "key": "k", "value": v, "scope": scope}),
+            )
+            .await;
+        assert!(!err, "{out}");
+    }
+    let (err, out) = mcp
+        .call(
+            "state",
+            json!({"action": "set", "key": "leak", "value": {"note": format!("token is {secret}")}}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    let (_, out) = mcp
+        .call("state", json!({"action": "get", "key": "leak"}))
+        .await;
+    assert!(!out.to_string().contains(&secret), "{out}");
+    let (err, out) = mcp
+        .call(
+            "state",
+            json!({"action": "set", "key": "../etc", "value": 1}),
+        )
+        .await;
+    assert!(err);
+    assert_eq!(out["error"]["field"], "key", "{out}");
+    mcp.close().await;
+
+    // A new server: the session is gone, the persistent value stays.
+    let mcp = home.mcp().await;
+    let (_, s) = mcp
+        .call("state", json!({"action": "get", "key": "k"}))
+        .await;
+    assert_eq!(s["found"], false, "{s}");
+    let (_, p) = mcp
+        .call(
+            "state",
+            json!({"action": "get", "key": "k", "scope": "persistent"}),
+        )
+        .await;
+    assert_eq!(p["value"], 2, "{p}");
+    assert!(!infra_tests::contains(&home.all_bytes(), &secret));
+}
