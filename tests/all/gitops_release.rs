@@ -649,3 +649,124 @@ async fn a_flux_release_is_reconciled_and_a_failing_one_is_reverted_through_a_pu
         "no reconcile of the broken revision again"
     );
 }
+
+/// A built-in runbook run through MCP; the run's answer (spilled ones read back).
+async fn runbook(s: &Setup, mcp: &Mcp, name: &str, inputs: Value) -> (bool, Value) {
+    let (err, out) = mcp
+        .call(
+            "runbook",
+            json!({"action": "run", "name": name, "inputs": inputs}),
+        )
+        .await;
+    (err, if err { out } else { s.home.whole(out) })
+}
+
+#[tokio::test]
+async fn the_gitops_runbooks_propose_sync_verify_roll_back_and_release() {
+    let (s, argo) = setup().await;
+    let mcp = s.home.mcp().await;
+    let first = sha(&s.bare(), "main").unwrap();
+    let common = json!({"root": "work", "path": "app", "base": "main",
+        "author": {"name": "Ann Agent", "email": "ann@example.org"},
+        "git_profile": "forge-git", "forge_profile": "forge", "repository": "acme/app"});
+
+    // gitops.propose without apply: the plan, nothing pushed.
+    let (err, out) = runbook(
+        &s,
+        &mcp,
+        "gitops.propose",
+        with_fields(
+            common.clone(),
+            json!({"branch": "infra/web-2", "patch": PATCH, "message": "web 2"}),
+        ),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(
+        out["steps"][0]["output"]["proposal"]["applied"], false,
+        "{out}"
+    );
+    assert_eq!(posts(&s.forge), 0);
+    let (err, out) = runbook(
+        &s,
+        &mcp,
+        "gitops.propose",
+        with_fields(
+            common.clone(),
+            json!({"branch": "infra/web-2", "patch": PATCH, "message": "web 2", "apply": true}),
+        ),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(
+        out["steps"][0]["output"]["proposal"]["pull_request"]["number"], 1,
+        "{out}"
+    );
+    let merged = s.forge.merge("acme/app", 1).unwrap();
+
+    // gitops.sync to the merge, gitops.verify, then gitops.rollback to the one before.
+    let (err, out) = runbook(
+        &s,
+        &mcp,
+        "gitops.sync",
+        json!({"app": "web", "argocd_profile": "argocd", "revision": merged, "apply": true}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["steps"][0]["outcome"], "ok", "{out}");
+    assert_eq!(
+        out["steps"][1]["outcome"], "skipped",
+        "Flux is not asked: {out}"
+    );
+    assert_eq!(
+        argo.app("web")["status"]["sync"]["revision"],
+        merged.as_str()
+    );
+    let (err, out) = runbook(
+        &s,
+        &mcp,
+        "gitops.verify",
+        json!({"app": "web", "argocd_profile": "argocd"}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(
+        out["steps"][0]["output"]["verify"]["verdict"], "pass",
+        "{out}"
+    );
+    let (err, out) = runbook(
+        &s,
+        &mcp,
+        "gitops.rollback",
+        json!({"app": "web", "argocd_profile": "argocd", "apply": true}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["steps"][2]["outcome"], "ok", "{out}");
+    assert_eq!(
+        argo.app("web")["status"]["sync"]["revision"],
+        first.as_str()
+    );
+
+    // gitops.release: the whole cycle as one runbook.
+    git(&s.repo(), &["pull", "-q", "--ff-only", "origin", "main"]);
+    let (err, out) = runbook(
+        &s,
+        &mcp,
+        "gitops.release",
+        with_fields(
+            common,
+            json!({"branch": "infra/web-3", "files": [{"path": "k/app.yaml", "content": "image: web:3\nreplicas: 2\n"}],
+                   "message": "web 3", "merge": true, "app": "web", "argocd_profile": "argocd",
+                   "timeout_secs": 30, "apply": true}),
+        ),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let r = &out["steps"][0]["output"]["release"];
+    assert_eq!(r["outcome"], "released", "{out}");
+    assert_eq!(
+        argo.app("web")["status"]["sync"]["revision"],
+        sha(&s.bare(), "main").unwrap().as_str()
+    );
+}

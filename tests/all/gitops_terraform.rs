@@ -672,3 +672,49 @@ async fn bad_input_names_the_field() {
         assert!(named, "{a} should name `{field}`: {out}");
     }
 }
+
+#[tokio::test]
+async fn the_terraform_runbooks_plan_then_apply_exactly_that_plan() {
+    let tf = Tf::new(false);
+    let mcp = tf.home.mcp().await;
+    let run = |name: &str, inputs: Value| json!({"action": "run", "name": name, "inputs": inputs});
+    let (err, out) = mcp
+        .call(
+            "runbook",
+            run(
+                "terraform.plan",
+                json!({"root": "infra", "path": "stack", "vars": {"size": "2"}}),
+            ),
+        )
+        .await;
+    let out = tf.home.whole(out);
+    assert!(!err, "{out}");
+    let plan = &out["steps"][0]["output"]["tf_plan"];
+    let sha = text_of(&plan["plan_sha256"]).to_string();
+    assert_eq!(plan["summary"]["counts"]["add"], 2, "{out}");
+    // Without apply from the run's inputs, the step writes nothing.
+    let (err, out) = mcp
+        .call(
+            "runbook",
+            run(
+                "terraform.apply",
+                json!({"root": "infra", "path": "stack", "plan_sha256": sha}),
+            ),
+        )
+        .await;
+    assert!(!err, "{out}");
+    assert!(tf.state().is_empty(), "no apply without apply: true");
+    let (err, out) = mcp
+        .call(
+            "runbook",
+            run(
+                "terraform.apply",
+                json!({"root": "infra", "path": "stack", "plan_sha256": sha, "apply": true}),
+            ),
+        )
+        .await;
+    let out = tf.home.whole(out);
+    assert!(!err, "{out}");
+    assert_eq!(tf.state(), ["terraform_data.a", "terraform_data.s"]);
+    assert_eq!(tf.input("a"), "a-2");
+}

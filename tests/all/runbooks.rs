@@ -322,3 +322,36 @@ async fn state_keeps_its_scopes_across_servers_and_scrubs_known_secrets() {
     assert_eq!(p["value"], 2, "{p}");
     assert!(!infra_tests::contains(&home.all_bytes(), &secret));
 }
+
+#[tokio::test]
+async fn the_http_check_and_repo_snapshot_runbooks_run() {
+    let (home, work) = home();
+    let (url, seen, _server) = flaky(1).await;
+    let repo = infra_tests::git::init(&work.path().join("app"));
+    infra_tests::git::write(&repo, "a.txt", "a\n");
+    infra_tests::git::commit_all(&repo, "first");
+    infra_tests::git::write(&repo, "a.txt", "b\n");
+    home.policy(&(std::fs::read_to_string(home.path().join("policy.toml")).unwrap()
+        + "\n[programs]\ngit = \"/usr/bin/git\"\n\n[plugin.repo.exec]\nprograms = [\"git\"]\nroots = [\"work\"]\n\n[plugin.repo.fs]\nroots = [\"work\"]\n"));
+    let mcp = home.mcp().await;
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "run", "name": "http.check",
+               "inputs": {"url": url, "contains": "ready", "delay_ms": 10}}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    assert_eq!(out["steps"][0]["calls"], 2, "{out}");
+    assert_eq!(out["steps"][0]["output"]["healthy"], true, "{out}");
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "run", "name": "repo.snapshot", "inputs": {"root": "work", "path": "app"}}),
+    )
+    .await;
+    let out = home.whole(out);
+    assert!(!err, "{out}");
+    let snap = &out["steps"][0]["output"];
+    assert_eq!(snap["diffstat"]["files_changed"], 1, "{out}");
+    assert_eq!(snap["commits"][0]["subject"], "first", "{out}");
+}

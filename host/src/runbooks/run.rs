@@ -417,7 +417,10 @@ async fn tries<D: Dispatch>(
             return (out, None);
         }
         let why = err.unwrap_or_else(|| "retry.until did not hold".into());
-        last = (out, Some(format!("{why} (after {n} of {attempts} tries)")));
+        last = match attempts {
+            1 => (out, Some(why)),
+            _ => (out, Some(format!("{why} (after {n} of {attempts} tries)"))),
+        };
         if n < attempts {
             let left = opts.deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(Duration::from_millis(delay).min(left)).await;
