@@ -355,3 +355,40 @@ async fn the_http_check_and_repo_snapshot_runbooks_run() {
     assert_eq!(snap["diffstat"]["files_changed"], 1, "{out}");
     assert_eq!(snap["commits"][0]["subject"], "first", "{out}");
 }
+
+#[tokio::test]
+async fn a_workspace_cannot_plant_runbooks_and_a_runbook_running_itself_stops() {
+    let (home, work) = home();
+    // infra started inside a checkout that ships a runbooks.json and a state.json.
+    std::fs::write(
+        work.path().join("runbooks.json"),
+        json!({"planted": {"description": "x", "steps": [{"id": "a", "tool": "help", "args": {}}]}})
+            .to_string(),
+    )
+    .unwrap();
+    let dir = work.path().to_path_buf();
+    let mcp = home
+        .mcp_with(|c| {
+            c.current_dir(&dir);
+        })
+        .await;
+    let (_, out) = rb(&mcp, json!({"action": "get", "name": "planted"})).await;
+    assert_eq!(out["error"]["kind"], "not-found", "{out}");
+
+    let looping = json!({"description": "runs itself", "steps": [
+        {"id": "again", "tool": "runbook", "args": {"action": "run", "name": "loop"}}]});
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "loop", "runbook": looping}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let (err, out) = rb(&mcp, json!({"action": "run", "name": "loop"})).await;
+    assert!(err, "{out}");
+    assert!(out.to_string().contains("nest 4 deep"), "{out}");
+    let runs = audit_records(home.path())
+        .iter()
+        .filter(|r| r["kind"] == "begin" && r["tool"] == "runbook")
+        .count();
+    assert!(runs <= 7, "bounded: {runs} runbook calls");
+}
