@@ -20,6 +20,7 @@ mod kube_standin;
 mod local_plugin;
 mod mcp_rust_client;
 mod policy_audit_cache;
+mod pipeline_plugin;
 mod psql_plugin;
 mod repo_plugin;
 mod sandbox;
