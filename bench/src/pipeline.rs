@@ -128,7 +128,12 @@ pub async fn run(scale: Scale) -> Result<Vec<Row>> {
         }
         pg.psql("app", "TRUNCATE landing");
         let t = Instant::now();
-        run_quiet(Command::new("curl").args(["-sSf", "-o"]).arg(&fetched).arg(&url))?;
+        run_quiet(
+            Command::new("curl")
+                .args(["-sSf", "-o"])
+                .arg(&fetched)
+                .arg(&url),
+        )?;
         run_quiet(psql_client(&pg)?.args(["-c", &copy_in]))?;
         let dt_native = secs(t);
         if count(&pg) != rows.to_string() {

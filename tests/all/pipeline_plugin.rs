@@ -116,7 +116,10 @@ async fn every_flow_moves_the_bytes_and_reports_bytes_rows_sha256_and_duration()
     .await;
     assert!(!err, "{out}");
     assert_eq!(out["applied"], false, "{out}");
-    assert!(out["plan"].to_string().contains("COPY into table dst"), "{out}");
+    assert!(
+        out["plan"].to_string().contains("COPY into table dst"),
+        "{out}"
+    );
     assert_eq!(s.pg.psql("app", "SELECT count(*) FROM dst"), "0");
 
     // http_to_postgres: CSV with a header into a table.
@@ -139,7 +142,10 @@ async fn every_flow_moves_the_bytes_and_reports_bytes_rows_sha256_and_duration()
         "0",
         "dst holds exactly src's rows"
     );
-    assert_eq!(s.pg.psql("app", "SELECT count(*) FROM dst WHERE note IS NULL"), "1");
+    assert_eq!(
+        s.pg.psql("app", "SELECT count(*) FROM dst WHERE note IS NULL"),
+        "1"
+    );
 
     // postgres_to_sftp: the export is byte-identical with psql's COPY.
     let out_csv = path("out/src.csv");
@@ -240,14 +246,20 @@ async fn every_flow_moves_the_bytes_and_reports_bytes_rows_sha256_and_duration()
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3);
-    assert!(lines.contains(&json!({"id": 3, "name": "ünï", "note": null})), "{lines:?}");
+    assert!(
+        lines.contains(&json!({"id": 3, "name": "ünï", "note": null})),
+        "{lines:?}"
+    );
     assert_eq!(out["sha256"], sha(&up.body), "{out}");
 
     // Secrets: neither the password nor the token in any answer, log or audit record.
     let stderr = mcp.close().await;
     assert!(!stderr.contains(&s.password) && !stderr.contains(&s.token));
     let all = s.home.all_bytes();
-    assert!(!contains(&all, &s.password), "the password is stored somewhere");
+    assert!(
+        !contains(&all, &s.password),
+        "the password is stored somewhere"
+    );
     assert!(!contains(&all, &s.token), "the token is stored somewhere");
     let audit = audit_records(s.home.path());
     assert!(
@@ -274,11 +286,18 @@ async fn a_bad_row_fails_the_load_naming_its_line_and_the_table_is_unchanged() {
     assert!(m.contains("line 4") && m.contains("not-a-number"), "{m}");
     assert!(m.contains("as it was"), "{m}");
     assert_eq!(out["error"]["detail"]["sqlstate"], "22P02", "{out}");
-    assert_eq!(s.pg.psql("app", "SELECT string_agg(id::text, ',') FROM dst"), "99");
+    assert_eq!(
+        s.pg.psql("app", "SELECT string_agg(id::text, ',') FROM dst"),
+        "99"
+    );
 
     // JSONL: a key that is not a column, on line 2.
     let file = s.dir.path().join("bad.jsonl");
-    std::fs::write(&file, "{\"id\":30,\"name\":\"a\"}\n{\"id\":31,\"name\":\"b\",\"evil\":1}\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\"id\":30,\"name\":\"a\"}\n{\"id\":31,\"name\":\"b\",\"evil\":1}\n",
+    )
+    .unwrap();
     let (err, out) = run(
         &mcp,
         json!({"flow": "sftp_to_postgres", "source": {"target": "box", "path": file},
@@ -303,9 +322,18 @@ async fn a_prompt_injected_agent_cannot_reach_past_names_grants_or_sizes() {
 
     // SQL in a table or column name is refused before anything runs, naming the field.
     for (dest, field) in [
-        (json!({"profile": "db", "table": "dst; DROP TABLE src"}), "destination.table"),
-        (json!({"profile": "db", "table": "dst\" (id) FROM PROGRAM 'id' --"}), "destination.table"),
-        (json!({"profile": "db", "table": "dst", "columns": ["id", "name) FROM PROGRAM 'id' --"]}), "destination.columns[1]"),
+        (
+            json!({"profile": "db", "table": "dst; DROP TABLE src"}),
+            "destination.table",
+        ),
+        (
+            json!({"profile": "db", "table": "dst\" (id) FROM PROGRAM 'id' --"}),
+            "destination.table",
+        ),
+        (
+            json!({"profile": "db", "table": "dst", "columns": ["id", "name) FROM PROGRAM 'id' --"]}),
+            "destination.columns[1]",
+        ),
     ] {
         let (err, out) = run(&mcp, load(dest.clone())).await;
         assert!(err, "{dest}: {out}");
@@ -426,10 +454,8 @@ async fn a_hostile_source_server_ends_at_the_deadline_or_the_cap_and_nothing_is_
     assert!(!dest.exists());
     task.abort();
     // Endless chunked body: cut at max_bytes, nothing loaded.
-    let (url, task) = stalling_server(
-        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1000\r\n",
-    )
-    .await;
+    let (url, task) =
+        stalling_server(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1000\r\n").await;
     let (err, out) = run(
         &mcp,
         json!({"flow": "http_to_postgres", "source": {"url": url}, "timeout_ms": 2000,

@@ -186,7 +186,10 @@ impl End {
             ("format", self.format.is_some()),
             ("header", self.header.is_some()),
         ];
-        all.into_iter().filter(|(_, s)| *s).map(|(n, _)| n).collect()
+        all.into_iter()
+            .filter(|(_, s)| *s)
+            .map(|(n, _)| n)
+            .collect()
     }
 }
 

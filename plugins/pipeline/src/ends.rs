@@ -126,7 +126,8 @@ pub fn quoted_table(table: &str, field: &str) -> Result<String, ToolError> {
     let plain = |s: &str| {
         let mut b = s.bytes();
         s.len() <= 63
-            && b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+            && b.next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
             && b.all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'$')
     };
     let parts: Vec<&str> = table.split('.').collect();
@@ -156,7 +157,11 @@ impl Source {
                 headers: header_list(end),
             },
             Kind::Sftp => Source::Sftp {
-                target: need(&end.target, "source.target", "the targets.json entry to read from")?,
+                target: need(
+                    &end.target,
+                    "source.target",
+                    "the targets.json entry to read from",
+                )?,
                 path: need(&end.path, "source.path", "the remote file to read")?,
             },
             Kind::Postgres => {
@@ -295,11 +300,7 @@ impl Destination {
         only_own_fields(end, kind, "destination", true)?;
         Ok(match kind {
             Kind::Http => {
-                let method = end
-                    .method
-                    .as_deref()
-                    .unwrap_or("POST")
-                    .to_ascii_uppercase();
+                let method = end.method.as_deref().unwrap_or("POST").to_ascii_uppercase();
                 if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
                     return Err(ToolError::invalid(
                         "destination.method",
@@ -417,7 +418,12 @@ impl Destination {
     }
 
     /// Has the host write the artifact `uri` here.
-    pub fn write(&self, uri: &str, media_type: &str, timeout_ms: u32) -> Result<Written, ToolError> {
+    pub fn write(
+        &self,
+        uri: &str,
+        media_type: &str,
+        timeout_ms: u32,
+    ) -> Result<Written, ToolError> {
         let none = Written {
             rows: None,
             status: None,
@@ -542,10 +548,7 @@ mod tests {
 
     #[test]
     fn a_table_with_sql_in_it_is_refused() {
-        assert_eq!(
-            quoted_table("public.t", "f").unwrap(),
-            "\"public\".\"t\""
-        );
+        assert_eq!(quoted_table("public.t", "f").unwrap(), "\"public\".\"t\"");
         for bad in ["t; DROP TABLE x", "t\"--", "a.b.c", "", "1t"] {
             assert!(quoted_table(bad, "f").is_err(), "{bad}");
         }

@@ -173,7 +173,11 @@ fn run(r: Run, ctx: &Ctx) -> Result<RunOutput, ToolError> {
         lock: a.lock,
     });
     let start = Instant::now();
-    log::progress(0.0, Some(2.0), Some(&format!("reading: {}", source.describe())));
+    log::progress(
+        0.0,
+        Some(2.0),
+        Some(&format!("reading: {}", source.describe())),
+    );
     let read = source.read(ctx.timeout_ms, max_bytes)?;
     log::progress(
         1.0,

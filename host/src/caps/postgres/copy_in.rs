@@ -143,7 +143,10 @@ impl JsonlToCsv {
 
 /// A server error with where it happened (`COPY t, line 3, column n: "x"`), which names the line.
 fn copy_err(e: &tokio_postgres::Error, label: &str, table: &str) -> PgError {
-    match (pg_err(e, label, 0), e.as_db_error().and_then(|d| d.where_())) {
+    match (
+        pg_err(e, label, 0),
+        e.as_db_error().and_then(|d| d.where_()),
+    ) {
         (PgError::Sql(mut s), Some(w)) => {
             s.message = format!(
                 "{} (at {w}); nothing was loaded: {table} is as it was — fix that line and load again",
@@ -176,12 +179,17 @@ impl CallCtx {
         }
         call.require("artifacts", &req.source)
             .map_err(|r| cap(CapError::Denied(r)))?;
-        let (mut file, _) = call.shared.artifacts.reader(&req.source).await.map_err(|e| {
-            cap(CapError::NotFound(format!(
-                "source: artifact {}: {e:#}; give an artifact:// URI this server stored",
-                req.source
-            )))
-        })?;
+        let (mut file, _) = call
+            .shared
+            .artifacts
+            .reader(&req.source)
+            .await
+            .map_err(|e| {
+                cap(CapError::NotFound(format!(
+                    "source: artifact {}: {e:#}; give an artifact:// URI this server stored",
+                    req.source
+                )))
+            })?;
         let ms = call.pg_budget(req.timeout_ms);
         let label = t.label.clone();
         let format = req.format;
@@ -206,8 +214,10 @@ impl CallCtx {
                     let list = if names.is_empty() {
                         String::new()
                     } else {
-                        let quoted: Vec<String> =
-                            names.iter().map(|n| format!("\"{}\"", n.replace('"', "\"\""))).collect();
+                        let quoted: Vec<String> = names
+                            .iter()
+                            .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+                            .collect();
                         format!(" ({})", quoted.join(", "))
                     };
                     let header = if matches!(format, LoadFormat::CsvHeader) {
@@ -297,7 +307,10 @@ mod tests {
     fn jsonl_lines_become_csv_records_across_chunks() {
         let csv = convert(
             &["id", "name", "tags"],
-            &[b"{\"id\":1,\"name\":\"a \\\"q\\\"\\nb\"}\n{\"id\":", b"2,\"tags\":[1],\"name\":null}"],
+            &[
+                b"{\"id\":1,\"name\":\"a \\\"q\\\"\\nb\"}\n{\"id\":",
+                b"2,\"tags\":[1],\"name\":null}",
+            ],
         )
         .unwrap();
         assert_eq!(csv, "1,\"a \"\"q\"\"\nb\",\n2,,\"[1]\"\n");
