@@ -9,7 +9,7 @@ use infra_sdk::prelude::*;
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Runs one flow: without `apply: true`, answers with its plan and touches nothing.
-    Run(Run),
+    Run(Box<Run>),
     /// Lists the flows and the fields each end takes.
     Describe {},
 }

@@ -9,8 +9,6 @@ use crate::caps::postgres::{self, CopyFormat, LoadFormat, PgError};
 use crate::caps::ssh::{self, StdinSource};
 use crate::caps::types::ArtifactRef;
 
-/// Asks for the largest response the host allows; it clamps this to `limits.artifact_bytes`.
-const HOST_MAX: u64 = u64::MAX;
 /// Most bytes of a destination's response kept to report.
 const RESPONSE_KEPT: u64 = 4096;
 
@@ -409,9 +407,16 @@ impl Destination {
     /// The guard's kind and target for a write here.
     pub fn guard_target(&self) -> (&'static str, String) {
         match self {
-            Destination::Http { url, profile, .. } => {
-                ("http", profile.clone().unwrap_or_else(|| url.clone()))
-            }
+            // The host (and port) a URL names: what the guard locks and a user approves.
+            Destination::Http { url, profile, .. } => (
+                "http",
+                profile.clone().unwrap_or_else(|| {
+                    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                    let host = &rest[..end];
+                    host.rsplit_once('@').map_or(host, |(_, h)| h).to_string()
+                }),
+            ),
             Destination::Sftp { target, .. } => ("ssh", target.clone()),
             Destination::Postgres { profile, .. } => ("postgres", profile.clone()),
         }

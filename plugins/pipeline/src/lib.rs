@@ -125,6 +125,7 @@ fn run(r: Run, ctx: &Ctx) -> Result<RunOutput, ToolError> {
     let (sk, dk) = r.flow.ends();
     let source = Source::parse(&r.source, sk)?;
     let destination = Destination::parse(&r.destination, dk)?;
+    // Unset: the most the host allows (it clamps this to `limits.artifact_bytes`).
     let max_bytes = r.max_bytes.unwrap_or(u64::MAX);
     if max_bytes == 0 {
         return Err(ToolError::invalid(
@@ -202,7 +203,7 @@ fn run(r: Run, ctx: &Ctx) -> Result<RunOutput, ToolError> {
 fn call(a: Action, ctx: &Ctx) -> Result<Output, ToolError> {
     match a {
         Action::Describe {} => Ok(describe()),
-        Action::Run(r) => run(r, ctx).map(|o| Output::Run(Box::new(o))),
+        Action::Run(r) => run(*r, ctx).map(|o| Output::Run(Box::new(o))),
     }
 }
 
