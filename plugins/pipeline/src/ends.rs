@@ -203,7 +203,13 @@ impl Source {
                 profile,
                 sql,
                 format,
-            } => format!("COPY ({sql}) TO STDOUT as {format:?} on profile {profile}"),
+            } => format!(
+                "COPY ({sql}) TO STDOUT as {} on profile {profile}",
+                match format {
+                    Format::Csv => "csv with a header line",
+                    Format::Jsonl => "jsonl",
+                }
+            ),
         }
     }
 
@@ -394,11 +400,16 @@ impl Destination {
                 columns,
                 format,
             } => format!(
-                "COPY into table {table}{} as {format:?} on profile {profile}, in one transaction",
+                "COPY into table {table}{} from {} on profile {profile}, in one transaction",
                 if columns.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", columns.join(", "))
+                },
+                match format {
+                    LoadFormat::Csv => "csv without a header line",
+                    LoadFormat::CsvHeader => "csv, its first line a header",
+                    LoadFormat::Jsonl => "jsonl",
                 }
             ),
         }
