@@ -11,6 +11,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("infra-plugin-local", "local"),
     ("infra-plugin-k8s", "k8s"),
     ("infra-plugin-gitops", "gitops"),
+    ("infra-plugin-pipeline", "pipeline"),
 ];
 
 fn main() {

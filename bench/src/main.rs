@@ -11,6 +11,7 @@ mod k8s;
 mod machine;
 mod noop;
 mod pg;
+mod pipeline;
 mod repo;
 mod rss;
 mod ssh;
@@ -37,6 +38,10 @@ const ROWS: &[(&str, &str)] = &[
         "no-op plugin call vs a host tool call: the sandbox overhead",
     ),
     ("pg", "psql select 1: infra vs tokio-postgres vs psql -c"),
+    (
+        "pipeline",
+        "pipeline postgres_to_sftp and http_to_postgres vs psql \\copy + sftp, curl + psql \\copy",
+    ),
     ("http", "http GET 1 KiB: infra vs reqwest vs curl"),
     (
         "download",
@@ -122,6 +127,7 @@ async fn run_row(name: &str, scale: Scale) -> Result<Vec<Row>> {
         "start" => tokio::task::spawn_blocking(move || start::run(scale)).await?,
         "noop" => noop::run(scale).await,
         "pg" => pg::select1(scale).await,
+        "pipeline" => pipeline::run(scale).await,
         "http" => http::get(scale).await,
         "download" => http::download(scale).await,
         "repo" => repo::run(scale).await,

@@ -17,7 +17,8 @@ use crate::table::{Row, m, median};
 pub const PW_VAR: &str = "INFRA_BENCH_PG_PASSWORD";
 /// The password of role `app`.
 pub const PASSWORD: &str = "bench-password";
-const QUERY: &str = "SELECT * FROM big ORDER BY id";
+/// The export query of the 1M-row rows.
+pub const QUERY: &str = "SELECT * FROM big ORDER BY id";
 
 /// A server with role and database `app`, a state directory whose profile `db` reaches it over
 /// TCP with a password (as infra always connects), and `infra serve` on it.
@@ -32,6 +33,14 @@ pub struct Setup {
 
 /// Starts PostgreSQL and infra; `rows` rows in table `big` (the shape of the 1M-row test).
 pub async fn setup(rows: usize) -> Result<Setup> {
+    let (pg, home) = prepare(rows);
+    let server = serve(&home, &[(PW_VAR, PASSWORD)]).await?;
+    Ok(Setup { pg, home, server })
+}
+
+/// [`setup`] without starting infra: the server and a state directory with profile `db`, for
+/// rows that add files of their own to the state directory first.
+pub fn prepare(rows: usize) -> (PgServer, Home) {
     let pg = PgServer::start();
     pg.create_db("app", PASSWORD);
     if rows > 0 {
@@ -51,11 +60,11 @@ pub async fn setup(rows: usize) -> Result<Setup> {
         "db": {"type": "postgres", "host": "127.0.0.1", "port": pg.port, "user": "app",
                "database": "app", "password": format!("env:{PW_VAR}")},
     }));
-    let server = serve(&home, &[(PW_VAR, PASSWORD)]).await?;
-    Ok(Setup { pg, home, server })
+    (pg, home)
 }
 
-fn psql_client(pg: &PgServer) -> Result<Command> {
+/// `psql` as role `app` over TCP, as an operator would run it.
+pub fn psql_client(pg: &PgServer) -> Result<Command> {
     let psql = find_bin("psql").context("psql not found")?;
     let mut c = Command::new(psql);
     c.env("PGPASSWORD", PASSWORD)
@@ -64,7 +73,8 @@ fn psql_client(pg: &PgServer) -> Result<Command> {
     Ok(c)
 }
 
-fn sha_file(path: &std::path::Path) -> Result<(u64, String)> {
+/// Size and sha256 of a file.
+pub fn sha_file(path: &std::path::Path) -> Result<(u64, String)> {
     let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
     let n = std::io::copy(&mut f, &mut h)?;

@@ -19,6 +19,7 @@ mod kube_profile;
 mod kube_standin;
 mod local_plugin;
 mod mcp_rust_client;
+mod pipeline_plugin;
 mod policy_audit_cache;
 mod psql_plugin;
 mod repo_plugin;

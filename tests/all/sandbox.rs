@@ -1,5 +1,5 @@
 //! Adversarial: the `hostile` test plugin really tries each way out of the sandbox — sockets,
-//! files, environment, ungranted hosts, CPU, memory, output size, secrets — against the real
+//! files, environment, ungranted hosts, made-up artifact URIs, CPU, memory, output size, secrets — against the real
 //! `infra` binary. Each test asserts the escape was stopped (and, where the escape reaches
 //! something real, that the real thing saw nothing), then that the same server keeps answering.
 //!
@@ -993,4 +993,92 @@ async fn a_stage_flood_leaves_a_bounded_audit_record_and_the_server_keeps_servin
     assert_eq!(denied + counted, 5000, "every attempt is kept or counted");
     assert_eq!(events.last().unwrap()["cap"], "log", "the latest are kept");
     still_serves(&server, "a flood of denied stages").await;
+}
+
+#[tokio::test]
+async fn an_upload_body_uri_the_plugin_makes_up_reaches_nothing() {
+    let data = infra_tests::data_server::DataServer::start(b"stored bytes".to_vec())
+        .await
+        .unwrap();
+    let home = hostile_home(
+        "[plugin.hostile]\n[plugin.hostile.http]\nhosts = [\"127.0.0.1\"]\n[plugin.hostile.artifacts]\n\
+         [plugin.http.http]\nhosts = [\"127.0.0.1\"]\n[plugin.http.artifacts]\n",
+    );
+    std::fs::write(home.path().join("outside"), "not an artifact").unwrap();
+    let server = start(&home, &[]).await;
+    let url = format!("{}/upload", data.base_url());
+    // The positive control: an artifact the store holds is uploaded, whole.
+    let (is_error, out) = server
+        .call(
+            "http",
+            json!({"action": "download", "url": format!("{}/data", data.base_url())}),
+        )
+        .await;
+    assert!(!is_error, "{out}");
+    let uri = out["artifact"]["uri"]
+        .as_str()
+        .expect("an artifact")
+        .to_string();
+    let (is_error, out) = server
+        .call(
+            "hostile",
+            json!({"action": "http_upload", "url": url, "name": uri}),
+        )
+        .await;
+    assert!(!is_error, "{out}");
+    assert_eq!(
+        data.uploads().pop().expect("the upload").body,
+        b"stored bytes"
+    );
+
+    let id = uri.trim_start_matches("artifact://").to_string();
+    for hostile in [
+        "artifact://../outside".to_string(),
+        "artifact://../../../../etc/passwd".to_string(),
+        "artifact:///etc/passwd".to_string(),
+        "file:///etc/passwd".to_string(),
+        format!("artifact://{id}/../../outside"),
+        format!("artifact://{id}%2f..%2f..%2foutside"),
+        format!("artifact://{id}.json"),
+        "/etc/passwd".to_string(),
+    ] {
+        let (is_error, out) = server
+            .call(
+                "hostile",
+                json!({"action": "http_upload", "url": url, "name": hostile}),
+            )
+            .await;
+        let error = error_of(is_error, &out, &hostile);
+        assert_eq!(error["kind"], "not-found", "{hostile}: {out:#}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("body: "),
+            "{hostile}: names the field: {out:#}"
+        );
+    }
+    assert_eq!(data.uploads().len(), 1, "{:?}", data.uploads());
+    server.close().await;
+
+    // Without the artifacts grant, not even a real artifact.
+    home.policy("[plugin.hostile]\n[plugin.hostile.http]\nhosts = [\"127.0.0.1\"]\n");
+    let server = start(&home, &[]).await;
+    let (is_error, out) = server
+        .call(
+            "hostile",
+            json!({"action": "http_upload", "url": url, "name": uri}),
+        )
+        .await;
+    assert_eq!(
+        error_of(is_error, &out, "no grant")["kind"],
+        "denied",
+        "{out:#}"
+    );
+    assert_eq!(
+        data.uploads().len(),
+        1,
+        "only the control reached the server"
+    );
+    server.close().await;
 }

@@ -3,6 +3,7 @@
 //! on every exchange ([`mcp`]), the fixture HTTP server, and real sshd and PostgreSQL servers.
 
 pub mod argo;
+pub mod data_server;
 pub mod demo;
 pub mod elicit;
 pub mod fixture_server;

@@ -15,6 +15,7 @@ mod clients;
 pub mod discovery;
 mod host_owned;
 mod kube;
+mod upload;
 
 pub use auth::register_profile_secrets;
 use auth::{profile_headers, register_auth};
@@ -57,6 +58,9 @@ struct Prepared {
     auth: Vec<(String, String)>,
     origin: Option<url::Origin>,
     body: Option<Vec<u8>>,
+    /// The `artifact://` URI whose bytes are the body (`upload`): opened again for each
+    /// attempt and redirect hop, streamed from the store.
+    upload: Option<String>,
     /// Set when the profile is a Kubernetes cluster: the request uses that cluster's own client
     /// (its CA pinned, its client certificate), follows no redirect, and its server needs no
     /// `hosts` entry.
@@ -167,6 +171,7 @@ impl CallCtx {
             auth,
             origin,
             body: req.body.clone(),
+            upload: None,
             cluster: None,
         })
     }
@@ -206,6 +211,7 @@ impl CallCtx {
             headers,
             auth,
             body: req.body.clone(),
+            upload: None,
             cluster: Some(cluster),
         })
     }
@@ -240,9 +246,10 @@ impl CallCtx {
 
     /// Sends the request, following redirects and retrying as asked; returns the final response
     /// with its body unread.
-    async fn exchange(&self, req: &Request) -> Result<Exchanged, CapError> {
+    async fn exchange(&self, req: &Request, upload: Option<&str>) -> Result<Exchanged, CapError> {
         self.require("http", &req.url).map_err(CapError::Denied)?;
         let mut p = self.prepare(req)?;
+        p.upload = upload.map(str::to_string);
         let client = match &p.cluster {
             Some(c) => {
                 self.shared
@@ -269,7 +276,12 @@ impl CallCtx {
             {
                 builder = builder.header(k, v);
             }
-            if let Some(b) = &p.body {
+            if let Some(uri) = &p.upload {
+                let (len, body) = upload::artifact_body(self, uri).await?;
+                builder = builder
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .body(body);
+            } else if let Some(b) = &p.body {
                 builder = builder.body(b.clone());
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -335,6 +347,7 @@ impl CallCtx {
                 {
                     p.method = Method::GET;
                     p.body = None;
+                    p.upload = None;
                 }
                 p.url = next;
                 continue;
@@ -538,7 +551,7 @@ impl Host for StoreState {
         {
             return Ok(resp);
         }
-        let x = call.exchange(&req).await?;
+        let x = call.exchange(&req, None).await?;
         let cluster = x.cluster;
         let headers = header_list(x.resp.headers());
         let (final_url, redirects, attempts) = (x.final_url.clone(), x.redirects, x.attempts);
@@ -574,7 +587,7 @@ impl Host for StoreState {
             .map_err(CapError::Denied)?;
         let limit = call.shared.policy.limits().artifact_bytes;
         let max_bytes = req.max_bytes.min(limit);
-        let x = call.exchange(&req).await?;
+        let x = call.exchange(&req, None).await?;
         let (status, final_url) = (x.resp.status(), x.final_url.clone());
         if !status.is_success() {
             return Err(CapError::Failed(format!(
@@ -632,6 +645,38 @@ impl Host for StoreState {
             headers,
             artifact: info.into(),
             final_url,
+            max_bytes,
+        })
+    }
+
+    async fn upload(&mut self, req: Request, body: String) -> Result<Response, CapError> {
+        let call = &self.call;
+        if req.body.is_some() {
+            return Err(invalid(
+                "body: an upload's body is its artifact; leave `body` empty",
+            ));
+        }
+        call.require("artifacts", &body).map_err(CapError::Denied)?;
+        let max_bytes = req.max_bytes.min(call.shared.policy.limits().capture_bytes);
+        let x = call.exchange(&req, Some(&body)).await?;
+        let headers = header_list(x.resp.headers());
+        let (final_url, redirects, attempts) = (x.final_url.clone(), x.redirects, x.attempts);
+        let mut read = x.into_body();
+        let mut capture = Capture::new(&call.shared.redactor, max_bytes);
+        while let Some(chunk) = read.next().await? {
+            if !capture.push(&chunk) {
+                break;
+            }
+        }
+        let (resp_body, truncated) = capture.finish();
+        Ok(Response {
+            status: read.status.as_u16(),
+            headers,
+            body: resp_body,
+            truncated,
+            final_url,
+            redirects,
+            attempts,
             max_bytes,
         })
     }

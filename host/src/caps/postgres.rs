@@ -38,6 +38,10 @@
 //! - **COPY OUT** streams from the server through the secret scrubber into an artifact; the
 //!   data never enters plugin memory. An export whose scrubbed bytes pass `[limits]
 //!   artifact_bytes` fails with advice and leaves no artifact.
+//! - **COPY IN** streams an artifact from the store into one table (`COPY … FROM STDIN`, CSV;
+//!   JSONL converted to CSV line by line) in one transaction: a bad row fails the load with the
+//!   line the server names and leaves the table as it was. Table and column names must be plain
+//!   identifiers and are quoted; a read-only profile or policy refuses the load.
 //! - **Lost connections** (the server shut down or restarted mid-call, the link broke) fail the
 //!   call saying so and to retry; the dead connection is closed, never returned to the pool.
 //! - **Errors** the server raises come back as `sql-error` with its message (plus detail and
@@ -54,7 +58,7 @@ use postgres_types::ToSql;
 use tokio_postgres::error::ErrorPosition;
 
 use super::infra::host::postgres::{
-    CopyFormat, CopyResult, Host, PgError, Rows, SqlError, Statement,
+    CopyFormat, CopyInRequest, CopyInResult, CopyResult, Host, PgError, Rows, SqlError, Statement,
 };
 use super::infra::host::types::CapError;
 use super::types::error_chain;
@@ -62,6 +66,7 @@ use super::{CallCtx, CapUse, StoreState};
 use crate::profiles::Profile;
 
 mod copy;
+mod copy_in;
 mod params;
 mod pool;
 mod read_only;
@@ -541,6 +546,13 @@ impl Host for StoreState {
     ) -> Result<CopyResult, PgError> {
         self.call
             .pg_copy_out(stmt, format)
+            .await
+            .map_err(|e| self.call.scrub_err(e))
+    }
+
+    async fn copy_in(&mut self, req: CopyInRequest) -> Result<CopyInResult, PgError> {
+        self.call
+            .pg_copy_in(req)
             .await
             .map_err(|e| self.call.scrub_err(e))
     }

@@ -793,7 +793,9 @@ fn embedded_default_is_locked_down() {
     assert_eq!(p.origin(), EMBEDDED_ORIGIN);
     assert_eq!(
         p.plugin_names().collect::<Vec<_>>(),
-        ["gitops", "http", "k8s", "local", "psql", "repo", "ssh"]
+        [
+            "gitops", "http", "k8s", "local", "pipeline", "psql", "repo", "ssh"
+        ]
     );
     // repo: the directory infra started in, read-only, git and kubectl, no remote, no network.
     let workspace = p.root("workspace").expect("the workspace root");

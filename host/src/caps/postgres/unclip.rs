@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::caps::infra::host::postgres::{CopyResult, PgError, Rows, SqlError};
+use crate::caps::infra::host::postgres::{CopyInResult, CopyResult, PgError, Rows, SqlError};
 use crate::caps::infra::host::types::CapError;
 use crate::redact::{MIN_SECRET_CHARS, REDACTED};
 
@@ -90,6 +90,12 @@ impl Unclip for Vec<Rows> {
 }
 
 impl Unclip for CopyResult {
+    fn map_text(self, _: &impl Fn(String) -> String) -> Self {
+        self
+    }
+}
+
+impl Unclip for CopyInResult {
     fn map_text(self, _: &impl Fn(String) -> String) -> Self {
         self
     }

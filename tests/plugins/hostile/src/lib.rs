@@ -7,6 +7,8 @@
 //! - `env_read`: every environment variable and argument.
 //! - `http_ungranted`: the host's http capability to `url` (the policy decides), through
 //!   `profile` when given (its credentials aimed wherever the plugin likes).
+//! - `http_upload`: the host's `http.upload` to `url` with the body artifact `name` — a URI it
+//!   makes up (`artifact://../../etc/passwd`, another directory's file), not one it was given.
 //! - `http_profiles`: the profiles the host lists to this plugin (only granted ones, no secret).
 //! - `spin`: burns CPU forever.
 //! - `memory_bomb`: allocates and touches 1 MiB chunks until something stops it.
@@ -35,6 +37,8 @@ enum Action {
     EnvRead,
     /// Ask the host's http capability for `url`.
     HttpUngranted,
+    /// Ask the host's http capability to upload the artifact `name` to `url`.
+    HttpUpload,
     /// List the profiles the host's http capability offers.
     HttpProfiles,
     /// Loop forever.
@@ -66,7 +70,7 @@ struct Args {
     accept: Option<String>,
     /// `output_flood`: how many bytes to return (default 64 MiB).
     bytes: Option<u64>,
-    /// `secrets_get`: the secret's name, a logical name of the policy's `[secrets]`, e.g. `canary`.
+    /// `http_upload`: the artifact URI to send as the body. `secrets_get`: the secret's name, a logical name of the policy's `[secrets]`, e.g. `canary`.
     name: Option<String>,
 }
 
@@ -190,6 +194,30 @@ fn http_ungranted(
     }
 }
 
+/// The host's `http.upload` of a body URI the plugin chose: any upload that reaches the server
+/// is an escape (the store holds no artifact the test did not make).
+fn http_upload(url: String, body: String, ctx: &Ctx) -> Result<Outcome, ToolError> {
+    let req = http::Request {
+        method: "POST".into(),
+        url,
+        headers: Vec::new(),
+        body: None,
+        profile: None,
+        timeout_ms: ctx.timeout_ms,
+        max_bytes: 64 * 1024,
+        max_redirects: 0,
+        retries: 0,
+    };
+    match http::upload(&req, &body) {
+        Ok(resp) => Ok(Outcome {
+            escaped: true,
+            error: None,
+            data: Some(json!({"status": resp.status, "body": body})),
+        }),
+        Err(e) => Err(ToolError::from(e).with_detail(json!({ "escaped": false }))),
+    }
+}
+
 /// The profiles the host offers: a list with anything beyond name, kind, server and
 /// `protected` would be a leak, and so would a profile the policy does not grant.
 fn http_profiles() -> Outcome {
@@ -265,6 +293,13 @@ fn run(args: Args, ctx: &Ctx) -> Result<Outcome, ToolError> {
         Action::EnvRead => env_read(),
         Action::HttpUngranted => {
             return http_ungranted(required(args.url, "url")?, args.profile, args.accept, ctx);
+        }
+        Action::HttpUpload => {
+            return http_upload(
+                required(args.url, "url")?,
+                required(args.name, "name")?,
+                ctx,
+            );
         }
         Action::HttpProfiles => http_profiles(),
         Action::Spin => spin(),
