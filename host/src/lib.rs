@@ -21,6 +21,7 @@ pub mod failure;
 pub mod flags;
 pub mod host_tools;
 pub mod inspect;
+pub mod intents;
 pub mod jobs;
 pub mod kv;
 pub mod limiter;

@@ -362,3 +362,84 @@ async fn helm_template_runs_through_a_stand_in_helm_that_records_its_argv() {
     assert_eq!(runs(&s.home), before, "helm never ran for them");
     mcp.close().await;
 }
+
+#[tokio::test]
+async fn intent_dry_run_on_a_kustomize_repository_proposes_gitops_plan_and_runs_it_read_only() {
+    let s = setup().await;
+    shop_repo(s.work.path());
+    let mcp = s.home.mcp().await;
+    let (err, out) = mcp
+        .call(
+            "intent",
+            json!({"action": "dry_run", "root": "work", "path": "shop"}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    let proposed = out["proposed"].as_array().unwrap();
+    let plan = proposed
+        .iter()
+        .find(|p| p["type"] == "gitops.plan")
+        .unwrap_or_else(|| panic!("gitops.plan proposed: {out}"));
+    assert_eq!(plan["inputs"]["overlay"], "overlays/prod", "{out}");
+    assert_eq!(plan["missing"], json!(["profile"]), "{out}");
+    assert!(
+        !proposed.iter().any(|p| p["type"] == "terraform.plan"),
+        "{out}"
+    );
+    let kinds: Vec<&str> = proposed.iter().map(|p| text(p, "/effects/kind")).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort_by_key(|k| *k != "read");
+    assert_eq!(kinds, sorted, "reads are proposed first");
+
+    // With the type and the missing input: the plan runs, reading only.
+    let before = s.api.requests().iter().filter(|(m, _)| m != "GET").count();
+    let (err, out) = mcp
+        .call(
+            "intent",
+            json!({"action": "dry_run", "type": "gitops.plan", "root": "work", "path": "shop",
+                   "inputs": {"profile": "lab"}}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    let step = &out["run"]["steps"][0];
+    assert_eq!(step["outcome"], "ok", "{out}");
+    assert!(
+        step["output"]["plan_artifact"]["sha256"].is_string(),
+        "{out}"
+    );
+    let writes = s.api.requests().iter().filter(|(m, _)| m != "GET").count();
+    // Server-side dry runs are PATCHes with dryRun=All; nothing else is written.
+    assert!(
+        s.api
+            .requests()
+            .iter()
+            .skip(before)
+            .filter(|(m, _)| m != "GET")
+            .all(|(_, p)| p.contains("dryRun=All")),
+        "{writes}"
+    );
+
+    // Bad input names the field.
+    for (a, field) in [
+        (
+            json!({"action": "explain", "root": "work", "path": "../x"}),
+            "path",
+        ),
+        (json!({"action": "explain", "root": "nowhere"}), "root"),
+        (
+            json!({"action": "compile", "root": "work", "path": "shop", "type": "gitops.plna"}),
+            "type",
+        ),
+    ] {
+        let (err, out) = mcp.call("intent", a).await;
+        assert!(err, "{out}");
+        assert_eq!(out["error"]["field"], field, "{out}");
+    }
+    let (_, out) = mcp
+        .call(
+            "intent",
+            json!({"action": "explain", "root": "work", "path": "shop"}),
+        )
+        .await;
+    assert!(out["context"]["evidence"]["kustomize"].is_array(), "{out}");
+}

@@ -718,3 +718,58 @@ async fn the_terraform_runbooks_plan_then_apply_exactly_that_plan() {
     assert_eq!(tf.state(), ["terraform_data.a", "terraform_data.s"]);
     assert_eq!(tf.input("a"), "a-2");
 }
+
+#[tokio::test]
+async fn intent_dry_run_on_a_terraform_directory_proposes_terraform_plan_and_executes_it() {
+    let tf = Tf::new(false);
+    let mcp = tf.home.mcp().await;
+    let (err, out) = mcp
+        .call("intent", json!({"action": "dry_run", "root": "infra"}))
+        .await;
+    assert!(!err, "{out}");
+    let plan = out["proposed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "terraform.plan")
+        .unwrap_or_else(|| panic!("terraform.plan proposed: {out}"))
+        .clone();
+    assert_eq!(
+        plan["inputs"]["path"], "stack",
+        "the working directory found: {out}"
+    );
+    assert!(
+        out["proposed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["type"] != "gitops.plan")
+    );
+    let (err, out) = mcp
+        .call(
+            "intent",
+            json!({"action": "execute", "type": "terraform.plan", "root": "infra",
+                   "inputs": {"vars": {"size": "1"}}}),
+        )
+        .await;
+    let out = tf.home.whole(out);
+    assert!(!err, "{out}");
+    let p = &out["run"]["steps"][0]["output"]["tf_plan"];
+    assert_eq!(text_of(&p["plan_sha256"]).len(), 64, "{out}");
+    assert!(tf.state().is_empty());
+    // A write intent without apply: true answers with plans and says so.
+    let sha = text_of(&p["plan_sha256"]).to_string();
+    let (err, out) = mcp
+        .call(
+            "intent",
+            json!({"action": "execute", "type": "terraform.apply", "root": "infra",
+                   "inputs": {"plan_sha256": sha}}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    assert!(
+        out["notes"][0].as_str().unwrap().contains("apply: true"),
+        "{out}"
+    );
+    assert!(tf.state().is_empty());
+}

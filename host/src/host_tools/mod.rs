@@ -5,11 +5,13 @@
 mod artifacts;
 mod audit;
 mod help;
+mod intent;
 mod jobs;
 mod plugins;
 mod runbook;
 mod state;
 
+pub use intent::call as run_intent;
 pub use runbook::run as run_runbook;
 
 use std::path::PathBuf;
@@ -151,6 +153,10 @@ pub fn specs(_flags: Flags) -> Vec<ToolSpec> {
         ToolSpec {
             annotations: RUNBOOK,
             ..spec::<runbook::Args>("runbook", "Runbooks", runbook::DESCRIPTION)
+        },
+        ToolSpec {
+            annotations: RUNBOOK,
+            ..spec::<intent::Args>("intent", "Intents", intent::DESCRIPTION)
         },
         ToolSpec {
             annotations: STATE,

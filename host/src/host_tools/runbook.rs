@@ -225,6 +225,35 @@ pub async fn run<D: Dispatch>(
     let Args::Run { name, inputs } = super::parse(args)? else {
         return Err(Failure::new(ErrorKind::Failed, "not a run"));
     };
+    run_named(
+        d,
+        shared,
+        tools,
+        &name,
+        inputs.unwrap_or_default(),
+        trace_id,
+        deadline,
+        progress,
+        ask,
+    )
+    .await
+}
+
+/// Runs the stored runbook `name` with `inputs`: refused when it does not compile; a failed
+/// run is a failure whose detail is the whole report.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_named<D: Dispatch>(
+    d: &D,
+    shared: &crate::caps::Shared,
+    tools: &[ToolSpec],
+    name: &str,
+    inputs: Map<String, Value>,
+    trace_id: &str,
+    deadline: Instant,
+    progress: Option<ProgressFn>,
+    ask: Option<std::sync::Arc<dyn Ask>>,
+) -> Result<Value, Failure> {
+    let name = name.to_string();
     let store = &shared.runbooks;
     let Some((rb, _)) = store.get(&name).map_err(io)? else {
         return Err(not_found(
@@ -244,7 +273,7 @@ pub async fn run<D: Dispatch>(
         d,
         &name,
         &rb,
-        inputs.unwrap_or_default(),
+        inputs,
         RunOptions {
             trace_id: trace_id.to_string(),
             deadline,

@@ -19,7 +19,15 @@ const MAX_YAML: u64 = 64 * 1024;
 /// YAML files read in all.
 const MAX_YAML_FILES: usize = 200;
 /// Directories never looked into.
-const SKIP: &[&str] = &[".git", "node_modules", "target", ".terraform", "vendor", "venv", ".venv"];
+const SKIP: &[&str] = &[
+    ".git",
+    "node_modules",
+    "target",
+    ".terraform",
+    "vendor",
+    "venv",
+    ".venv",
+];
 
 /// The context of one repository.
 #[derive(Debug, Default, Serialize)]
@@ -65,6 +73,11 @@ pub fn detect(root: &std::path::Path, path: &str) -> std::io::Result<Context> {
     let mut seen = 0usize;
     let mut yaml = 0usize;
     walk(&dir, "", 0, &mut c, &mut seen, &mut yaml)?;
+    // Directory order is the filesystem's: sort, overlays first (the kustomization an agent
+    // deploys, rather than the base it builds on).
+    for dirs in c.dirs.values_mut() {
+        dirs.sort_by_key(|d| (!d.contains("overlays/"), d.clone()));
+    }
     Ok(c)
 }
 
@@ -93,7 +106,9 @@ fn walk(
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = join(rel, &name);
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             match name.as_str() {
                 ".git" => c.tag("git", &path),
@@ -170,7 +185,7 @@ fn walk(
         if !meta.is_dir() {
             continue;
         }
-        if let Ok(sub) = dir.open_dir_nofollow(&name) {
+        if let Ok(sub) = dir.open_dir(&name) {
             walk(&sub, &join(rel, &name), depth + 1, c, seen, yaml)?;
         }
     }
@@ -191,7 +206,10 @@ mod tests {
         };
         w("deploy/overlays/prod/kustomization.yaml", "resources: []\n");
         w("infra/main.tf", "resource \"terraform_data\" \"a\" {}\n");
-        w("apps/app.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Application\n");
+        w(
+            "apps/app.yaml",
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\n",
+        );
         w("package.json", "{}");
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("main.tf"), "").unwrap();
@@ -201,7 +219,11 @@ mod tests {
             assert!(c.tags.contains(t), "{t}: {c:?}");
         }
         assert_eq!(c.dirs["kustomize"], ["deploy/overlays/prod"]);
-        assert_eq!(c.dirs["terraform"], ["infra"], "the symlinked tree is not read");
+        assert_eq!(
+            c.dirs["terraform"],
+            ["infra"],
+            "the symlinked tree is not read"
+        );
         assert!(!c.tags.contains("flux"));
     }
 }

@@ -164,6 +164,19 @@ impl Router {
             )
             .await;
         }
+        if spec.plugin.is_none() && spec.name == "intent" {
+            return host_tools::run_intent(
+                self,
+                &self.shared,
+                &self.tools,
+                args,
+                trace_id,
+                Instant::now() + timeout,
+                progress,
+                ask,
+            )
+            .await;
+        }
         let Some(plugin_name) = &spec.plugin else {
             let call = host_tools::HostCall::new(&spec.name, trace_id, timeout, progress, events);
             return host_tools::call(&self.host_view(), &spec.name, args, &call).await;
