@@ -8,7 +8,7 @@ use std::path::Path;
 
 use infra_tests::git::{commit_all, init, write};
 use infra_tests::kube::KubeApi;
-use infra_tests::{Home, Mcp, text};
+use infra_tests::{Home, Mcp, text, with_fields};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -442,4 +442,72 @@ async fn intent_dry_run_on_a_kustomize_repository_proposes_gitops_plan_and_runs_
         )
         .await;
     assert!(out["context"]["evidence"]["kustomize"].is_array(), "{out}");
+}
+
+#[tokio::test]
+async fn the_k8s_runbooks_render_diff_apply_inspect_and_preflight() {
+    let s = setup().await;
+    shop_repo(s.work.path());
+    s.home.policy(
+        &(policy(s.work.path())
+            + "[plugin.k8s.http]\nprofiles = [\"*\"]\n[plugin.k8s.artifacts]\n[plugin.k8s.log]\n"),
+    );
+    let mcp = s.home.mcp().await;
+    let run = |name: &str, inputs: Value| json!({"action": "run", "name": name, "inputs": inputs});
+    let at = json!({"profile": "lab", "root": "work", "path": "shop", "overlay": "overlays/prod"});
+    let go = |name: &'static str, inputs: Value| {
+        let mcp = &mcp;
+        let home = &s.home;
+        let a = run(name, inputs);
+        async move {
+            let (err, out) = mcp.call("runbook", a).await;
+            let out = if err { out } else { home.whole(out) };
+            assert!(!err, "{name}: {out}");
+            out
+        }
+    };
+    let mut render = at.clone();
+    render.as_object_mut().unwrap().remove("profile");
+    let out = go("k8s.render", render).await;
+    assert_eq!(
+        out["steps"][0]["output"]["render"]["objects"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{out}"
+    );
+    let out = go("k8s.diff", at.clone()).await;
+    assert_eq!(
+        out["steps"][1]["output"]["plan"]["summary"]["create"], 3,
+        "{out}"
+    );
+    // Without apply from the inputs the apply step answers with the plan; nothing is written.
+    let out = go("k8s.apply", at.clone()).await;
+    assert!(out["steps"][1]["output"]["results"].is_null(), "{out}");
+    assert!(
+        s.api
+            .get("apps/v1", "Deployment", Some("apps-shop"), "web")
+            .is_none()
+    );
+    let out = go("k8s.apply", with_fields(at.clone(), json!({"apply": true}))).await;
+    assert_eq!(
+        out["steps"][1]["output"]["results"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{out}"
+    );
+    s.api.complete_rollout("Deployment", "apps-shop", "web");
+    let out = go(
+        "k8s.rollout.inspect",
+        json!({"profile": "lab", "namespace": "apps-shop", "workloads": ["deployment/web"], "timeout_secs": 5}),
+    )
+    .await;
+    assert_eq!(out["steps"][0]["outcome"], "ok", "{out}");
+    assert_eq!(out["steps"][1]["outcome"], "ok", "{out}");
+    let out = go("preflight.k8s", json!({"profile": "lab"})).await;
+    let names = out["steps"][1]["output"].to_string();
+    assert!(names.contains("apps-shop"), "{out}");
 }

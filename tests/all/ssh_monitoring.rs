@@ -382,3 +382,65 @@ async fn a_target_without_the_tools_gets_errors_naming_each_missing_one() {
     }
     mcp.close().await;
 }
+
+/// A built-in runbook run through MCP; its answer (or error).
+async fn runbook(mcp: &Mcp, name: &str) -> (bool, Value) {
+    mcp.call(
+        "runbook",
+        json!({"action": "run", "name": name, "inputs": {"target": "box"}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_ssh_runbooks_run_against_the_real_sshd_and_say_what_each_step_found() {
+    let stubs = ToolStubs::install();
+    let s = setup(&stubs.sshd_config());
+    let mcp = s.home.mcp().await;
+    for name in [
+        "ssh.system_info",
+        "ssh.health",
+        "host.monitor",
+        "preflight.ssh",
+    ] {
+        let (err, out) = runbook(&mcp, name).await;
+        let out = s.home.whole(out);
+        assert!(!err, "{name}: {out}");
+        for step in out["steps"].as_array().unwrap() {
+            assert_eq!(step["outcome"], "ok", "{name}: {step}");
+        }
+    }
+    let (_, out) = runbook(&mcp, "preflight.ssh").await;
+    let out = s.home.whole(out);
+    assert!(
+        text(&out, "/steps/1/output/command/stdout").starts_with(&s.sshd.user),
+        "{out}"
+    );
+    let (_, out) = runbook(&mcp, "host.monitor").await;
+    let out = s.home.whole(out);
+    assert_eq!(
+        out["steps"][0]["output"]["data"]["containers"][0]["ID"], WEB_ID,
+        "{out}"
+    );
+    assert_eq!(
+        out["steps"][2]["output"]["data"]["disks"][1]["passed"], false,
+        "{out}"
+    );
+
+    // On a machine without docker, smartctl or a journal, host.monitor still reports metrics
+    // and says which part is missing; the run goes on past each.
+    let bare = BareTools::install();
+    let s = setup(&bare.sshd_config());
+    let mcp = s.home.mcp().await;
+    let (err, out) = runbook(&mcp, "host.monitor").await;
+    let out = s.home.whole(out);
+    assert!(!err, "continue_on_error parts do not fail the run: {out}");
+    let outcomes: Vec<&str> = out["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["failed", "ok", "failed", "failed"], "{out}");
+    assert!(text(&out, "/steps/0/error").contains("docker"), "{out}");
+}

@@ -51,6 +51,30 @@ const BUILTIN: &[(&str, &str)] = &[
         "terraform.apply",
         include_str!("../../runbooks/terraform.apply.json"),
     ),
+    (
+        "ssh.system_info",
+        include_str!("../../runbooks/ssh.system_info.json"),
+    ),
+    ("ssh.health", include_str!("../../runbooks/ssh.health.json")),
+    (
+        "host.monitor",
+        include_str!("../../runbooks/host.monitor.json"),
+    ),
+    (
+        "preflight.ssh",
+        include_str!("../../runbooks/preflight.ssh.json"),
+    ),
+    (
+        "preflight.k8s",
+        include_str!("../../runbooks/preflight.k8s.json"),
+    ),
+    ("k8s.render", include_str!("../../runbooks/k8s.render.json")),
+    ("k8s.diff", include_str!("../../runbooks/k8s.diff.json")),
+    ("k8s.apply", include_str!("../../runbooks/k8s.apply.json")),
+    (
+        "k8s.rollout.inspect",
+        include_str!("../../runbooks/k8s.rollout.inspect.json"),
+    ),
 ];
 
 /// Where a runbook was found.
