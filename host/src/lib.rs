@@ -13,6 +13,7 @@ pub mod bootstrap;
 pub mod cap;
 pub mod caps;
 pub mod cli;
+pub mod compat;
 pub mod confine;
 pub mod demo;
 pub mod docs;

@@ -2,6 +2,7 @@
 //! reqwest and tokio-postgres happens once (as wasmtime and ripgrep lay theirs out). Every test
 //! drives the real `infra` binary (`cargo build -p infra` first); support code is in `tests/src`.
 
+mod compat;
 mod demo;
 mod docs;
 mod exec_cap;

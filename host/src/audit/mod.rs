@@ -11,8 +11,9 @@
 //!
 //! A call is two records sharing a `call_id` (unique per call; the agent's `trace_id` may repeat):
 //!
-//! - `kind: "begin"` — `call_id`, `trace_id`, `tool`, `action`, `plugin`, `plugin_sha256` and the
-//!   redacted `args`. It is on disk before the call may use any capability; a call whose begin
+//! - `kind: "begin"` — `call_id`, `trace_id`, `tool`, `action`, `plugin`, `plugin_sha256`, the
+//!   redacted `args`, and `sent` when the call used names of the tool infra replaces (what was
+//!   sent; `tool`, `action` and `args` are what it meant). It is on disk before the call may use any capability; a call whose begin
 //!   cannot be written does not run.
 //! - `kind: "end"` — `call_id`, `trace_id`, `tool`, `action`, `plugin`, `outcome` (`ok`, `error`,
 //!   `denied`, `timeout`), `error`, `events` (the capability uses, in order, also those of a call
@@ -144,6 +145,10 @@ pub struct AuditEntry {
     /// The call's arguments, already redacted by the caller (they are scrubbed again anyway);
     /// begin and call records.
     pub args: Value,
+    /// When the call used names of the tool infra replaces: the tool as sent and each renamed
+    /// action or field (`args` holds what they meant); begin records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Value>,
     /// Capability uses, in order: objects `{cap, target, decision: "allow"|"deny", reason?,
     /// duration_ms, detail?}` as `caps::CapEvent` serialises them (end and call records).
     pub events: Vec<Value>,
@@ -170,6 +175,7 @@ impl AuditEntry {
             plugin: None,
             plugin_sha256: None,
             args: json!({}),
+            sent: None,
             events: Vec::new(),
             outcome: outcome.as_str().to_string(),
             error: None,
@@ -207,7 +213,7 @@ impl AuditEntry {
         };
         let drop: &[&str] = match self.kind {
             Kind::Begin => &["outcome", "error", "events", "duration_ms", "artifacts"],
-            Kind::End => &["args", "plugin_sha256"],
+            Kind::End => &["args", "plugin_sha256", "sent"],
             Kind::Call => &[],
         };
         for key in drop {

@@ -18,7 +18,8 @@ schema to call it with.";
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Args {
-    /// Words to search for in tool names, descriptions, actions and fields.
+    /// Words to search for in tool names, descriptions, actions and fields (`alias` or `compat`
+    /// also shows the names of the tool infra replaces and what they mean).
     pub query: Option<String>,
     /// A tool whose exact schema to show.
     pub tool: Option<String>,
@@ -90,7 +91,7 @@ fn action_schema(tool: &str, schema: &Value, action: &str) -> (Value, Option<Str
 pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
     let tools = host.tools;
     if let Some(name) = &args.tool {
-        let name = crate::validate::tool_alias(name);
+        let name = crate::compat::tool(name);
         let Some(t) = tools.iter().find(|t| t.name == name) else {
             if let Some((_, why)) = gated_tool(host.plugins, name, host.shared.flags) {
                 return Err(Failure::new(
@@ -129,11 +130,20 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
             }
             return Ok(out);
         }
-        return Ok(json!({
+        let aliases: Vec<Value> = crate::compat::ACTIONS
+            .iter()
+            .filter(|(tool, ..)| *tool == t.name)
+            .map(|(_, sent, tool, meant)| json!({"sent": sent, "meant": format!("{tool} {meant}")}))
+            .collect();
+        let mut out = json!({
             "name": t.name, "title": t.title, "description": t.description,
             "actions": acts, "input_schema": t.input_schema, "annotations": t.annotations,
             "plugin": t.plugin,
-        }));
+        });
+        if !aliases.is_empty() {
+            out["aliases"] = json!(aliases);
+        }
+        return Ok(out);
     }
     let words: Vec<String> = args
         .query
@@ -177,6 +187,13 @@ pub fn run(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
         "tools": matches,
         "hint": "call help with {\"tool\": NAME} for the exact input schema; every tool also takes timeout_ms and trace_id",
     });
+    // Names of the tool infra replaces: the whole table when asked about them.
+    if words
+        .iter()
+        .any(|w| w.contains("alias") || w.contains("compat") || w.starts_with("mcp_"))
+    {
+        out["compat"] = crate::compat::table();
+    }
     // Tools that exist but are off are not listed; saying so spares an agent a search for them.
     if !off.is_empty() {
         out["off"] = json!(off);

@@ -255,11 +255,16 @@ impl Dispatch for Router {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(new_trace_id);
+        // The names of the tool infra replaces become infra's here, once; what was sent is kept
+        // for the audit record.
+        let (tool_name, sent, dropped) = match crate::compat::resolve(&request.tool, &mut args) {
+            Ok((t, sent)) => (t, sent, None),
+            Err(d) => (request.tool.clone(), None, Some(d)),
+        };
         let action = args
             .get("action")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let tool_name = validate::tool_alias(&request.tool).to_string();
         let label = Label {
             tool: &tool_name,
             action: &action,
@@ -278,13 +283,19 @@ impl Dispatch for Router {
         // Everything that needs no capability is settled before the begin record, so that it
         // shows the arguments the call runs with.
         let prepared = match (spec, &gated) {
+            _ if dropped.is_some() => Err(Failure {
+                field: Some("action".into()),
+                ..Failure::new(
+                    ErrorKind::NotFound,
+                    dropped.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+                )
+            }),
             (None, Some((_, why))) => Err(Failure::new(
                 ErrorKind::Denied,
                 format!("tool `{tool_name}` is off: {why}"),
             )),
             (None, None) => Err(unknown_tool(&request.tool, tools)),
             (Some(spec), _) => {
-                validate::apply_aliases(&mut args);
                 match validate::validate_args(&spec.name, &spec.input_schema, &args) {
                     Err(e) => Err(Failure::invalid(e.field.clone(), e.message.clone())),
                     Ok(()) => {
@@ -310,6 +321,7 @@ impl Dispatch for Router {
         begin.plugin = plugin;
         // The audit log scrubs secret values and secret-named fields itself.
         begin.args = args.clone();
+        begin.sent = sent;
         let events = Events::default();
         // If the client cancels, this future is dropped mid-call: the guard still writes the
         // end record, with the capability events that already happened. It is armed before

@@ -261,7 +261,16 @@ pub fn compile(rb: &Runbook, tools: &[ToolSpec]) -> Vec<Problem> {
                 check_refs(id, "retry.until", u, &with_result, &mut out);
             }
         }
-        let tool = validate::tool_alias(&s.tool);
+        // The step as the router will see it: names of the tool infra replaces resolved.
+        let mut resolved = Value::Object(s.args.clone());
+        let tool = match crate::compat::resolve(&s.tool, &mut resolved) {
+            Ok((t, _)) => t,
+            Err(d) => {
+                out.push(problem(Some(id), "tool", d.to_string()));
+                earlier.insert(id.to_string());
+                continue;
+            }
+        };
         match tools.iter().find(|t| t.name == tool) {
             None => {
                 let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
@@ -275,12 +284,7 @@ pub fn compile(rb: &Runbook, tools: &[ToolSpec]) -> Vec<Problem> {
                 ));
             }
             Some(spec) => {
-                let mut args = s.args.clone();
-                let mut probe_args = Value::Object(args.clone());
-                validate::apply_aliases(&mut probe_args);
-                if let Value::Object(m) = probe_args {
-                    args = m;
-                }
+                let args = resolved.as_object().cloned().unwrap_or_default();
                 let (probe, templated) = probe(spec, &args);
                 if let Err(e) = validate::validate_args(&spec.name, &spec.input_schema, &probe) {
                     let top = e.field.split(['.', '[']).next().unwrap_or_default();

@@ -141,14 +141,3 @@ fn seconds_to_millis(seconds: &Value) -> Option<u64> {
     // `as` saturates; the bound check keeps absurd values from turning into u64::MAX silently.
     (seconds.is_finite() && seconds >= 0.0 && millis <= u64::MAX as f64).then_some(millis as u64)
 }
-
-/// Maps a tool name of the tool infra replaces to infra's: `api` → `http`, `sql` → `psql`,
-/// `mcp_local` → `local`; every other name is returned unchanged.
-pub fn tool_alias(name: &str) -> &str {
-    match name {
-        "api" => "http",
-        "sql" => "psql",
-        "mcp_local" => "local",
-        other => other,
-    }
-}

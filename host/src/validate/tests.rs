@@ -530,10 +530,12 @@ fn aliases_rename_only_when_the_target_is_absent() {
 
 #[test]
 fn tool_aliases() {
-    assert_eq!(tool_alias("api"), "http");
-    assert_eq!(tool_alias("sql"), "psql");
-    assert_eq!(tool_alias("ssh"), "ssh");
-    assert_eq!(tool_alias("API"), "API");
+    use crate::compat::tool;
+    assert_eq!(tool("api"), "http");
+    assert_eq!(tool("sql"), "psql");
+    assert_eq!(tool("mcp_ssh_manager"), "ssh");
+    assert_eq!(tool("ssh"), "ssh");
+    assert_eq!(tool("API"), "API");
 }
 
 #[test]

@@ -1,0 +1,401 @@
+//! The names of the tool infra replaces, in one table: its tool names (`mcp_ssh_manager`,
+//! `api`, …), action names (`job_status`, `sftp_exists`, `runbook_run`, …) and field names
+//! (`cmd`, `timeout_s`, `profile_name`, `stdin_ref`) become infra's before validation, and what it
+//! deliberately dropped is refused with the reason and what to use instead. The router records
+//! what was sent next to what it meant (`sent` in the audit begin record); `help` shows the table.
+//! Every entry is listed in docs/compat.md.
+
+use serde_json::{Map, Value, json};
+
+/// Tool names of the tool infra replaces → infra's.
+pub const TOOLS: &[(&str, &str)] = &[
+    ("mcp_ssh_manager", "ssh"),
+    ("mcp_api_client", "http"),
+    ("api", "http"),
+    ("mcp_psql_manager", "psql"),
+    ("sql", "psql"),
+    ("mcp_repo", "repo"),
+    ("mcp_local", "local"),
+    ("mcp_runbook", "runbook"),
+    ("mcp_state", "state"),
+    ("mcp_jobs", "jobs"),
+    ("job", "jobs"),
+    ("mcp_artifacts", "artifacts"),
+    ("mcp_audit", "audit"),
+    ("mcp_pipeline", "pipeline"),
+    ("mcp_intent", "intent"),
+];
+
+/// (tool, action of the tool infra replaces) → (infra's tool, infra's action).
+pub const ACTIONS: &[(&str, &str, &str, &str)] = &[
+    ("jobs", "job_status", "jobs", "status"),
+    ("jobs", "job_wait", "jobs", "wait"),
+    ("jobs", "follow_job", "jobs", "wait"),
+    ("jobs", "job_logs_tail", "jobs", "logs"),
+    ("jobs", "tail_job", "jobs", "logs"),
+    ("jobs", "job_cancel", "jobs", "cancel"),
+    ("jobs", "job_list", "jobs", "list"),
+    ("ssh", "job_status", "jobs", "status"),
+    ("ssh", "job_wait", "jobs", "wait"),
+    ("ssh", "follow_job", "jobs", "wait"),
+    ("ssh", "job_logs_tail", "jobs", "logs"),
+    ("ssh", "tail_job", "jobs", "logs"),
+    ("ssh", "job_kill", "jobs", "cancel"),
+    ("ssh", "sftp_exists", "ssh", "sftp_stat"),
+    ("runbook", "runbook_upsert", "runbook", "upsert"),
+    ("runbook", "runbook_get", "runbook", "get"),
+    ("runbook", "runbook_list", "runbook", "list"),
+    ("runbook", "runbook_delete", "runbook", "delete"),
+    ("runbook", "runbook_run", "runbook", "run"),
+    ("runbook", "runbook_compile", "runbook", "compile"),
+    ("audit", "audit_list", "audit", "list"),
+    ("audit", "audit_tail", "audit", "tail"),
+    ("audit", "audit_stats", "audit", "stats"),
+    ("psql", "catalog_tables", "psql", "tables"),
+    ("psql", "catalog_columns", "psql", "columns"),
+    ("repo", "repo_info", "repo", "snapshot"),
+    ("repo", "git_diff", "repo", "diff"),
+    ("repo", "git_commit", "repo", "commit"),
+    ("repo", "git_revert", "repo", "revert"),
+    ("repo", "git_push", "repo", "push"),
+    ("http", "smoke_http", "http", "check"),
+];
+
+/// Field names of the tool infra replaces → infra's, for every tool (a rename happens only when
+/// infra's name is absent).
+pub const FIELDS: &[(&str, &str)] = &[
+    ("cmd", "command"),
+    ("profile_name", "profile"),
+    ("stdin_ref", "stdin_artifact"),
+];
+
+/// What infra deliberately does not do: (tool, action or `*`, why and what instead).
+pub const DROPPED: &[(&str, &str, &str)] = &[
+    (
+        "audit",
+        "audit_clear",
+        "the audit log is append-only and hash-chained, so nothing clears it; `audit verify` checks it",
+    ),
+    (
+        "ssh",
+        "profile_*",
+        "SSH targets are entries of targets.json in the state directory (the host holds keys and host-key pins); edit that file",
+    ),
+    (
+        "http",
+        "profile_*",
+        "HTTP profiles are entries of profiles.json in the state directory (secrets as env:/file: references); edit that file",
+    ),
+    (
+        "psql",
+        "profile_*",
+        "Postgres profiles are entries of profiles.json in the state directory; edit that file",
+    ),
+    (
+        "ssh",
+        "authorized_keys_add",
+        "changing a target's keys is an `exec` the operator reviews; run it with ssh `exec`",
+    ),
+    (
+        "ssh",
+        "exec_follow",
+        "run `exec_detached`, then `jobs` `wait` (progress notifications while it runs)",
+    ),
+    (
+        "*",
+        "job_forget",
+        "finished jobs leave the registry by themselves (the newest 500 are kept)",
+    ),
+    (
+        "runbook",
+        "runbook_upsert_dsl",
+        "runbooks are JSON only: give the runbook object to `upsert`",
+    ),
+    (
+        "runbook",
+        "runbook_run_dsl",
+        "runbooks are JSON only: store it with `upsert`, then `run`",
+    ),
+    (
+        "repo",
+        "exec",
+        "repo runs only git, confined by the host; other programs run through the local tool (INFRA_UNSAFE_LOCAL=1)",
+    ),
+    (
+        "pipeline",
+        "deploy_smoke",
+        "deploy with ssh `deploy_file`, then check with http `check` (or the `http.check` runbook)",
+    ),
+    (
+        "legend",
+        "*",
+        "`help` explains the tools, their actions and fields",
+    ),
+    (
+        "mcp_project",
+        "*",
+        "projects are not a tool: targets.json and profiles.json name the machines and services",
+    ),
+    (
+        "project",
+        "*",
+        "projects are not a tool: targets.json and profiles.json name the machines and services",
+    ),
+    (
+        "mcp_context",
+        "*",
+        "`intent` `explain` detects a repository's context",
+    ),
+    (
+        "context",
+        "*",
+        "`intent` `explain` detects a repository's context",
+    ),
+    (
+        "mcp_workspace",
+        "*",
+        "`intent` (`explain`, `dry_run`, `execute`) and `runbook` `run` cover it",
+    ),
+    (
+        "workspace",
+        "*",
+        "`intent` (`explain`, `dry_run`, `execute`) and `runbook` `run` cover it",
+    ),
+    (
+        "mcp_env",
+        "*",
+        "environment bundles are not stored by infra: pass `env` to ssh `exec`",
+    ),
+    (
+        "env",
+        "*",
+        "environment bundles are not stored by infra: pass `env` to ssh `exec`",
+    ),
+    (
+        "mcp_vault",
+        "*",
+        "Vault is reached as an http profile (its token held by the host): http `request`",
+    ),
+    (
+        "vault",
+        "*",
+        "Vault is reached as an http profile (its token held by the host): http `request`",
+    ),
+    (
+        "mcp_capability",
+        "*",
+        "the intent map is capabilities.json in the state directory; `intent` `explain` shows it",
+    ),
+    (
+        "capability",
+        "*",
+        "the intent map is capabilities.json in the state directory; `intent` `explain` shows it",
+    ),
+    (
+        "mcp_evidence",
+        "*",
+        "every call's evidence is its audit record and artifacts: `audit` `list` by trace id",
+    ),
+    (
+        "evidence",
+        "*",
+        "every call's evidence is its audit record and artifacts: `audit` `list` by trace id",
+    ),
+    (
+        "mcp_alias",
+        "*",
+        "aliases of the tool infra replaces are built in (docs/compat.md); user aliases are not kept",
+    ),
+    (
+        "alias",
+        "*",
+        "aliases of the tool infra replaces are built in (docs/compat.md); user aliases are not kept",
+    ),
+    (
+        "mcp_preset",
+        "*",
+        "presets are not kept: store arguments in a runbook (`runbook` `upsert`)",
+    ),
+    (
+        "preset",
+        "*",
+        "presets are not kept: store arguments in a runbook (`runbook` `upsert`)",
+    ),
+];
+
+/// A call refused because infra dropped what it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    /// The tool as sent.
+    pub tool: String,
+    /// The action as sent, if any.
+    pub action: Option<String>,
+    /// Why, and what to use instead.
+    pub why: &'static str,
+}
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.action {
+            Some(a) => write!(
+                f,
+                "`{}` `{a}` is not provided by infra: {}",
+                self.tool, self.why
+            )?,
+            None => write!(
+                f,
+                "tool `{}` is not provided by infra: {}",
+                self.tool, self.why
+            )?,
+        }
+        f.write_str(" (docs/compat.md lists what changed)")
+    }
+}
+
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+fn dropped(tool_sent: &str, tool: &str, action: Option<&str>) -> Option<Dropped> {
+    DROPPED
+        .iter()
+        .find(|(t, a, _)| {
+            let tool_fits = *t == "*" || *t == tool || *t == tool_sent;
+            let action_fits = match action {
+                Some(act) => matches(a, act),
+                None => *a == "*",
+            };
+            tool_fits && (action_fits || *a == "*")
+        })
+        .map(|(_, _, why)| Dropped {
+            tool: tool_sent.to_string(),
+            action: action.map(str::to_string),
+            why,
+        })
+}
+
+/// Infra's name of a tool name (unchanged when it is not an alias).
+pub fn tool(name: &str) -> &str {
+    TOOLS
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map(|(_, new)| *new)
+        .unwrap_or(name)
+}
+
+/// Resolves a call of `tool_sent` with `args` into infra's tool, rewriting `args` in place.
+/// Returns the tool and, when any name changed, what was sent (for the audit record); a
+/// dropped tool or action is refused with the reason.
+pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Value>), Dropped> {
+    let mut tool_name = tool(tool_sent).to_string();
+    let action = args
+        .get("action")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(d) = dropped(tool_sent, &tool_name, action.as_deref()) {
+        return Err(d);
+    }
+    let mut renamed = Map::new();
+    if let Some(a) = &action
+        && let Some((_, _, t, new)) = ACTIONS
+            .iter()
+            .find(|(t, old, _, _)| *t == tool_name && old == a)
+    {
+        tool_name = t.to_string();
+        args["action"] = json!(new);
+        renamed.insert("action".into(), json!({"sent": a, "meant": new}));
+    }
+    if let Value::Object(map) = args {
+        for (old, new) in FIELDS {
+            if !map.contains_key(*new)
+                && let Some(v) = map.remove(*old)
+            {
+                map.insert(new.to_string(), v);
+                renamed.insert(old.to_string(), json!({"meant": new}));
+            }
+        }
+    }
+    let before_timeout = args.get("timeout_s").cloned();
+    crate::validate::apply_aliases(args);
+    if let Some(t) = before_timeout
+        && args.get("timeout_s").is_none()
+    {
+        renamed.insert(
+            "timeout_s".into(),
+            json!({"sent": t, "meant": "timeout_ms"}),
+        );
+    }
+    let changed = tool_name != tool_sent || !renamed.is_empty();
+    Ok((
+        tool_name.clone(),
+        changed.then(|| json!({"tool": tool_sent, "meant": tool_name, "names": renamed})),
+    ))
+}
+
+/// The table as `help` shows it.
+pub fn table() -> Value {
+    json!({
+        "tools": TOOLS.iter().map(|(o, n)| json!({"sent": o, "meant": n})).collect::<Vec<_>>(),
+        "actions": ACTIONS.iter().map(|(t, o, nt, n)| json!({"tool": t, "sent": o, "meant": format!("{nt} {n}")})).collect::<Vec<_>>(),
+        "fields": FIELDS.iter().map(|(o, n)| json!({"sent": o, "meant": n})).chain([json!({"sent": "timeout_s", "meant": "timeout_ms (×1000)"})]).collect::<Vec<_>>(),
+        "dropped": DROPPED.iter().map(|(t, a, why)| json!({"tool": t, "action": a, "why": why})).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_resolved_and_what_was_sent_is_kept() {
+        let mut a = json!({"action": "job_status", "id": "j-1"});
+        let (t, sent) = resolve("mcp_ssh_manager", &mut a).unwrap();
+        assert_eq!(t, "jobs");
+        assert_eq!(a["action"], "status");
+        let sent = sent.unwrap();
+        assert_eq!(sent["tool"], "mcp_ssh_manager");
+        assert_eq!(sent["names"]["action"]["sent"], "job_status");
+        let mut a = json!({"action": "exec", "cmd": "ls", "timeout_s": 2});
+        let (t, sent) = resolve("ssh", &mut a).unwrap();
+        assert_eq!(
+            (t.as_str(), &a["command"], &a["timeout_ms"]),
+            ("ssh", &json!("ls"), &json!(2000))
+        );
+        assert!(sent.unwrap()["names"]["cmd"].is_object());
+        let mut a = json!({"action": "exec", "command": "x"});
+        assert_eq!(
+            resolve("ssh", &mut a).unwrap().1,
+            None,
+            "infra's own names record nothing"
+        );
+    }
+
+    #[test]
+    fn dropped_things_are_refused_with_the_reason() {
+        let e = resolve("mcp_audit", &mut json!({"action": "audit_clear"})).unwrap_err();
+        assert!(e.to_string().contains("append-only"));
+        let e = resolve("ssh", &mut json!({"action": "profile_upsert"})).unwrap_err();
+        assert!(e.to_string().contains("targets.json"));
+        let e = resolve("mcp_vault", &mut json!({"action": "profile_list"})).unwrap_err();
+        assert!(e.to_string().contains("http profile"));
+        assert!(resolve("legend", &mut json!({})).is_err());
+        assert!(resolve("ssh", &mut json!({"action": "exec"})).is_ok());
+    }
+
+    #[test]
+    fn docs_compat_md_lists_every_entry() {
+        let doc = include_str!("../../docs/compat.md");
+        for (sent, _) in TOOLS.iter().chain(FIELDS) {
+            assert!(doc.contains(&format!("`{sent}`")), "{sent}");
+        }
+        for (t, a, ..) in ACTIONS {
+            assert!(doc.contains(&format!("| `{t}` | `{a}` |")), "{t} {a}");
+        }
+        for (t, a, _) in DROPPED {
+            assert!(doc.contains(&format!("| `{t}` | `{a}` |")), "{t} {a}");
+        }
+    }
+}
