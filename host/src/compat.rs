@@ -61,12 +61,44 @@ pub const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("http", "smoke_http", "http", "check"),
 ];
 
-/// Field names of the tool infra replaces → infra's, for every tool (a rename happens only when
-/// infra's name is absent).
-pub const FIELDS: &[(&str, &str)] = &[
-    ("cmd", "command"),
-    ("profile_name", "profile"),
-    ("stdin_ref", "stdin_artifact"),
+/// Field names of the tool infra replaces → infra's: (tool or `*`, sent, meant). A rename
+/// happens only when infra's name is absent.
+pub const FIELDS: &[(&str, &str, &str)] = &[
+    ("*", "cmd", "command"),
+    ("*", "profile_name", "profile"),
+    ("*", "stdin_ref", "stdin_artifact"),
+    ("jobs", "job_id", "id"),
+    ("runbook", "input", "inputs"),
+    ("intent", "input", "inputs"),
+    ("ssh", "remote_path", "path"),
+    ("psql", "filters", "where"),
+    ("psql", "data", "set"),
+    ("psql", "rows", "values"),
+];
+
+/// Fields of the tool infra replaces that infra does not take: (tool, field, why and what
+/// instead).
+pub const DROPPED_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "repo",
+        "repo_root",
+        "infra names a repository by `root` (a root the operator defines in the policy) and `path` relative to it, never by an absolute path",
+    ),
+    (
+        "pipeline",
+        "http",
+        "give the ends as `source` and `destination` objects (`help` with {\"tool\": \"pipeline\"} shows them)",
+    ),
+    (
+        "pipeline",
+        "sftp",
+        "give the ends as `source` and `destination` objects (`help` with {\"tool\": \"pipeline\"} shows them)",
+    ),
+    (
+        "pipeline",
+        "postgres",
+        "give the ends as `source` and `destination` objects (`help` with {\"tool\": \"pipeline\"} shows them)",
+    ),
 ];
 
 /// What infra deliberately does not do: (tool, action or `*`, why and what instead).
@@ -230,6 +262,8 @@ pub struct Dropped {
     pub tool: String,
     /// The action as sent, if any.
     pub action: Option<String>,
+    /// The field, when a field was dropped.
+    pub field: Option<String>,
     /// Why, and what to use instead.
     pub why: &'static str,
 }
@@ -273,6 +307,7 @@ fn dropped(tool_sent: &str, tool: &str, action: Option<&str>) -> Option<Dropped>
         .map(|(_, _, why)| Dropped {
             tool: tool_sent.to_string(),
             action: action.map(str::to_string),
+            field: None,
             why,
         })
 }
@@ -309,13 +344,41 @@ pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Valu
         renamed.insert("action".into(), json!({"sent": a, "meant": new}));
     }
     if let Value::Object(map) = args {
-        for (old, new) in FIELDS {
-            if !map.contains_key(*new)
+        // The replaced intent tool took `{"intent": {"type", "inputs"}}`.
+        if tool_name == "intent"
+            && let Some(Value::Object(mut inner)) = map.remove("intent")
+        {
+            // `explain` takes no inputs: an intent's inputs do not change its context.
+            let keys: &[&str] = match action.as_deref() {
+                Some("explain") => &["type"],
+                _ => &["type", "inputs", "input"],
+            };
+            for k in keys {
+                if let Some(v) = inner.remove(*k) {
+                    map.entry(k.to_string()).or_insert(v);
+                }
+            }
+            renamed.insert("intent".into(), json!({"meant": "type, inputs"}));
+        }
+        for (t, old, new) in FIELDS {
+            if (*t == "*" || *t == tool_name)
+                && !map.contains_key(*new)
                 && let Some(v) = map.remove(*old)
             {
                 map.insert(new.to_string(), v);
                 renamed.insert(old.to_string(), json!({"meant": new}));
             }
+        }
+        if let Some((_, field, why)) = DROPPED_FIELDS
+            .iter()
+            .find(|(t, f, _)| *t == tool_name && map.contains_key(*f))
+        {
+            return Err(Dropped {
+                tool: tool_sent.to_string(),
+                action: action.clone(),
+                field: Some(field.to_string()),
+                why,
+            });
         }
     }
     let before_timeout = args.get("timeout_s").cloned();
@@ -340,7 +403,8 @@ pub fn table() -> Value {
     json!({
         "tools": TOOLS.iter().map(|(o, n)| json!({"sent": o, "meant": n})).collect::<Vec<_>>(),
         "actions": ACTIONS.iter().map(|(t, o, nt, n)| json!({"tool": t, "sent": o, "meant": format!("{nt} {n}")})).collect::<Vec<_>>(),
-        "fields": FIELDS.iter().map(|(o, n)| json!({"sent": o, "meant": n})).chain([json!({"sent": "timeout_s", "meant": "timeout_ms (×1000)"})]).collect::<Vec<_>>(),
+        "fields": FIELDS.iter().map(|(t, o, n)| json!({"tool": t, "sent": o, "meant": n})).chain([json!({"tool": "*", "sent": "timeout_s", "meant": "timeout_ms (×1000)"})]).collect::<Vec<_>>(),
+        "dropped_fields": DROPPED_FIELDS.iter().map(|(t, f, why)| json!({"tool": t, "field": f, "why": why})).collect::<Vec<_>>(),
         "dropped": DROPPED.iter().map(|(t, a, why)| json!({"tool": t, "action": a, "why": why})).collect::<Vec<_>>(),
     })
 }
@@ -388,8 +452,14 @@ mod tests {
     #[test]
     fn docs_compat_md_lists_every_entry() {
         let doc = include_str!("../../docs/compat.md");
-        for (sent, _) in TOOLS.iter().chain(FIELDS) {
+        for (sent, _) in TOOLS {
             assert!(doc.contains(&format!("`{sent}`")), "{sent}");
+        }
+        for (t, sent, _) in FIELDS {
+            assert!(doc.contains(&format!("| `{t}` | `{sent}` |")), "{t} {sent}");
+        }
+        for (t, f, _) in DROPPED_FIELDS {
+            assert!(doc.contains(&format!("| `{t}` | `{f}` |")), "{t} {f}");
         }
         for (t, a, ..) in ACTIONS {
             assert!(doc.contains(&format!("| `{t}` | `{a}` |")), "{t} {a}");

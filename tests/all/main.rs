@@ -3,6 +3,7 @@
 //! drives the real `infra` binary (`cargo build -p infra` first); support code is in `tests/src`.
 
 mod compat;
+mod compat_replay;
 mod demo;
 mod docs;
 mod exec_cap;

@@ -284,7 +284,12 @@ impl Dispatch for Router {
         // shows the arguments the call runs with.
         let prepared = match (spec, &gated) {
             _ if dropped.is_some() => Err(Failure {
-                field: Some("action".into()),
+                field: Some(
+                    dropped
+                        .as_ref()
+                        .and_then(|d| d.field.clone())
+                        .unwrap_or_else(|| "action".into()),
+                ),
                 ..Failure::new(
                     ErrorKind::NotFound,
                     dropped.as_ref().map(|d| d.to_string()).unwrap_or_default(),
