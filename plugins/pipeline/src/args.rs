@@ -7,6 +7,7 @@ use infra_sdk::prelude::*;
 /// What to do.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
+#[schemars(extend("additionalProperties" = false))]
 pub enum Action {
     /// Runs one flow: without `apply: true`, answers with its plan and touches nothing.
     Run(Box<Run>),
