@@ -129,8 +129,9 @@ pub async fn read<D: Dispatch>(dispatch: &D, raw: &str) -> Result<ReadResourceRe
     let want = parse(raw)?;
     let mut bytes = Vec::new();
     let mut chunk = CHUNK;
-    let mut size = 0;
-    let mut media_type = String::new();
+    // Set by every answer; the loop leaves only after one.
+    let mut size: u64;
+    let mut media_type: String;
     loop {
         let offset = want.offset + bytes.len() as u64;
         let length = chunk.min(want.length - bytes.len() as u64);
