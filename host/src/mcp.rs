@@ -165,9 +165,11 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        Ok(prompts::get(&*self.dispatch, &request.name, request.arguments)
-            .await?
-            .into())
+        Ok(
+            prompts::get(&*self.dispatch, &request.name, request.arguments)
+                .await?
+                .into(),
+        )
     }
 }
 
@@ -180,7 +182,11 @@ struct ToolError {
 
 /// Calls `tool` through the dispatcher as the front itself (no progress, no questions) and
 /// returns its output, or its error.
-async fn call_as_front<D: Dispatch>(dispatch: &D, tool: &str, args: Value) -> Result<Value, ToolError> {
+async fn call_as_front<D: Dispatch>(
+    dispatch: &D,
+    tool: &str,
+    args: Value,
+) -> Result<Value, ToolError> {
     let result = dispatch
         .call(CallRequest {
             tool: tool.to_owned(),

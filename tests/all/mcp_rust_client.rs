@@ -296,7 +296,10 @@ async fn artifacts_are_resources_read_by_range_and_audited() {
     let home = Home::new();
     let (client, _) = connect(&home, Era::Initialize).await;
     let caps = client.client.peer_info().unwrap().capabilities.clone();
-    assert!(caps.resources.is_some() && caps.prompts.is_some(), "{caps:?}");
+    assert!(
+        caps.resources.is_some() && caps.prompts.is_some(),
+        "{caps:?}"
+    );
 
     let download = |path: String| {
         let args = json!({"action": "download", "url": format!("{}{path}", server.base_url())});
@@ -312,12 +315,19 @@ async fn artifacts_are_resources_read_by_range_and_audited() {
     let text_uri = download("/text?n=300000".into()).await;
     let bytes_uri = download("/bytes?n=5000".into()).await;
 
-    let listed = client.client.list_all_resources().await.expect("resources/list");
+    let listed = client
+        .client
+        .list_all_resources()
+        .await
+        .expect("resources/list");
     assert_eq!(listed[0].uri, bytes_uri, "newest first: {listed:?}");
     let text = listed.iter().find(|r| r.uri == text_uri).unwrap();
     assert_eq!(text.size, Some(300_000));
     assert_eq!(text.mime_type.as_deref(), Some("text/plain"));
-    assert!(text.description.as_deref().unwrap().contains("http"), "{text:?}");
+    assert!(
+        text.description.as_deref().unwrap().contains("http"),
+        "{text:?}"
+    );
 
     let audited = || {
         infra_tests::audit_records(home.path())
@@ -326,7 +336,11 @@ async fn artifacts_are_resources_read_by_range_and_audited() {
             .count()
     };
     let before = audited();
-    let read = |uri: String| client.client.read_resource(ReadResourceRequestParams::new(uri));
+    let read = |uri: String| {
+        client
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri))
+    };
     let whole = read(text_uri.clone()).await.unwrap();
     let ResourceContents::TextResourceContents { text, meta, .. } = &whole.contents[0] else {
         panic!("text comes back as text: {whole:?}")
@@ -339,28 +353,41 @@ async fn artifacts_are_resources_read_by_range_and_audited() {
     assert_eq!(meta.0["size"], 300_000);
     let next = meta.0["next"].as_str().unwrap().to_owned();
     assert_eq!(next, format!("{text_uri}?offset=262144&length=262144"));
-    assert!(audited() > before, "the read was audited as artifacts get calls");
+    assert!(
+        audited() > before,
+        "the read was audited as artifacts get calls"
+    );
 
     let rest = read(next).await.unwrap();
     let ResourceContents::TextResourceContents { text, meta, .. } = &rest.contents[0] else {
         panic!("{rest:?}")
     };
     assert_eq!(text.as_str(), &expected[256 * 1024..]);
-    assert!(meta.as_ref().unwrap().0.get("next").is_none(), "nothing follows the end");
+    assert!(
+        meta.as_ref().unwrap().0.get("next").is_none(),
+        "nothing follows the end"
+    );
 
-    let ranged = read(format!("{text_uri}?offset=4&length=11")).await.unwrap();
+    let ranged = read(format!("{text_uri}?offset=4&length=11"))
+        .await
+        .unwrap();
     let ResourceContents::TextResourceContents { text, .. } = &ranged.contents[0] else {
         panic!("{ranged:?}")
     };
     assert_eq!(text, "quick brown");
 
     let blob = read(bytes_uri.clone()).await.unwrap();
-    let ResourceContents::BlobResourceContents { blob, mime_type, .. } = &blob.contents[0] else {
+    let ResourceContents::BlobResourceContents {
+        blob, mime_type, ..
+    } = &blob.contents[0]
+    else {
         panic!("bytes come back as a blob: {blob:?}")
     };
     let want: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
     assert_eq!(
-        base64::engine::general_purpose::STANDARD.decode(blob).unwrap(),
+        base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .unwrap(),
         want
     );
     assert_eq!(mime_type.as_deref(), Some("application/octet-stream"));
@@ -376,7 +403,11 @@ async fn artifacts_are_resources_read_by_range_and_audited() {
         let text = e.to_string();
         assert!(text.contains(says), "{uri}: {text}");
     }
-    assert_eq!(audited(), before + 2, "the two well-formed URIs reached the artifacts tool");
+    assert_eq!(
+        audited(),
+        before + 2,
+        "the two well-formed URIs reached the artifacts tool"
+    );
     client.close().await;
 }
 
@@ -388,12 +419,22 @@ async fn runbooks_are_prompts_with_typed_arguments() {
     use rmcp::model::GetPromptRequestParams;
     let home = Home::new();
     let (client, _) = connect(&home, Era::Discover).await;
-    let prompts = client.client.list_all_prompts().await.expect("prompts/list");
+    let prompts = client
+        .client
+        .list_all_prompts()
+        .await
+        .expect("prompts/list");
     let snapshot = prompts
         .iter()
         .find(|p| p.name == "repo.snapshot")
         .unwrap_or_else(|| panic!("repo.snapshot missing: {prompts:?}"));
-    assert!(snapshot.description.as_deref().unwrap().contains("Read-only"));
+    assert!(
+        snapshot
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("Read-only")
+    );
     let args = snapshot.arguments.clone().unwrap();
     let names: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["commits", "path", "root"]);
@@ -427,8 +468,14 @@ async fn runbooks_are_prompts_with_typed_arguments() {
     );
     assert!(text.contains("`runbook` tool"), "{text}");
 
-    let e = get(json!({"commits": "many"})).await.unwrap_err().to_string();
-    assert!(e.contains("arguments.commits") && e.contains("integer"), "{e}");
+    let e = get(json!({"commits": "many"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("arguments.commits") && e.contains("integer"),
+        "{e}"
+    );
     let e = get(json!({"comits": "3"})).await.unwrap_err().to_string();
     assert!(e.contains("no input `comits`"), "{e}");
     let e = client

@@ -5,7 +5,9 @@
 //! they are audited like any other call. Nothing runs here: the prompt only words the call; the
 //! agent makes it (and a write still needs `apply: true` among the inputs).
 
-use rmcp::model::{ErrorData, GetPromptResult, JsonObject, Prompt, PromptArgument, PromptMessage, Role};
+use rmcp::model::{
+    ErrorData, GetPromptResult, JsonObject, Prompt, PromptArgument, PromptMessage, Role,
+};
 use serde_json::{Map, Value, json};
 
 use super::{ToolError, call_as_front};
@@ -85,8 +87,10 @@ pub async fn get<D: Dispatch>(
          arguments:\n\n```json\n{call}\n```\n\nThen report what each step returned; if a step \
          failed, say which one and what its error advises."
     );
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-        .with_description(description))
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(description),
+    )
 }
 
 /// A runbook's `inputs` (names only, or each with its rules) as rules by name.
@@ -228,10 +232,22 @@ mod tests {
     #[test]
     fn bad_arguments_name_the_field_and_the_fix() {
         for (given, says) in [
-            (json!({"names": "[]", "commits": "five"}), "arguments.commits: `five` is not a JSON integer; give e.g. 5"),
-            (json!({"names": "[]", "comits": "5"}), "arguments.comits: runbook `rb` has no input `comits`"),
-            (json!({"commits": "5"}), "arguments.names: runbook `rb` requires [names]"),
-            (json!({"names": ""}), "arguments.names: runbook `rb` requires [names]"),
+            (
+                json!({"names": "[]", "commits": "five"}),
+                "arguments.commits: `five` is not a JSON integer; give e.g. 5",
+            ),
+            (
+                json!({"names": "[]", "comits": "5"}),
+                "arguments.comits: runbook `rb` has no input `comits`",
+            ),
+            (
+                json!({"commits": "5"}),
+                "arguments.names: runbook `rb` requires [names]",
+            ),
+            (
+                json!({"names": ""}),
+                "arguments.names: runbook `rb` requires [names]",
+            ),
         ] {
             let e = typed_inputs("rb", &rules(), args(given.clone())).unwrap_err();
             assert!(e.message.contains(says), "{given}: {}", e.message);

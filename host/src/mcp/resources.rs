@@ -49,7 +49,12 @@ fn to_resource(item: &Value) -> Option<Resource> {
     let text = |k: &str| item[k].as_str().unwrap_or_default();
     let uri = item["uri"].as_str()?;
     let name = uri.strip_prefix(SCHEME).unwrap_or(uri);
-    let mut described = format!("{} — by `{}` at {}", text("description"), text("tool"), text("created"));
+    let mut described = format!(
+        "{} — by `{}` at {}",
+        text("description"),
+        text("tool"),
+        text("created")
+    );
     if item["pinned"] == json!(true) {
         described.push_str(" (pinned)");
     }
