@@ -63,7 +63,10 @@ where
     T: IntoTransport<RoleServer, E, A>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let server = McpServer { dispatch };
+    let server = McpServer {
+        dispatch,
+        chunk: resources::Chunk::default(),
+    };
     let running = match server.serve(transport).await {
         Ok(running) => running,
         Err(ServerInitializeError::ConnectionClosed(_)) => {
@@ -88,6 +91,8 @@ where
 /// The rmcp handler over a [`Dispatch`].
 struct McpServer<D> {
     dispatch: Arc<D>,
+    /// The range size `resources/read` asks the artifacts tool for, learned once per session.
+    chunk: resources::Chunk,
 }
 
 impl<D: Dispatch> ServerHandler for McpServer<D> {
@@ -148,7 +153,9 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        Ok(resources::read(&*self.dispatch, &request.uri).await?.into())
+        Ok(resources::read(&*self.dispatch, &self.chunk, &request.uri)
+            .await?
+            .into())
     }
 
     async fn list_prompts(
@@ -880,6 +887,12 @@ mod tests {
             init["result"]["capabilities"]["tools"].is_object(),
             "{init}"
         );
+        for served in ["resources", "prompts"] {
+            assert!(
+                init["result"]["capabilities"][served].is_object(),
+                "{served} advertised: {init}"
+            );
+        }
         wire.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
 

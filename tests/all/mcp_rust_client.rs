@@ -492,3 +492,53 @@ async fn runbooks_are_prompts_with_typed_arguments() {
     assert_eq!(gets, 4, "every prompts/get is an audited runbook get");
     client.close().await;
 }
+
+/// A policy with a small inline cap still reads whole resources: the front asks for smaller
+/// ranges until the answers fit, instead of handing the client a spilled preview.
+#[tokio::test]
+async fn resources_read_whole_under_a_small_inline_cap() {
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let server = FixtureServer::start().await.unwrap();
+    let home = Home::new();
+    let policy = include_str!("../../policies/default.toml")
+        .replace("inline_bytes = 65536", "inline_bytes = 8192");
+    assert!(
+        policy.contains("inline_bytes = 8192"),
+        "the default policy sets inline_bytes"
+    );
+    home.policy(&policy);
+    let (client, _) = connect(&home, Era::Initialize).await;
+    let args = json!({"action": "download", "url": format!("{}/text?n=40000", server.base_url())});
+    let p = CallToolRequestParams::new("http").with_arguments(args.as_object().unwrap().clone());
+    let out = client
+        .call_tool(p)
+        .await
+        .unwrap()
+        .structured_content
+        .unwrap();
+    let uri = out["artifact"]["uri"].as_str().unwrap().to_owned();
+    let stored = || {
+        std::fs::read_dir(home.path().join("artifacts"))
+            .unwrap()
+            .count()
+    };
+    let line = "the quick brown fox jumps over the lazy dog\n";
+    let expected: String = line.chars().cycle().take(40_000).collect();
+    let mut after_first = 0;
+    for round in 0..2 {
+        let read = client
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .unwrap();
+        let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+            panic!("{read:?}")
+        };
+        assert_eq!(text, &expected, "the whole text, not a spilled preview");
+        match round {
+            0 => after_first = stored(),
+            _ => assert_eq!(stored(), after_first, "the range size that fits was kept"),
+        }
+    }
+    client.close().await;
+}

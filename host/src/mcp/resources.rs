@@ -4,6 +4,8 @@
 //! [`Dispatch`], so the router validates, scrubs and audits it exactly as it would an agent's
 //! `artifacts list` / `artifacts get`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use base64::Engine as _;
 use rmcp::model::{ErrorData, ReadResourceResult, Resource, ResourceContents};
 use serde_json::{Map, Value, json};
@@ -23,6 +25,17 @@ const CHUNK: u64 = 32 * 1024;
 
 /// The smallest chunk tried when a policy's inline cap is lower than the default.
 const MIN_CHUNK: u64 = 1024;
+
+/// The range size that fits the policy's inline cap: [`CHUNK`] until an answer is spilled, then
+/// halved, and kept for the session, so a small cap costs the store a few spilled answers
+/// once rather than on every read.
+pub struct Chunk(AtomicU64);
+
+impl Default for Chunk {
+    fn default() -> Self {
+        Chunk(AtomicU64::new(CHUNK))
+    }
+}
 
 /// What URIs look like.
 const SCHEME: &str = "artifact://";
@@ -130,10 +143,14 @@ fn parse(raw: &str) -> Result<Ranged, ErrorData> {
 /// Reads one artifact (or the range the URI names): text when the bytes are UTF-8, else a
 /// base64 blob. `_meta` says the size, the range returned and, when more follows, the URI of
 /// the next range.
-pub async fn read<D: Dispatch>(dispatch: &D, raw: &str) -> Result<ReadResourceResult, ErrorData> {
+pub async fn read<D: Dispatch>(
+    dispatch: &D,
+    learned: &Chunk,
+    raw: &str,
+) -> Result<ReadResourceResult, ErrorData> {
     let want = parse(raw)?;
     let mut bytes = Vec::new();
-    let mut chunk = CHUNK;
+    let mut chunk = learned.0.load(Ordering::Relaxed);
     // Set by every answer; the loop leaves only after one.
     let mut size: u64;
     let mut media_type: String;
@@ -152,6 +169,7 @@ pub async fn read<D: Dispatch>(dispatch: &D, raw: &str) -> Result<ReadResourceRe
             // Ask for less; below the floor, say what to change.
             if chunk > MIN_CHUNK {
                 chunk /= 2;
+                learned.0.store(chunk, Ordering::Relaxed);
                 continue;
             }
             return Err(ErrorData::internal_error(
