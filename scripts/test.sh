@@ -16,7 +16,8 @@
 #   clippy         host-target crates, then the wasm32-wasip2 crates (SDK and plugins)
 #   cargo test     --workspace: unit tests and the integration tests (one binary, tests/all)
 #   pytest         tests/python: the official Python MCP client against `infra serve`
-#   inspector      the MCP Inspector CLI: tools/list with --strict schema checks, no warnings
+#   inspector      the MCP Inspector CLI: tools/list with --strict schema checks, no warnings;
+#                  resources/list and read (an artifact), prompts/list and get (a runbook)
 #   sdk template   sdk/README.md's walk: a plugin crate made by scripts/new-plugin.sh outside
 #                  the workspace, built, installed, inspected, denied, granted and called
 #
@@ -262,33 +263,43 @@ pytest_client() {
     INFRA_BIN="$INFRA" "$PYENV/bin/python" -m pytest -s -v -p no:cacheprovider "$ROOT/tests/python"
 }
 
-inspector_check() {
-    local nodedir home out err rc=0
-    nodedir=$(node_bin_dir)
-    home=$(mktemp -d)
-    out=$(mktemp)
+# One inspector CLI request against `infra serve` on INFRA_HOME=$1: the JSON answer to $2 (a
+# file); the rest are inspector arguments. Anything on stderr (a warning) fails it.
+inspector_run() {
+    local home=$1 out=$2 err rc=0
+    shift 2
     err=$(mktemp)
-    # shellcheck disable=SC2064 # expand now: the paths are local to this function
-    trap "rm -rf '$home' '$out' '$err'" EXIT
     # A fresh INFRA_HOME has an empty compile cache: the first start compiles every plugin,
     # which on a busy two-core machine takes longer than the inspector's 15 s default.
-    local cmd=("$NODE_PREFIX/node_modules/.bin/mcp-inspector" --cli --strict --connect-timeout 180000
-        -e "INFRA_HOME=$home" -e "INFRA_LOG=warn" --method tools/list "$INFRA" serve)
+    # The server command comes before the request's options: a list option (--prompt-args)
+    # would take whatever follows it.
+    local cmd=("$NODE_PREFIX/node_modules/.bin/mcp-inspector" --cli --connect-timeout 180000
+        -e "INFRA_HOME=$home" -e "INFRA_LOG=warn" "$INFRA" serve "$@")
     echo "${cmd[*]}"
-    PATH="$nodedir:$PATH" "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
+    PATH="$(node_bin_dir):$PATH" "${cmd[@]}" >"$out" 2>"$err" </dev/null || rc=$?
     if [[ -s "$err" ]]; then
         # Any output on stderr fails the step. The first report in full, then one line each.
         echo "--- the inspector reported (any warning fails this step):"
         awk 'BEGIN { RS = ""; ORS = "\n\n" } NR == 1' "$err"
         awk '/^(Warning|Error): / { what = $0 } /^  Path: / { print what " · " $2 }
              !/^(Warning|Error): |^  (Path|Issue|Suggestion): |^$/ { print }' "$err"
+        ((rc != 0)) || rc=1
     fi
+    rm -f "$err"
     if ((rc != 0)); then
         echo "the inspector exited with $rc"
         return 1
     fi
-    [[ ! -s "$err" ]] || return 1
-    "$PYENV/bin/python" - "$out" <<'PY'
+}
+
+inspector_check() {
+    local home work port server_pid
+    home=$(mktemp -d)
+    work=$(mktemp -d)
+    # shellcheck disable=SC2064 # expand now: the paths are local to this function
+    trap "rm -rf '$home' '$work'" EXIT
+    inspector_run "$home" "$work/tools.json" --strict --method tools/list || return 1
+    "$PYENV/bin/python" - "$work/tools.json" <<'PY'
 import json, sys
 listing = json.load(open(sys.argv[1]))
 names = {t["name"] for t in listing["tools"]}
@@ -297,6 +308,54 @@ missing = want - names
 print("tools:", ", ".join(sorted(names)))
 if missing:
     sys.exit(f"the listing lacks: {', '.join(sorted(missing))}")
+PY
+
+    # Resources are artifacts: download one from a loopback server, then list and read it.
+    mkdir -p "$work/www"
+    echo "hello from the inspector check" >"$work/www/hello.txt"
+    port=$("$PYENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$PYENV/bin/python" -m http.server "$port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
+    server_pid=$!
+    # shellcheck disable=SC2064
+    trap "kill $server_pid 2>/dev/null || true; rm -rf '$home' '$work'" EXIT
+    for _ in $(seq 50); do
+        "$PYENV/bin/python" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+        sleep 0.1
+    done
+    INFRA_HOME="$home" "$INFRA" call http \
+        "{\"action\": \"download\", \"url\": \"http://127.0.0.1:$port/hello.txt\"}" >"$work/download.json"
+    inspector_run "$home" "$work/resources.json" --method resources/list || return 1
+    local uri
+    uri=$("$PYENV/bin/python" - "$work/download.json" "$work/resources.json" <<'PY'
+import json, sys
+uri = json.load(open(sys.argv[1]))["artifact"]["uri"]
+listed = json.load(open(sys.argv[2]))["resources"]
+print("resources:", len(listed), "listed, newest", listed[0]["uri"], listed[0].get("mimeType"), file=sys.stderr)
+assert listed[0]["uri"] == uri, (uri, listed)
+print(uri)
+PY
+    ) || return 1
+    inspector_run "$home" "$work/read.json" --method resources/read --uri "$uri" || return 1
+    "$PYENV/bin/python" - "$work/read.json" <<'PY' || return 1
+import json, sys
+contents = json.load(open(sys.argv[1]))["contents"]
+print("resources/read:", json.dumps(contents[0]["text"]))
+assert contents[0]["text"] == "hello from the inspector check\n", contents
+PY
+
+    # Prompts are runbooks.
+    inspector_run "$home" "$work/prompts.json" --method prompts/list || return 1
+    inspector_run "$home" "$work/prompt.json" --method prompts/get --prompt-name repo.snapshot \
+        --prompt-args root=work commits=2 || return 1
+    "$PYENV/bin/python" - "$work/prompts.json" "$work/prompt.json" <<'PY'
+import json, sys
+prompts = json.load(open(sys.argv[1]))["prompts"]
+print("prompts:", ", ".join(p["name"] for p in prompts))
+snapshot = next(p for p in prompts if p["name"] == "repo.snapshot")
+assert {a["name"] for a in snapshot["arguments"]} == {"root", "path", "commits"}, snapshot
+text = json.load(open(sys.argv[2]))["messages"][0]["content"]["text"]
+call = json.loads(text.split("```json\n")[1].split("\n```")[0])
+assert call == {"action": "run", "name": "repo.snapshot", "inputs": {"root": "work", "commits": 2}}, call
 PY
 }
 

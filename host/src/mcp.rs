@@ -2,12 +2,16 @@
 //! [`Dispatch`].
 //!
 //! Tools are dynamic (plugins load at start-up), so the handler is written by hand instead of
-//! with rmcp's `#[tool]` macros. It overrides only `get_info`, `list_tools` and `call_tool`: the
-//! lifecycle stays rmcp's, which serves both protocol eras on one connection — the `initialize`
+//! with rmcp's `#[tool]` macros. It overrides `get_info`, the tools, the resources (artifacts,
+//! [`resources`]) and the prompts (runbooks, [`prompts`]); every request reaches the tools
+//! through the [`Dispatch`], so it is audited like a call. The lifecycle stays rmcp's, which serves both protocol eras on one connection — the `initialize`
 //! handshake (up to 2025-11-25) and the `server/discover` start with self-contained per-request
 //! `_meta` (2026-07-28).
 //!
 //! stdout carries JSON-RPC and nothing else; this module logs through `tracing` only.
+
+mod prompts;
+mod resources;
 
 use std::sync::Arc;
 
@@ -16,9 +20,11 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler, ServiceExt,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ElicitRequestParams,
-        ElicitationAction, ElicitationSchema, Implementation, JsonObject, ListToolsResult,
-        PaginatedRequestParams, ProgressNotificationParam, ProgressToken, ServerCapabilities,
-        ServerConfig, Tool, ToolAnnotations,
+        ElicitationAction, ElicitationSchema, GetPromptRequestParams, GetPromptResponse,
+        Implementation, JsonObject, ListPromptsResult, ListResourcesResult, ListToolsResult,
+        PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
+        ToolAnnotations,
     },
     service::{ElicitationMode, Peer, RequestContext, ServerInitializeError},
     transport::IntoTransport,
@@ -34,7 +40,8 @@ const INSTRUCTIONS: &str = "infra does infrastructure work — SSH, HTTP and Pos
 sandboxed tools, with artifacts and an audit trail. Call `help` first: it finds the tool and \
 action for a task and shows their exact arguments. Each tool takes an `action` field. Every \
 result has `ok`; on failure `error.message` says what to fix. Large results come back as an \
-`artifact://` URI with a preview: read them with the `artifacts` tool.";
+`artifact://` URI with a preview: read them with the `artifacts` tool. The client may also show \
+artifacts as resources and runbooks as prompts.";
 
 /// Serves MCP on stdin/stdout until the client closes stdin.
 ///
@@ -56,7 +63,10 @@ where
     T: IntoTransport<RoleServer, E, A>,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let server = McpServer { dispatch };
+    let server = McpServer {
+        dispatch,
+        chunk: resources::Chunk::default(),
+    };
     let running = match server.serve(transport).await {
         Ok(running) => running,
         Err(ServerInitializeError::ConnectionClosed(_)) => {
@@ -81,13 +91,22 @@ where
 /// The rmcp handler over a [`Dispatch`].
 struct McpServer<D> {
     dispatch: Arc<D>,
+    /// The range size `resources/read` asks the artifacts tool for, learned once per session.
+    chunk: resources::Chunk,
 }
 
 impl<D: Dispatch> ServerHandler for McpServer<D> {
     // Logging is not advertised: the `Dispatch` boundary carries no log lines to forward, and
     // `logging/setLevel` without messages behind it would only promise something we do not do.
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        // No `listChanged`/`subscribe`: artifacts come and go with every call, and a client
+        // lists again when it wants the newest.
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new("infra", env!("CARGO_PKG_VERSION"))
                     .with_title("infra")
@@ -118,6 +137,82 @@ impl<D: Dispatch> ServerHandler for McpServer<D> {
         // show protocol errors opaquely, so the advice in them would be lost.
         Ok(self.call(request, context).await.into())
     }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        // One page of the newest: older artifacts are a `artifacts list` call away.
+        let items = resources::list(&*self.dispatch).await?;
+        Ok(ListResourcesResult::with_all_items(items))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Ok(resources::read(&*self.dispatch, &self.chunk, &request.uri)
+            .await?
+            .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let items = prompts::list(&*self.dispatch).await?;
+        Ok(ListPromptsResult::with_all_items(items))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        Ok(
+            prompts::get(&*self.dispatch, &request.name, request.arguments)
+                .await?
+                .into(),
+        )
+    }
+}
+
+/// A failed call made on the front's own behalf (resources, prompts): the error's kind and
+/// message, for the MCP error that carries them.
+struct ToolError {
+    kind: String,
+    message: String,
+}
+
+/// Calls `tool` through the dispatcher as the front itself (no progress, no questions) and
+/// returns its output, or its error.
+async fn call_as_front<D: Dispatch>(
+    dispatch: &D,
+    tool: &str,
+    args: Value,
+) -> Result<Value, ToolError> {
+    let result = dispatch
+        .call(CallRequest {
+            tool: tool.to_owned(),
+            args,
+            progress: None,
+            ask: None,
+        })
+        .await;
+    if !result.is_error {
+        return Ok(result.output);
+    }
+    let error = &result.output["error"];
+    Err(ToolError {
+        kind: error["kind"].as_str().unwrap_or("failed").to_owned(),
+        message: error["message"]
+            .as_str()
+            .unwrap_or("the call failed; see the audit log")
+            .to_owned(),
+    })
 }
 
 impl<D: Dispatch> McpServer<D> {
@@ -792,6 +887,12 @@ mod tests {
             init["result"]["capabilities"]["tools"].is_object(),
             "{init}"
         );
+        for served in ["resources", "prompts"] {
+            assert!(
+                init["result"]["capabilities"][served].is_object(),
+                "{served} advertised: {init}"
+            );
+        }
         wire.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
 

@@ -284,3 +284,261 @@ async fn ssh_psql_and_jobs_are_listed_and_help_covers_each_action() {
     );
     client.close().await;
 }
+
+/// Artifacts are MCP resources: a real download is listed (newest first, with its size and
+/// type), read whole or by range (text as text, bytes as base64), each read audited as
+/// `artifacts get` calls; a bad URI is an MCP error with advice.
+#[tokio::test]
+async fn artifacts_are_resources_read_by_range_and_audited() {
+    use base64::Engine as _;
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let server = FixtureServer::start().await.unwrap();
+    let home = Home::new();
+    let (client, _) = connect(&home, Era::Initialize).await;
+    let caps = client.client.peer_info().unwrap().capabilities.clone();
+    assert!(
+        caps.resources.is_some() && caps.prompts.is_some(),
+        "{caps:?}"
+    );
+
+    let download = |path: String| {
+        let args = json!({"action": "download", "url": format!("{}{path}", server.base_url())});
+        let c = &client;
+        async move {
+            let p = CallToolRequestParams::new("http")
+                .with_arguments(args.as_object().unwrap().clone());
+            let out = c.call_tool(p).await.unwrap().structured_content.unwrap();
+            out["artifact"]["uri"].as_str().unwrap().to_owned()
+        }
+    };
+    // 300 000 bytes of text: over the 256 KiB one read returns.
+    let text_uri = download("/text?n=300000".into()).await;
+    let bytes_uri = download("/bytes?n=5000".into()).await;
+
+    let listed = client
+        .client
+        .list_all_resources()
+        .await
+        .expect("resources/list");
+    assert_eq!(listed[0].uri, bytes_uri, "newest first: {listed:?}");
+    let text = listed.iter().find(|r| r.uri == text_uri).unwrap();
+    assert_eq!(text.size, Some(300_000));
+    assert_eq!(text.mime_type.as_deref(), Some("text/plain"));
+    assert!(
+        text.description.as_deref().unwrap().contains("http"),
+        "{text:?}"
+    );
+
+    let audited = || {
+        infra_tests::audit_records(home.path())
+            .iter()
+            .filter(|r| r["kind"] == "end" && r["tool"] == "artifacts" && r["action"] == "get")
+            .count()
+    };
+    let before = audited();
+    let read = |uri: String| {
+        client
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri))
+    };
+    let whole = read(text_uri.clone()).await.unwrap();
+    let ResourceContents::TextResourceContents { text, meta, .. } = &whole.contents[0] else {
+        panic!("text comes back as text: {whole:?}")
+    };
+    let line = "the quick brown fox jumps over the lazy dog\n";
+    let expected: String = line.chars().cycle().take(300_000).collect();
+    assert_eq!(text.len(), 256 * 1024, "one read is capped at 256 KiB");
+    assert_eq!(text.as_str(), &expected[..256 * 1024]);
+    let meta = meta.clone().unwrap();
+    assert_eq!(meta.0["size"], 300_000);
+    let next = meta.0["next"].as_str().unwrap().to_owned();
+    assert_eq!(next, format!("{text_uri}?offset=262144&length=262144"));
+    assert!(
+        audited() > before,
+        "the read was audited as artifacts get calls"
+    );
+
+    let rest = read(next).await.unwrap();
+    let ResourceContents::TextResourceContents { text, meta, .. } = &rest.contents[0] else {
+        panic!("{rest:?}")
+    };
+    assert_eq!(text.as_str(), &expected[256 * 1024..]);
+    assert!(
+        meta.as_ref().unwrap().0.get("next").is_none(),
+        "nothing follows the end"
+    );
+
+    let ranged = read(format!("{text_uri}?offset=4&length=11"))
+        .await
+        .unwrap();
+    let ResourceContents::TextResourceContents { text, .. } = &ranged.contents[0] else {
+        panic!("{ranged:?}")
+    };
+    assert_eq!(text, "quick brown");
+
+    let blob = read(bytes_uri.clone()).await.unwrap();
+    let ResourceContents::BlobResourceContents {
+        blob, mime_type, ..
+    } = &blob.contents[0]
+    else {
+        panic!("bytes come back as a blob: {blob:?}")
+    };
+    let want: Vec<u8> = (0..5000).map(|i| (i % 251) as u8).collect();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(blob)
+            .unwrap(),
+        want
+    );
+    assert_eq!(mime_type.as_deref(), Some("application/octet-stream"));
+
+    let before = audited();
+    for (uri, says) in [
+        ("https://example.com/x", "not an artifact URI"),
+        (&format!("{bytes_uri}?offset=x") as &str, "offset=x"),
+        ("artifact://20250101T120000-0a1b2c3d.txt", "artifact"),
+        ("artifact://../policy.toml", "not an artifact URI"),
+    ] {
+        let e = read(uri.to_owned()).await.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains(says), "{uri}: {text}");
+    }
+    assert_eq!(
+        audited(),
+        before + 2,
+        "the two well-formed URIs reached the artifacts tool"
+    );
+    client.close().await;
+}
+
+/// Runbooks are MCP prompts: listed with their inputs as arguments, and `prompts/get` words the
+/// `runbook run` call with the arguments typed as the runbook declares; bad arguments are an
+/// MCP error naming the argument.
+#[tokio::test]
+async fn runbooks_are_prompts_with_typed_arguments() {
+    use rmcp::model::GetPromptRequestParams;
+    let home = Home::new();
+    let (client, _) = connect(&home, Era::Discover).await;
+    let prompts = client
+        .client
+        .list_all_prompts()
+        .await
+        .expect("prompts/list");
+    let snapshot = prompts
+        .iter()
+        .find(|p| p.name == "repo.snapshot")
+        .unwrap_or_else(|| panic!("repo.snapshot missing: {prompts:?}"));
+    assert!(
+        snapshot
+            .description
+            .as_deref()
+            .unwrap()
+            .contains("Read-only")
+    );
+    let args = snapshot.arguments.clone().unwrap();
+    let names: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["commits", "path", "root"]);
+    let commits = args.iter().find(|a| a.name == "commits").unwrap();
+    assert_eq!(commits.required, Some(false));
+    assert!(
+        commits.description.as_deref().unwrap().contains("integer"),
+        "{commits:?}"
+    );
+
+    let get = |arguments: Value| {
+        let p = GetPromptRequestParams::new("repo.snapshot")
+            .with_arguments(arguments.as_object().unwrap().clone());
+        client.client.get_prompt(p)
+    };
+    let got = get(json!({"root": "work", "commits": "3", "path": ""}))
+        .await
+        .unwrap();
+    let text = serde_json::to_value(&got.messages[0]).unwrap();
+    assert_eq!(text["role"], "user");
+    let text = text["content"]["text"].as_str().unwrap();
+    let call = text
+        .split("```json\n")
+        .nth(1)
+        .and_then(|t| t.split("\n```").next())
+        .unwrap_or_else(|| panic!("a JSON call in the message: {text}"));
+    let call: Value = serde_json::from_str(call).unwrap();
+    assert_eq!(
+        call,
+        json!({"action": "run", "name": "repo.snapshot", "inputs": {"root": "work", "commits": 3}})
+    );
+    assert!(text.contains("`runbook` tool"), "{text}");
+
+    let e = get(json!({"commits": "many"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("arguments.commits") && e.contains("integer"),
+        "{e}"
+    );
+    let e = get(json!({"comits": "3"})).await.unwrap_err().to_string();
+    assert!(e.contains("no input `comits`"), "{e}");
+    let e = client
+        .client
+        .get_prompt(GetPromptRequestParams::new("repo.snapshto"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("repo.snapshot"), "did you mean: {e}");
+    let gets = infra_tests::audit_records(home.path())
+        .iter()
+        .filter(|r| r["kind"] == "end" && r["tool"] == "runbook" && r["action"] == "get")
+        .count();
+    assert_eq!(gets, 4, "every prompts/get is an audited runbook get");
+    client.close().await;
+}
+
+/// A policy with a small inline cap still reads whole resources: the front asks for smaller
+/// ranges until the answers fit, instead of handing the client a spilled preview.
+#[tokio::test]
+async fn resources_read_whole_under_a_small_inline_cap() {
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let server = FixtureServer::start().await.unwrap();
+    let home = Home::new();
+    let policy = include_str!("../../policies/default.toml")
+        .replace("inline_bytes = 65536", "inline_bytes = 8192");
+    assert!(
+        policy.contains("inline_bytes = 8192"),
+        "the default policy sets inline_bytes"
+    );
+    home.policy(&policy);
+    let (client, _) = connect(&home, Era::Initialize).await;
+    let args = json!({"action": "download", "url": format!("{}/text?n=40000", server.base_url())});
+    let p = CallToolRequestParams::new("http").with_arguments(args.as_object().unwrap().clone());
+    let out = client
+        .call_tool(p)
+        .await
+        .unwrap()
+        .structured_content
+        .unwrap();
+    let uri = out["artifact"]["uri"].as_str().unwrap().to_owned();
+    let stored = || {
+        std::fs::read_dir(home.path().join("artifacts"))
+            .unwrap()
+            .count()
+    };
+    let line = "the quick brown fox jumps over the lazy dog\n";
+    let expected: String = line.chars().cycle().take(40_000).collect();
+    let mut after_first = 0;
+    for round in 0..2 {
+        let read = client
+            .client
+            .read_resource(ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .unwrap();
+        let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+            panic!("{read:?}")
+        };
+        assert_eq!(text, &expected, "the whole text, not a spilled preview");
+        match round {
+            0 => after_first = stored(),
+            _ => assert_eq!(stored(), after_first, "the range size that fits was kept"),
+        }
+    }
+    client.close().await;
+}

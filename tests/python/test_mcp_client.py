@@ -1,8 +1,8 @@
 """`infra serve` driven by the official MCP Python SDK (the `mcp` package) over stdio.
 
 What an MCP client outside Rust sees: the handshake, the tool list and its schemas, a host tool,
-argument validation, a real sandboxed HTTP call against a loopback server this test starts, and
-the audit chain. Run by scripts/test.sh; by hand:
+argument validation, a real sandboxed HTTP call against a loopback server this test starts,
+artifacts as resources, runbooks as prompts, and the audit chain. Run by scripts/test.sh; by hand:
 
     target/pyenv/bin/pytest -s tests/python          # INFRA_BIN defaults to target/debug/infra
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import ClientSession, MCPError, StdioServerParameters, stdio_client
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_TOOLS = {"help", "artifacts", "audit", "plugins"}
@@ -172,6 +172,48 @@ async def test_http_request_reaches_a_loopback_server(infra_home: str, json_serv
     assert out["ok"] is True
     assert out["status"] == 200
     assert out["json"] == {"hello": "from python", "path": "/py/check", "n": [1, 2, 3]}
+
+
+async def test_a_downloaded_artifact_is_a_resource_read_whole_and_by_range(
+    infra_home: str, json_server: str
+) -> None:
+    with anyio.fail_after(DEADLINE_S):
+        async with connect(infra_home) as session:
+            assert (await session.initialize()).capabilities.resources is not None
+            download = await session.call_tool("http", {"action": "download", "url": f"{json_server}/py/artifact"})
+            assert not download.is_error, text_of(download)
+            uri = download.structured_content["artifact"]["uri"]
+            listed = await session.list_resources()
+            whole = await session.read_resource(uri)
+            part = await session.read_resource(f"{uri}?offset=2&length=5")
+            with pytest.raises(MCPError) as bad:
+                await session.read_resource("file:///etc/passwd")
+    newest = listed.resources[0]
+    assert str(newest.uri) == uri, "newest first"
+    assert newest.mime_type == "application/json"
+    body = whole.contents[0].text
+    assert newest.size == len(body.encode())
+    assert json.loads(body) == {"hello": "from python", "path": "/py/artifact", "n": [1, 2, 3]}
+    assert part.contents[0].text == body[2:7]
+    assert "not an artifact URI" in str(bad.value) and "offset=N&length=M" in str(bad.value), bad.value
+    print(f"\n[python mcp client] resources/list: {len(listed.resources)} artifact(s); read {uri} and a range")
+
+
+async def test_runbooks_are_prompts_that_word_a_runbook_run(infra_home: str) -> None:
+    with anyio.fail_after(DEADLINE_S):
+        async with connect(infra_home) as session:
+            listed = await session.list_prompts()
+            got = await session.get_prompt("repo.snapshot", {"root": "work", "commits": "2"})
+            with pytest.raises(MCPError) as bad:
+                await session.get_prompt("repo.snapshot", {"commits": "two"})
+    snapshot = next(p for p in listed.prompts if p.name == "repo.snapshot")
+    assert {a.name for a in snapshot.arguments} == {"root", "path", "commits"}
+    message = got.messages[0]
+    assert message.role == "user"
+    call = json.loads(message.content.text.split("```json\n")[1].split("\n```")[0])
+    assert call == {"action": "run", "name": "repo.snapshot", "inputs": {"root": "work", "commits": 2}}
+    assert "arguments.commits" in str(bad.value), bad.value
+    print(f"\n[python mcp client] prompts/list: {len(listed.prompts)} runbook(s); got repo.snapshot")
 
 
 async def test_audit_chain_verifies(infra_home: str) -> None:

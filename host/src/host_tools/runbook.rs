@@ -17,7 +17,7 @@ use crate::runbooks::{Runbook, store};
 use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
 
 pub const DESCRIPTION: &str = "Multi-step workflows over any tools. `list` (name, description, \
-tags, inputs; `tag` filters), `get` (one, whole), `compile` (check a stored one by `name`, or a \
+tags, inputs with their rules; `tag` filters), `get` (one, whole), `compile` (check a stored one by `name`, or a \
 `runbook` object, without running: unknown tools, actions and fields, templates naming missing \
 inputs or steps, bad conditions — each problem names the step and the field), `upsert` (store a \
 `runbook` under `name` in the user's runbooks.json; refused while it does not compile), `delete` \
@@ -139,8 +139,10 @@ pub fn tool(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
                 .iter()
                 .filter(|(_, (rb, _))| tag.as_ref().is_none_or(|t| rb.tags.contains(t)))
                 .map(|(n, (rb, src))| {
+                    let rules = rb.inputs.all();
                     json!({"name": n, "description": rb.description, "tags": rb.tags,
-                           "inputs": rb.inputs.all().keys().collect::<Vec<_>>(), "source": src})
+                           "inputs": rules.keys().collect::<Vec<_>>(), "input_rules": rules,
+                           "source": src})
                 })
                 .collect();
             Ok(json!({"count": items.len(), "runbooks": items, "file": store.file()}))
