@@ -269,19 +269,8 @@ pub async fn call<D: Dispatch>(
                 &path,
                 &inputs.unwrap_or_default(),
             );
-            let mut run_inputs = p["inputs"].as_object().cloned().unwrap_or_default();
-            run_inputs.insert("apply".into(), json!(false));
-            declared_only(shared, &cap.runbook, &mut run_inputs);
-            let report = run_named(
-                d,
-                shared,
-                tools,
-                &cap.runbook,
-                run_inputs,
-                trace_id,
-                deadline,
-                progress,
-                ask,
+            let report = run_plan(
+                d, shared, tools, cap, &p, false, trace_id, deadline, progress, ask,
             )
             .await?;
             Ok(json!({"type": kind, "plan": p, "run": report,
@@ -316,19 +305,8 @@ pub async fn call<D: Dispatch>(
                 &path,
                 &inputs.unwrap_or_default(),
             );
-            let mut run_inputs = p["inputs"].as_object().cloned().unwrap_or_default();
-            run_inputs.insert("apply".into(), json!(apply));
-            declared_only(shared, &cap.runbook, &mut run_inputs);
-            let report = run_named(
-                d,
-                shared,
-                tools,
-                &cap.runbook,
-                run_inputs,
-                trace_id,
-                deadline,
-                progress,
-                ask,
+            let report = run_plan(
+                d, shared, tools, cap, &p, apply, trace_id, deadline, progress, ask,
             )
             .await?;
             let mut out = json!({"type": kind, "plan": p, "run": report, "applied": apply});
@@ -340,6 +318,38 @@ pub async fn call<D: Dispatch>(
             Ok(out)
         }
     }
+}
+
+/// Runs the runbook of `plan` with its inputs and `apply` (dropped when the runbook takes no
+/// `apply`).
+#[allow(clippy::too_many_arguments)]
+async fn run_plan<D: Dispatch>(
+    d: &D,
+    shared: &Shared,
+    tools: &[ToolSpec],
+    cap: &Capability,
+    plan: &Value,
+    apply: bool,
+    trace_id: &str,
+    deadline: Instant,
+    progress: Option<ProgressFn>,
+    ask: Option<std::sync::Arc<dyn Ask>>,
+) -> Result<Value, Failure> {
+    let mut inputs = plan["inputs"].as_object().cloned().unwrap_or_default();
+    inputs.insert("apply".into(), json!(apply));
+    declared_only(shared, &cap.runbook, &mut inputs);
+    run_named(
+        d,
+        shared,
+        tools,
+        &cap.runbook,
+        inputs,
+        trace_id,
+        deadline,
+        progress,
+        ask,
+    )
+    .await
 }
 
 /// Drops inputs the runbook does not declare (`apply` for a read-only one), which a run would

@@ -460,17 +460,7 @@ fn run(
                      again; fix the change and release it on a new `branch`"
                 )));
             } else {
-                let left = deadline
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_secs(1));
-                let rec = flux::reconcile(
-                    cluster,
-                    "Kustomization",
-                    Some(namespace),
-                    name,
-                    true,
-                    Some(left),
-                )?;
+                let rec = reconcile_now(cluster, namespace, name, deadline)?;
                 let at = flux_at(rec.status.revision.as_deref(), &sha);
                 let ok = rec.done && at;
                 let detail = format!(
@@ -829,17 +819,7 @@ fn rollback_flux(
     else {
         unreachable!("rollback_flux is for Flux targets")
     };
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(1));
-    let rec = flux::reconcile(
-        cluster,
-        "Kustomization",
-        Some(namespace),
-        name,
-        true,
-        Some(left),
-    )?;
+    let rec = reconcile_now(cluster, namespace, name, deadline)?;
     let ok = rec.done && flux_at(rec.status.revision.as_deref(), &revert);
     let state = format!(
         "Ready={} at {}",
@@ -855,6 +835,26 @@ fn rollback_flux(
         why,
         &format!("the revert {revert} (pull request #{})", pr.number),
         &state,
+    )
+}
+
+/// Requests a reconcile of the Kustomization and waits for it until `deadline`.
+fn reconcile_now(
+    cluster: &mut Cluster,
+    namespace: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<Reconcile, ToolError> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1));
+    flux::reconcile(
+        cluster,
+        "Kustomization",
+        Some(namespace),
+        name,
+        true,
+        Some(left),
     )
 }
 
