@@ -367,7 +367,27 @@ async fn helm_template_runs_through_a_stand_in_helm_that_records_its_argv() {
 async fn intent_dry_run_on_a_kustomize_repository_proposes_gitops_plan_and_runs_it_read_only() {
     let s = setup().await;
     shop_repo(s.work.path());
+    // A root the operator defined but granted to no plugin: intent lists nothing of it.
+    let private = tempfile::tempdir().unwrap();
+    std::fs::write(private.path().join("main.tf"), "").unwrap();
+    let p = policy(s.work.path());
+    let p = p.replacen(
+        "[programs]",
+        &format!(
+            "private = {{ path = \"{}\", read_only = true }}\n\n[programs]",
+            private.path().display()
+        ),
+        1,
+    );
+    s.home.policy(&p);
     let mcp = s.home.mcp().await;
+    let (err, out) = mcp
+        .call("intent", json!({"action": "explain", "root": "private"}))
+        .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "denied", "{out}");
+    assert_eq!(out["error"]["field"], "root", "{out}");
+    assert!(!out.to_string().contains("main.tf"), "{out}");
     let (err, out) = mcp
         .call(
             "intent",

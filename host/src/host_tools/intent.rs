@@ -14,6 +14,7 @@ use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 use crate::intents::context::{self, Context};
 use crate::intents::{Capability, Intents, context_inputs, fits};
+use crate::policy::Decision;
 use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
 
 pub const DESCRIPTION: &str = "Intents: what you want done, turned into the runbook that fits the \
@@ -95,6 +96,25 @@ fn detect(shared: &Shared, root: &str, path: &str) -> Result<Context, Failure> {
     }
     let dir = crate::caps::roots::resolve(shared, root)
         .map_err(|e| Failure::invalid("root", e.message().to_string()))?;
+    // Detection lists file names: only in a root some plugin may work in anyway, so `intent`
+    // shows nothing of a root the operator defined for no plugin.
+    let policy = &shared.policy;
+    let granted = policy.plugin_names().any(|p| {
+        matches!(policy.check_fs_root(p, root), Decision::Allow)
+            || matches!(policy.check_exec_root(p, root), Decision::Allow)
+    });
+    if !granted {
+        return Err(Failure {
+            field: Some("root".into()),
+            ..Failure::new(
+                ErrorKind::Denied,
+                format!(
+                    "root '{root}' is granted to no plugin; intent reads only roots a plugin may                      work in: grant it under [plugin.<name>.fs] or [plugin.<name>.exec] roots in {}",
+                    policy.origin()
+                ),
+            )
+        });
+    }
     context::detect(&dir.dir, path).map_err(|e| {
         Failure::invalid(
             "path",
