@@ -16,25 +16,8 @@ use crate::table::{Row, m, median};
 
 /// `sftp` in batch mode, key auth, the host key pinned in `known_hosts`.
 fn sftp(sshd: &Sshd, known_hosts: &std::path::Path, batch: &std::path::Path) -> Command {
-    let mut c = Command::new("sftp");
-    c.arg("-F")
-        .arg("/dev/null")
-        .arg("-i")
-        .arg(&sshd.key)
-        .args(["-P", &sshd.port.to_string()])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "LogLevel=ERROR",
-            "-b",
-        ])
+    let mut c = crate::ssh::openssh_client("sftp", sshd, known_hosts);
+    c.arg("-b")
         .arg(batch)
         .arg(format!("{}@127.0.0.1", sshd.user));
     c

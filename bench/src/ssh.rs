@@ -64,13 +64,16 @@ async fn russh_exec(handle: &client::Handle<Trusting>, command: &str) -> Result<
     Ok(())
 }
 
-fn openssh(sshd: &Sshd, known_hosts: &std::path::Path) -> Command {
-    let mut c = Command::new("ssh");
+/// An OpenSSH client (`ssh` or `sftp`) to `sshd`: key auth, the host key pinned, no config
+/// file — the options every baseline shares.
+pub fn openssh_client(program: &str, sshd: &Sshd, known_hosts: &std::path::Path) -> Command {
+    let port_flag = if program == "sftp" { "-P" } else { "-p" };
+    let mut c = Command::new(program);
     c.arg("-F")
         .arg("/dev/null")
         .arg("-i")
         .arg(&sshd.key)
-        .args(["-p", &sshd.port.to_string()])
+        .args([port_flag, &sshd.port.to_string()])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .args([
@@ -82,9 +85,13 @@ fn openssh(sshd: &Sshd, known_hosts: &std::path::Path) -> Command {
             "IdentitiesOnly=yes",
             "-o",
             "LogLevel=ERROR",
-        ])
-        .arg(format!("{}@127.0.0.1", sshd.user))
-        .arg("true");
+        ]);
+    c
+}
+
+fn openssh(sshd: &Sshd, known_hosts: &std::path::Path) -> Command {
+    let mut c = openssh_client("ssh", sshd, known_hosts);
+    c.arg(format!("{}@127.0.0.1", sshd.user)).arg("true");
     c
 }
 
