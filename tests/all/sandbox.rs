@@ -939,6 +939,14 @@ async fn one_long_lived_server_contains_every_escape_in_a_row() {
     assert_listener_live(&listener);
 }
 
+/// The end record of the hostile plugin's last call.
+fn last_end(home: &Home) -> Value {
+    infra_tests::audit_records(home.path())
+        .into_iter()
+        .rfind(|r| r["kind"] == "end" && r["tool"] == "hostile")
+        .expect("the end record of the hostile call")
+}
+
 #[tokio::test]
 async fn a_stage_flood_leaves_a_bounded_audit_record_and_the_server_keeps_serving() {
     let home = hostile_home("[plugin.hostile]\n\n[plugin.hostile.log]\n");
@@ -947,10 +955,7 @@ async fn a_stage_flood_leaves_a_bounded_audit_record_and_the_server_keeps_servin
         .call("hostile", json!({"action": "stage_flood", "bytes": 5000}))
         .await;
     assert!(!is_error, "{out:#}");
-    let end = infra_tests::audit_records(home.path())
-        .into_iter()
-        .rfind(|r| r["kind"] == "end" && r["tool"] == "hostile")
-        .expect("the flood's end record");
+    let end = last_end(&home);
     let stages: Vec<&Value> = end["events"]
         .as_array()
         .unwrap()
@@ -973,10 +978,7 @@ async fn a_stage_flood_leaves_a_bounded_audit_record_and_the_server_keeps_servin
         .call("hostile", json!({"action": "stage_flood", "bytes": 5000}))
         .await;
     assert!(!is_error, "{out:#}");
-    let end = infra_tests::audit_records(home.path())
-        .into_iter()
-        .rfind(|r| r["kind"] == "end" && r["tool"] == "hostile")
-        .expect("end record");
+    let end = last_end(&home);
     let events = end["events"].as_array().unwrap();
     assert!(events.len() <= 2001, "{} events kept", events.len());
     let denied = events
