@@ -98,6 +98,7 @@ pub fn build(state: StateDir, flags: Flags) -> anyhow::Result<Host> {
         kube_discovery: Default::default(),
         values: Arc::new(crate::kv::Values::new(state.values())),
         runbooks: Arc::new(crate::runbooks::Store::new(state.runbooks())),
+        intents: Arc::new(crate::intents::Intents::new(state.capabilities())),
     });
     let runtime = Runtime::new(state.cache())?;
     let admission = Admission::new(
@@ -141,6 +142,7 @@ pub fn describing(shared: &Shared) -> Shared {
         kube_discovery: Default::default(),
         values: shared.values.clone(),
         runbooks: shared.runbooks.clone(),
+        intents: shared.intents.clone(),
     }
 }
 

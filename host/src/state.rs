@@ -88,6 +88,12 @@ impl StateDir {
         self.root.join("runbooks.json")
     }
 
+    /// `capabilities.json`, the user's intent map (unless `MCP_CAPABILITIES_PATH` names another
+    /// file).
+    pub fn capabilities(&self) -> PathBuf {
+        self.root.join("capabilities.json")
+    }
+
     /// `jobs.json`: background commands started with `exec_detached`.
     pub fn jobs(&self) -> PathBuf {
         self.root.join("jobs.json")

@@ -100,6 +100,8 @@ pub struct Shared {
     pub values: Arc<crate::kv::Values>,
     /// The built-in runbooks and the user's `runbooks.json`.
     pub runbooks: Arc<crate::runbooks::Store>,
+    /// The intent map: built-in defaults and the user's `capabilities.json`.
+    pub intents: Arc<crate::intents::Intents>,
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.

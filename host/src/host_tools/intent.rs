@@ -13,7 +13,7 @@ use crate::caps::Shared;
 use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 use crate::intents::context::{self, Context};
-use crate::intents::{Capability, Intents, context_inputs, fits};
+use crate::intents::{Capability, context_inputs, fits};
 use crate::policy::Decision;
 use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
 
@@ -192,8 +192,7 @@ pub async fn call<D: Dispatch>(
     progress: Option<ProgressFn>,
     ask: Option<std::sync::Arc<dyn Ask>>,
 ) -> Result<Value, Failure> {
-    let intents = Intents::new(shared.runbooks.file().with_file_name("capabilities.json"));
-    let all = intents.all().map_err(failed)?;
+    let all = shared.intents.all().map_err(failed)?;
     let at = |root: &Option<String>, path: &Option<String>| {
         (
             root.clone().unwrap_or_else(|| "workspace".into()),
@@ -278,17 +277,7 @@ pub async fn call<D: Dispatch>(
             inputs,
         } => {
             let (root, path) = at(&root, &path);
-            let ctx = detect(shared, &root, &path)?;
-            let cap = lookup(&all, &kind)?;
-            let p = plan(
-                shared,
-                &kind,
-                cap,
-                &ctx,
-                &root,
-                &path,
-                &inputs.unwrap_or_default(),
-            );
+            let (_, cap, p) = planned(shared, &all, &kind, &root, &path, inputs)?;
             let report = run_plan(
                 d, shared, tools, cap, &p, false, trace_id, deadline, progress, ask,
             )
@@ -304,8 +293,7 @@ pub async fn call<D: Dispatch>(
             apply,
         } => {
             let (root, path) = at(&root, &path);
-            let ctx = detect(shared, &root, &path)?;
-            let cap = lookup(&all, &kind)?;
+            let (ctx, cap, p) = planned(shared, &all, &kind, &root, &path, inputs)?;
             let (fit, why) = fits(cap, &ctx);
             if !fit {
                 return Err(Failure::invalid(
@@ -316,15 +304,6 @@ pub async fn call<D: Dispatch>(
                 ));
             }
             let apply = apply.unwrap_or(false);
-            let p = plan(
-                shared,
-                &kind,
-                cap,
-                &ctx,
-                &root,
-                &path,
-                &inputs.unwrap_or_default(),
-            );
             let report = run_plan(
                 d, shared, tools, cap, &p, apply, trace_id, deadline, progress, ask,
             )
@@ -338,6 +317,29 @@ pub async fn call<D: Dispatch>(
             Ok(out)
         }
     }
+}
+
+/// The repository's context, the entry of intent `kind` and its plan.
+fn planned<'a>(
+    shared: &Shared,
+    all: &'a std::collections::BTreeMap<String, Capability>,
+    kind: &str,
+    root: &str,
+    path: &str,
+    inputs: Option<Map<String, Value>>,
+) -> Result<(Context, &'a Capability, Value), Failure> {
+    let ctx = detect(shared, root, path)?;
+    let cap = lookup(all, kind)?;
+    let p = plan(
+        shared,
+        kind,
+        cap,
+        &ctx,
+        root,
+        path,
+        &inputs.unwrap_or_default(),
+    );
+    Ok((ctx, cap, p))
 }
 
 /// Runs the runbook of `plan` with its inputs and `apply` (dropped when the runbook takes no

@@ -105,17 +105,21 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The built-ins, parsed. A built-in that does not parse is a bug caught by the tests.
-pub fn builtins() -> BTreeMap<String, Runbook> {
-    BUILTIN
-        .iter()
-        .filter_map(|(n, text)| {
-            serde_json::from_str(text)
-                .map_err(|e| tracing::error!("built-in runbook {n} does not parse: {e}"))
-                .ok()
-                .map(|r| (n.to_string(), r))
-        })
-        .collect()
+/// The built-ins, parsed once: every `list`, `get`, `run` and prompt reads them. A built-in
+/// that does not parse is a bug caught by the tests.
+pub fn builtins() -> &'static BTreeMap<String, Runbook> {
+    static PARSED: std::sync::OnceLock<BTreeMap<String, Runbook>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        BUILTIN
+            .iter()
+            .filter_map(|(n, text)| {
+                serde_json::from_str(text)
+                    .map_err(|e| tracing::error!("built-in runbook {n} does not parse: {e}"))
+                    .ok()
+                    .map(|r| (n.to_string(), r))
+            })
+            .collect()
+    })
 }
 
 /// The user's runbooks file and the built-ins.
@@ -149,8 +153,8 @@ impl Store {
     /// Every runbook by name with where it comes from; the user's replace built-ins.
     pub fn all(&self) -> anyhow::Result<BTreeMap<String, (Runbook, Source)>> {
         let mut all: BTreeMap<String, (Runbook, Source)> = builtins()
-            .into_iter()
-            .map(|(n, r)| (n, (r, Source::Builtin)))
+            .iter()
+            .map(|(n, r)| (n.clone(), (r.clone(), Source::Builtin)))
             .collect();
         for (n, r) in self.user()? {
             let source = match all.contains_key(&n) {

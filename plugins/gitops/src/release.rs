@@ -632,19 +632,7 @@ fn sync_argo(
              fix the change and release it on a new `branch`, or `sync` revision {sha} yourself"
         )));
     }
-    let op = argo.operate(
-        &Operation {
-            app,
-            revision: Some(sha),
-            rollback: None,
-            prune: false,
-            dry_run: false,
-            apply: true,
-            wait: true,
-            timeout_secs: Some(secs_left(deadline)),
-        },
-        ctx,
-    )?;
+    let op = operate(argo, app, Some(sha), None, deadline, ctx)?;
     let ok = op.done;
     let got = op
         .status
@@ -723,19 +711,7 @@ fn rollback_argo(
             to.id, to.revision
         ),
     );
-    let op = argo.operate(
-        &Operation {
-            app,
-            revision: None,
-            rollback: Some(to.id),
-            prune: false,
-            dry_run: false,
-            apply: true,
-            wait: true,
-            timeout_secs: Some(secs_left(deadline)),
-        },
-        ctx,
-    )?;
+    let op = operate(argo, app, None, Some(to.id), deadline, ctx)?;
     let ok = op.done;
     let state = op
         .status
@@ -751,6 +727,31 @@ fn rollback_argo(
         why,
         &format!("revision {} (history id {})", to.revision, to.id),
         &state,
+    )
+}
+
+/// An Argo CD sync to `revision` (or a rollback to history id `rollback`), approved and waited
+/// for until `deadline`.
+fn operate(
+    argo: &Argo,
+    app: &str,
+    revision: Option<&str>,
+    rollback: Option<i64>,
+    deadline: Instant,
+    ctx: &Ctx,
+) -> Result<OperationResult, ToolError> {
+    argo.operate(
+        &Operation {
+            app,
+            revision,
+            rollback,
+            prune: false,
+            dry_run: false,
+            apply: true,
+            wait: true,
+            timeout_secs: Some(secs_left(deadline)),
+        },
+        ctx,
     )
 }
 
