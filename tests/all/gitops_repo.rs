@@ -462,6 +462,28 @@ async fn intent_dry_run_on_a_kustomize_repository_proposes_gitops_plan_and_runs_
         )
         .await;
     assert!(out["context"]["evidence"]["kustomize"].is_array(), "{out}");
+    // The user's capabilities.json in the state directory adds to the built-in map.
+    std::fs::write(
+        s.home.path().join("capabilities.json"),
+        json!({"capabilities": {"shop.look": {"runbook": "repo.snapshot",
+            "when": {"tags_any": ["kustomize"]}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let (_, out) = mcp
+        .call(
+            "intent",
+            json!({"action": "explain", "root": "work", "path": "shop"}),
+        )
+        .await;
+    let mine = out["intents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "shop.look")
+        .unwrap_or_else(|| panic!("the user's intent is listed: {out}"))
+        .clone();
+    assert_eq!(mine["fits"], true, "{out}");
 }
 
 #[tokio::test]
