@@ -99,6 +99,7 @@ pub fn build(state: StateDir, flags: Flags) -> anyhow::Result<Host> {
         values: Arc::new(crate::kv::Values::new(state.values())),
         runbooks: Arc::new(crate::runbooks::Store::new(state.runbooks())),
         intents: Arc::new(crate::intents::Intents::new(state.capabilities())),
+        runs: Default::default(),
     });
     let runtime = Runtime::new(state.cache())?;
     let admission = Admission::new(
@@ -143,6 +144,7 @@ pub fn describing(shared: &Shared) -> Shared {
         values: shared.values.clone(),
         runbooks: shared.runbooks.clone(),
         intents: shared.intents.clone(),
+        runs: shared.runs.clone(),
     }
 }
 

@@ -392,3 +392,190 @@ async fn a_workspace_cannot_plant_runbooks_and_a_runbook_running_itself_stops() 
         .count();
     assert!(runs <= 7, "bounded: {runs} runbook calls");
 }
+
+/// A runbook whose `poll` step retries a check that never holds: it runs until cancelled.
+fn slow_runbook(url: &str) -> Value {
+    json!({"description": "waits for a service that never gets ready",
+        "steps": [
+            {"id": "first", "tool": "state", "args": {"action": "set", "key": "first", "value": 1}},
+            {"id": "poll", "tool": "http",
+             "args": {"action": "check", "url": url, "contains": "ready"},
+             "retry": {"max_attempts": 100, "delay_ms": 100, "until": {"path": "result.healthy", "equals": true}}},
+            {"id": "after", "tool": "state", "args": {"action": "set", "key": "after", "value": 1}}
+        ]})
+}
+
+#[tokio::test]
+async fn a_run_is_a_job_listed_at_its_step_cancelled_from_another_call_and_waited_for() {
+    use infra_tests::progress::{Era, connect};
+    let (home, _work) = home();
+    let (never, _, _server) = flaky(u32::MAX).await;
+    let (ready, _, _server2) = flaky(0).await;
+    let (mcp, progress) = connect(&home, Era::Initialize).await;
+    let (err, out) = mcp
+        .call(
+            "runbook",
+            json!({"action": "upsert", "name": "test.slow", "runbook": slow_runbook(&never)}),
+        )
+        .await;
+    assert!(!err, "{out}");
+
+    // The run goes on in one call; a second call finds it in `jobs`, at its step, and stops it.
+    let run = mcp.call(
+        "runbook",
+        json!({"action": "run", "name": "test.slow", "trace_id": "t-slow", "timeout_ms": 60000}),
+    );
+    let other = async {
+        let mut found = None;
+        for _ in 0..100 {
+            let (err, list) = mcp.call("jobs", json!({"action": "list"})).await;
+            assert!(!err, "{list}");
+            if let Some(r) = list["items"].as_array().unwrap().iter().find(|i| {
+                i["kind"] == "runbook" && i["step"] == "poll" && i["state"] == "running"
+            }) {
+                found = Some(r.clone());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let listed = found.expect("the running run is listed at its step");
+        assert_eq!(listed["runbook"], "test.slow", "{listed}");
+        assert_eq!(listed["trace_id"], "t-slow", "{listed}");
+        assert_eq!(listed["steps_done"], 1, "{listed}");
+        let id = text(&listed, "/id").to_string();
+        let (err, cancelled) = mcp
+            .call("jobs", json!({"action": "cancel", "id": id}))
+            .await;
+        assert!(!err, "{cancelled}");
+        assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+        id
+    };
+    let ((err, out), id) = tokio::join!(run, other);
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["kind"], "cancelled", "{out}");
+    assert!(text(&out, "/error/message").contains(&id), "{out}");
+    assert_eq!(out["error"]["detail"]["step"], "poll", "{out}");
+
+    // Nothing after the cancelled step ran, and the server keeps serving.
+    let (_, after) = mcp
+        .call("state", json!({"action": "get", "key": "after"}))
+        .await;
+    assert_eq!(after["found"], false, "{after}");
+    let (_, status) = mcp.call("jobs", json!({"action": "status", "id": id})).await;
+    assert_eq!(status["state"], "cancelled", "{status}");
+    let (_, again) = mcp.call("jobs", json!({"action": "cancel", "id": id})).await;
+    assert_eq!(again["already_finished"], true, "{again}");
+
+    // The client saw each step, with the run's id to cancel it by.
+    let seen: Vec<String> = progress
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.message.clone())
+        .collect();
+    assert!(
+        seen.iter()
+            .any(|m| m.contains(&format!("test.slow ({id}): step poll"))),
+        "{seen:?}"
+    );
+
+    // Every call the run made has its end record, the cancelled one included.
+    infra_tests::wait_for("the cancelled step's end record", || {
+        let records = audit_records(home.path());
+        let of = |kind: &str| {
+            records
+                .iter()
+                .filter(|r| r["kind"] == kind && r["trace_id"] == "t-slow")
+                .count()
+        };
+        of("begin") == of("end")
+    })
+    .await;
+
+    // A run that ends: its answer names its id, and `wait` sees it succeeded.
+    let (err, out) = mcp
+        .call(
+            "runbook",
+            json!({"action": "run", "name": "http.check", "inputs": {"url": ready, "contains": "ready"}}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    let id = text(&out, "/run_id").to_string();
+    let (_, waited) = mcp.call("jobs", json!({"action": "wait", "id": id})).await;
+    assert_eq!(waited["done"], true, "{waited}");
+    assert_eq!(waited["state"], "succeeded", "{waited}");
+    assert_eq!(waited["steps_done"], waited["steps"], "{waited}");
+    let (err, logs) = mcp.call("jobs", json!({"action": "logs", "id": id})).await;
+    assert!(err, "{logs}");
+    assert!(text(&logs, "/error/message").contains("status"), "{logs}");
+    let (_, gone) = mcp
+        .call("jobs", json!({"action": "status", "id": "r-0000000000000000"}))
+        .await;
+    assert_eq!(gone["error"]["kind"], "not-found", "{gone}");
+}
+
+#[tokio::test]
+async fn no_canary_surfaces_through_a_runbooks_outputs_templates_or_state() {
+    let (home, _work) = home();
+    let token = canary("runbook-token");
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("token");
+    std::fs::write(&file, &token).unwrap();
+    // A compromised server: it echoes the request's Authorization header in its body.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let _server = infra_tests::serve::http1(listener, |req| async move {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Response::builder()
+            .status(200)
+            .body(Full::new(Bytes::from(format!("you sent: {auth}"))))
+            .unwrap())
+    });
+    home.policy(&(std::fs::read_to_string(home.path().join("policy.toml")).unwrap()
+        + "profiles = [\"svc\"]\n"));
+    home.profiles(&json!({"svc": {"type": "http", "base_url": base,
+        "auth": {"type": "bearer", "token": format!("file:{}", file.display())}}}));
+    let mcp = home.mcp().await;
+    // The echoed secret goes through a step's output, a template into state, a template into
+    // the next request's header and body, and a failing step's detail.
+    let runbook = json!({"description": "passes what a server said along",
+        "steps": [
+            {"id": "fetch", "tool": "http", "args": {"action": "request", "profile": "svc", "url": "/echo"}},
+            {"id": "keep", "tool": "state", "args": {"action": "set", "key": "echo", "value": "{{ steps.fetch.body }}"}},
+            {"id": "send", "tool": "http", "args": {"action": "request", "profile": "svc", "url": "/again",
+             "method": "POST", "headers": {"x-echo": "{{ steps.fetch.body }}"}, "body": "{{ state.echo }}"}},
+            {"id": "fail", "tool": "http", "args": {"action": "check", "profile": "svc", "url": "/x",
+             "contains": "{{ steps.send.body }} never"}}
+        ]});
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "test.echo", "runbook": runbook}),
+    )
+    .await;
+    assert!(!err, "{out}");
+    let (err, out) = rb(&mcp, json!({"action": "run", "name": "test.echo"})).await;
+    let out = home.whole(out);
+    assert!(err, "the last step fails: {out}");
+    assert_eq!(out["error"]["detail"]["failed_step"], "fail", "{out}");
+    // The server did receive the secret: the scrubbing is what keeps it out.
+    assert!(
+        text(&out, "/error/detail/steps/0/output/body").starts_with("you sent: Bearer "),
+        "{out}"
+    );
+    let (_, dump) = mcp.call("state", json!({"action": "dump"})).await;
+    let (_, jobs) = mcp.call("jobs", json!({"action": "list"})).await;
+    for (what, v) in [("run", &out), ("state", &dump), ("jobs", &jobs)] {
+        assert!(!v.to_string().contains(&token), "{what}: {v}");
+    }
+    let stderr = mcp.close().await;
+    assert!(!stderr.contains(&token), "stderr");
+    assert!(
+        !infra_tests::contains(&home.all_bytes(), &token),
+        "the state directory (audit, state, artifacts)"
+    );
+}

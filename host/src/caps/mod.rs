@@ -102,6 +102,8 @@ pub struct Shared {
     pub runbooks: Arc<crate::runbooks::Store>,
     /// The intent map: built-in defaults and the user's `capabilities.json`.
     pub intents: Arc<crate::intents::Intents>,
+    /// Runbook runs in progress and recently ended, for `jobs`.
+    pub runs: Arc<crate::runbooks::runs::Runs>,
 }
 
 /// The data of one Store: WASI (with no ambient authority), resource limits, the call context.

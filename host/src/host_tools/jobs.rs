@@ -1,4 +1,5 @@
-//! `jobs`: follow and stop the background commands started with `ssh` `exec_detached`.
+//! `jobs`: follow and stop the background commands started with `ssh` `exec_detached`, and the
+//! runbook runs of this server (ids `r-…`, from [`crate::runbooks::runs`]).
 //!
 //! Each action reaches the job's target under the grants of the plugin that started it, so
 //! narrowing the policy also narrows what `jobs` can do; the capability events land in this
@@ -17,12 +18,15 @@ use crate::caps::ssh::{self, Probe, Stopped};
 use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 use crate::jobs::{Job, JobState};
+use crate::runbooks::runs;
 
-pub const DESCRIPTION: &str = "Background commands started with `ssh` `exec_detached`: `list` \
-them (newest first), `status` of one (running, exited with its code, cancelled, lost), `wait` \
-until it ends or the call's timeout (progress notifications meanwhile), `logs` (the last bytes \
-of stdout/stderr; `full: true` also stores the whole stream as an artifact), `cancel` (SIGTERM \
-to its whole process group, SIGKILL after `grace_ms`).";
+pub const DESCRIPTION: &str = "Background commands started with `ssh` `exec_detached` (ids \
+`j-…`) and runbook runs of this server (ids `r-…`, shown with their current step): `list` them \
+(newest first), `status` of one (running, exited with its code, succeeded, failed, cancelled, \
+timed_out, lost), `wait` until it ends or the call's timeout (progress notifications meanwhile), \
+`logs` (a command's last bytes of stdout/stderr; `full: true` also stores the whole stream as an \
+artifact), `cancel` (a command: SIGTERM to its whole process group, SIGKILL after `grace_ms`; a \
+run: stops at its current step).";
 
 /// Largest `tail_bytes`.
 const MAX_TAIL: u64 = 256 * 1024;
@@ -55,17 +59,17 @@ pub enum Args {
     },
     /// One job's state and output sizes.
     Status {
-        /// The job id `exec_detached` returned.
+        /// The id: `j-…` from `exec_detached`, or `r-…` of a runbook run.
         id: String,
     },
     /// Waits for a job to end, at most until the call's timeout.
     Wait {
-        /// The job id `exec_detached` returned.
+        /// The id: `j-…` from `exec_detached`, or `r-…` of a runbook run.
         id: String,
     },
     /// The last bytes of a job's output.
     Logs {
-        /// The job id `exec_detached` returned.
+        /// The id: `j-…` from `exec_detached`, or `r-…` of a runbook run.
         id: String,
         /// `stdout`, `stderr` or `both` (default).
         stream: Option<Stream>,
@@ -76,7 +80,7 @@ pub enum Args {
     },
     /// Stops a job's whole process group.
     Cancel {
-        /// The job id `exec_detached` returned.
+        /// The id: `j-…` from `exec_detached`, or `r-…` of a runbook run.
         id: String,
         /// Milliseconds between SIGTERM and SIGKILL (default 2000, at most 10000).
         grace_ms: Option<u64>,
@@ -98,6 +102,9 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
         | Args::Logs { id, .. }
         | Args::Cancel { id, .. } => id,
     };
+    if runs::is_run_id(id) {
+        return runbook_run(host, args, call).await;
+    }
     let jobs = &host.shared.jobs;
     let mut job = jobs.get(id)?.ok_or_else(|| {
         Failure::new(
@@ -153,6 +160,58 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
     }
 }
 
+/// `status`, `wait`, `logs` and `cancel` of a runbook run.
+async fn runbook_run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
+    let id = match &args {
+        Args::Status { id } | Args::Wait { id } | Args::Logs { id, .. } | Args::Cancel { id, .. } => id,
+        Args::List { .. } => unreachable!("handled by the caller"),
+    };
+    let run = host.shared.runs.get(id).ok_or_else(|| {
+        Failure::new(
+            ErrorKind::NotFound,
+            format!(
+                "no runbook run '{id}' on this server (runs are kept while the server runs; \
+                 `jobs` with action list shows the known ones)"
+            ),
+        )
+    })?;
+    match args {
+        Args::List { .. } => unreachable!("handled by the caller"),
+        Args::Status { .. } => Ok(run.view()),
+        Args::Logs { .. } => Err(Failure::new(
+            ErrorKind::Invalid,
+            format!(
+                "{id} is a runbook run: it has no output streams. `status` shows its steps; the \
+                 run's answer has each step's output, and `audit` with trace_id {} each call",
+                run.trace_id
+            ),
+        )),
+        Args::Wait { .. } => {
+            let started = tokio::time::Instant::now();
+            let until = call.timeout.saturating_sub(WAIT_MARGIN);
+            let done = tokio::time::timeout(until, run.ended()).await.is_ok();
+            let mut out = run.view();
+            out["done"] = json!(done);
+            out["waited_ms"] = json!(started.elapsed().as_millis() as u64);
+            if !done {
+                out["hint"] =
+                    json!("still running: call wait again, or raise timeout_ms to wait longer");
+            }
+            Ok(out)
+        }
+        Args::Cancel { .. } => {
+            let asked = run.cancel();
+            // The run stops at its next await; the answer shows where it ended.
+            let _ = tokio::time::timeout(Duration::from_secs(5), run.ended()).await;
+            let mut out = run.view();
+            if !asked {
+                out["already_finished"] = json!(true);
+            }
+            Ok(out)
+        }
+    }
+}
+
 async fn list(
     host: &HostView<'_>,
     target: Option<&str>,
@@ -194,6 +253,12 @@ async fn list(
             o.remove("dir");
         }
         items.push(item);
+    }
+    // Runs have no target: a list for one target leaves them out.
+    if target.is_none() {
+        items.extend(host.shared.runs.list().iter().map(|r| r.view()));
+        items.sort_by(|a, b| b["started_at"].as_str().cmp(&a["started_at"].as_str()));
+        items.truncate(limit);
     }
     Ok(json!({ "items": items }))
 }
@@ -291,6 +356,7 @@ async fn logs(call: &CallCtx, job: &Job, tail: &Tail) -> Result<Value, Failure> 
 fn view(job: &Job, probe: Option<&Probe>) -> Value {
     let mut v = json!({
         "id": job.id,
+        "kind": "command",
         "target": job.target,
         "command": job.command,
         "pid": job.pid,

@@ -13,6 +13,7 @@ use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 use crate::runbooks::compile::{Problem, compile};
 use crate::runbooks::run::{RunOptions, run as run_steps};
+use crate::runbooks::runs::{EndOnDrop, RunState};
 use crate::runbooks::{Runbook, store};
 use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
 
@@ -271,7 +272,10 @@ pub async fn run_named<D: Dispatch>(
         .values
         .merged()
         .map_err(|e| Failure::new(ErrorKind::Failed, e.to_string()))?;
-    let report = run_steps(
+    let run = shared.runs.start(&name, trace_id, rb.steps.len());
+    // However the run ends — even by its future being dropped — `jobs` sees it end.
+    let _ended = EndOnDrop(run.clone(), deadline);
+    let steps = run_steps(
         d,
         &name,
         &rb,
@@ -282,10 +286,40 @@ pub async fn run_named<D: Dispatch>(
             progress,
             ask,
             state,
+            run: Some(run.clone()),
         },
-    )
-    .await?;
-    let value = serde_json::to_value(&report).unwrap_or_default();
+    );
+    let report = tokio::select! {
+        r = steps => r,
+        () = run.cancelled() => {
+            run.end(RunState::Cancelled, None);
+            return Err(Failure {
+                detail: Some(run.view()),
+                ..Failure::new(
+                    ErrorKind::Cancelled,
+                    format!(
+                        "runbook {name} (run {}) was cancelled with `jobs cancel`; the steps \
+                         before it ran, and the audit log has each under trace id {trace_id}",
+                        run.id
+                    ),
+                )
+            });
+        }
+    };
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            run.end(RunState::Failed, None);
+            return Err(e);
+        }
+    };
+    let state = match &report.failed_step {
+        None => RunState::Succeeded,
+        Some(_) => RunState::Failed,
+    };
+    run.end(state, report.failed_step.clone());
+    let mut value = serde_json::to_value(&report).unwrap_or_default();
+    value["run_id"] = json!(run.id);
     match report.failed_step.is_none() {
         true => Ok(value),
         false => Err(Failure {

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub ask: Option<Arc<dyn Ask>>,
     /// `{{ state.k }}`.
     pub state: std::collections::BTreeMap<String, Value>,
+    /// The run's entry in the registry `jobs` reads: its current step is kept there.
+    pub run: Option<Arc<super::runs::Run>>,
 }
 
 /// One step's outcome.
@@ -251,12 +253,19 @@ async fn run_steps<D: Dispatch>(
             reports.push(report);
             continue;
         }
+        if let Some(r) = &opts.run {
+            r.step_started(&step.id);
+        }
         if let Some(p) = &opts.progress {
             p(
                 i as f64,
                 Some(total),
                 Some(format!(
-                    "runbook {name}: step {} ({}{})",
+                    "runbook {name}{}: step {} ({}{})",
+                    opts.run
+                        .as_ref()
+                        .map(|r| format!(" ({})", r.id))
+                        .unwrap_or_default(),
                     step.id,
                     step.tool,
                     action
@@ -269,6 +278,9 @@ async fn run_steps<D: Dispatch>(
         let t = Instant::now();
         let outcome = one_step(d, step, &mut scope, &opts, &mut report).await;
         report.duration_ms = t.elapsed().as_millis() as u64;
+        if let Some(r) = &opts.run {
+            r.step_done();
+        }
         match outcome {
             Ok(true) => report.outcome = "ok".into(),
             Ok(false) => report.outcome = "skipped".into(),
