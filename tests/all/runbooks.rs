@@ -396,13 +396,13 @@ async fn a_workspace_cannot_plant_runbooks_and_a_runbook_running_itself_stops() 
 /// A runbook whose `poll` step retries a check that never holds: it runs until cancelled.
 fn slow_runbook(url: &str) -> Value {
     json!({"description": "waits for a service that never gets ready",
-        "steps": [
-            {"id": "first", "tool": "state", "args": {"action": "set", "key": "first", "value": 1}},
-            {"id": "poll", "tool": "http",
-             "args": {"action": "check", "url": url, "contains": "ready"},
-             "retry": {"max_attempts": 100, "delay_ms": 100, "until": {"path": "result.healthy", "equals": true}}},
-            {"id": "after", "tool": "state", "args": {"action": "set", "key": "after", "value": 1}}
-        ]})
+    "steps": [
+        {"id": "first", "tool": "state", "args": {"action": "set", "key": "first", "value": 1}},
+        {"id": "poll", "tool": "http",
+         "args": {"action": "check", "url": url, "contains": "ready"},
+         "retry": {"max_attempts": 100, "delay_ms": 100, "until": {"path": "result.healthy", "equals": true}}},
+        {"id": "after", "tool": "state", "args": {"action": "set", "key": "after", "value": 1}}
+    ]})
 }
 
 #[tokio::test]
@@ -425,31 +425,32 @@ async fn a_run_is_a_job_listed_at_its_step_cancelled_from_another_call_and_waite
         "runbook",
         json!({"action": "run", "name": "test.slow", "trace_id": "t-slow", "timeout_ms": 60000}),
     );
-    let other = async {
-        let mut found = None;
-        for _ in 0..100 {
-            let (err, list) = mcp.call("jobs", json!({"action": "list"})).await;
-            assert!(!err, "{list}");
-            if let Some(r) = list["items"].as_array().unwrap().iter().find(|i| {
-                i["kind"] == "runbook" && i["step"] == "poll" && i["state"] == "running"
-            }) {
-                found = Some(r.clone());
-                break;
+    let other =
+        async {
+            let mut found = None;
+            for _ in 0..100 {
+                let (err, list) = mcp.call("jobs", json!({"action": "list"})).await;
+                assert!(!err, "{list}");
+                if let Some(r) = list["items"].as_array().unwrap().iter().find(|i| {
+                    i["kind"] == "runbook" && i["step"] == "poll" && i["state"] == "running"
+                }) {
+                    found = Some(r.clone());
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let listed = found.expect("the running run is listed at its step");
-        assert_eq!(listed["runbook"], "test.slow", "{listed}");
-        assert_eq!(listed["trace_id"], "t-slow", "{listed}");
-        assert_eq!(listed["steps_done"], 1, "{listed}");
-        let id = text(&listed, "/id").to_string();
-        let (err, cancelled) = mcp
-            .call("jobs", json!({"action": "cancel", "id": id}))
-            .await;
-        assert!(!err, "{cancelled}");
-        assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
-        id
-    };
+            let listed = found.expect("the running run is listed at its step");
+            assert_eq!(listed["runbook"], "test.slow", "{listed}");
+            assert_eq!(listed["trace_id"], "t-slow", "{listed}");
+            assert_eq!(listed["steps_done"], 1, "{listed}");
+            let id = text(&listed, "/id").to_string();
+            let (err, cancelled) = mcp
+                .call("jobs", json!({"action": "cancel", "id": id}))
+                .await;
+            assert!(!err, "{cancelled}");
+            assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+            id
+        };
     let ((err, out), id) = tokio::join!(run, other);
     assert!(err, "{out}");
     assert_eq!(out["error"]["kind"], "cancelled", "{out}");
@@ -461,9 +462,13 @@ async fn a_run_is_a_job_listed_at_its_step_cancelled_from_another_call_and_waite
         .call("state", json!({"action": "get", "key": "after"}))
         .await;
     assert_eq!(after["found"], false, "{after}");
-    let (_, status) = mcp.call("jobs", json!({"action": "status", "id": id})).await;
+    let (_, status) = mcp
+        .call("jobs", json!({"action": "status", "id": id}))
+        .await;
     assert_eq!(status["state"], "cancelled", "{status}");
-    let (_, again) = mcp.call("jobs", json!({"action": "cancel", "id": id})).await;
+    let (_, again) = mcp
+        .call("jobs", json!({"action": "cancel", "id": id}))
+        .await;
     assert_eq!(again["already_finished"], true, "{again}");
 
     // The client saw each step, with the run's id to cancel it by.
@@ -509,7 +514,10 @@ async fn a_run_is_a_job_listed_at_its_step_cancelled_from_another_call_and_waite
     assert!(err, "{logs}");
     assert!(text(&logs, "/error/message").contains("status"), "{logs}");
     let (_, gone) = mcp
-        .call("jobs", json!({"action": "status", "id": "r-0000000000000000"}))
+        .call(
+            "jobs",
+            json!({"action": "status", "id": "r-0000000000000000"}),
+        )
         .await;
     assert_eq!(gone["error"]["kind"], "not-found", "{gone}");
 }
@@ -524,34 +532,43 @@ async fn no_canary_surfaces_through_a_runbooks_outputs_templates_or_state() {
     // A compromised server: it echoes the request's Authorization header in its body.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let _server = infra_tests::serve::http1(listener, |req| async move {
+    let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let r = received.clone();
+    let _server = infra_tests::serve::http1(listener, move |req| {
         let auth = req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        Ok(Response::builder()
-            .status(200)
-            .body(Full::new(Bytes::from(format!("you sent: {auth}"))))
-            .unwrap())
+        r.lock().unwrap().push(auth.clone());
+        async move {
+            Ok(Response::builder()
+                .status(200)
+                .body(Full::new(Bytes::from(format!("you sent: {auth}"))))
+                .unwrap())
+        }
     });
-    home.policy(&(std::fs::read_to_string(home.path().join("policy.toml")).unwrap()
-        + "profiles = [\"svc\"]\n"));
+    home.policy(
+        &(std::fs::read_to_string(home.path().join("policy.toml")).unwrap()
+            + "profiles = [\"svc\"]\n"),
+    );
     home.profiles(&json!({"svc": {"type": "http", "base_url": base,
         "auth": {"type": "bearer", "token": format!("file:{}", file.display())}}}));
     let mcp = home.mcp().await;
     // The echoed secret goes through a step's output, a template into state, a template into
     // the next request's header and body, and a failing step's detail.
     let runbook = json!({"description": "passes what a server said along",
-        "steps": [
-            {"id": "fetch", "tool": "http", "args": {"action": "request", "profile": "svc", "url": "/echo"}},
-            {"id": "keep", "tool": "state", "args": {"action": "set", "key": "echo", "value": "{{ steps.fetch.body }}"}},
-            {"id": "send", "tool": "http", "args": {"action": "request", "profile": "svc", "url": "/again",
-             "method": "POST", "headers": {"x-echo": "{{ steps.fetch.body }}"}, "body": "{{ state.echo }}"}},
-            {"id": "fail", "tool": "http", "args": {"action": "check", "profile": "svc", "url": "/x",
-             "contains": "{{ steps.send.body }} never"}}
-        ]});
+    "steps": [
+        {"id": "fetch", "tool": "http", "args": {"action": "request", "profile": "svc", "url": "/echo"}},
+        {"id": "keep", "tool": "state", "args": {"action": "set", "key": "echo", "value": "{{ steps.fetch.text }}"}},
+        {"id": "read", "tool": "state", "args": {"action": "get", "key": "echo"}},
+        {"id": "send", "tool": "http", "args": {"action": "request", "profile": "svc", "url": "/again",
+         "method": "POST", "headers": {"x-echo": "{{ steps.fetch.text }}"}, "body": "{{ steps.read.value }}"}},
+        {"id": "fail", "tool": "http", "args": {"action": "check", "profile": "svc", "url": "/x",
+         "contains": "{{ steps.send.text }} never"},
+         "retry": {"max_attempts": 1, "until": {"path": "result.healthy", "equals": true}}}
+    ]});
     let (err, out) = rb(
         &mcp,
         json!({"action": "upsert", "name": "test.echo", "runbook": runbook}),
@@ -562,9 +579,18 @@ async fn no_canary_surfaces_through_a_runbooks_outputs_templates_or_state() {
     let out = home.whole(out);
     assert!(err, "the last step fails: {out}");
     assert_eq!(out["error"]["detail"]["failed_step"], "fail", "{out}");
-    // The server did receive the secret: the scrubbing is what keeps it out.
+    // The server did receive the secret and sent it back: the scrubbing is what keeps it out.
     assert!(
-        text(&out, "/error/detail/steps/0/output/body").starts_with("you sent: Bearer "),
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|a| *a == format!("Bearer {token}")),
+        "the profile's token reached the server"
+    );
+    assert_eq!(received.lock().unwrap().len(), 3);
+    assert!(
+        text(&out, "/error/detail/steps/0/output/text").starts_with("you sent: "),
         "{out}"
     );
     let (_, dump) = mcp.call("state", json!({"action": "dump"})).await;

@@ -163,7 +163,10 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
 /// `status`, `wait`, `logs` and `cancel` of a runbook run.
 async fn runbook_run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
     let id = match &args {
-        Args::Status { id } | Args::Wait { id } | Args::Logs { id, .. } | Args::Cancel { id, .. } => id,
+        Args::Status { id }
+        | Args::Wait { id }
+        | Args::Logs { id, .. }
+        | Args::Cancel { id, .. } => id,
         Args::List { .. } => unreachable!("handled by the caller"),
     };
     let run = host.shared.runs.get(id).ok_or_else(|| {

