@@ -542,3 +542,70 @@ async fn resources_read_whole_under_a_small_inline_cap() {
     }
     client.close().await;
 }
+
+/// A compromised server echoes the profile's token into a download: the artifact, its listing,
+/// and every read of it as a resource show the token scrubbed.
+#[tokio::test]
+async fn a_secret_echoed_into_an_artifact_never_surfaces_through_resources() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    let token = infra_tests::canary("resource-token");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let _server = infra_tests::serve::http1(listener, |req| {
+        let auth = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        async move {
+            // Large enough to be read by range, with the echo across the first range's end.
+            let body = format!("{}{auth}\n", "x".repeat(262_140));
+            Ok(hyper::Response::new(Full::new(Bytes::from(body))))
+        }
+    });
+    let home = Home::new();
+    home.policy(
+        "[plugin.http.http]\nhosts = [\"127.0.0.1:*\"]\nprofiles = [\"svc\"]\n[plugin.http.artifacts]\n",
+    );
+    home.profiles(&json!({"svc": {"type": "http", "base_url": base,
+        "auth": {"type": "bearer", "token": "env:INFRA_TEST_RESOURCE_TOKEN"}}}));
+    let (client, _) = {
+        let t = token.clone();
+        infra_tests::progress::connect_with(&home, Era::Initialize, move |c| {
+            c.env("INFRA_TEST_RESOURCE_TOKEN", t);
+        })
+        .await
+    };
+    let args = json!({"action": "download", "profile": "svc", "url": "/echo"});
+    let p = CallToolRequestParams::new("http").with_arguments(args.as_object().unwrap().clone());
+    let out = client.call_tool(p).await.unwrap();
+    let out = out.structured_content.unwrap();
+    let uri = out["artifact"]["uri"].as_str().expect("an artifact").to_owned();
+    let listed = client.client.list_all_resources().await.unwrap();
+    let mut seen = format!("{out}{listed:?}");
+    let mut next = Some(uri);
+    while let Some(u) = next.take() {
+        let read = client
+            .client
+            .read_resource(ReadResourceRequestParams::new(u))
+            .await
+            .unwrap();
+        let ResourceContents::TextResourceContents { text, meta, .. } = &read.contents[0] else {
+            panic!("{read:?}")
+        };
+        seen.push_str(text);
+        next = meta
+            .as_ref()
+            .and_then(|m| m.0.get("next"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+    }
+    assert!(seen.contains("x[REDACTED]\n"), "the echo is there, scrubbed");
+    assert!(!seen.contains(&token), "the token surfaced through resources");
+    let stderr = client.close().await;
+    assert!(!stderr.contains(&token));
+    assert!(!infra_tests::contains(&home.all_bytes(), &token));
+}

@@ -46,6 +46,15 @@ pub async fn connect(
     home: &Home,
     era: Era,
 ) -> (Mcp<Client>, Arc<Mutex<Vec<ProgressNotificationParam>>>) {
+    connect_with(home, era, |_| {}).await
+}
+
+/// [`connect`], with `tweak` applied to the server's command (environment, directory).
+pub async fn connect_with(
+    home: &Home,
+    era: Era,
+    tweak: impl FnOnce(&mut tokio::process::Command),
+) -> (Mcp<Client>, Arc<Mutex<Vec<ProgressNotificationParam>>>) {
     let progress = Arc::new(Mutex::new(Vec::new()));
     let config = ClientConfig::new(
         ClientCapabilities::default(),
@@ -57,7 +66,7 @@ pub async fn connect(
                 config: config.with_protocol_version(ProtocolVersion::V_2025_11_25),
                 progress: progress.clone(),
             };
-            home.mcp_as(client, |_| {}).await
+            home.mcp_as(client, tweak).await
         }
         Era::Discover => {
             let client = Client {
@@ -65,7 +74,7 @@ pub async fn connect(
                 progress: progress.clone(),
             };
             home.mcp_connect(
-                |_| {},
+                tweak,
                 |transport| {
                     client.serve_with_lifecycle(
                         transport,
