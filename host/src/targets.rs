@@ -3,7 +3,9 @@
 //! Like `profiles.json`, secret fields hold references (`env:VAR`, `file:PATH`), never values.
 //! Every target says how its server's host key is trusted: a pinned `SHA256:…` fingerprint, or
 //! `"tofu"` (the first key seen is recorded in the state directory and a changed one refused).
-//! There is no accept-anything default: a target without `host_key` is refused at load.
+//! There is no accept-anything default: a target without `host_key` (a `targets.json` of the tool
+//! infra replaces) is read — its secrets are still scrubbed — and every use of it is refused
+//! with what to add.
 
 use std::path::Path;
 
@@ -55,7 +57,8 @@ pub struct Target {
     /// Port (22).
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Remote user.
+    /// Remote user (`username` in the tool infra replaces).
+    #[serde(alias = "username")]
     pub user: String,
     /// Path of an OpenSSH private key file (`~/` expands to `$HOME`).
     pub key_file: Option<String>,
@@ -65,8 +68,10 @@ pub struct Target {
     pub passphrase: Option<SecretRef>,
     /// A password for password authentication, by reference.
     pub password: Option<SecretRef>,
-    /// How the server's host key is trusted: `"SHA256:…"` or `"tofu"`. Required.
-    pub host_key: HostKeyTrust,
+    /// How the server's host key is trusted: `"SHA256:…"` or `"tofu"`. Without it the target
+    /// cannot be used ([`Target::trust`] says what to add).
+    #[serde(default)]
+    pub host_key: Option<HostKeyTrust>,
     /// Changes on this server need a user's approval (see the guard).
     #[serde(default)]
     pub protected: bool,
@@ -77,6 +82,17 @@ fn default_port() -> u16 {
 }
 
 impl Target {
+    /// How its host key is trusted, or what to add to `origin` when it does not say.
+    pub fn trust(&self, name: &str, origin: &str) -> Result<HostKeyTrust, String> {
+        self.host_key.clone().ok_or_else(|| {
+            format!(
+                "target '{name}' in {origin} has no host_key, so infra will not connect to it: pin \
+                 the server's key with \"host_key\": \"SHA256:…\" (ssh-keygen -lf its .pub) or \
+                 trust it on first use with \"host_key\": \"tofu\""
+            )
+        })
+    }
+
     /// Whether the operator marked it `"protected": true`.
     pub fn protected(&self) -> bool {
         self.protected
@@ -141,16 +157,15 @@ impl Targets {
 
 /// One target, checked for a host key and exactly one kind of key.
 fn target(name: &str, value: serde_json::Value, origin: &str) -> anyhow::Result<Target> {
-    let missing_host_key = value.get("host_key").is_none();
     let target: Target = serde_json::from_value(value).with_context(|| {
-            if missing_host_key {
-                format!(
-                    "target '{name}' in {origin} has no host_key: pin the server's key with \"host_key\": \"SHA256:…\" (ssh-keygen -lf its .pub) or trust it on first use with \"host_key\": \"tofu\""
-                )
-            } else {
-                format!("target '{name}' in {origin} is invalid; see the targets.json format in README.md (section State)")
-            }
-        })?;
+        format!(
+            "target '{name}' in {origin} is invalid; see the targets.json format in README.md \
+             (section State)"
+        )
+    })?;
+    if target.host_key.is_none() {
+        tracing::warn!("{}", target.trust(name, origin).unwrap_err());
+    }
     if target.key_file.is_some() && target.key.is_some() {
         anyhow::bail!("target '{name}' in {origin} gives both key_file and key; keep one of them");
     }
@@ -177,9 +192,9 @@ mod tests {
         )
         .unwrap();
         let prod = t.get("prod").unwrap();
-        assert_eq!(prod.host_key, HostKeyTrust::Pin("SHA256:abc".into()));
+        assert_eq!(prod.host_key, Some(HostKeyTrust::Pin("SHA256:abc".into())));
         assert_eq!(prod.endpoint(), "10.0.0.5:22");
-        assert_eq!(t.get("lab").unwrap().host_key, HostKeyTrust::Tofu);
+        assert_eq!(t.get("lab").unwrap().host_key, Some(HostKeyTrust::Tofu));
         assert_eq!(t.get("lab").unwrap().port, 22);
         assert!(!prod.protected() && !t.get("lab").unwrap().protected());
         let p = Targets::parse(
@@ -195,13 +210,28 @@ mod tests {
     }
 
     #[test]
-    fn refuses_a_target_without_host_key_or_with_a_literal_secret() {
-        let err = Targets::parse(
-            r#"{"x": {"host": "h", "user": "u", "key_file": "/k"}}"#,
+    fn reads_the_replaced_tools_shape_and_demands_the_host_key_at_use() {
+        let t = Targets::parse(
+            r#"{"old": {"host": "h", "username": "u", "key_file": "/k"},
+                "new": {"host": "h", "user": "u", "key_file": "/k", "host_key": "tofu"}}"#,
             "t.json",
         )
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("tofu"), "{err:#}");
+        .expect("one target without host_key does not refuse the file");
+        let old = t.get("old").unwrap();
+        assert_eq!(old.user, "u");
+        let why = old.trust("old", "t.json").unwrap_err();
+        assert!(
+            why.contains("\"host_key\": \"tofu\"") && why.contains("t.json"),
+            "{why}"
+        );
+        assert_eq!(
+            t.get("new").unwrap().trust("new", "t.json"),
+            Ok(HostKeyTrust::Tofu)
+        );
+    }
+
+    #[test]
+    fn refuses_a_literal_secret_or_a_bad_host_key() {
         let err = Targets::parse(
             r#"{"x": {"host": "h", "user": "u", "password": "hunter2", "host_key": "tofu"}}"#,
             "t.json",

@@ -121,3 +121,112 @@ async fn old_names_reach_the_same_tools_and_the_audit_keeps_what_was_sent() {
         .all(|r| r.get("sent").is_none());
     assert!(plain, "infra's own names record no `sent`");
 }
+
+/// A user of the replaced tool keeps their environment: its state directory variable, runbooks
+/// and intent-map files, repository variable, and a `targets.json` in its shape — whose
+/// targets without a host key are read (the server serves; their passwords are still scrubbed)
+/// and refused at use with what to add.
+#[tokio::test]
+async fn the_replaced_tools_environment_and_targets_file_are_read() {
+    let home = Home::new();
+    let files = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("infra/live")).unwrap();
+    std::fs::write(work.path().join("infra/live/main.tf"), "terraform {}\n").unwrap();
+    home.policy(&format!(
+        "[roots]\nwork = {{ path = \"{}\", read_only = true }}\n\n[plugin.repo.fs]\nroots = [\"work\"]\n\n[plugin.ssh.ssh]\ntargets = [\"old\"]\n",
+        work.path().display()
+    ));
+    let password = infra_tests::canary("old-target-password");
+    std::fs::write(
+        home.path().join("targets.json"),
+        json!({"old": {"host": "127.0.0.1", "port": 1, "username": "deploy",
+                        "password": "env:OLD_TARGET_PASSWORD"}})
+        .to_string(),
+    )
+    .unwrap();
+    let runbooks = files.path().join("my-runbooks.json");
+    let capabilities = files.path().join("my-capabilities.json");
+    std::fs::write(
+        &capabilities,
+        json!({"version": 1, "capabilities": {"lab.check": {
+            "description": "the lab's health", "runbook": "http.check",
+            "when": {"tags_any": ["terraform"]}, "effects": {"kind": "read", "requires_apply": false}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let (state_dir, pw) = (home.path().to_path_buf(), password.clone());
+    let (rb, caps, repo) = (
+        runbooks.clone(),
+        capabilities.clone(),
+        work.path().join("infra/live"),
+    );
+    let mcp = home
+        .mcp_with(move |c| {
+            c.env_remove("INFRA_HOME")
+                .env("MCP_PROFILES_DIR", state_dir)
+                .env("MCP_RUNBOOKS_PATH", rb)
+                .env("MCP_CAPABILITIES_PATH", caps)
+                .env("MCP_CONTEXT_REPO_ROOT", repo)
+                .env("OLD_TARGET_PASSWORD", pw);
+        })
+        .await;
+
+    // MCP_PROFILES_DIR is the state directory: a persistent value lands there.
+    let (err, out) = mcp
+        .call(
+            "mcp_state",
+            json!({"action": "set", "key": "k", "value": 1, "scope": "persistent"}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    assert!(home.path().join("state.json").exists());
+
+    // The old-shape target is read and refused at use, saying what to add; nothing connected.
+    let (err, out) = mcp
+        .call(
+            "mcp_ssh_manager",
+            json!({"action": "exec", "target": "old", "command": "true"}),
+        )
+        .await;
+    assert!(err, "{out}");
+    let m = text(&out, "/error/message");
+    assert!(
+        m.contains("has no host_key") && m.contains("\"tofu\"") && m.contains("targets.json"),
+        "{m}"
+    );
+
+    // MCP_RUNBOOKS_PATH receives the user's runbooks.
+    let (err, out) = mcp
+        .call(
+            "mcp_runbook",
+            json!({"action": "runbook_upsert", "name": "mine", "runbook": {"description": "d",
+                "steps": [{"id": "a", "tool": "mcp_state", "args": {"action": "get", "key": "k"}}]}}),
+        )
+        .await;
+    assert!(!err, "{out}");
+    assert!(
+        std::fs::read_to_string(&runbooks)
+            .unwrap()
+            .contains("\"mine\"")
+    );
+
+    // MCP_CAPABILITIES_PATH adds an intent; MCP_CONTEXT_REPO_ROOT picks the repository.
+    let (err, out) = mcp.call("mcp_intent", json!({"action": "dry_run"})).await;
+    assert!(!err, "{out}");
+    let proposed: Vec<&str> = out["proposed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| text(p, "/type"))
+        .collect();
+    assert!(
+        proposed.contains(&"terraform.plan") && proposed.contains(&"lab.check"),
+        "{out}"
+    );
+
+    let stderr = mcp.close().await;
+    assert!(stderr.contains("has no host_key"), "a warning at start");
+    assert!(!stderr.contains(&password));
+    assert!(!infra_tests::contains(&home.all_bytes(), &password));
+}

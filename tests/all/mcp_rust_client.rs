@@ -583,7 +583,10 @@ async fn a_secret_echoed_into_an_artifact_never_surfaces_through_resources() {
     let p = CallToolRequestParams::new("http").with_arguments(args.as_object().unwrap().clone());
     let out = client.call_tool(p).await.unwrap();
     let out = out.structured_content.unwrap();
-    let uri = out["artifact"]["uri"].as_str().expect("an artifact").to_owned();
+    let uri = out["artifact"]["uri"]
+        .as_str()
+        .expect("an artifact")
+        .to_owned();
     let listed = client.client.list_all_resources().await.unwrap();
     let mut seen = format!("{out}{listed:?}");
     let mut next = Some(uri);
@@ -603,8 +606,14 @@ async fn a_secret_echoed_into_an_artifact_never_surfaces_through_resources() {
             .and_then(Value::as_str)
             .map(str::to_owned);
     }
-    assert!(seen.contains("x[REDACTED]\n"), "the echo is there, scrubbed");
-    assert!(!seen.contains(&token), "the token surfaced through resources");
+    assert!(
+        seen.contains("x[REDACTED]\n"),
+        "the echo is there, scrubbed"
+    );
+    assert!(
+        !seen.contains(&token),
+        "the token surfaced through resources"
+    );
     let stderr = client.close().await;
     assert!(!stderr.contains(&token));
     assert!(!infra_tests::contains(&home.all_bytes(), &token));

@@ -73,17 +73,14 @@ pub async fn connect_with(
                 config,
                 progress: progress.clone(),
             };
-            home.mcp_connect(
-                tweak,
-                |transport| {
-                    client.serve_with_lifecycle(
-                        transport,
-                        ClientLifecycleMode::Discover {
-                            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-                        },
-                    )
-                },
-            )
+            home.mcp_connect(tweak, |transport| {
+                client.serve_with_lifecycle(
+                    transport,
+                    ClientLifecycleMode::Discover {
+                        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                    },
+                )
+            })
             .await
         }
     };

@@ -18,7 +18,8 @@ use crate::policy::Decision;
 use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
 
 pub const DESCRIPTION: &str = "Intents: what you want done, turned into the runbook that fits the \
-repository under a granted root (`root`, default `workspace`; `path`). Its context is detected \
+repository under a granted root (`root`, default `workspace`; `path`; without both, the \
+directory MCP_CONTEXT_REPO_ROOT names, when it lies in a root). Its context is detected \
 from the files: node, python, go, rust, k8s, kustomize, helm, argocd, flux, terraform, ansible, \
 ci, git. `explain` (the context with evidence, and which intents fit and why), `compile` (an \
 intent `type` — or every fitting one — as a plan: its runbook, inputs taken from the context, \
@@ -82,6 +83,37 @@ pub enum Args {
     },
 }
 
+/// The replaced tool's variable naming the repository whose context intents read.
+const CONTEXT_REPO_ROOT: &str = "MCP_CONTEXT_REPO_ROOT";
+
+/// The root (the deepest one containing it) and relative path of the directory
+/// `MCP_CONTEXT_REPO_ROOT` names: it only chooses the default, it grants nothing.
+fn repo_in_a_root(shared: &Shared, repo: &std::path::Path) -> Result<(String, String), Failure> {
+    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let repo = canon(repo);
+    let best = shared
+        .policy
+        .roots()
+        .filter_map(|(name, r)| {
+            let rel = repo.strip_prefix(canon(&r.dir(&shared.start_dir))).ok()?;
+            Some((name.to_string(), rel.to_path_buf()))
+        })
+        .min_by_key(|(_, rel)| rel.components().count());
+    match best {
+        Some((root, rel)) if rel.as_os_str().is_empty() => Ok((root, ".".into())),
+        Some((root, rel)) => Ok((root, rel.to_string_lossy().into_owned())),
+        None => Err(Failure::invalid(
+            "root",
+            format!(
+                "{CONTEXT_REPO_ROOT}={} is under no root of the policy; add a root containing it \
+                 under [roots] in {}, or give `root` and `path`",
+                repo.display(),
+                shared.policy.origin()
+            ),
+        )),
+    }
+}
+
 fn failed(e: impl std::fmt::Display) -> Failure {
     Failure::new(ErrorKind::Failed, format!("{e:#}"))
 }
@@ -109,7 +141,8 @@ fn detect(shared: &Shared, root: &str, path: &str) -> Result<Context, Failure> {
             ..Failure::new(
                 ErrorKind::Denied,
                 format!(
-                    "root '{root}' is granted to no plugin; intent reads only roots a plugin may                      work in: grant it under [plugin.<name>.fs] or [plugin.<name>.exec] roots in {}",
+                    "root '{root}' is granted to no plugin; intent reads only roots a plugin may \
+                     work in: grant it under [plugin.<name>.fs] or [plugin.<name>.exec] roots in {}",
                     policy.origin()
                 ),
             )
@@ -193,15 +226,18 @@ pub async fn call<D: Dispatch>(
     ask: Option<std::sync::Arc<dyn Ask>>,
 ) -> Result<Value, Failure> {
     let all = shared.intents.all().map_err(failed)?;
-    let at = |root: &Option<String>, path: &Option<String>| {
-        (
+    let at = |root: &Option<String>, path: &Option<String>| -> Result<(String, String), Failure> {
+        if let (None, None, Some(repo)) = (root, path, std::env::var_os(CONTEXT_REPO_ROOT)) {
+            return repo_in_a_root(shared, std::path::Path::new(&repo));
+        }
+        Ok((
             root.clone().unwrap_or_else(|| "workspace".into()),
             path.clone().unwrap_or_else(|| ".".into()),
-        )
+        ))
     };
     match super::parse(args)? {
         Args::Explain { kind, root, path } => {
-            let (root, path) = at(&root, &path);
+            let (root, path) = at(&root, &path)?;
             let ctx = detect(shared, &root, &path)?;
             let list: Vec<Value> = all
                 .iter()
@@ -222,7 +258,7 @@ pub async fn call<D: Dispatch>(
             path,
             inputs,
         } => {
-            let (root, path) = at(&root, &path);
+            let (root, path) = at(&root, &path)?;
             let ctx = detect(shared, &root, &path)?;
             let given = inputs.unwrap_or_default();
             let plans: Vec<Value> = match &kind {
@@ -249,7 +285,7 @@ pub async fn call<D: Dispatch>(
             path,
             inputs,
         } => {
-            let (root, path) = at(&root, &path);
+            let (root, path) = at(&root, &path)?;
             let ctx = detect(shared, &root, &path)?;
             let given = inputs.unwrap_or_default();
             let mut proposed: Vec<(bool, Value)> = all
@@ -276,7 +312,7 @@ pub async fn call<D: Dispatch>(
             path,
             inputs,
         } => {
-            let (root, path) = at(&root, &path);
+            let (root, path) = at(&root, &path)?;
             let (_, cap, p) = planned(shared, &all, &kind, &root, &path, inputs)?;
             let report = run_plan(
                 d, shared, tools, cap, &p, false, trace_id, deadline, progress, ask,
@@ -292,7 +328,7 @@ pub async fn call<D: Dispatch>(
             inputs,
             apply,
         } => {
-            let (root, path) = at(&root, &path);
+            let (root, path) = at(&root, &path)?;
             let (ctx, cap, p) = planned(shared, &all, &kind, &root, &path, inputs)?;
             let (fit, why) = fits(cap, &ctx);
             if !fit {

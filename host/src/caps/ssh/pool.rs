@@ -118,6 +118,9 @@ impl Pool {
         target: &Target,
         redactor: &Redactor,
     ) -> Result<Handle<Client>, CapError> {
+        let trust = target
+            .trust(name, self.targets.origin())
+            .map_err(CapError::Denied)?;
         let key = load_key(name, target, redactor)?;
         let password = match &target.password {
             Some(r) => {
@@ -137,7 +140,7 @@ impl Pool {
         });
         let seen = Arc::new(Mutex::new(None));
         let handler = Client {
-            trust: target.host_key.clone(),
+            trust: trust.clone(),
             endpoint: target.endpoint(),
             known_hosts: self.known_hosts.clone(),
             seen: seen.clone(),
@@ -152,7 +155,7 @@ impl Pool {
                         Some(Seen::Mismatch { expected, actual }) => CapError::Failed(format!(
                             "the host key of target '{name}' ({endpoint}) does not match: expected {expected}, the server presented {actual}; refusing to connect. If the server's key really changed, update host_key in {}{}",
                             self.targets.origin(),
-                            if target.host_key == HostKeyTrust::Tofu {
+                            if trust == HostKeyTrust::Tofu {
                                 format!(" or remove '{endpoint}' from {}", self.known_hosts.display())
                             } else {
                                 String::new()
