@@ -605,3 +605,56 @@ async fn no_canary_surfaces_through_a_runbooks_outputs_templates_or_state() {
         "the state directory (audit, state, artifacts)"
     );
 }
+
+#[tokio::test]
+async fn an_agent_cannot_grow_runbooks_without_end() {
+    let (home, _work) = home();
+    let step = |i: usize| json!({"id": format!("s{i}"), "tool": "help", "args": {}});
+    // 500 runbooks stored already (by the agent, earlier): the file holds no more.
+    let full: serde_json::Map<String, Value> = (0..500)
+        .map(|i| {
+            (
+                format!("rb{i}"),
+                json!({"description": "d", "steps": [step(0)]}),
+            )
+        })
+        .collect();
+    std::fs::write(
+        home.path().join("runbooks.json"),
+        Value::Object(full).to_string(),
+    )
+    .unwrap();
+    let mcp = home.mcp().await;
+    let one = json!({"description": "d", "steps": [step(0)]});
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "one.more", "runbook": one}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["field"], "name", "{out}");
+    assert!(text(&out, "/error/message").contains("delete"), "{out}");
+    // Replacing one of them is still allowed.
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "rb7", "runbook": one}),
+    )
+    .await;
+    assert!(!err, "{out}");
+
+    let many = json!({"description": "d", "steps": (0..101).map(step).collect::<Vec<_>>()});
+    let (err, out) = rb(&mcp, json!({"action": "compile", "runbook": many})).await;
+    assert!(!err, "{out}");
+    assert_eq!(out["compiles"], false, "{out}");
+    assert_eq!(out["problems"][0]["field"], "steps", "{out}");
+    let big = json!({"description": "x".repeat(200_000), "steps": [step(0)]});
+    let (err, out) = rb(
+        &mcp,
+        json!({"action": "upsert", "name": "rb1", "runbook": big}),
+    )
+    .await;
+    assert!(err, "{out}");
+    assert_eq!(out["error"]["field"], "runbook", "{out}");
+    let stored = std::fs::read_to_string(home.path().join("runbooks.json")).unwrap();
+    assert!(stored.len() < 200_000, "nothing large was stored");
+}

@@ -182,10 +182,39 @@ pub fn tool(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
         }
         Args::Upsert { name, runbook } => {
             store::check_name(&name).map_err(|m| Failure::invalid("name", m))?;
+            let size = runbook.to_string().len();
+            if size > store::MAX_RUNBOOK_BYTES {
+                return Err(Failure::invalid(
+                    "runbook",
+                    format!(
+                        "{size} bytes as JSON, more than {}: split it into runbooks that a step \
+                         runs, or keep large data in an artifact",
+                        store::MAX_RUNBOOK_BYTES
+                    ),
+                ));
+            }
             let rb = parse_runbook(runbook)?;
             let problems = compile(&rb, host.tools);
             if !problems.is_empty() {
                 return Err(refused(problems));
+            }
+            let all = store.all().map_err(io)?;
+            let mine = all
+                .values()
+                .filter(|(_, src)| *src != store::Source::Builtin)
+                .count();
+            if mine >= store::MAX_USER_RUNBOOKS
+                && !all
+                    .get(&name)
+                    .is_some_and(|(_, s)| *s != store::Source::Builtin)
+            {
+                return Err(Failure::invalid(
+                    "name",
+                    format!(
+                        "the runbooks file holds {mine} runbooks, the most it keeps; delete some \
+                         (`list`, then `delete`) or replace one by upserting its name"
+                    ),
+                ));
             }
             let replaced = store.upsert(&name, &rb).map_err(io)?;
             Ok(json!({"name": name, "replaced": replaced, "file": store.file()}))

@@ -158,6 +158,9 @@ fn probe(spec: &ToolSpec, args: &Map<String, Value>) -> (Value, BTreeSet<String>
     (Value::Object(out), templated)
 }
 
+/// Most steps one runbook has: an agent writing runbooks cannot make one without end.
+pub const MAX_STEPS: usize = 100;
+
 /// Every problem of `rb` against the listed `tools`.
 pub fn compile(rb: &Runbook, tools: &[ToolSpec]) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -170,6 +173,16 @@ pub fn compile(rb: &Runbook, tools: &[ToolSpec]) -> Vec<Problem> {
     }
     if rb.steps.is_empty() {
         out.push(problem(None, "steps", "no steps: add at least one"));
+    }
+    if rb.steps.len() > MAX_STEPS {
+        out.push(problem(
+            None,
+            "steps",
+            format!(
+                "{} steps, more than {MAX_STEPS}: split it into runbooks that a step runs",
+                rb.steps.len()
+            ),
+        ));
     }
     let inputs: BTreeSet<String> = rb.inputs.all().into_keys().collect();
     for (n, i) in rb.inputs.all() {

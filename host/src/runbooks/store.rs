@@ -12,6 +12,11 @@ use serde_json::Value;
 use super::model::Runbook;
 use crate::locked_file::Locked;
 
+/// Most runbooks the user's file holds: an agent storing runbooks cannot grow it without end.
+pub const MAX_USER_RUNBOOKS: usize = 500;
+/// Largest runbook, as JSON.
+pub const MAX_RUNBOOK_BYTES: usize = 128 * 1024;
+
 /// The built-in runbooks, by name.
 const BUILTIN: &[(&str, &str)] = &[
     (
