@@ -303,3 +303,98 @@ fn the_compile_cache_only_loads_entries_this_installation_wrote() {
     );
     assert_eq!(warm["compile_cache"]["hits"], 0, "{warm:#}");
 }
+
+/// infra started inside a hostile repository: `intent` detects its context without leaving it,
+/// blocking on it, or reading without bound. A FIFO named like YAML, symlinks out of it (to a
+/// Terraform directory and to an Argo CD manifest), a tree deeper and wider than the walk's
+/// bounds, and arguments that try to climb out.
+#[tokio::test]
+async fn intent_detection_in_a_hostile_repository_stays_inside_and_bounded() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("main.tf"), "terraform {}\n").unwrap();
+    std::fs::write(
+        outside.path().join("app.yaml"),
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\n",
+    )
+    .unwrap();
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = infra_tests::git::init(&repo_dir.path().join("repo"));
+    // At the top: the walk reads a directory's own entries before its subdirectories, so the
+    // entry bound the wide directory reaches cannot hide it.
+    infra_tests::git::write(&repo, "kustomization.yaml", "resources: []\n");
+    let fifo = repo.join("evil.yaml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::os::unix::fs::symlink(outside.path(), repo.join("escape")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("app.yaml"), repo.join("link.yaml")).unwrap();
+    let mut deep = repo.join("deep");
+    for i in 0..40 {
+        deep = deep.join(format!("d{i}"));
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("Chart.yaml"), "name: hidden\n").unwrap();
+    let wide = repo.join("wide");
+    std::fs::create_dir(&wide).unwrap();
+    for i in 0..6000 {
+        std::fs::write(wide.join(format!("f{i}.txt")), "").unwrap();
+    }
+
+    let home = Home::new();
+    let cwd = repo.clone();
+    let mcp = home
+        .mcp_with(move |c| {
+            c.current_dir(cwd);
+        })
+        .await;
+    let started = std::time::Instant::now();
+    let (err, out) = mcp
+        .call("intent", json!({"action": "explain", "timeout_ms": 20000}))
+        .await;
+    assert!(!err, "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "the FIFO did not block detection"
+    );
+    let ctx = &out["context"];
+    let tags: Vec<&str> = ctx["tags"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{out}"))
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"kustomize") && tags.contains(&"git"),
+        "{out}"
+    );
+    for leaked in ["terraform", "argocd", "helm"] {
+        assert!(
+            !tags.contains(&leaked),
+            "{leaked} came from outside or past the bounds: {out}"
+        );
+    }
+    assert_eq!(
+        ctx["partial"], true,
+        "the bounds were reached and said: {out}"
+    );
+    assert!(
+        !out.to_string()
+            .contains(&outside.path().display().to_string())
+    );
+
+    for (path, field) in [("escape", "path"), ("../", "path"), ("/etc", "path")] {
+        let (err, out) = mcp
+            .call("intent", json!({"action": "explain", "path": path}))
+            .await;
+        assert!(err, "{path}: {out}");
+        assert_eq!(out["error"]["field"], field, "{path}: {out}");
+        assert!(!out.to_string().contains("main.tf"), "{path}: {out}");
+    }
+    // The server kept serving.
+    let (err, _) = mcp.call("help", json!({})).await;
+    assert!(!err);
+}

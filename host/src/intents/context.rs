@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use serde::Serialize;
 
 /// Directories deeper than this are not looked into.
@@ -154,7 +154,17 @@ fn walk(
         if (name.ends_with(".yaml") || name.ends_with(".yml")) && *yaml < MAX_YAML_FILES {
             *yaml += 1;
             let mut text = String::new();
-            if let Ok(f) = dir.open(&name) {
+            // Swapped for a FIFO or a symlink after it was listed, it is not read: opening
+            // cannot block and follows no link, and only a regular file is read.
+            let opened = dir.open_with(
+                &name,
+                OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW),
+            );
+            if let Ok(f) = opened
+                && f.metadata().is_ok_and(|m| m.is_file())
+            {
                 let _ = f.take(MAX_YAML).read_to_string(&mut text);
             }
             if text.contains("argoproj.io/") {
