@@ -23,11 +23,15 @@ use serde_json::{Value, json};
 const PW_VAR: &str = "INFRA_TEST_REPLAY_PG_PASSWORD";
 
 /// Answers that are neither ok, dropped nor a deliberate missing grant, and still right: (infra's
-/// tool, action as sent, error kind, why it is the expected answer).
+/// tool, action as sent, error kind, why it is the expected answer). Empty: every call succeeds
+/// or is dropped. A write sent without `apply: true` (the replaced pipeline tool had no such
+/// field) is answered `ok` with its plan and `applied: false` — the expected answer, counted as
+/// ok, not listed here.
 const ALLOWED: &[(&str, &str, &str, &str)] = &[];
 
 /// Calls answered `denied` because this test grants on purpose less than they need: (infra's
-/// tool, action as sent, a word the message must name — the grant to add).
+/// tool, action as sent, a word the message must name — the grant to add). Empty: the policy
+/// grants every call what it needs, so a denial is a failure.
 const NOT_GRANTED: &[(&str, &str, &str)] = &[];
 
 /// The backends and the state directory the replay runs against.
@@ -335,7 +339,7 @@ impl Replay<'_> {
 }
 
 /// A Postgres call by the replaced tool's field names (`profile_name`, `data`, `rows`,
-/// `filters`), on table `t` (`a` int, `b` text).
+/// `filters`, `file_path`), on table `t` (`a` int, `b` text).
 fn psql(action: &str) -> Value {
     let mut v = json!({"profile_name": "db"});
     let set = |v: &mut Value, extra: Value| {
@@ -367,7 +371,10 @@ fn psql(action: &str) -> Value {
             json!({"table": "t", "filters": {"a": 2}, "columns": ["a", "b"], "limit": 10}),
         ),
         "count" | "exists" => set(&mut v, json!({"table": "t", "filters": {"a": 2}})),
-        "export" => set(&mut v, json!({"table": "t", "format": "csv"})),
+        "export" => set(
+            &mut v,
+            json!({"table": "t", "format": "csv", "file_path": "/tmp/t.csv"}),
+        ),
         "catalog_columns" => set(&mut v, json!({"table": "t"})),
         "profile_upsert" => set(
             &mut v,
@@ -387,7 +394,9 @@ fn ssh(w: &World, action: &str) -> Value {
         "batch" => json!({"commands": [{"command": "true"}, {"command": "uname"}]}),
         "sftp_list" => json!({"path": w.at("")}),
         "sftp_exists" => json!({"path": w.at("remote.txt")}),
-        "sftp_download" => json!({"remote_path": w.at("remote.txt")}),
+        "sftp_download" => {
+            json!({"remote_path": w.at("remote.txt"), "local_path": w.at("downloaded.txt")})
+        }
         "sftp_upload" | "deploy_file" => json!({"local_path": w.at("read.txt"),
             "remote_path": w.at("uploaded.txt"), "overwrite": true}),
         "authorized_keys_add" => json!({"public_key": "ssh-ed25519 AAAA replay"}),
@@ -533,6 +542,17 @@ async fn every_tool_and_action_of_the_replaced_catalog_runs_against_live_backend
         "{} calls failed for a reason that is not theirs:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+
+    // The replaced repo tool named the repository by an absolute `repo_root` on every call; the
+    // replay's repo calls leave it out (infra's root `workspace` is that repository). With it, a
+    // call is refused as dropped, naming the field and the docs.
+    let sent = json!({"action": "repo_info", "repo_root": w.repo.path()});
+    let (err, out) = mcp.call("mcp_repo", sent).await;
+    let m = out["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        err && m.contains("`repo_root` is not provided by infra") && m.contains("docs/compat.md"),
+        "{out}"
     );
 
     // The answers were real work on the backends.
