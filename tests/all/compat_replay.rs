@@ -19,6 +19,9 @@ use infra_tests::sshd::Sshd;
 use infra_tests::{Home, Mcp, canary, text};
 use serde_json::{Value, json};
 
+/// The page that lists what infra dropped on purpose, and why.
+const COMPAT_MD: &str = include_str!("../../docs/compat.md");
+
 /// The env var the postgres profile's password reference names.
 const PW_VAR: &str = "INFRA_TEST_REPLAY_PG_PASSWORD";
 
@@ -449,8 +452,17 @@ fn classify(tool: &str, action: &str, err: bool, out: &Value) -> Result<Class, S
     }
     let kind = out["error"]["kind"].as_str().unwrap_or_default();
     let message = out["error"]["message"].as_str().unwrap_or_default();
-    if message.contains("is not provided by infra") && message.contains("docs/compat.md") {
-        return Ok(Class::Dropped);
+    if let Some((_, rest)) = message.split_once("is not provided by infra: ")
+        && let Some(why) = rest.strip_suffix(" (docs/compat.md lists what changed)")
+    {
+        // Dropped on purpose: the reason given is the one docs/compat.md lists.
+        return if COMPAT_MD.contains(why) {
+            Ok(Class::Dropped)
+        } else {
+            Err(format!(
+                "{tool} {action}: dropped for a reason docs/compat.md does not list: {why}"
+            ))
+        };
     }
     if kind == "denied"
         && let Some((_, _, grant)) = NOT_GRANTED
