@@ -104,9 +104,34 @@ pub const IGNORED_FIELDS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Fields of the tool infra replaces that infra does not take: (tool, field, why and what
-/// instead).
+/// Fields of the tool infra replaces that infra does not take: (tool or `*`, field, why and
+/// what instead).
 pub const DROPPED_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "project",
+        "projects are not kept: `target` names an entry of targets.json, `profile` one of profiles.json",
+    ),
+    (
+        "*",
+        "project_name",
+        "projects are not kept: `target` names an entry of targets.json, `profile` one of profiles.json",
+    ),
+    (
+        "*",
+        "project_target",
+        "projects are not kept: `target` names an entry of targets.json, `profile` one of profiles.json",
+    ),
+    (
+        "*",
+        "preset",
+        "presets are not kept: store arguments in a runbook (`runbook` `upsert`)",
+    ),
+    (
+        "*",
+        "preset_name",
+        "presets are not kept: store arguments in a runbook (`runbook` `upsert`)",
+    ),
     (
         "ssh",
         "local_path",
@@ -565,7 +590,7 @@ pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Valu
         }
         if let Some((_, field, why)) = DROPPED_FIELDS
             .iter()
-            .find(|(t, f, _)| *t == tool_name && map.contains_key(*f))
+            .find(|(t, f, _)| (*t == "*" || *t == tool_name) && map.contains_key(*f))
         {
             return Err(Dropped {
                 tool: tool_sent.to_string(),
@@ -701,6 +726,10 @@ mod tests {
             m.contains("the field `local_path` is not provided by infra") && m.contains("content"),
             "{m}"
         );
+        let sent = json!({"action": "check_host", "project": "p", "target": "prod"});
+        let e = resolve("mcp_ssh_manager", &mut sent.clone()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("project"));
+        assert!(e.to_string().contains("targets.json"), "{e}");
     }
 
     #[test]
