@@ -16,7 +16,7 @@ use infra_tests::fixture_server::FixtureServer;
 use infra_tests::git::{commit_all, git, head, init, init_bare, write};
 use infra_tests::pg::PgServer;
 use infra_tests::sshd::Sshd;
-use infra_tests::{Home, Mcp, canary, text};
+use infra_tests::{Home, Mcp, canary, contains, text};
 use serde_json::{Value, json};
 
 /// The page that lists what infra dropped on purpose, and why.
@@ -520,6 +520,7 @@ async fn every_tool_and_action_of_the_replaced_catalog_runs_against_live_backend
     let mut counts = [0usize; 4];
     let mut failures = Vec::new();
     let mut calls = 0;
+    let mut answers = String::new();
     for t in &catalog {
         let tool = text(t, "/name");
         let actions: Vec<String> = t["actions"]
@@ -533,6 +534,7 @@ async fn every_tool_and_action_of_the_replaced_catalog_runs_against_live_backend
             }
             let (err, out) = mcp.call(tool, args.clone()).await;
             calls += 1;
+            answers.push_str(&out.to_string());
             match classify(tool, &action, err, &out) {
                 Ok(c) => counts[c as usize] += 1,
                 Err(why) => failures.push(format!("{why}\n    sent {args}")),
@@ -565,6 +567,16 @@ async fn every_tool_and_action_of_the_replaced_catalog_runs_against_live_backend
     assert!(
         err && m.contains("`repo_root` is not provided by infra") && m.contains("docs/compat.md"),
         "{out}"
+    );
+
+    // The database password (a canary) reached no answer and nothing in the state directory.
+    assert!(
+        !answers.contains(&w.password),
+        "an answer shows the password"
+    );
+    assert!(
+        !contains(&w.home.all_bytes(), &w.password),
+        "the state directory holds the password"
     );
 
     // The answers were real work on the backends.
