@@ -1,6 +1,7 @@
 //! The names of the tool infra replaces, in one table: its tool names (`mcp_ssh_manager`,
 //! `api`, …), action names (`job_status`, `sftp_exists`, `runbook_run`, …) and field names
-//! (`cmd`, `timeout_s`, `profile_name`, `stdin_ref`) become infra's before validation, and what it
+//! (`cmd`, `timeout_s`, `profile_name`, `stdin_ref`) and shapes (`base_url` + `path`, a
+//! pipeline's `http`/`sftp`/`postgres` ends) become infra's before validation, and what it
 //! deliberately dropped is refused with the reason and what to use instead. The router records
 //! what was sent next to what it meant (`sent` in the audit begin record); `help` shows the table.
 //! Every entry is listed in docs/compat.md.
@@ -51,6 +52,7 @@ pub const ACTIONS: &[(&str, &str, &str, &str)] = &[
     ("audit", "audit_list", "audit", "list"),
     ("audit", "audit_tail", "audit", "tail"),
     ("audit", "audit_stats", "audit", "stats"),
+    ("psql", "insert_bulk", "psql", "insert"),
     ("psql", "catalog_tables", "psql", "tables"),
     ("psql", "catalog_columns", "psql", "columns"),
     ("repo", "repo_info", "repo", "snapshot"),
@@ -64,6 +66,8 @@ pub const ACTIONS: &[(&str, &str, &str, &str)] = &[
 /// Field names of the tool infra replaces → infra's: (tool or `*`, sent, meant). A rename
 /// happens only when infra's name is absent.
 pub const FIELDS: &[(&str, &str, &str)] = &[
+    // Before `*`: the replaced tool named an SSH machine by its profile.
+    ("ssh", "profile_name", "target"),
     ("*", "cmd", "command"),
     ("*", "profile_name", "profile"),
     ("*", "stdin_ref", "stdin_artifact"),
@@ -74,11 +78,70 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("psql", "filters", "where"),
     ("psql", "data", "set"),
     ("psql", "rows", "values"),
+    ("artifacts", "max_bytes", "length"),
 ];
 
-/// Fields of the tool infra replaces that infra does not take: (tool, field, why and what
-/// instead).
+/// Field names that depend on the action: (infra's tool, infra's action, sent, meant, whether a
+/// single value becomes a one-item list). Applied before [`FIELDS`].
+pub const ACTION_FIELDS: &[(&str, &str, &str, &str, bool)] = &[
+    ("psql", "insert", "data", "values", false),
+    ("repo", "push", "branch", "refspecs", true),
+    ("http", "check", "expect_code", "expect_status", true),
+];
+
+/// Fields of the tool infra replaces that change nothing in infra, removed (and kept in the
+/// audit record's `sent`): (tool, field, why).
+pub const IGNORED_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "jobs",
+        "poll_interval_ms",
+        "infra is told when the job ends; there is no polling to tune",
+    ),
+    (
+        "jobs",
+        "lines",
+        "infra returns the last `tail_bytes` of each stream (default 16 KiB)",
+    ),
+];
+
+/// Fields of the tool infra replaces that infra does not take: (tool or `*`, field, why and
+/// what instead).
 pub const DROPPED_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "*",
+        "project",
+        "projects are not kept: `target` names an entry of targets.json, `profile` one of profiles.json",
+    ),
+    (
+        "*",
+        "project_name",
+        "projects are not kept: `target` names an entry of targets.json, `profile` one of profiles.json",
+    ),
+    (
+        "*",
+        "project_target",
+        "projects are not kept: `target` names an entry of targets.json, `profile` one of profiles.json",
+    ),
+    (
+        "*",
+        "preset",
+        "presets are not kept: store arguments in a runbook (`runbook` `upsert`)",
+    ),
+    (
+        "*",
+        "preset_name",
+        "presets are not kept: store arguments in a runbook (`runbook` `upsert`)",
+    ),
+    (
+        "ssh",
+        "local_path",
+        "infra's plugins touch no file of the machine infra runs on: upload `content`, `content_base64` or `content_artifact` (an artifact://, e.g. from `local` `fs_read`); downloads land in an artifact://",
+    ),
+    (
+        "psql",
+        "file_path",
+        "an export lands in an artifact:// (read it with `artifacts`, or move it with a `pipeline` postgres_to_sftp or postgres_to_http flow)",
+    ),
     (
         "repo",
         "repo_root",
@@ -87,17 +150,17 @@ pub const DROPPED_FIELDS: &[(&str, &str, &str)] = &[
     (
         "pipeline",
         "http",
-        "give the ends as `source` and `destination` objects (`help` with {\"tool\": \"pipeline\"} shows them)",
+        "a flow named `<source>_to_<destination>` takes its ends as those objects; else give `source` and `destination` (`help` with {\"tool\": \"pipeline\"} shows them)",
     ),
     (
         "pipeline",
         "sftp",
-        "give the ends as `source` and `destination` objects (`help` with {\"tool\": \"pipeline\"} shows them)",
+        "a flow named `<source>_to_<destination>` takes its ends as those objects; else give `source` and `destination` (`help` with {\"tool\": \"pipeline\"} shows them)",
     ),
     (
         "pipeline",
         "postgres",
-        "give the ends as `source` and `destination` objects (`help` with {\"tool\": \"pipeline\"} shows them)",
+        "a flow named `<source>_to_<destination>` takes its ends as those objects; else give `source` and `destination` (`help` with {\"tool\": \"pipeline\"} shows them)",
     ),
 ];
 
@@ -270,13 +333,23 @@ pub struct Dropped {
 
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.action {
-            Some(a) => write!(
+        match (&self.field, &self.action) {
+            (Some(field), Some(a)) => write!(
+                f,
+                "`{}` `{a}`: the field `{field}` is not provided by infra: {}",
+                self.tool, self.why
+            )?,
+            (Some(field), None) => write!(
+                f,
+                "`{}`: the field `{field}` is not provided by infra: {}",
+                self.tool, self.why
+            )?,
+            (None, Some(a)) => write!(
                 f,
                 "`{}` `{a}` is not provided by infra: {}",
                 self.tool, self.why
             )?,
-            None => write!(
+            (None, None) => write!(
                 f,
                 "tool `{}` is not provided by infra: {}",
                 self.tool, self.why
@@ -310,6 +383,127 @@ fn dropped(tool_sent: &str, tool: &str, action: Option<&str>) -> Option<Dropped>
             field: None,
             why,
         })
+}
+
+/// Renames the fields of [`FIELDS`] that apply to `tool` in `map`, noting each in `renamed`.
+fn rename_fields(tool: &str, map: &mut Map<String, Value>, renamed: &mut Map<String, Value>) {
+    for (t, old, new) in FIELDS {
+        if (*t == "*" || *t == tool)
+            && !map.contains_key(*new)
+            && let Some(v) = map.remove(*old)
+        {
+            map.insert(new.to_string(), v);
+            renamed.insert(old.to_string(), json!({"meant": new}));
+        }
+    }
+}
+
+/// The replaced http tool's shapes: `base_url` + `path` (or `path` alone, relative to the
+/// profile's base URL) is infra's `url`; a `body` that is JSON but not a string is `json`.
+fn http_shape(map: &mut Map<String, Value>, renamed: &mut Map<String, Value>) {
+    if !map.contains_key("url") {
+        let base = map
+            .get("base_url")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let path = map.get("path").and_then(Value::as_str).map(str::to_string);
+        let url = match (base, path) {
+            (Some(b), Some(p)) => Some(format!(
+                "{}/{}",
+                b.trim_end_matches('/'),
+                p.trim_start_matches('/')
+            )),
+            (Some(b), None) => Some(b),
+            (None, p) => p,
+        };
+        if let Some(url) = url {
+            for k in ["base_url", "path"] {
+                if map.remove(k).is_some() {
+                    renamed.insert(k.into(), json!({"meant": "url"}));
+                }
+            }
+            map.insert("url".into(), json!(url));
+        }
+    }
+    if !map.contains_key("json")
+        && matches!(map.get("body"), Some(b) if !b.is_string() && !b.is_null())
+        && let Some(body) = map.remove("body")
+    {
+        map.insert("json".into(), body);
+        renamed.insert("body".into(), json!({"meant": "json"}));
+    }
+}
+
+/// The replaced ssh tool's batch: each command an object (`{"command": …}`), `stop_on_error`.
+/// A command object that carries more than its command line (its own `cwd`, `env`) is left for
+/// validation to refuse: infra's batch shares those between the commands.
+fn ssh_batch(map: &mut Map<String, Value>, renamed: &mut Map<String, Value>) {
+    if let Some(Value::Array(commands)) = map.get_mut("commands") {
+        let mut changed = false;
+        for c in commands.iter_mut() {
+            if let Value::Object(o) = c
+                && o.len() == 1
+                && let Some(line @ Value::String(_)) = o.get("command").or_else(|| o.get("cmd"))
+            {
+                *c = line.clone();
+                changed = true;
+            }
+        }
+        if changed {
+            renamed.insert("commands".into(), json!({"meant": "command lines"}));
+        }
+    }
+    if !map.contains_key("continue_on_error")
+        && let Some(Value::Bool(stop)) = map.get("stop_on_error").cloned()
+    {
+        map.remove("stop_on_error");
+        map.insert("continue_on_error".into(), json!(!stop));
+        renamed.insert(
+            "stop_on_error".into(),
+            json!({"meant": "continue_on_error (negated)"}),
+        );
+    }
+}
+
+/// The replaced pipeline tool's ends: an object named by its kind (`http`, `sftp`,
+/// `postgres`), the source the first kind of the flow's name; its fields by that kind's tool
+/// names, and the top-level `format` and `csv_header` of a postgres end moved into it.
+fn pipeline_ends(map: &mut Map<String, Value>, renamed: &mut Map<String, Value>) {
+    let Some(flow) = map.get("flow").and_then(Value::as_str).map(str::to_string) else {
+        return;
+    };
+    let Some((from, to)) = flow.split_once("_to_") else {
+        return;
+    };
+    for (kind, side) in [(from, "source"), (to, "destination")] {
+        if map.contains_key(side) || !matches!(map.get(kind), Some(Value::Object(_))) {
+            continue;
+        }
+        let Some(Value::Object(mut end)) = map.remove(kind) else {
+            continue;
+        };
+        let mut inner = Map::new();
+        match kind {
+            "sftp" => rename_fields("ssh", &mut end, &mut inner),
+            "postgres" => {
+                rename_fields("psql", &mut end, &mut inner);
+                for (top, field) in [("format", "format"), ("csv_header", "header")] {
+                    if !end.contains_key(field)
+                        && let Some(v) = map.remove(top)
+                    {
+                        end.insert(field.into(), v);
+                        inner.insert(top.into(), json!({"meant": format!("{side}.{field}")}));
+                    }
+                }
+            }
+            _ => {
+                rename_fields("http", &mut end, &mut inner);
+                http_shape(&mut end, &mut inner);
+            }
+        }
+        map.insert(side.into(), Value::Object(end));
+        renamed.insert(kind.into(), json!({"meant": side, "names": inner}));
+    }
 }
 
 /// Infra's name of a tool name (unchanged when it is not an alias).
@@ -360,18 +554,43 @@ pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Valu
             }
             renamed.insert("intent".into(), json!({"meant": "type, inputs"}));
         }
-        for (t, old, new) in FIELDS {
-            if (*t == "*" || *t == tool_name)
+        let infra_action = map
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        for (t, a, old, new, list) in ACTION_FIELDS {
+            if *t == tool_name
+                && *a == infra_action
                 && !map.contains_key(*new)
                 && let Some(v) = map.remove(*old)
             {
+                let v = match v {
+                    Value::Array(_) => v,
+                    v if *list => json!([v]),
+                    v => v,
+                };
                 map.insert(new.to_string(), v);
                 renamed.insert(old.to_string(), json!({"meant": new}));
             }
         }
+        match tool_name.as_str() {
+            "http" => http_shape(map, &mut renamed),
+            "pipeline" => pipeline_ends(map, &mut renamed),
+            "ssh" if infra_action == "batch" => ssh_batch(map, &mut renamed),
+            _ => {}
+        }
+        rename_fields(&tool_name, map, &mut renamed);
+        for (t, field, why) in IGNORED_FIELDS {
+            if *t == tool_name
+                && let Some(v) = map.remove(*field)
+            {
+                renamed.insert(field.to_string(), json!({"sent": v, "ignored": why}));
+            }
+        }
         if let Some((_, field, why)) = DROPPED_FIELDS
             .iter()
-            .find(|(t, f, _)| *t == tool_name && map.contains_key(*f))
+            .find(|(t, f, _)| (*t == "*" || *t == tool_name) && map.contains_key(*f))
         {
             return Err(Dropped {
                 tool: tool_sent.to_string(),
@@ -404,6 +623,8 @@ pub fn table() -> Value {
         "tools": TOOLS.iter().map(|(o, n)| json!({"sent": o, "meant": n})).collect::<Vec<_>>(),
         "actions": ACTIONS.iter().map(|(t, o, nt, n)| json!({"tool": t, "sent": o, "meant": format!("{nt} {n}")})).collect::<Vec<_>>(),
         "fields": FIELDS.iter().map(|(t, o, n)| json!({"tool": t, "sent": o, "meant": n})).chain([json!({"tool": "*", "sent": "timeout_s", "meant": "timeout_ms (×1000)"})]).collect::<Vec<_>>(),
+        "action_fields": ACTION_FIELDS.iter().map(|(t, a, o, n, _)| json!({"tool": t, "action": a, "sent": o, "meant": n})).collect::<Vec<_>>(),
+        "ignored_fields": IGNORED_FIELDS.iter().map(|(t, f, why)| json!({"tool": t, "field": f, "why": why})).collect::<Vec<_>>(),
         "dropped_fields": DROPPED_FIELDS.iter().map(|(t, f, why)| json!({"tool": t, "field": f, "why": why})).collect::<Vec<_>>(),
         "dropped": DROPPED.iter().map(|(t, a, why)| json!({"tool": t, "action": a, "why": why})).collect::<Vec<_>>(),
     })
@@ -450,6 +671,68 @@ mod tests {
     }
 
     #[test]
+    fn shapes_of_the_replaced_tool_become_infra_s() {
+        let mut a = json!({"action": "smoke_http", "base_url": "http://h:1/", "path": "/health",
+            "expect_code": 200, "body": {"x": 1}});
+        assert_eq!(resolve("api", &mut a).unwrap().0, "http");
+        assert_eq!(
+            a,
+            json!({"action": "check", "url": "http://h:1/health", "expect_status": [200],
+                "json": {"x": 1}})
+        );
+        let mut a = json!({"action": "exec", "profile_name": "box", "command": "true"});
+        resolve("mcp_ssh_manager", &mut a).unwrap();
+        assert_eq!((&a["target"], a.get("profile")), (&json!("box"), None));
+        let mut a = json!({"action": "batch", "profile_name": "box", "stop_on_error": false,
+            "commands": [{"command": "true"}, "uname", {"command": "ls", "cwd": "/"}]});
+        resolve("ssh", &mut a).unwrap();
+        assert_eq!(
+            (&a["commands"], &a["continue_on_error"]),
+            (
+                &json!(["true", "uname", {"command": "ls", "cwd": "/"}]),
+                &json!(true)
+            ),
+            "a command with its own cwd is left for validation to refuse"
+        );
+        let mut a = json!({"action": "insert", "table": "t", "data": {"a": 1}});
+        resolve("sql", &mut a).unwrap();
+        assert_eq!(a["values"], json!({"a": 1}), "insert's data is its values");
+        let mut a = json!({"action": "insert_bulk", "table": "t", "rows": [{"a": 1}]});
+        resolve("sql", &mut a).unwrap();
+        assert_eq!(
+            (&a["action"], &a["values"]),
+            (&json!("insert"), &json!([{"a": 1}]))
+        );
+        let mut a = json!({"action": "git_push", "remote": "origin", "branch": "main"});
+        resolve("mcp_repo", &mut a).unwrap();
+        assert_eq!(a["refspecs"], json!(["main"]));
+        let mut a = json!({"action": "run", "flow": "http_to_sftp", "http": {"base_url": "http://h",
+            "path": "x"}, "sftp": {"profile_name": "box", "remote_path": "/tmp/x"}});
+        let (_, sent) = resolve("mcp_pipeline", &mut a).unwrap();
+        assert_eq!(a["source"], json!({"url": "http://h/x"}));
+        assert_eq!(a["destination"], json!({"target": "box", "path": "/tmp/x"}));
+        assert_eq!(sent.unwrap()["names"]["sftp"]["meant"], "destination");
+        let mut a = json!({"action": "job_wait", "job_id": "j-1", "poll_interval_ms": 100});
+        let (_, sent) = resolve("mcp_jobs", &mut a).unwrap();
+        assert_eq!(a, json!({"action": "wait", "id": "j-1"}));
+        assert!(sent.unwrap()["names"]["poll_interval_ms"]["ignored"].is_string());
+        let e = resolve(
+            "ssh",
+            &mut json!({"action": "sftp_upload", "local_path": "/etc/passwd"}),
+        )
+        .unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("the field `local_path` is not provided by infra") && m.contains("content"),
+            "{m}"
+        );
+        let sent = json!({"action": "check_host", "project": "p", "target": "prod"});
+        let e = resolve("mcp_ssh_manager", &mut sent.clone()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("project"));
+        assert!(e.to_string().contains("targets.json"), "{e}");
+    }
+
+    #[test]
     fn docs_compat_md_lists_every_entry() {
         let doc = include_str!("../../docs/compat.md");
         for (sent, _) in TOOLS {
@@ -458,8 +741,14 @@ mod tests {
         for (t, sent, _) in FIELDS {
             assert!(doc.contains(&format!("| `{t}` | `{sent}` |")), "{t} {sent}");
         }
-        for (t, f, _) in DROPPED_FIELDS {
+        for (t, f, _) in DROPPED_FIELDS.iter().chain(IGNORED_FIELDS) {
             assert!(doc.contains(&format!("| `{t}` | `{f}` |")), "{t} {f}");
+        }
+        for (t, a, sent, ..) in ACTION_FIELDS {
+            assert!(
+                doc.contains(&format!("| `{t}` | `{a}` | `{sent}` |")),
+                "{t} {a} {sent}"
+            );
         }
         for (t, a, ..) in ACTIONS {
             assert!(doc.contains(&format!("| `{t}` | `{a}` |")), "{t} {a}");
