@@ -145,7 +145,7 @@ pub const DROPPED_FIELDS: &[(&str, &str, &str)] = &[
     (
         "repo",
         "repo_root",
-        "infra names a repository by `root` (a root the operator defines in the policy) and `path` relative to it, never by an absolute path",
+        "infra names a repository by `root` (a root the operator defines in the policy) and `path` relative to it; an absolute `repo_root` is understood only when it lies in one of the policy's roots — this one does not: add a root containing it under [roots], or give `root` and `path`",
     ),
     (
         "pipeline",
@@ -519,6 +519,16 @@ pub fn tool(name: &str) -> &str {
 /// Returns the tool and, when any name changed, what was sent (for the audit record); a
 /// dropped tool or action is refused with the reason.
 pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Value>), Dropped> {
+    resolve_in(tool_sent, args, &|_| None)
+}
+
+/// [`resolve`], with `locate` turning an absolute directory into a root and a path in it (the
+/// replaced repo tool's `repo_root`); one that lies in no root stays refused.
+pub fn resolve_in(
+    tool_sent: &str,
+    args: &mut Value,
+    locate: &dyn Fn(&std::path::Path) -> Option<(String, String)>,
+) -> Result<(String, Option<Value>), Dropped> {
     let mut tool_name = tool(tool_sent).to_string();
     let action = args
         .get("action")
@@ -581,6 +591,21 @@ pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Valu
             _ => {}
         }
         rename_fields(&tool_name, map, &mut renamed);
+        if tool_name == "repo"
+            && !map.contains_key("root")
+            && !map.contains_key("path")
+            && let Some(Value::String(dir)) = map.get("repo_root").cloned()
+            && dir.starts_with('/')
+            && let Some((root, path)) = locate(std::path::Path::new(&dir))
+        {
+            map.remove("repo_root");
+            renamed.insert(
+                "repo_root".into(),
+                json!({"sent": dir, "meant": format!("root {root}, path {path}")}),
+            );
+            map.insert("root".into(), json!(root));
+            map.insert("path".into(), json!(path));
+        }
         for (t, field, why) in IGNORED_FIELDS {
             if *t == tool_name
                 && let Some(v) = map.remove(*field)
@@ -633,6 +658,29 @@ pub fn table() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repo_root_in_a_root_becomes_root_and_path_and_one_outside_is_refused() {
+        let locate = |p: &std::path::Path| {
+            p.strip_prefix("/srv/work")
+                .ok()
+                .map(|rel| ("work".to_string(), rel.display().to_string()))
+        };
+        let mut a = json!({"action": "repo_info", "repo_root": "/srv/work/app"});
+        let (t, sent) = resolve_in("mcp_repo", &mut a, &locate).unwrap();
+        assert_eq!(t, "repo");
+        assert_eq!((&a["root"], &a["path"]), (&json!("work"), &json!("app")));
+        assert!(a.get("repo_root").is_none());
+        assert_eq!(sent.unwrap()["names"]["repo_root"]["sent"], "/srv/work/app");
+        let mut a = json!({"action": "repo_info", "repo_root": "/elsewhere"});
+        let d = resolve_in("mcp_repo", &mut a, &locate).unwrap_err();
+        assert_eq!(d.field.as_deref(), Some("repo_root"));
+        let mut a = json!({"action": "repo_info", "repo_root": "relative/app"});
+        assert!(
+            resolve_in("mcp_repo", &mut a, &locate).is_err(),
+            "only absolute paths"
+        );
+    }
 
     #[test]
     fn names_are_resolved_and_what_was_sent_is_kept() {

@@ -532,6 +532,10 @@ async fn every_tool_and_action_of_the_replaced_catalog_runs_against_live_backend
             if !action.is_empty() {
                 args["action"] = json!(action);
             }
+            // The replaced repo tool named the repository by an absolute path on every call.
+            if tool == "mcp_repo" {
+                args["repo_root"] = json!(w.repo.path());
+            }
             let (err, out) = mcp.call(tool, args.clone()).await;
             calls += 1;
             answers.push_str(&out.to_string());
@@ -558,16 +562,24 @@ async fn every_tool_and_action_of_the_replaced_catalog_runs_against_live_backend
         failures.join("\n")
     );
 
-    // The replaced repo tool named the repository by an absolute `repo_root` on every call; the
-    // replay's repo calls leave it out (infra's root `workspace` is that repository). With it, a
-    // call is refused as dropped, naming the field and the docs.
-    let sent = json!({"action": "repo_info", "repo_root": w.repo.path()});
+    // The replay's `repo_root` lay in the root `workspace`; one in no root of the policy is
+    // refused, naming the field, the fix and the docs — never reached.
+    let outside = tempfile::tempdir().unwrap();
+    let sent = json!({"action": "repo_info", "repo_root": outside.path()});
     let (err, out) = mcp.call("mcp_repo", sent).await;
     let m = out["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        err && m.contains("`repo_root` is not provided by infra") && m.contains("docs/compat.md"),
+        err && m.contains("`repo_root` is not provided by infra")
+            && m.contains("[roots]")
+            && m.contains("docs/compat.md"),
         "{out}"
     );
+    let audited = infra_tests::audit_records(w.home.path());
+    let meant = audited
+        .iter()
+        .find(|r| r["kind"] == "begin" && r["sent"]["names"]["repo_root"].is_object())
+        .expect("a begin record keeps the repo_root sent");
+    assert_eq!(meant["args"]["root"], "workspace", "{meant}");
 
     // The database password (a canary) reached no answer and nothing in the state directory.
     assert!(

@@ -19,6 +19,28 @@ pub struct RootDir {
     pub read_only: bool,
 }
 
+/// The root (the deepest one) and relative path of an absolute directory, for the names of the
+/// tool infra replaces that gave a repository by path. It only names a place: every use still
+/// passes the plugin's grants.
+pub fn locate(shared: &Shared, abs: &Path) -> Option<(String, String)> {
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let abs = canon(abs);
+    let (root, rel) = shared
+        .policy
+        .roots()
+        .filter(|(name, _)| *name != UNSAFE_ROOT)
+        .filter_map(|(name, r)| {
+            let rel = abs.strip_prefix(canon(&r.dir(&shared.start_dir))).ok()?;
+            Some((name.to_string(), rel.to_path_buf()))
+        })
+        .min_by_key(|(_, rel)| rel.components().count())?;
+    let rel = match rel.as_os_str().is_empty() {
+        true => ".".to_string(),
+        false => rel.to_string_lossy().into_owned(),
+    };
+    Some((root, rel))
+}
+
 /// The directory behind root `name`. The pseudo-root [`UNSAFE_ROOT`] is not resolved here: the
 /// caller decides, from the grant and the flag, whether it may stand for `/`.
 pub fn resolve(shared: &Shared, name: &str) -> Result<RootDir, CapError> {

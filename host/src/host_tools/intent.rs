@@ -86,23 +86,11 @@ pub enum Args {
 /// The replaced tool's variable naming the repository whose context intents read.
 const CONTEXT_REPO_ROOT: &str = "MCP_CONTEXT_REPO_ROOT";
 
-/// The root (the deepest one containing it) and relative path of the directory
-/// `MCP_CONTEXT_REPO_ROOT` names: it only chooses the default, it grants nothing.
+/// The root and relative path of the directory `MCP_CONTEXT_REPO_ROOT` names: it only chooses
+/// the default, it grants nothing.
 fn repo_in_a_root(shared: &Shared, repo: &std::path::Path) -> Result<(String, String), Failure> {
-    let canon = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let repo = canon(repo);
-    let best = shared
-        .policy
-        .roots()
-        .filter_map(|(name, r)| {
-            let rel = repo.strip_prefix(canon(&r.dir(&shared.start_dir))).ok()?;
-            Some((name.to_string(), rel.to_path_buf()))
-        })
-        .min_by_key(|(_, rel)| rel.components().count());
-    match best {
-        Some((root, rel)) if rel.as_os_str().is_empty() => Ok((root, ".".into())),
-        Some((root, rel)) => Ok((root, rel.to_string_lossy().into_owned())),
-        None => Err(Failure::invalid(
+    crate::caps::roots::locate(shared, repo).ok_or_else(|| {
+        Failure::invalid(
             "root",
             format!(
                 "{CONTEXT_REPO_ROOT}={} is under no root of the policy; add a root containing it \
@@ -110,8 +98,8 @@ fn repo_in_a_root(shared: &Shared, repo: &std::path::Path) -> Result<(String, St
                 repo.display(),
                 shared.policy.origin()
             ),
-        )),
-    }
+        )
+    })
 }
 
 fn failed(e: impl std::fmt::Display) -> Failure {

@@ -257,10 +257,12 @@ impl Dispatch for Router {
             .unwrap_or_else(new_trace_id);
         // The names of the tool infra replaces become infra's here, once; what was sent is kept
         // for the audit record.
-        let (tool_name, sent, dropped) = match crate::compat::resolve(&request.tool, &mut args) {
-            Ok((t, sent)) => (t, sent, None),
-            Err(d) => (request.tool.clone(), None, Some(d)),
-        };
+        let locate = |dir: &std::path::Path| crate::caps::roots::locate(&self.shared, dir);
+        let (tool_name, sent, dropped) =
+            match crate::compat::resolve_in(&request.tool, &mut args, &locate) {
+                Ok((t, sent)) => (t, sent, None),
+                Err(d) => (request.tool.clone(), None, Some(d)),
+            };
         let action = args
             .get("action")
             .and_then(Value::as_str)
