@@ -826,6 +826,12 @@ async fn methods_and_headers_that_are_the_hosts_to_decide_are_refused() {
             "headers",
             json!({"headers": {"Transfer-Encoding": "chunked"}}),
         ),
+        // A header an agent builds from an answer: a line break would start a second header.
+        (
+            "headers",
+            json!({"headers": {"X-Note": "ok\r\nX-Injected: yes"}}),
+        ),
+        ("headers", json!({"headers": {"Bad Name": "v"}})),
         ("method", json!({"method": "TRACE"})),
         ("method", json!({"method": "track"})),
         ("method", json!({"method": "CONNECT"})),

@@ -530,25 +530,8 @@ async fn no_canary_surfaces_through_a_runbooks_outputs_templates_or_state() {
     let file = secrets.path().join("token");
     std::fs::write(&file, &token).unwrap();
     // A compromised server: it echoes the request's Authorization header in its body.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let r = received.clone();
-    let _server = infra_tests::serve::http1(listener, move |req| {
-        let auth = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
-        r.lock().unwrap().push(auth.clone());
-        async move {
-            Ok(Response::builder()
-                .status(200)
-                .body(Full::new(Bytes::from(format!("you sent: {auth}"))))
-                .unwrap())
-        }
-    });
+    let echo = infra_tests::serve::EchoAuth::start(0).await;
+    let (base, received) = (echo.base.clone(), echo.received.clone());
     home.policy(
         &(std::fs::read_to_string(home.path().join("policy.toml")).unwrap()
             + "profiles = [\"svc\"]\n"),

@@ -86,6 +86,14 @@ impl CallCtx {
         {
             return Err(invalid(format!("headers: {why}")));
         }
+        // Checked here, so that a bad one is named rather than failing the request builder.
+        if let Some(why) = req
+            .headers
+            .iter()
+            .find_map(|h| malformed_header(&h.key, &h.value))
+        {
+            return Err(invalid(format!("headers: {why}")));
+        }
         let headers: Vec<(String, String)> = req
             .headers
             .iter()
@@ -438,6 +446,23 @@ async fn backoff(attempt: u32, retry_after_s: Option<u64>, deadline: Instant) {
 }
 
 /// Refuses a request header the profile sets itself (its auth), rather than send both.
+/// Why a header cannot be sent as given, if it cannot.
+fn malformed_header(name: &str, value: &str) -> Option<String> {
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Some(format!(
+            "'{}' is not a header name; use letters, digits and `-` (no spaces or `:`)",
+            name.escape_debug()
+        ));
+    }
+    if reqwest::header::HeaderValue::from_bytes(value.as_bytes()).is_err() {
+        return Some(format!(
+            "the value of '{name}' holds a line break or another control character; remove it \
+             (one header, one line)"
+        ));
+    }
+    None
+}
+
 fn refuse_profile_headers(
     auth: &[(String, String)],
     headers: &[(String, String)],
