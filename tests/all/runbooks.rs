@@ -444,6 +444,15 @@ async fn a_run_is_a_job_listed_at_its_step_cancelled_from_another_call_and_waite
             assert_eq!(listed["trace_id"], "t-slow", "{listed}");
             assert_eq!(listed["steps_done"], 1, "{listed}");
             let id = text(&listed, "/id").to_string();
+            let (err, waited) = mcp
+                .call(
+                    "jobs",
+                    json!({"action": "wait", "id": id, "timeout_ms": 3000}),
+                )
+                .await;
+            assert!(!err, "{waited}");
+            assert_eq!(waited["done"], false, "still running: {waited}");
+            assert!(waited["hint"].is_string(), "{waited}");
             let (err, cancelled) = mcp
                 .call("jobs", json!({"action": "cancel", "id": id}))
                 .await;

@@ -191,8 +191,35 @@ async fn runbook_run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result
         )),
         Args::Wait { .. } => {
             let started = tokio::time::Instant::now();
-            let until = call.timeout.saturating_sub(WAIT_MARGIN);
-            let done = tokio::time::timeout(until, run.ended()).await.is_ok();
+            let until = started + call.timeout.saturating_sub(WAIT_MARGIN);
+            let mut done = false;
+            loop {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    () = run.ended() => {
+                        done = true;
+                        break;
+                    }
+                    () = tokio::time::sleep(left.min(Duration::from_secs(2))) => {}
+                }
+                if let Some(progress) = &call.progress {
+                    let v = run.view();
+                    progress(
+                        started.elapsed().as_secs_f64(),
+                        None,
+                        Some(format!(
+                            "run {id} of {}: at step {}, {} of {} steps done",
+                            run.runbook,
+                            v["step"].as_str().unwrap_or("-"),
+                            v["steps_done"],
+                            v["steps"]
+                        )),
+                    );
+                }
+            }
             let mut out = run.view();
             out["done"] = json!(done);
             out["waited_ms"] = json!(started.elapsed().as_millis() as u64);
