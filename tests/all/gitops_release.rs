@@ -391,6 +391,62 @@ async fn a_release_plan_changes_nothing_and_hostile_arguments_are_refused() {
     assert!(!argo.requests().iter().any(|(m, _)| m != "GET"));
 }
 
+/// A compromised Argo CD: its failed syncs report every credential infra holds, and 300 KB of
+/// noise. None of them surfaces — answer, audit, artifacts, log — and the answer stays small.
+#[tokio::test]
+async fn a_compromised_argo_cd_echoing_credentials_surfaces_none_and_the_answer_stays_bounded() {
+    let (s, argo) = setup().await;
+    let secrets = [s.forge.token(), argo.token(), s.git_secret.clone()];
+    argo.fail_syncs(
+        "web",
+        &format!(
+            "sync failed: forge {} argo {} git {} {}",
+            secrets[0],
+            secrets[1],
+            secrets[2],
+            "noise ".repeat(50_000)
+        ),
+    );
+    let mcp = s.home.mcp().await;
+    let (err, out) = call(
+        &mcp,
+        args("infra/web-2", None, json!({"apply": true, "merge": true})),
+    )
+    .await;
+    let inline = out.to_string();
+    assert!(
+        inline.len() < 128 * 1024,
+        "the answer is bounded: {} bytes",
+        inline.len()
+    );
+    let whole = s.home.whole(out).to_string();
+    assert!(
+        err || whole.contains("failed"),
+        "{}",
+        &whole[..2000.min(whole.len())]
+    );
+    assert!(
+        whole.contains("sync failed: forge "),
+        "the report is there, scrubbed"
+    );
+    let stderr = mcp.close().await;
+    let all = s.home.all_bytes();
+    for secret in &secrets {
+        assert!(
+            !whole.contains(secret.as_str()),
+            "the answer shows a credential"
+        );
+        assert!(
+            !stderr.contains(secret.as_str()),
+            "the log shows a credential"
+        );
+        assert!(
+            !contains(&all, secret),
+            "the state directory holds a credential"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_release_goes_through_gitlab_merge_requests_and_gitea_pull_requests_too() {
     for kind in ["gitlab", "gitea"] {

@@ -42,7 +42,11 @@ pub async fn spill(
         "status",
     ] {
         if let Some(v) = output.get(k) {
-            slim.insert(k.into(), v.clone());
+            let v = match k {
+                "error" => slim_error(v, cap),
+                _ => v.clone(),
+            };
+            slim.insert(k.into(), v);
         }
     }
     slim.insert("truncated".into(), json!(true));
@@ -65,6 +69,31 @@ pub async fn spill(
     slim.insert("note".into(), json!(note));
     *output = Value::Object(slim);
     stored.ok().map(|info| info.uri)
+}
+
+/// The error of a spilled result, small enough to stay inline: a large `detail` (a failed
+/// run's report, a server's words) is left to the artifact and a long message cut.
+fn slim_error(error: &Value, cap: usize) -> Value {
+    let mut e = error.clone();
+    if e.to_string().len() <= cap / 2 {
+        return e;
+    }
+    if let Some(o) = e.as_object_mut() {
+        if o.remove("detail").is_some() {
+            o.insert("detail_in_artifact".into(), json!(true));
+        }
+        if let Some(Value::String(m)) = o.get_mut("message")
+            && m.len() > cap / 4
+        {
+            let mut end = cap / 4;
+            while !m.is_char_boundary(end) {
+                end -= 1;
+            }
+            m.truncate(end);
+            m.push_str("… (cut; the whole message is in the artifact)");
+        }
+    }
+    e
 }
 
 /// `artifact://` URIs anywhere in a result.
