@@ -6,6 +6,8 @@
 //! what was sent next to what it meant (`sent` in the audit begin record); `help` shows the table.
 //! Every entry is listed in docs/compat.md.
 
+pub mod runbooks;
+
 use serde_json::{Map, Value, json};
 
 /// Tool names of the tool infra replaces → infra's.
@@ -803,6 +805,21 @@ mod tests {
         }
         for (t, a, _) in DROPPED {
             assert!(doc.contains(&format!("| `{t}` | `{a}` |")), "{t} {a}");
+        }
+        for (sent, meant) in runbooks::NAMES.iter().chain(runbooks::INPUTS) {
+            assert!(
+                doc.contains(&format!("| `{sent}` | `{meant}` |")),
+                "{sent} {meant}"
+            );
+        }
+        for (sent, why) in runbooks::IGNORED_INPUTS
+            .iter()
+            .chain(runbooks::DROPPED_INPUTS)
+        {
+            assert!(
+                doc.contains(&format!("| `{sent}` |")) && doc.contains(why),
+                "{sent}"
+            );
         }
     }
 }

@@ -196,6 +196,49 @@ async fn the_replaced_tools_environment_and_targets_file_are_read() {
         "{m}"
     );
 
+    // The replaced tool's runbook quick starts: its names and inputs reach infra's built-ins.
+    let (err, out) = mcp
+        .call(
+            "mcp_runbook",
+            json!({"action": "runbook_run", "name": "ssh.system_info",
+                   "input": {"project_name": "shop", "target_name": "old"}}),
+        )
+        .await;
+    assert!(err, "{out}");
+    let m = text(&out, "/error/message");
+    assert!(
+        m.contains("target 'old'") && m.contains("has no host_key"),
+        "{m}"
+    );
+    let understood = &out["error"]["detail"]["understood"];
+    assert_eq!(understood["target_name"]["meant"], "target", "{out}");
+    assert!(understood["project_name"]["ignored"].is_string(), "{out}");
+    for (name, input, field) in [
+        (
+            "gitops.sync.argocd",
+            json!({"app_name": "web", "kubeconfig": "/root/.kube/config"}),
+            "inputs.kubeconfig",
+        ),
+        (
+            "repo.snapshot",
+            json!({"repo_path": files.path()}),
+            "inputs.repo_path",
+        ),
+    ] {
+        let (err, out) = mcp
+            .call(
+                "mcp_runbook",
+                json!({"action": "runbook_run", "name": name, "input": input}),
+            )
+            .await;
+        assert!(err, "{out}");
+        assert_eq!(out["error"]["field"], field, "{name}: {out}");
+        assert!(
+            text(&out, "/error/message").contains("docs/compat.md"),
+            "{out}"
+        );
+    }
+
     // MCP_RUNBOOKS_PATH receives the user's runbooks.
     let (err, out) = mcp
         .call(

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::HostView;
+use crate::compat::runbooks as compat;
 use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 use crate::runbooks::compile::{Problem, compile};
@@ -286,14 +287,39 @@ pub async fn run_named<D: Dispatch>(
     progress: Option<ProgressFn>,
     ask: Option<std::sync::Arc<dyn Ask>>,
 ) -> Result<Value, Failure> {
-    let name = name.to_string();
     let store = &shared.runbooks;
-    let Some((rb, _)) = store.get(&name).map_err(io)? else {
+    // A name of the tool infra replaces stands for infra's built-in, unless the user stored a
+    // runbook under it.
+    let found = match store.get(name).map_err(io)? {
+        Some(found) => Some((name.to_string(), found)),
+        None => match compat::name(name) {
+            Some(meant) => store
+                .get(meant)
+                .map_err(io)?
+                .map(|f| (meant.to_string(), f)),
+            None => None,
+        },
+    };
+    let Some((name, (rb, _))) = found else {
         return Err(not_found(
-            &name,
+            name,
             store.all().map_err(io)?.into_keys().collect(),
         ));
     };
+    let mut inputs = inputs;
+    let declared = rb.inputs.all();
+    let locate = |dir: &std::path::Path| crate::caps::roots::locate(shared, dir);
+    let understood =
+        compat::inputs(&mut inputs, &|k| declared.contains_key(k), &locate).map_err(|d| {
+            Failure::invalid(
+                format!("inputs.{}", d.input),
+                format!(
+                    "the input `{}` is not provided by infra: {} (docs/compat.md lists what \
+                     changed)",
+                    d.input, d.why
+                ),
+            )
+        })?;
     let problems = compile(&rb, tools);
     if !problems.is_empty() {
         return Err(refused(problems));
@@ -352,6 +378,9 @@ pub async fn run_named<D: Dispatch>(
     run.end(state, report.failed_step.clone());
     let mut value = serde_json::to_value(&report).unwrap_or_default();
     value["run_id"] = json!(run.id);
+    if !understood.is_empty() {
+        value["understood"] = Value::Object(understood);
+    }
     match report.failed_step.is_none() {
         true => Ok(value),
         false => Err(Failure {
