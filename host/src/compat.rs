@@ -524,6 +524,31 @@ pub fn resolve(tool_sent: &str, args: &mut Value) -> Result<(String, Option<Valu
     resolve_in(tool_sent, args, &|_| None)
 }
 
+/// Replaces `map[key]`, an absolute directory that lies in a root (`locate`), by `root` +
+/// `path`; returns what was sent and meant. Anything else is left as it is, for the caller to
+/// refuse.
+pub(crate) fn repository_in_a_root(
+    map: &mut Map<String, Value>,
+    key: &str,
+    locate: &dyn Fn(&std::path::Path) -> Option<(String, String)>,
+) -> Option<Value> {
+    if map.contains_key("root") {
+        return None;
+    }
+    let Some(Value::String(dir)) = map.get(key) else {
+        return None;
+    };
+    let dir = dir.clone();
+    let (root, path) = dir
+        .starts_with('/')
+        .then(|| locate(std::path::Path::new(&dir)))
+        .flatten()?;
+    map.remove(key);
+    map.insert("root".into(), json!(root));
+    map.insert("path".into(), json!(path));
+    Some(json!({"sent": dir, "meant": format!("root {root}, path {path}")}))
+}
+
 /// [`resolve`], with `locate` turning an absolute directory into a root and a path in it (the
 /// replaced repo tool's `repo_root`); one that lies in no root stays refused.
 pub fn resolve_in(
@@ -594,19 +619,10 @@ pub fn resolve_in(
         }
         rename_fields(&tool_name, map, &mut renamed);
         if tool_name == "repo"
-            && !map.contains_key("root")
             && !map.contains_key("path")
-            && let Some(Value::String(dir)) = map.get("repo_root").cloned()
-            && dir.starts_with('/')
-            && let Some((root, path)) = locate(std::path::Path::new(&dir))
+            && let Some(note) = repository_in_a_root(map, "repo_root", locate)
         {
-            map.remove("repo_root");
-            renamed.insert(
-                "repo_root".into(),
-                json!({"sent": dir, "meant": format!("root {root}, path {path}")}),
-            );
-            map.insert("root".into(), json!(root));
-            map.insert("path".into(), json!(path));
+            renamed.insert("repo_root".into(), note);
         }
         for (t, field, why) in IGNORED_FIELDS {
             if *t == tool_name

@@ -93,32 +93,24 @@ pub fn inputs(
         }
     }
     for old in REPOSITORY_INPUTS {
-        let Some(Value::String(dir)) = inputs.get(*old).cloned() else {
-            continue;
-        };
-        if declares(old) || !declares("root") || inputs.contains_key("root") {
+        if declares(old)
+            || !declares("root")
+            || !inputs.contains_key(*old)
+            || inputs.contains_key("root")
+        {
             continue;
         }
-        let Some((root, path)) = dir
-            .starts_with('/')
-            .then(|| locate(Path::new(&dir)))
-            .flatten()
-        else {
+        let Some(note) = super::repository_in_a_root(inputs, old, locate) else {
             return Err(DroppedInput {
                 input: old.to_string(),
                 why: format!(
-                    "{dir:?} lies in no root of the policy; add a root containing it under \
-                     [roots], or pass `root` and `path`"
+                    "{} lies in no root of the policy; add a root containing it under [roots], \
+                     or pass `root` and `path`",
+                    inputs[*old]
                 ),
             });
         };
-        inputs.remove(*old);
-        understood.insert(
-            old.to_string(),
-            json!({"sent": dir, "meant": format!("root {root}, path {path}")}),
-        );
-        inputs.insert("root".into(), json!(root));
-        inputs.insert("path".into(), json!(path));
+        understood.insert(old.to_string(), note);
     }
     Ok(understood)
 }

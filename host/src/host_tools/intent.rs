@@ -2,20 +2,18 @@
 //! router runs every `intent` call here (`dry_run` and `execute` run runbooks, whose steps are
 //! calls through it).
 
-use std::time::Instant;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::runbook::run_named;
+use super::runbook::{RunCall, Undeclared, run_named};
 use crate::caps::Shared;
 use crate::error_kind::ErrorKind;
 use crate::failure::Failure;
 use crate::intents::context::{self, Context};
 use crate::intents::{Capability, context_inputs, fits};
 use crate::policy::Decision;
-use crate::tool::{Ask, Dispatch, ProgressFn, ToolSpec};
+use crate::tool::Dispatch;
 
 pub const DESCRIPTION: &str = "Intents: what you want done, turned into the runbook that fits the \
 repository under a granted root (`root`, default `workspace`; `path`; without both, the \
@@ -202,17 +200,8 @@ fn plan(
 }
 
 /// Runs `intent`.
-#[allow(clippy::too_many_arguments)]
-pub async fn call<D: Dispatch>(
-    d: &D,
-    shared: &Shared,
-    tools: &[ToolSpec],
-    args: Value,
-    trace_id: &str,
-    deadline: Instant,
-    progress: Option<ProgressFn>,
-    ask: Option<std::sync::Arc<dyn Ask>>,
-) -> Result<Value, Failure> {
+pub async fn call<D: Dispatch>(call: RunCall<'_, D>, args: Value) -> Result<Value, Failure> {
+    let shared = call.shared;
     let all = shared.intents.all().map_err(failed)?;
     let at = |root: &Option<String>, path: &Option<String>| -> Result<(String, String), Failure> {
         if let (None, None, Some(repo)) = (root, path, std::env::var_os(CONTEXT_REPO_ROOT)) {
@@ -302,10 +291,7 @@ pub async fn call<D: Dispatch>(
         } => {
             let (root, path) = at(&root, &path)?;
             let (_, cap, p) = planned(shared, &all, &kind, &root, &path, inputs)?;
-            let report = run_plan(
-                d, shared, tools, cap, &p, false, trace_id, deadline, progress, ask,
-            )
-            .await?;
+            let report = run_plan(call, cap, &p, false).await?;
             Ok(json!({"type": kind, "plan": p, "run": report,
                       "notes": ["a dry run: apply was false, so steps that write answered with their plans and changed nothing"]}))
         }
@@ -328,10 +314,7 @@ pub async fn call<D: Dispatch>(
                 ));
             }
             let apply = apply.unwrap_or(false);
-            let report = run_plan(
-                d, shared, tools, cap, &p, apply, trace_id, deadline, progress, ask,
-            )
-            .await?;
+            let report = run_plan(call, cap, &p, apply).await?;
             let mut out = json!({"type": kind, "plan": p, "run": report, "applied": apply});
             if cap.effects.requires_apply && !apply {
                 out["notes"] = json!([
@@ -368,41 +351,13 @@ fn planned<'a>(
 
 /// Runs the runbook of `plan` with its inputs and `apply` (dropped when the runbook takes no
 /// `apply`).
-#[allow(clippy::too_many_arguments)]
 async fn run_plan<D: Dispatch>(
-    d: &D,
-    shared: &Shared,
-    tools: &[ToolSpec],
+    call: RunCall<'_, D>,
     cap: &Capability,
     plan: &Value,
     apply: bool,
-    trace_id: &str,
-    deadline: Instant,
-    progress: Option<ProgressFn>,
-    ask: Option<std::sync::Arc<dyn Ask>>,
 ) -> Result<Value, Failure> {
     let mut inputs = plan["inputs"].as_object().cloned().unwrap_or_default();
     inputs.insert("apply".into(), json!(apply));
-    declared_only(shared, &cap.runbook, &mut inputs);
-    run_named(
-        d,
-        shared,
-        tools,
-        &cap.runbook,
-        inputs,
-        trace_id,
-        deadline,
-        progress,
-        ask,
-    )
-    .await
-}
-
-/// Drops inputs the runbook does not declare (`apply` for a read-only one), which a run would
-/// refuse.
-fn declared_only(shared: &Shared, runbook: &str, inputs: &mut Map<String, Value>) {
-    if let Ok(Some((rb, _))) = shared.runbooks.get(runbook) {
-        let declared = rb.inputs.all();
-        inputs.retain(|k, _| declared.contains_key(k));
-    }
+    run_named(call, &cap.runbook, inputs, Undeclared::Drop).await
 }

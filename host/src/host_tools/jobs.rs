@@ -103,7 +103,8 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
         | Args::Cancel { id, .. } => id,
     };
     if runs::is_run_id(id) {
-        return runbook_run(host, args, call).await;
+        let id = id.clone();
+        return runbook_run(host, &id, args, call).await;
     }
     let jobs = &host.shared.jobs;
     let mut job = jobs.get(id)?.ok_or_else(|| {
@@ -161,14 +162,12 @@ pub async fn run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Val
 }
 
 /// `status`, `wait`, `logs` and `cancel` of a runbook run.
-async fn runbook_run(host: &HostView<'_>, args: Args, call: &HostCall) -> Result<Value, Failure> {
-    let id = match &args {
-        Args::Status { id }
-        | Args::Wait { id }
-        | Args::Logs { id, .. }
-        | Args::Cancel { id, .. } => id,
-        Args::List { .. } => unreachable!("handled by the caller"),
-    };
+async fn runbook_run(
+    host: &HostView<'_>,
+    id: &str,
+    args: Args,
+    call: &HostCall,
+) -> Result<Value, Failure> {
     let run = host.shared.runs.get(id).ok_or_else(|| {
         Failure::new(
             ErrorKind::NotFound,

@@ -12,7 +12,7 @@ mod runbook;
 mod state;
 
 pub use intent::call as run_intent;
-pub use runbook::run as run_runbook;
+pub use runbook::{RunCall, run as run_runbook};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -199,25 +199,19 @@ pub fn tool(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
             if !problems.is_empty() {
                 return Err(refused(problems));
             }
-            let all = store.all().map_err(io)?;
-            let mine = all
-                .values()
-                .filter(|(_, src)| *src != store::Source::Builtin)
-                .count();
-            if mine >= store::MAX_USER_RUNBOOKS
-                && !all
-                    .get(&name)
-                    .is_some_and(|(_, s)| *s != store::Source::Builtin)
-            {
-                return Err(Failure::invalid(
-                    "name",
-                    format!(
-                        "the runbooks file holds {mine} runbooks, the most it keeps; delete some \
-                         (`list`, then `delete`) or replace one by upserting its name"
-                    ),
-                ));
-            }
-            let replaced = store.upsert(&name, &rb).map_err(io)?;
+            let replaced = match store.upsert(&name, &rb).map_err(io)? {
+                store::Upserted::Full(held) => {
+                    return Err(Failure::invalid(
+                        "name",
+                        format!(
+                            "the runbooks file holds {held} runbooks, the most it keeps; delete \
+                             some (`list`, then `delete`) or replace one by upserting its name"
+                        ),
+                    ));
+                }
+                store::Upserted::Replaced => true,
+                store::Upserted::Added => false,
+            };
             Ok(json!({"name": name, "replaced": replaced, "file": store.file()}))
         }
         Args::Delete { name } => {
@@ -244,49 +238,60 @@ pub fn tool(host: &HostView<'_>, args: Args) -> Result<Value, Failure> {
     }
 }
 
-/// `run`: looks the runbook up, checks it compiles, runs its steps through `d`.
-#[allow(clippy::too_many_arguments)]
-pub async fn run<D: Dispatch>(
-    d: &D,
-    shared: &crate::caps::Shared,
-    tools: &[ToolSpec],
-    args: Value,
-    trace_id: &str,
-    deadline: Instant,
-    progress: Option<ProgressFn>,
-    ask: Option<std::sync::Arc<dyn Ask>>,
-) -> Result<Value, Failure> {
+/// What a run takes from the call that starts it (`runbook run`, `intent` dry_run and execute):
+/// the router its steps are called through, the host and its listed tools, and the call's trace
+/// id, deadline and front hooks.
+pub struct RunCall<'a, D> {
+    /// Where each step is called: the router.
+    pub d: &'a D,
+    /// Host-wide state: the runbook store, state values, the run registry.
+    pub shared: &'a crate::caps::Shared,
+    /// The listed tools, which steps are compiled against.
+    pub tools: &'a [ToolSpec],
+    /// The run's trace id, on every step's audit record.
+    pub trace_id: &'a str,
+    /// When the run must be over.
+    pub deadline: Instant,
+    /// Where per-step progress goes.
+    pub progress: Option<ProgressFn>,
+    /// How steps ask the user (approvals).
+    pub ask: Option<std::sync::Arc<dyn Ask>>,
+}
+
+/// Which inputs a run takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undeclared {
+    /// An input the runbook does not declare is refused (the agent named it).
+    Refuse,
+    /// It is left out (a plan filled it for runbooks in general, e.g. `apply`).
+    Drop,
+}
+
+/// `run`: looks the runbook up, checks it compiles, runs its steps through the router.
+pub async fn run<D: Dispatch>(call: RunCall<'_, D>, args: Value) -> Result<Value, Failure> {
     let Args::Run { name, inputs } = super::parse(args)? else {
         return Err(Failure::new(ErrorKind::Failed, "not a run"));
     };
-    run_named(
-        d,
-        shared,
-        tools,
-        &name,
-        inputs.unwrap_or_default(),
-        trace_id,
-        deadline,
-        progress,
-        ask,
-    )
-    .await
+    run_named(call, &name, inputs.unwrap_or_default(), Undeclared::Refuse).await
 }
 
 /// Runs the stored runbook `name` with `inputs`: refused when it does not compile; a failed
 /// run is a failure whose detail is the whole report.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_named<D: Dispatch>(
-    d: &D,
-    shared: &crate::caps::Shared,
-    tools: &[ToolSpec],
+    call: RunCall<'_, D>,
     name: &str,
     inputs: Map<String, Value>,
-    trace_id: &str,
-    deadline: Instant,
-    progress: Option<ProgressFn>,
-    ask: Option<std::sync::Arc<dyn Ask>>,
+    undeclared: Undeclared,
 ) -> Result<Value, Failure> {
+    let RunCall {
+        d,
+        shared,
+        tools,
+        trace_id,
+        deadline,
+        progress,
+        ask,
+    } = call;
     let store = &shared.runbooks;
     // A name of the tool infra replaces stands for infra's built-in, unless the user stored a
     // runbook under it.
@@ -308,6 +313,9 @@ pub async fn run_named<D: Dispatch>(
     };
     let mut inputs = inputs;
     let declared = rb.inputs.all();
+    if undeclared == Undeclared::Drop {
+        inputs.retain(|k, _| declared.contains_key(k));
+    }
     let locate = |dir: &std::path::Path| crate::caps::roots::locate(shared, dir);
     let understood =
         compat::inputs(&mut inputs, &|k| declared.contains_key(k), &locate).map_err(|d| {

@@ -151,31 +151,21 @@ impl Router {
         let FrontHooks { progress, ask } = front;
         // A runbook's steps are calls through this router, so it runs here, not as a plain
         // host tool.
-        if spec.plugin.is_none() && spec.name == "runbook" && args["action"] == "run" {
-            return host_tools::run_runbook(
-                self,
-                &self.shared,
-                &self.tools,
-                args,
+        let runs = spec.name == "intent" || (spec.name == "runbook" && args["action"] == "run");
+        if spec.plugin.is_none() && runs {
+            let call = host_tools::RunCall {
+                d: self,
+                shared: &self.shared,
+                tools: &self.tools,
                 trace_id,
-                Instant::now() + timeout,
+                deadline: Instant::now() + timeout,
                 progress,
                 ask,
-            )
-            .await;
-        }
-        if spec.plugin.is_none() && spec.name == "intent" {
-            return host_tools::run_intent(
-                self,
-                &self.shared,
-                &self.tools,
-                args,
-                trace_id,
-                Instant::now() + timeout,
-                progress,
-                ask,
-            )
-            .await;
+            };
+            return match spec.name.as_str() {
+                "intent" => host_tools::run_intent(call, args).await,
+                _ => host_tools::run_runbook(call, args).await,
+            };
         }
         let Some(plugin_name) = &spec.plugin else {
             let call = host_tools::HostCall::new(&spec.name, trace_id, timeout, progress, events);

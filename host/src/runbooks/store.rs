@@ -127,6 +127,17 @@ pub fn builtins() -> &'static BTreeMap<String, Runbook> {
     })
 }
 
+/// What [`Store::upsert`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// A new runbook was stored.
+    Added,
+    /// One of the same name was replaced.
+    Replaced,
+    /// Nothing: the file holds this many runbooks, the most it keeps.
+    Full(usize),
+}
+
 /// The user's runbooks file and the built-ins.
 pub struct Store {
     file: PathBuf,
@@ -176,11 +187,22 @@ impl Store {
         Ok(self.all()?.remove(name))
     }
 
-    /// Adds or replaces the user's runbook `name`; returns whether one was replaced.
-    pub fn upsert(&self, name: &str, rb: &Runbook) -> anyhow::Result<bool> {
-        self.change(|m| {
+    /// Adds or replaces the user's runbook `name`; a new one is refused, changing nothing, when
+    /// the file holds [`MAX_USER_RUNBOOKS`] already (counted under the file's lock).
+    pub fn upsert(&self, name: &str, rb: &Runbook) -> anyhow::Result<Upserted> {
+        let mut full = None;
+        let replaced = self.change(|m| {
+            if !m.contains_key(name) && m.len() >= MAX_USER_RUNBOOKS {
+                full = Some(m.len());
+                return Ok(false);
+            }
             Ok(m.insert(name.to_string(), serde_json::to_value(rb)?)
                 .is_some())
+        })?;
+        Ok(match (full, replaced) {
+            (Some(held), _) => Upserted::Full(held),
+            (None, true) => Upserted::Replaced,
+            (None, false) => Upserted::Added,
         })
     }
 
