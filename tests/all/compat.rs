@@ -239,6 +239,21 @@ async fn the_replaced_tools_environment_and_targets_file_are_read() {
         );
     }
 
+    // A repo_root that only looks as if it were in the root is refused, never reached.
+    for sneaky in [
+        format!("{}/../../etc", work.path().display()),
+        format!("{}/missing/../../..", work.path().display()),
+    ] {
+        let (err, out) = mcp
+            .call(
+                "mcp_repo",
+                json!({"action": "repo_info", "repo_root": sneaky}),
+            )
+            .await;
+        assert!(err, "{sneaky}: {out}");
+        assert_eq!(out["error"]["field"], "repo_root", "{sneaky}: {out}");
+    }
+
     // MCP_RUNBOOKS_PATH receives the user's runbooks.
     let (err, out) = mcp
         .call(

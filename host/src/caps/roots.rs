@@ -31,7 +31,11 @@ pub fn locate(shared: &Shared, abs: &Path) -> Option<(String, String)> {
         .filter(|(name, _)| *name != UNSAFE_ROOT)
         .filter_map(|(name, r)| {
             let rel = abs.strip_prefix(canon(&r.dir(&shared.start_dir))).ok()?;
-            Some((name.to_string(), rel.to_path_buf()))
+            // A path that does not exist is not canonical: `root/../..` must not name a place
+            // in the root.
+            rel.components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+                .then(|| (name.to_string(), rel.to_path_buf()))
         })
         .min_by_key(|(_, rel)| rel.components().count())?;
     let rel = match rel.as_os_str().is_empty() {
